@@ -1,0 +1,68 @@
+import type { Logger } from "pino";
+import { SessionStore } from "./auth/sessions.js";
+import { TokenService } from "./auth/tokens.js";
+import { UserService } from "./auth/users.js";
+import type { Config } from "./config.js";
+import { systemActor } from "./core/audit.js";
+import type { AppContext } from "./core/context.js";
+import { EmailServerService } from "./core/email-servers.js";
+import { createLogger } from "./logger.js";
+import { migrateToLatest, openStorage } from "./storage/db.js";
+import { loadSecretBox } from "./storage/secrets.js";
+
+/** Everything a running Mailroom holds: the context and one instance of each service. */
+export interface Mailroom {
+  ctx: AppContext;
+  servers: EmailServerService;
+  users: UserService;
+  sessions: SessionStore;
+  tokens: TokenService;
+  close(): Promise<void>;
+}
+
+export function createMailroom(config: Config, log: Logger = createLogger(config.logLevel)): Mailroom {
+  const storage = openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const secrets = loadSecretBox(config.dataDir, config.secretKey);
+  const ctx: AppContext = { config, storage, db: storage.db, secrets, log };
+  return {
+    ctx,
+    servers: new EmailServerService(ctx),
+    users: new UserService(storage.db),
+    sessions: new SessionStore(storage.db),
+    tokens: new TokenService(storage.db),
+    close: () => storage.close(),
+  };
+}
+
+export interface BootstrapResult {
+  migrations: string[];
+  /** Set when this start created the first admin. The password is shown once, only if generated. */
+  admin?: { email: string; generatedPassword: string | null };
+  createdCaptureServer: boolean;
+}
+
+/**
+ * First-start work, idempotent: the schema, a first super admin if there is no user,
+ * and a Capture server as the default if there is no server.
+ */
+export async function bootstrap(mailroom: Mailroom): Promise<BootstrapResult> {
+  const { config } = mailroom.ctx;
+  const migrations = await migrateToLatest(mailroom.ctx.db);
+  const result: BootstrapResult = { migrations, createdCaptureServer: false };
+  if ((await mailroom.users.count()) === 0) {
+    const email = config.adminEmail ?? "admin@mailroom.localhost";
+    const { generatedPassword } = await mailroom.users.create(
+      { email, name: "Administrator", password: config.adminPassword, superAdmin: true },
+      systemActor,
+    );
+    result.admin = { email, generatedPassword };
+  }
+  if ((await mailroom.servers.list({ limit: 1 })).total === 0) {
+    await mailroom.servers.create(
+      { name: "Capture", driver: "capture", fromAddress: "noreply@mailroom.localhost", fromName: "Mailroom", isDefault: true },
+      systemActor,
+    );
+    result.createdCaptureServer = true;
+  }
+  return result;
+}

@@ -1,0 +1,38 @@
+/** Every permission Mailroom checks. Super admins pass every check. */
+export const permissions = [
+  "email-servers.view",
+  "email-servers.update",
+  "email-servers.test",
+  "messages.send",
+  "messages.view",
+  "users.manage",
+  "audit.view",
+] as const;
+
+export type Permission = (typeof permissions)[number];
+
+export function isPermission(value: unknown): value is Permission {
+  return typeof value === "string" && (permissions as readonly string[]).includes(value);
+}
+
+/** Who is making a request, and what they may do. */
+export interface Principal {
+  kind: "user" | "token";
+  id: string;
+  label: string;
+  email: string | null;
+  superAdmin: boolean;
+  permissions: ReadonlySet<Permission>;
+  /** For API tokens limited to some email servers; null means every server. */
+  serverIds: readonly string[] | null;
+  /** The user behind a session (or the token's creator). */
+  userId: string | null;
+}
+
+export function can(principal: Principal, permission: Permission): boolean {
+  return principal.superAdmin || principal.permissions.has(permission);
+}
+
+export function canUseServer(principal: Principal, serverId: string): boolean {
+  return principal.serverIds === null || principal.serverIds.includes(serverId);
+}

@@ -1,0 +1,28 @@
+import { createMailroom } from "../app.js";
+import type { Config } from "../config.js";
+import { cliActor } from "../core/audit.js";
+import { reencryptAll } from "../core/key-rotation.js";
+import { migrateToLatest } from "../storage/db.js";
+import { addKeyToFile, pruneKeyFile } from "../storage/secrets.js";
+
+/**
+ * `mailroom keys rotate`. With the key file: a new key is added, every secret is
+ * re-encrypted with it, then the old keys are dropped. With MAILROOM_SECRET_KEY the
+ * operator puts the new key first ("new,old"), runs this, then removes the old one.
+ */
+export async function keysCommand(config: Config): Promise<number> {
+  if (!config.secretKey) addKeyToFile(config.dataDir);
+  const mailroom = createMailroom(config);
+  try {
+    await migrateToLatest(mailroom.ctx.db);
+    const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor);
+    if (!config.secretKey) pruneKeyFile(config.dataDir);
+    console.log(`Re-encrypted ${count} secret(s) with key ${mailroom.ctx.secrets.currentKeyId}.`);
+    if (config.secretKey && config.secretKey.includes(",")) {
+      console.log("Every secret now uses the first key in MAILROOM_SECRET_KEY: remove the others from it.");
+    }
+    return 0;
+  } finally {
+    await mailroom.close();
+  }
+}

@@ -1,0 +1,167 @@
+import { parseArgs } from "node:util";
+import { createMailroom } from "../app.js";
+import { isPermission, permissions } from "../auth/permissions.js";
+import { ConfigError, type Config, loadConfig } from "../config.js";
+import { cliActor } from "../core/audit.js";
+import { MailroomError } from "../core/errors.js";
+import { migrateToLatest } from "../storage/db.js";
+import { serversCommand } from "./servers.js";
+import { keysCommand } from "./keys.js";
+import { startMailroom, welcomeText } from "./serve.js";
+
+const USAGE = `Usage: mailroom <command> [options]
+
+Commands:
+  serve                         start the API, the admin UI and the delivery workers
+  migrate                       bring the database schema up to date
+  user create <email> [--name N] [--super-admin]
+                                create a user; prints a one-time password
+  user reset-password <email>   set a new one-time password
+  token create --name N --permission P [--permission P…] [--server S…]
+                                create an API token (printed once)
+  servers list|show <server>    the email servers
+  servers export [--format yaml|json] [--output FILE]
+                                write the servers, secrets as \${ENV} placeholders
+  servers import FILE [--dry-run]
+                                create or update servers from an export
+  keys rotate                   re-encrypt every secret with a new key
+
+Options for every command (each also read from the environment):
+  --port N (MAILROOM_PORT)  --host H (MAILROOM_HOST)  --public-url U (MAILROOM_PUBLIC_URL)
+  --data-dir D (MAILROOM_DATA_DIR)  --database-url U (DATABASE_URL)
+Permissions: ${permissions.join(", ")}`;
+
+const globalOptions = {
+  port: { type: "string" },
+  host: { type: "string" },
+  "public-url": { type: "string" },
+  "data-dir": { type: "string" },
+  "database-url": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function configFrom(values: Record<string, unknown>): Config {
+  const env = { ...process.env };
+  // Flags go through the same checks as the environment variables they stand for.
+  if (values.port !== undefined) env.MAILROOM_PORT = String(values.port);
+  if (values.host !== undefined) env.MAILROOM_HOST = String(values.host);
+  if (values["public-url"] !== undefined) env.MAILROOM_PUBLIC_URL = String(values["public-url"]);
+  if (values["data-dir"] !== undefined) env.MAILROOM_DATA_DIR = String(values["data-dir"]);
+  if (values["database-url"] !== undefined) env.DATABASE_URL = String(values["database-url"]);
+  return loadConfig(env);
+}
+
+/** Opens the database, runs `fn`, closes it. For the one-shot commands. */
+async function withMailroom<T>(config: Config, fn: (m: ReturnType<typeof createMailroom>) => Promise<T>): Promise<T> {
+  const mailroom = createMailroom(config);
+  try {
+    await migrateToLatest(mailroom.ctx.db);
+    return await fn(mailroom);
+  } finally {
+    await mailroom.close();
+  }
+}
+
+async function serve(config: Config): Promise<number> {
+  const running = await startMailroom(config);
+  console.log(welcomeText(running));
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await running.stop();
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...globalOptions,
+        name: { type: "string" },
+        "super-admin": { type: "boolean" },
+        permission: { type: "string", multiple: true },
+        server: { type: "string", multiple: true },
+        format: { type: "string" },
+        output: { type: "string", short: "o" },
+        "dry-run": { type: "boolean" },
+      },
+    });
+    const [command, sub, arg] = positionals;
+    if (values.help || !command) {
+      console.log(USAGE);
+      return command || values.help ? 0 : 2;
+    }
+    const config = configFrom(values);
+    switch (command) {
+      case "serve":
+        return await serve(config);
+      case "migrate": {
+        const mailroom = createMailroom(config);
+        try {
+          const done = await migrateToLatest(mailroom.ctx.db);
+          console.log(done.length ? `Applied: ${done.join(", ")}` : "The database is up to date.");
+        } finally {
+          await mailroom.close();
+        }
+        return 0;
+      }
+      case "user":
+        return await withMailroom(config, async (m) => {
+          if (!arg || (sub !== "create" && sub !== "reset-password")) return usageError("user create|reset-password <email>");
+          if (sub === "create") {
+            const { user, generatedPassword } = await m.users.create(
+              { email: arg, name: values.name, superAdmin: values["super-admin"] ?? false },
+              cliActor,
+            );
+            console.log(`Created ${user.superAdmin ? "super admin " : "user "}${user.email}.`);
+            console.log(`One-time password: ${generatedPassword}`);
+            return 0;
+          }
+          const password = await m.users.resetPassword(arg, cliActor);
+          console.log(`New one-time password for ${arg}: ${password}`);
+          return 0;
+        });
+      case "token":
+        return await withMailroom(config, async (m) => {
+          if (sub !== "create" || !values.name || !values.permission?.length) {
+            return usageError("token create --name NAME --permission PERMISSION [--server SERVER]");
+          }
+          const bad = values.permission.find((p) => !isPermission(p));
+          if (bad) return usageError(`unknown permission '${bad}': use any of ${permissions.join(", ")}`);
+          const serverIds = [];
+          for (const s of values.server ?? []) serverIds.push((await m.servers.getRow(s)).id);
+          const { token, view } = await m.tokens.create(
+            { name: values.name, permissions: values.permission, serverIds },
+            cliActor,
+            null,
+          );
+          console.log(`Created token '${view.name}' with ${view.permissions.join(", ")}. It is shown once:`);
+          console.log(token);
+          return 0;
+        });
+      case "servers":
+        return await withMailroom(config, (m) => serversCommand(m, sub, arg, values));
+      case "keys":
+        if (sub !== "rotate") return usageError("keys rotate");
+        return await keysCommand(config);
+      default:
+        return usageError(`unknown command '${command}'`);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof MailroomError) {
+      console.error(`mailroom: ${error.message}`);
+      return 1;
+    }
+    if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) return usageError((error as Error).message);
+    throw error;
+  }
+}
+
+function usageError(message: string): number {
+  console.error(`mailroom: ${message}\nRun 'mailroom --help' for the commands.`);
+  return 2;
+}

@@ -1,0 +1,55 @@
+import type { FastifyInstance } from "fastify";
+import { type BootstrapResult, type Mailroom, bootstrap, createMailroom } from "../app.js";
+import type { Config } from "../config.js";
+import { buildServer } from "../http/server.js";
+
+export interface RunningMailroom {
+  mailroom: Mailroom;
+  app: FastifyInstance;
+  url: string;
+  boot: BootstrapResult;
+  stop(): Promise<void>;
+}
+
+/** Starts everything: database, first-start work, HTTP. Used by `mailroom serve` and by tests. */
+export async function startMailroom(config: Config): Promise<RunningMailroom> {
+  const mailroom = createMailroom(config);
+  const boot = await bootstrap(mailroom);
+  const app = await buildServer(mailroom);
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  let stopping: Promise<void> | undefined;
+  return {
+    mailroom,
+    app,
+    url,
+    boot,
+    stop: () => {
+      stopping ??= (async () => {
+        await app.close();
+        await mailroom.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+export function welcomeText(running: RunningMailroom): string {
+  const lines = [`Mailroom is running at ${running.mailroom.ctx.config.publicUrl} (listening on ${running.url}).`];
+  const { admin, createdCaptureServer } = running.boot;
+  if (admin) {
+    lines.push("", "First start: a super admin was created.", `  Email:    ${admin.email}`);
+    lines.push(
+      admin.generatedPassword
+        ? `  Password: ${admin.generatedPassword}   (shown once: sign in and change it, or run 'mailroom user reset-password ${admin.email}')`
+        : "  Password: the one in MAILROOM_ADMIN_PASSWORD",
+    );
+  }
+  if (createdCaptureServer) {
+    lines.push("", "A 'Capture' email server is the default: it keeps mail in Mailroom instead of sending it.");
+  }
+  lines.push("", `API docs: ${running.mailroom.ctx.config.publicUrl}/api/docs`);
+  return lines.join("\n");
+}

@@ -1,0 +1,201 @@
+import fs from "node:fs";
+import YAML from "yaml";
+import type { Mailroom } from "../app.js";
+import { cliActor } from "../core/audit.js";
+import type { EmailServerInput, EmailServerView } from "../core/email-servers.js";
+import { MailroomError } from "../core/errors.js";
+import { parseSettings } from "../core/settings.js";
+import { findDriver } from "../drivers/registry.js";
+
+/** The file `servers export` writes and `servers import` reads. */
+interface ExportFile {
+  version: 1;
+  servers: ExportedServer[];
+}
+
+interface ExportedServer {
+  name: string;
+  driver: string;
+  fromAddress: string;
+  fromName: string;
+  isDefault: boolean;
+  settings: Record<string, unknown>;
+}
+
+const PLACEHOLDER = /^\$\{([A-Z][A-Z0-9_]*)\}$/;
+
+/** MAILROOM_SECRET_<SERVER>_<SETTING>, e.g. MAILROOM_SECRET_MAIN_SMTP_PASSWORD. */
+export function secretEnvName(serverName: string, key: string): string {
+  const part = (s: string) =>
+    s
+      .replace(/([a-z])([A-Z])/g, "$1_$2")
+      .replace(/[^A-Za-z0-9]+/g, "_")
+      .replace(/^_|_$/g, "")
+      .toUpperCase();
+  return `MAILROOM_SECRET_${part(serverName)}_${part(key)}`;
+}
+
+function exportServer(view: EmailServerView): ExportedServer {
+  const driver = findDriver(view.driver);
+  const settings: Record<string, unknown> = {};
+  for (const f of driver?.fields ?? []) {
+    const value = view.settings[f.key];
+    if (f.readOnly) continue;
+    if (f.secret) {
+      // The value never leaves: the file names the variable that will hold it on import.
+      if ((value as { set: boolean }).set) settings[f.key] = `\${${secretEnvName(view.name, f.key)}}`;
+    } else if (value !== null) {
+      settings[f.key] = value;
+    }
+  }
+  return {
+    name: view.name,
+    driver: view.driver,
+    fromAddress: view.fromAddress,
+    fromName: view.fromName,
+    isDefault: view.isDefault,
+    settings,
+  };
+}
+
+export async function exportServers(mailroom: Mailroom): Promise<ExportFile> {
+  const { items } = await mailroom.servers.list({ limit: 10_000 });
+  return { version: 1, servers: items.map(exportServer) };
+}
+
+export interface ImportStep {
+  name: string;
+  action: "create" | "update" | "unchanged";
+  changes: string[];
+  input: EmailServerInput;
+  warnings: string[];
+}
+
+/**
+ * Works out what an import would do, checking every server before anything is written.
+ * Secrets come from the environment variables the placeholders name; an unset variable
+ * keeps the stored secret (or leaves a new server's secret empty, with a warning).
+ */
+export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.ProcessEnv): Promise<ImportStep[]> {
+  let file: ExportFile;
+  try {
+    file = YAML.parse(text) as ExportFile;
+  } catch (error) {
+    throw new MailroomError("validation_failed", `The file is neither YAML nor JSON: ${(error as Error).message}`);
+  }
+  if (!file || file.version !== 1 || !Array.isArray(file.servers)) {
+    throw new MailroomError("validation_failed", "The file needs 'version: 1' and a 'servers' list, as 'servers export' writes.");
+  }
+  const steps: ImportStep[] = [];
+  for (const [index, server] of file.servers.entries()) {
+    const where = `servers[${index}]${server?.name ? ` (${server.name})` : ""}`;
+    const driver = findDriver(server?.driver);
+    if (!driver) throw new MailroomError("unknown_driver", `${where}: unknown driver '${server?.driver}'.`);
+    const warnings: string[] = [];
+    const settings: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(server.settings ?? {})) {
+      const match = typeof value === "string" ? PLACEHOLDER.exec(value) : null;
+      if (!match) settings[key] = value;
+      else if (env[match[1]] !== undefined) settings[key] = env[match[1]];
+      else warnings.push(`${key}: ${match[1]} is not set, so the stored secret (if any) is kept`);
+    }
+    const parsed = parseSettings(driver, settings);
+    if (parsed.problems.length) {
+      throw new MailroomError("invalid_setting", `${where}: ${parsed.problems[0].field} ${parsed.problems[0].message}.`, parsed.problems);
+    }
+    const input: EmailServerInput = {
+      name: server.name,
+      driver: server.driver,
+      fromAddress: server.fromAddress ?? "",
+      fromName: server.fromName ?? "",
+      settings,
+      isDefault: server.isDefault === true,
+    };
+    const existing = await mailroom.servers.findRow(server.name);
+    if (!existing) {
+      steps.push({ name: server.name, action: "create", changes: ["new server"], input, warnings });
+      continue;
+    }
+    const current = exportServer(mailroom.servers.toView(existing));
+    const changes: string[] = [];
+    for (const key of ["driver", "fromAddress", "fromName"] as const) {
+      if (current[key] !== input[key]) changes.push(`${key}: ${JSON.stringify(current[key])} → ${JSON.stringify(input[key])}`);
+    }
+    if (input.isDefault && !current.isDefault) changes.push("becomes the default");
+    for (const f of driver.fields) {
+      if (f.readOnly) continue;
+      if (f.secret) {
+        if (parsed.secretChanges[f.key] !== undefined) changes.push(`${f.key}: [secret from the environment]`);
+        continue;
+      }
+      const before = JSON.stringify(current.settings[f.key] ?? null);
+      const after = JSON.stringify(parsed.settings[f.key] ?? null);
+      if (before !== after) changes.push(`${f.key}: ${before} → ${after}`);
+    }
+    steps.push({ name: server.name, action: changes.length ? "update" : "unchanged", changes, input, warnings });
+  }
+  return steps;
+}
+
+export async function applyImport(mailroom: Mailroom, steps: ImportStep[]): Promise<void> {
+  for (const step of steps) {
+    if (step.action === "create") await mailroom.servers.create(step.input, cliActor);
+    if (step.action === "update") await mailroom.servers.replace(step.name, step.input, cliActor);
+  }
+}
+
+function printServer(view: EmailServerView): void {
+  console.log(`${view.name}${view.isDefault ? " (default)" : ""}  [${view.driver}]  ${view.status}`);
+  console.log(`  id: ${view.id}`);
+  console.log(`  from: ${view.fromName ? `${view.fromName} ` : ""}<${view.fromAddress}>`);
+  for (const [key, value] of Object.entries(view.settings)) {
+    const shown = value && typeof value === "object" && "set" in value ? (value.set ? "[set]" : "[not set]") : JSON.stringify(value);
+    console.log(`  ${key}: ${shown}`);
+  }
+  if (view.statusDetail) console.log(`  status: ${view.statusDetail}`);
+}
+
+export async function serversCommand(
+  mailroom: Mailroom,
+  sub: string | undefined,
+  arg: string | undefined,
+  options: { format?: string; output?: string; "dry-run"?: boolean },
+): Promise<number> {
+  switch (sub) {
+    case "list": {
+      const { items } = await mailroom.servers.list({ limit: 10_000 });
+      for (const s of items) console.log(`${s.isDefault ? "*" : " "} ${s.name}  [${s.driver}]  ${s.status}  ${s.id}`);
+      return 0;
+    }
+    case "show":
+      if (!arg) break;
+      printServer(await mailroom.servers.get(arg));
+      return 0;
+    case "export": {
+      const format = options.format ?? (options.output?.endsWith(".json") ? "json" : "yaml");
+      if (format !== "yaml" && format !== "json") break;
+      const data = await exportServers(mailroom);
+      const text = format === "json" ? `${JSON.stringify(data, null, 2)}\n` : YAML.stringify(data);
+      if (options.output) fs.writeFileSync(options.output, text);
+      else process.stdout.write(text);
+      return 0;
+    }
+    case "import": {
+      if (!arg) break;
+      const steps = await planImport(mailroom, fs.readFileSync(arg, "utf8"), process.env);
+      for (const step of steps) {
+        console.log(`${step.action.padEnd(9)} ${step.name}`);
+        for (const change of step.action === "update" ? step.changes : []) console.log(`            ${change}`);
+        for (const warning of step.warnings) console.log(`   warning: ${warning}`);
+      }
+      if (options["dry-run"]) {
+        console.log("Dry run: nothing was changed.");
+        return 0;
+      }
+      await applyImport(mailroom, steps);
+      return 0;
+    }
+  }
+  console.error("mailroom: servers list | show <server> | export [--format yaml|json] [--output FILE] | import FILE [--dry-run]");
+  return 2;
+}

@@ -1,0 +1,97 @@
+import path from "node:path";
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+export interface OAuthEndpointOverrides {
+  googleAuthUrl?: string;
+  googleTokenUrl?: string;
+  googleRevokeUrl?: string;
+  googleUserinfoUrl?: string;
+  microsoftAuthority?: string;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  publicUrl: string;
+  dataDir: string;
+  databaseUrl?: string;
+  secretKey?: string;
+  adminEmail?: string;
+  adminPassword?: string;
+  logLevel: LogLevel;
+  oauth: OAuthEndpointOverrides;
+}
+
+/** Thrown for a wrong environment value; its message is the one line printed at start. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const logLevels: LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+function parsePort(name: string, raw: string): number {
+  if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError(`${name}=${raw} is not a port: use a whole number from 0 to 65535.`);
+  }
+  return Number(raw);
+}
+
+function parseUrl(name: string, raw: string, protocols: string[]): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name}=${raw} is not a URL: use e.g. ${protocols[0]}//host:port.`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(`${name}=${raw} must start with ${protocols.map((p) => `${p}//`).join(" or ")}.`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+/** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const port = overrides.port ?? (env.MAILROOM_PORT ? parsePort("MAILROOM_PORT", env.MAILROOM_PORT) : 8025);
+  const host = overrides.host ?? env.MAILROOM_HOST ?? "127.0.0.1";
+  const publicUrl =
+    overrides.publicUrl ??
+    (env.MAILROOM_PUBLIC_URL
+      ? parseUrl("MAILROOM_PUBLIC_URL", env.MAILROOM_PUBLIC_URL, ["http:", "https:"])
+      : `http://localhost:${port}`);
+  const logLevel = (overrides.logLevel ?? env.MAILROOM_LOG_LEVEL ?? "info") as LogLevel;
+  if (!logLevels.includes(logLevel)) {
+    throw new ConfigError(`MAILROOM_LOG_LEVEL=${logLevel} is not a level: use one of ${logLevels.join(", ")}.`);
+  }
+  const databaseUrl =
+    overrides.databaseUrl ??
+    (env.DATABASE_URL ? parseUrl("DATABASE_URL", env.DATABASE_URL, ["postgres:", "postgresql:"]) : undefined);
+  const secretKey = overrides.secretKey ?? (env.MAILROOM_SECRET_KEY || undefined);
+  const adminEmail = overrides.adminEmail ?? (env.MAILROOM_ADMIN_EMAIL || undefined);
+  if (adminEmail !== undefined && !/^[^\s@]+@[^\s@]+$/.test(adminEmail)) {
+    throw new ConfigError(`MAILROOM_ADMIN_EMAIL=${adminEmail} is not an email address.`);
+  }
+  const adminPassword = overrides.adminPassword ?? (env.MAILROOM_ADMIN_PASSWORD || undefined);
+  if (adminPassword !== undefined && adminPassword.length < 12) {
+    throw new ConfigError("MAILROOM_ADMIN_PASSWORD is too short: use at least 12 characters.");
+  }
+  const optionalUrl = (name: string) => (env[name] ? parseUrl(name, env[name] as string, ["http:", "https:"]) : undefined);
+  return {
+    port,
+    host,
+    publicUrl,
+    dataDir: path.resolve(overrides.dataDir ?? env.MAILROOM_DATA_DIR ?? "./data"),
+    databaseUrl,
+    secretKey,
+    adminEmail,
+    adminPassword,
+    logLevel,
+    oauth: {
+      googleAuthUrl: optionalUrl("MAILROOM_GOOGLE_AUTH_URL"),
+      googleTokenUrl: optionalUrl("MAILROOM_GOOGLE_TOKEN_URL"),
+      googleRevokeUrl: optionalUrl("MAILROOM_GOOGLE_REVOKE_URL"),
+      googleUserinfoUrl: optionalUrl("MAILROOM_GOOGLE_USERINFO_URL"),
+      microsoftAuthority: optionalUrl("MAILROOM_MICROSOFT_AUTHORITY"),
+    },
+  };
+}

@@ -1,0 +1,15 @@
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import type { Storage } from "../storage/db.js";
+import type { Database } from "../storage/schema.js";
+import type { SecretBox } from "../storage/secrets.js";
+
+/** What every service needs; built once at start (src/app.ts) and passed down. */
+export interface AppContext {
+  config: Config;
+  storage: Storage;
+  db: Kysely<Database>;
+  secrets: SecretBox;
+  log: Logger;
+}

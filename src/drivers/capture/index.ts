@@ -1,0 +1,19 @@
+import { type Driver, field } from "../types.js";
+
+export const captureDriver: Driver = {
+  id: "capture",
+  label: "Capture",
+  description: "Keeps every message in Mailroom instead of sending it: for development and testing.",
+  fields: [
+    field({
+      key: "retention",
+      label: "Messages kept",
+      type: "integer",
+      default: 1000,
+      required: true,
+      min: 1,
+      max: 100000,
+      help: "The oldest captured messages are dropped beyond this many.",
+    }),
+  ],
+};

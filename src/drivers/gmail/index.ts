@@ -1,0 +1,18 @@
+import { grantFields, oauthClientFields } from "../oauth-fields.js";
+import { portField, securityField } from "../smtp/index.js";
+import { type Driver, field } from "../types.js";
+
+export const gmailDriver: Driver = {
+  id: "gmail",
+  label: "Google Gmail",
+  description: "Gmail or Google Workspace over SMTP, signed in with OAuth (no app password).",
+  oauthProvider: "google",
+  fields: [
+    field({ key: "host", label: "Host", type: "host", default: "smtp.gmail.com", required: true, help: "Google's SMTP server." }),
+    portField,
+    securityField,
+    ...oauthClientFields("Google Cloud (APIs & Services → Credentials, type Web application)"),
+    ...grantFields,
+  ],
+  derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/google/callback` }),
+};

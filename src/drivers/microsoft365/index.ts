@@ -1,0 +1,26 @@
+import { grantFields, oauthClientFields } from "../oauth-fields.js";
+import { portField, securityField } from "../smtp/index.js";
+import { type Driver, field } from "../types.js";
+
+export const microsoft365Driver: Driver = {
+  id: "microsoft365",
+  label: "Microsoft 365",
+  description: "Exchange Online over SMTP, signed in with OAuth (SMTP AUTH must be enabled for the mailbox).",
+  oauthProvider: "microsoft",
+  fields: [
+    field({ key: "host", label: "Host", type: "host", default: "smtp.office365.com", required: true, help: "Microsoft's SMTP server." }),
+    portField,
+    securityField,
+    field({
+      key: "tenant",
+      label: "Tenant",
+      type: "text",
+      default: "organizations",
+      required: true,
+      help: "Your directory (tenant) ID or domain, or 'organizations' for any work account.",
+    }),
+    ...oauthClientFields("Microsoft Entra (App registrations)"),
+    ...grantFields,
+  ],
+  derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/microsoft/callback` }),
+};

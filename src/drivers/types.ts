@@ -1,0 +1,60 @@
+/**
+ * A driver is one way of sending mail. Its field list drives everything else: the admin
+ * form, validation, secret masking, log redaction, search and the OpenAPI description.
+ */
+export type FieldType =
+  | "text" // free text
+  | "integer"
+  | "boolean"
+  | "select" // one of `options`
+  | "host" // a DNS name or IP address
+  | "url" // http(s) URL
+  | "email" // one address
+  | "list"; // list of strings (e.g. allowed from addresses)
+
+export interface FieldOption {
+  value: string;
+  label: string;
+}
+
+export interface DriverField {
+  key: string;
+  label: string;
+  type: FieldType;
+  /** What an unset setting means; applied when a server is created or a setting cleared. */
+  default?: string | number | boolean | string[] | null;
+  required: boolean;
+  /** Write-only: encrypted at rest, never returned, masked in logs and exports. */
+  secret: boolean;
+  /** Derived by Mailroom (redirect URI, OAuth grant facts): shown, never edited. */
+  readOnly: boolean;
+  help: string;
+  options?: FieldOption[];
+  min?: number;
+  max?: number;
+  placeholder?: string;
+}
+
+/** Facts a driver needs to derive its read-only settings. */
+export interface DeriveContext {
+  publicUrl: string;
+}
+
+export interface Driver {
+  id: string;
+  label: string;
+  description: string;
+  fields: DriverField[];
+  /** OAuth drivers send only once an account is authorized. */
+  oauthProvider?: "google" | "microsoft";
+  /** Values of read-only fields that come from configuration, e.g. the redirect URI. */
+  derive?(ctx: DeriveContext): Record<string, string>;
+}
+
+type FieldSpec = Omit<DriverField, "required" | "secret" | "readOnly"> &
+  Partial<Pick<DriverField, "required" | "secret" | "readOnly">>;
+
+/** Builds a field with the common flags off unless said. */
+export function field(spec: FieldSpec): DriverField {
+  return { required: false, secret: false, readOnly: false, ...spec };
+}

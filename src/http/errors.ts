@@ -1,0 +1,87 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { type FieldProblem, MailroomError } from "../core/errors.js";
+
+interface AjvIssue {
+  keyword: string;
+  instancePath: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+function fieldPath(part: string | undefined, issue: AjvIssue): string {
+  const path = issue.instancePath.replace(/^\//, "").replaceAll("/", ".");
+  const base = part === "body" ? "" : `${part ?? "request"}.`;
+  if (issue.keyword === "additionalProperties") {
+    return `${base}${path ? `${path}.` : ""}${String(issue.params.additionalProperty)}`;
+  }
+  if (issue.keyword === "required") {
+    return `${base}${path ? `${path}.` : ""}${String(issue.params.missingProperty)}`;
+  }
+  return `${base}${path}` || part || "body";
+}
+
+function describe(issue: AjvIssue): string {
+  switch (issue.keyword) {
+    case "additionalProperties":
+      return "is not a field this route accepts; remove it";
+    case "required":
+      return "is required";
+    case "type":
+      return `must be of type ${String(issue.params.type)}`;
+    case "maxLength":
+    case "minLength":
+    case "maxItems":
+    case "minItems":
+    case "minimum":
+    case "maximum":
+    case "pattern":
+    case "format":
+    case "enum":
+      return issue.message ?? "has an invalid value";
+    default:
+      return issue.message ?? "is invalid";
+  }
+}
+
+/** Turns Fastify's and ajv's errors into catalogue errors, so every reply has a stable code. */
+export function toMailroomError(error: FastifyError & { validation?: AjvIssue[]; validationContext?: string }): MailroomError {
+  if (error instanceof MailroomError) return error;
+  if (error.validation) {
+    const problems: FieldProblem[] = error.validation.map((issue) => ({
+      field: fieldPath(error.validationContext, issue),
+      message: describe(issue),
+    }));
+    const unknown = error.validation.some((i) => i.keyword === "additionalProperties");
+    const first = problems[0];
+    return new MailroomError(unknown ? "unknown_field" : "validation_failed", `${first.field}: ${first.message}`, problems);
+  }
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new MailroomError("body_too_large", "The request body is larger than this route accepts (100 KB; 10 MB for messages).");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return new MailroomError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new MailroomError("invalid_json", "The body is empty; send a JSON object, or no Content-Type header.");
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new MailroomError("invalid_json", "The body is not valid JSON.");
+  }
+  if (error.statusCode === 400 && error instanceof SyntaxError) {
+    return new MailroomError("invalid_json", `The body is not valid JSON: ${error.message}`);
+  }
+  if (error.statusCode === 429) return new MailroomError("rate_limited", "Too many attempts; wait a minute and try again.");
+  const text = `${error.code ?? ""} ${error.message}`;
+  if (/SQLITE_BUSY|SQLITE_LOCKED|SQLITE_FULL|ECONNREFUSED|too many clients|Connection terminated/.test(text)) {
+    return new MailroomError("storage_busy", "The database is busy or unavailable for a moment; retry the request.");
+  }
+  if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+    return new MailroomError("validation_failed", error.message);
+  }
+  return new MailroomError("internal_error");
+}
+
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const mapped = toMailroomError(error);
+  if (mapped.status >= 500) request.log.error({ err: error }, "request failed");
+  if (mapped.code === "rate_limited" && !reply.hasHeader("retry-after")) reply.header("retry-after", "60");
+  void reply.status(mapped.status).send(mapped.toBody());
+}

@@ -1,0 +1,117 @@
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import type { Mailroom } from "../../app.js";
+import type { EmailServerInput } from "../../core/email-servers.js";
+import { drivers } from "../../drivers/registry.js";
+import { actorOf } from "../auth.js";
+import { IdParams, listQueryProperties } from "../schemas.js";
+
+const ServerBody = Type.Object(
+  {
+    name: Type.String({ maxLength: 200 }),
+    driver: Type.String({ maxLength: 64 }),
+    fromAddress: Type.Optional(Type.String({ maxLength: 320 })),
+    fromName: Type.Optional(Type.String({ maxLength: 400 })),
+    settings: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown())),
+    isDefault: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+const SettingParams = Type.Object(
+  { id: Type.String({ minLength: 1, maxLength: 200 }), key: Type.String({ minLength: 1, maxLength: 64 }) },
+  { additionalProperties: false },
+);
+
+const tags = ["email servers"];
+
+export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): void {
+  const { servers } = mailroom;
+
+  app.get("/api/drivers", { schema: { tags, summary: "Every driver with its settings" } }, async () => ({
+    items: drivers.map(({ id, label, description, fields, oauthProvider }) => ({
+      id,
+      label,
+      description,
+      oauthProvider: oauthProvider ?? null,
+      fields,
+    })),
+    total: drivers.length,
+  }));
+
+  app.get(
+    "/api/email-servers",
+    {
+      schema: {
+        tags,
+        summary: "List and search email servers (default first)",
+        querystring: Type.Object(
+          { ...listQueryProperties, q: Type.Optional(Type.String({ maxLength: 200 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => servers.list(request.query as { q?: string; limit?: number; offset?: number }),
+  );
+
+  app.post("/api/email-servers", { schema: { tags, summary: "Create an email server", body: ServerBody } }, async (request, reply) => {
+    const view = await servers.create(request.body as EmailServerInput, actorOf(request));
+    return reply.status(201).send(view);
+  });
+
+  app.get("/api/email-servers/:id", { schema: { tags, summary: "One email server, by id or name", params: IdParams } }, async (request) =>
+    servers.get((request.params as { id: string }).id),
+  );
+
+  app.put(
+    "/api/email-servers/:id",
+    { schema: { tags, summary: "Replace a server's whole configuration at once (omitted secrets are kept)", params: IdParams, body: ServerBody } },
+    async (request) => servers.replace((request.params as { id: string }).id, request.body as EmailServerInput, actorOf(request)),
+  );
+
+  app.delete(
+    "/api/email-servers/:id",
+    { schema: { tags, summary: "Delete a server (not the default); its delivery history stays", params: IdParams } },
+    async (request, reply) => {
+      await servers.remove((request.params as { id: string }).id, actorOf(request));
+      return reply.status(204).send();
+    },
+  );
+
+  app.patch(
+    "/api/email-servers/:id/settings/:key",
+    {
+      schema: {
+        tags,
+        summary: "Edit one setting",
+        params: SettingParams,
+        body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false, required: ["value"] }),
+      },
+    },
+    async (request) => {
+      const { id, key } = request.params as { id: string; key: string };
+      return servers.setSetting(id, key, (request.body as { value: unknown }).value, actorOf(request));
+    },
+  );
+
+  app.delete(
+    "/api/email-servers/:id/settings/:key",
+    { schema: { tags, summary: "Clear one setting: back to its default, or forget a secret", params: SettingParams } },
+    async (request) => {
+      const { id, key } = request.params as { id: string; key: string };
+      return servers.clearSetting(id, key, actorOf(request));
+    },
+  );
+
+  app.post(
+    "/api/email-servers/:id/copy",
+    { schema: { tags, summary: "Duplicate a server (never its OAuth grant)", params: IdParams } },
+    async (request, reply) => reply.status(201).send(await servers.copy((request.params as { id: string }).id, actorOf(request))),
+  );
+
+  app.post(
+    "/api/email-servers/:id/default",
+    { schema: { tags, summary: "Make this server the default", params: IdParams } },
+    async (request) => servers.makeDefault((request.params as { id: string }).id, actorOf(request)),
+  );
+}

@@ -1,0 +1,21 @@
+import pino, { type Logger } from "pino";
+import type { LogLevel } from "./config.js";
+import { secretFieldKeys } from "./drivers/registry.js";
+
+/**
+ * Redaction paths come from the drivers' secret fields, so a new driver's secret is masked
+ * without anyone remembering to add it here.
+ */
+export function redactionPaths(): string[] {
+  const keys = [...secretFieldKeys, "password", "token", "accessToken", "refreshToken", "authorization", "cookie"];
+  return keys.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `settings.${k}`, `*.settings.${k}`]).concat([
+    'req.headers.authorization',
+    'req.headers.cookie',
+    'req.headers["x-csrf-token"]',
+    'res.headers["set-cookie"]',
+  ]);
+}
+
+export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+  return pino({ level, redact: { paths: redactionPaths(), censor: "[redacted]" } }, destination);
+}
