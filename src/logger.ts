@@ -8,12 +8,9 @@ import { secretFieldKeys } from "./drivers/registry.js";
  */
 export function redactionPaths(): string[] {
   const keys = [...secretFieldKeys, "password", "token", "accessToken", "refreshToken", "authorization", "cookie"];
-  return keys.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `settings.${k}`, `*.settings.${k}`]).concat([
-    'req.headers.authorization',
-    'req.headers.cookie',
-    'req.headers["x-csrf-token"]',
-    'res.headers["set-cookie"]',
-  ]);
+  return keys
+    .flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `settings.${k}`, `*.settings.${k}`])
+    .concat(["req.headers.authorization", "req.headers.cookie", 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]']);
 }
 
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {

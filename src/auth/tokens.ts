@@ -1,11 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Kysely } from "kysely";
 import { type Actor, writeAudit } from "../core/audit.js";
-import { MailroomError, fieldError } from "../core/errors.js";
+import { fieldError, MailroomError } from "../core/errors.js";
 import { iso } from "../core/ids.js";
 import { hasControlCharacters } from "../core/validate.js";
 import type { ApiTokensTable, Database } from "../storage/schema.js";
-import { type Permission, type Principal, isPermission, permissions as allPermissions } from "./permissions.js";
+import { permissions as allPermissions, isPermission, type Permission, type Principal } from "./permissions.js";
 
 export interface TokenView {
   id: string;
@@ -37,7 +37,12 @@ export class TokenService {
   constructor(private readonly db: Kysely<Database>) {}
 
   async list(): Promise<{ items: TokenView[]; total: number }> {
-    const rows = await this.db.selectFrom("api_tokens").selectAll().where("revoked_at", "is", null).orderBy("created_at").execute();
+    const rows = await this.db
+      .selectFrom("api_tokens")
+      .selectAll()
+      .where("revoked_at", "is", null)
+      .orderBy("created_at")
+      .execute();
     return { items: rows.map(toView), total: rows.length };
   }
 
@@ -52,7 +57,9 @@ export class TokenService {
   ): Promise<{ token: string; view: TokenView }> {
     const name = typeof input.name === "string" ? input.name.trim() : "";
     if (name.length < 1 || name.length > 100 || hasControlCharacters(name)) {
-      throw fieldError("validation_failed", [{ field: "name", message: "must be 1 to 100 characters, without control characters" }]);
+      throw fieldError("validation_failed", [
+        { field: "name", message: "must be 1 to 100 characters, without control characters" },
+      ]);
     }
     const unknown = input.permissions.filter((p) => !isPermission(p));
     if (unknown.length || input.permissions.length === 0) {
@@ -76,7 +83,9 @@ export class TokenService {
     if (input.expiresAt) {
       expiresAt = Date.parse(input.expiresAt);
       if (Number.isNaN(expiresAt) || expiresAt <= Date.now()) {
-        throw fieldError("validation_failed", [{ field: "expiresAt", message: "must be a future date-time, e.g. 2030-01-01T00:00:00Z" }]);
+        throw fieldError("validation_failed", [
+          { field: "expiresAt", message: "must be a future date-time, e.g. 2030-01-01T00:00:00Z" },
+        ]);
       }
     }
     const serverIds = input.serverIds?.length ? [...new Set(input.serverIds)] : null;
@@ -115,7 +124,12 @@ export class TokenService {
 
   async revoke(id: string, actor: Actor): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const row = await trx.selectFrom("api_tokens").selectAll().where("id", "=", id).where("revoked_at", "is", null).executeTakeFirst();
+      const row = await trx
+        .selectFrom("api_tokens")
+        .selectAll()
+        .where("id", "=", id)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
       if (!row) throw new MailroomError("token_not_found", `No API token has the id '${id}'.`);
       await trx.updateTable("api_tokens").set({ revoked_at: Date.now() }).where("id", "=", id).execute();
       await writeAudit(trx, actor, { action: "token.revoke", targetType: "token", targetId: id, before: { name: row.name } });

@@ -1,11 +1,11 @@
 import type { Kysely } from "kysely";
 import { type Actor, writeAudit } from "../core/audit.js";
-import { type FieldProblem, MailroomError, fieldError } from "../core/errors.js";
+import { type FieldProblem, fieldError, MailroomError } from "../core/errors.js";
 import { iso, newId } from "../core/ids.js";
 import { hasControlCharacters, isEmailAddress } from "../core/validate.js";
 import type { Database, UsersTable } from "../storage/schema.js";
-import { MIN_PASSWORD_LENGTH, generatePassword, hashPassword, verifyAgainstNothing, verifyPassword } from "./passwords.js";
-import { type Permission, type Principal, isPermission, permissions as allPermissions } from "./permissions.js";
+import { generatePassword, hashPassword, MIN_PASSWORD_LENGTH, verifyAgainstNothing, verifyPassword } from "./passwords.js";
+import { permissions as allPermissions, isPermission, type Permission, type Principal } from "./permissions.js";
 
 export interface UserView {
   id: string;
@@ -130,7 +130,12 @@ export class UserService {
         action: "user.update",
         targetType: "user",
         targetId: id,
-        before: { email: before.email, name: before.name, superAdmin: before.is_super_admin === 1, disabled: before.disabled === 1 },
+        before: {
+          email: before.email,
+          name: before.name,
+          superAdmin: before.is_super_admin === 1,
+          disabled: before.disabled === 1,
+        },
         after: {
           email: changes.email ?? before.email,
           name: changes.name ?? before.name,
@@ -341,7 +346,9 @@ export class UserService {
   private checkGroup(input: { name: string; permissions: string[] }): string {
     const name = typeof input.name === "string" ? input.name.trim() : "";
     if (name.length < 1 || name.length > 64 || hasControlCharacters(name)) {
-      throw fieldError("validation_failed", [{ field: "name", message: "must be 1 to 64 characters, without control characters" }]);
+      throw fieldError("validation_failed", [
+        { field: "name", message: "must be 1 to 64 characters, without control characters" },
+      ]);
     }
     const unknown = input.permissions.filter((p) => !isPermission(p));
     if (unknown.length) {

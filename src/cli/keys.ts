@@ -18,7 +18,7 @@ export async function keysCommand(config: Config): Promise<number> {
     const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor);
     if (!config.secretKey) pruneKeyFile(config.dataDir);
     console.log(`Re-encrypted ${count} secret(s) with key ${mailroom.ctx.secrets.currentKeyId}.`);
-    if (config.secretKey && config.secretKey.includes(",")) {
+    if (config.secretKey?.includes(",")) {
       console.log("Every secret now uses the first key in MAILROOM_SECRET_KEY: remove the others from it.");
     }
     return 0;

@@ -1,13 +1,13 @@
 import { parseArgs } from "node:util";
 import { createMailroom } from "../app.js";
 import { isPermission, permissions } from "../auth/permissions.js";
-import { ConfigError, type Config, loadConfig } from "../config.js";
+import { type Config, ConfigError, loadConfig } from "../config.js";
 import { cliActor } from "../core/audit.js";
 import { MailroomError } from "../core/errors.js";
 import { migrateToLatest } from "../storage/db.js";
-import { serversCommand } from "./servers.js";
 import { keysCommand } from "./keys.js";
 import { startMailroom, welcomeText } from "./serve.js";
+import { serversCommand } from "./servers.js";
 
 const USAGE = `Usage: mailroom <command> [options]
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { type BootstrapResult, type Mailroom, bootstrap, createMailroom } from "../app.js";
+import { type BootstrapResult, bootstrap, createMailroom, type Mailroom } from "../app.js";
 import type { Config } from "../config.js";
 import { buildServer } from "../http/server.js";
 

@@ -83,7 +83,7 @@ export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.P
   } catch (error) {
     throw new MailroomError("validation_failed", `The file is neither YAML nor JSON: ${(error as Error).message}`);
   }
-  if (!file || file.version !== 1 || !Array.isArray(file.servers)) {
+  if (file?.version !== 1 || !Array.isArray(file.servers)) {
     throw new MailroomError("validation_failed", "The file needs 'version: 1' and a 'servers' list, as 'servers export' writes.");
   }
   const steps: ImportStep[] = [];
@@ -101,7 +101,11 @@ export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.P
     }
     const parsed = parseSettings(driver, settings);
     if (parsed.problems.length) {
-      throw new MailroomError("invalid_setting", `${where}: ${parsed.problems[0].field} ${parsed.problems[0].message}.`, parsed.problems);
+      throw new MailroomError(
+        "invalid_setting",
+        `${where}: ${parsed.problems[0].field} ${parsed.problems[0].message}.`,
+        parsed.problems,
+      );
     }
     const input: EmailServerInput = {
       name: server.name,
@@ -149,7 +153,8 @@ function printServer(view: EmailServerView): void {
   console.log(`  id: ${view.id}`);
   console.log(`  from: ${view.fromName ? `${view.fromName} ` : ""}<${view.fromAddress}>`);
   for (const [key, value] of Object.entries(view.settings)) {
-    const shown = value && typeof value === "object" && "set" in value ? (value.set ? "[set]" : "[not set]") : JSON.stringify(value);
+    const shown =
+      value && typeof value === "object" && "set" in value ? (value.set ? "[set]" : "[not set]") : JSON.stringify(value);
     console.log(`  ${key}: ${shown}`);
   }
   if (view.statusDetail) console.log(`  status: ${view.statusDetail}`);

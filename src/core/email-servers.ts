@@ -4,9 +4,9 @@ import type { Driver } from "../drivers/types.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
 import { type Actor, SECRET_CHANGED, SECRET_UNCHANGED, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
-import { type FieldProblem, MailroomError, fieldError } from "./errors.js";
+import { type FieldProblem, fieldError, MailroomError } from "./errors.js";
 import { iso, newId } from "./ids.js";
-import { type SettingValue, type Settings, checkValue, defaultValue, missingSettings, parseSettings } from "./settings.js";
+import { checkValue, defaultValue, missingSettings, parseSettings, type Settings, type SettingValue } from "./settings.js";
 import { hasControlCharacters, isEmailAddress } from "./validate.js";
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
@@ -55,7 +55,9 @@ export class EmailServerService {
 
   // ---- reading ----
 
-  async list(options: { q?: string; limit?: number; offset?: number } = {}): Promise<{ items: EmailServerView[]; total: number }> {
+  async list(
+    options: { q?: string; limit?: number; offset?: number } = {},
+  ): Promise<{ items: EmailServerView[]; total: number }> {
     let query = this.db.selectFrom("email_servers");
     const q = options.q?.trim().toLowerCase();
     if (q) {
@@ -331,7 +333,11 @@ export class EmailServerService {
     return this.write(async (trx) => {
       const row = await this.getRow(idOrName, trx);
       if (row.is_default === 1) return row;
-      const previous = await trx.selectFrom("email_servers").select(["id", "name"]).where("is_default", "=", 1).executeTakeFirst();
+      const previous = await trx
+        .selectFrom("email_servers")
+        .select(["id", "name"])
+        .where("is_default", "=", 1)
+        .executeTakeFirst();
       await trx.updateTable("email_servers").set({ is_default: null }).where("is_default", "=", 1).execute();
       await trx.updateTable("email_servers").set({ is_default: 1, updated_at: Date.now() }).where("id", "=", row.id).execute();
       await writeAudit(trx, actor, {
@@ -445,7 +451,10 @@ export class EmailServerService {
     }
     const fromName = typeof input.fromName === "string" ? input.fromName.trim() : "";
     if (fromName.length > 200 || hasControlCharacters(fromName)) {
-      problems.push({ field: "fromName", message: "must be at most 200 characters, without control characters such as CR or LF" });
+      problems.push({
+        field: "fromName",
+        message: "must be at most 200 characters, without control characters such as CR or LF",
+      });
     }
     if (problems.length) {
       const code = problems.some((p) => p.message.includes("control characters")) ? "control_characters" : "validation_failed";
@@ -468,7 +477,11 @@ export class EmailServerService {
     for (let n = 1; ; n++) {
       const suffix = n === 1 ? " (copy)" : ` (copy ${n})`;
       const candidate = name.slice(0, NAME_MAX - suffix.length) + suffix;
-      const taken = await db.selectFrom("email_servers").select("id").where(sql`lower(name)`, "=", candidate.toLowerCase()).executeTakeFirst();
+      const taken = await db
+        .selectFrom("email_servers")
+        .select("id")
+        .where(sql`lower(name)`, "=", candidate.toLowerCase())
+        .executeTakeFirst();
       if (!taken) return candidate;
     }
   }

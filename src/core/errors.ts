@@ -8,7 +8,10 @@ export const errorCatalogue = {
   invalid_json: { status: 400, summary: "The request body is not valid JSON." },
   unsupported_media_type: { status: 415, summary: "The request body must be JSON (Content-Type: application/json)." },
   body_too_large: { status: 413, summary: "The request body is larger than the limit for this route." },
-  validation_failed: { status: 400, summary: "A field is missing, has the wrong type or an invalid value; details name each field." },
+  validation_failed: {
+    status: 400,
+    summary: "A field is missing, has the wrong type or an invalid value; details name each field.",
+  },
   unknown_field: { status: 400, summary: "The request has a field this route does not accept; details name it." },
   control_characters: { status: 400, summary: "A name or header value contains control characters such as CR or LF." },
   // Authentication and permissions
@@ -26,7 +29,10 @@ export const errorCatalogue = {
   unknown_setting: { status: 400, summary: "The driver has no setting with that key; details list its settings." },
   invalid_setting: { status: 400, summary: "A setting has an invalid value; details name the setting and what it accepts." },
   read_only_setting: { status: 400, summary: "That setting is derived by Mailroom and cannot be edited or cleared." },
-  default_server_delete: { status: 409, summary: "The default email server cannot be deleted; make another server the default first." },
+  default_server_delete: {
+    status: 409,
+    summary: "The default email server cannot be deleted; make another server the default first.",
+  },
   // Users, groups, tokens
   user_not_found: { status: 404, summary: "No user has that id." },
   email_taken: { status: 409, summary: "Another user already has that email address." },
@@ -37,8 +43,105 @@ export const errorCatalogue = {
   weak_password: { status: 400, summary: "Passwords need at least 12 characters." },
   last_super_admin: { status: 409, summary: "This would leave no active super admin; make another user super admin first." },
   not_found: { status: 404, summary: "No such route or resource." },
+  // Messages
+  message_not_found: { status: 404, summary: "No message has that id." },
+  invalid_address: {
+    status: 400,
+    summary: 'An address is not valid RFC 5322 syntax, e.g. "Name <name@example.com>"; details name the field.',
+  },
+  header_injection: { status: 400, summary: "A header value, subject or name contains CR or LF; remove the line break." },
+  too_many_recipients: { status: 400, summary: "A message may have at most 500 recipients (to, cc and bcc together)." },
+  empty_message: { status: 400, summary: "Give the message a subject or a body (text or html)." },
+  from_not_allowed: {
+    status: 400,
+    summary: "This server may not send as that from address; add it to the server's allowed from addresses.",
+  },
+  invalid_attachment: { status: 400, summary: "An attachment needs a filename and base64 content; details name it." },
+  message_not_retryable: { status: 409, summary: "Only failed or held messages can be retried." },
+  server_not_ready: { status: 409, summary: "The email server cannot send yet; its status says what is missing." },
+  // Delivery (from tests and attempts): the summary is the hint shown to the admin
+  dns_not_found: { status: 502, summary: "The host name does not resolve: check the spelling of the host." },
+  connection_refused: {
+    status: 502,
+    summary: "Nothing accepts connections on that host and port: check the port (587 STARTTLS, 465 TLS, 25) and any firewall.",
+  },
+  connection_timeout: {
+    status: 504,
+    summary: "The server did not answer in time: check host, port and firewall, or raise the timeout.",
+  },
+  connection_dropped: { status: 502, summary: "The server closed the connection unexpectedly; it will be retried." },
+  tls_wrong_port: { status: 502, summary: "The security mode does not match the port: use STARTTLS on 587 or 25, TLS on 465." },
+  tls_certificate_invalid: {
+    status: 502,
+    summary:
+      "The server's certificate is not valid for this host name or not trusted: use the name on the certificate, or turn off 'Verify certificate' only if you trust this server.",
+  },
+  smtp_starttls_required: { status: 502, summary: "The server requires STARTTLS before login (530): set Security to STARTTLS." },
+  smtp_auth_failed: {
+    status: 502,
+    summary: "The server rejected the username or password (535): check both; some providers need an app password or OAuth.",
+  },
+  smtp_auth_unsupported: {
+    status: 502,
+    summary:
+      "The server offers no login method Mailroom can use: check the security mode, or clear the username for a server without login.",
+  },
+  gmail_credentials_rejected: {
+    status: 502,
+    summary:
+      "Gmail rejected the login (535 5.7.8 Username and Password not accepted): re-authorize the account, and check that the from address is the authorized account.",
+  },
+  sender_rejected: {
+    status: 502,
+    summary: "The server refused the from address (MAIL FROM): use an address or domain this server may send as.",
+  },
+  recipient_rejected: { status: 502, summary: "The server refused this recipient (5xx on RCPT TO); it will not be retried." },
+  message_rejected: { status: 502, summary: "The server refused the message itself; the response says why." },
+  temporary_failure: { status: 502, summary: "The server answered with a temporary error (4xx); Mailroom retries with backoff." },
+  provider_unauthorized: { status: 502, summary: "The provider rejected the API key or token (401/403): paste a valid key." },
+  provider_rate_limited: {
+    status: 502,
+    summary: "The provider asked Mailroom to slow down (429); it retries after the time it named.",
+  },
+  provider_unavailable: {
+    status: 502,
+    summary: "The provider answered with a server error (5xx); Mailroom retries with backoff.",
+  },
+  mailgun_domain_not_found: {
+    status: 502,
+    summary: "Mailgun does not know this sending domain in this region: check the domain and the region (US or EU).",
+  },
+  postmark_sender_not_confirmed: {
+    status: 502,
+    summary:
+      "Postmark has no confirmed sender signature for the from address (422): confirm it or verify the domain in Postmark.",
+  },
+  ses_email_not_verified: {
+    status: 502,
+    summary:
+      "SES has not verified the from address or domain (MessageRejected): verify it in the SES console, and in the sandbox the recipient too.",
+  },
+  ses_message_rejected: { status: 502, summary: "SES rejected the message; the response says why." },
+  sendmail_not_found: {
+    status: 502,
+    summary:
+      "The sendmail program does not exist or is not executable at that path: install one (Postfix, msmtp) or fix the path.",
+  },
+  sendmail_failed: { status: 502, summary: "The sendmail program exited with an error; its output says why." },
+  oauth_not_authorized: { status: 409, summary: "No account is authorized for this server: use 'Authorize account'." },
+  oauth_reauthorization_required: {
+    status: 409,
+    summary: "The account's authorization was revoked or expired: use 'Authorize account' again; held messages then go out.",
+  },
+  oauth_token_unavailable: {
+    status: 502,
+    summary: "The OAuth token endpoint failed for a moment; Mailroom retries with backoff.",
+  },
   // Secrets and storage
-  secret_key_missing: { status: 500, summary: "A stored secret was encrypted with a key Mailroom no longer has; restore the key or set the secret again." },
+  secret_key_missing: {
+    status: 500,
+    summary: "A stored secret was encrypted with a key Mailroom no longer has; restore the key or set the secret again.",
+  },
   storage_busy: { status: 503, summary: "The database is busy or unavailable for a moment; retry the request." },
   internal_error: { status: 500, summary: "Something failed inside Mailroom; the log has the details." },
 } as const satisfies Record<string, { status: number; summary: string }>;

@@ -20,7 +20,12 @@ export async function reencryptAll(db: Kysely<Database>, box: SecretBox, actor: 
         changed = true;
         count++;
       }
-      if (changed) await trx.updateTable("email_servers").set({ secrets: JSON.stringify(secrets) }).where("id", "=", row.id).execute();
+      if (changed)
+        await trx
+          .updateTable("email_servers")
+          .set({ secrets: JSON.stringify(secrets) })
+          .where("id", "=", row.id)
+          .execute();
     }
     await writeAudit(trx, actor, {
       action: "keys.rotate",

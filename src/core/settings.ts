@@ -70,7 +70,10 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
     if (!known.has(key)) {
       problems.push({
         field: `settings.${key}`,
-        message: `is not a setting of the ${driver.label} driver; its settings are ${driver.fields.filter((f) => !f.readOnly).map((f) => f.key).join(", ")}`,
+        message: `is not a setting of the ${driver.label} driver; its settings are ${driver.fields
+          .filter((f) => !f.readOnly)
+          .map((f) => f.key)
+          .join(", ")}`,
       });
     }
   }
@@ -84,8 +87,10 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
       if (raw === undefined) continue;
       if (isEmpty(raw)) secretChanges[f.key] = null;
       else if (typeof raw !== "string") problems.push({ field: `settings.${f.key}`, message: "must be a string" });
-      else if (raw.length > MAX_TEXT) problems.push({ field: `settings.${f.key}`, message: `must be at most ${MAX_TEXT} characters` });
-      else if (hasControlCharacters(raw)) problems.push({ field: `settings.${f.key}`, message: "must not contain control characters" });
+      else if (raw.length > MAX_TEXT)
+        problems.push({ field: `settings.${f.key}`, message: `must be at most ${MAX_TEXT} characters` });
+      else if (hasControlCharacters(raw))
+        problems.push({ field: `settings.${f.key}`, message: "must not contain control characters" });
       else secretChanges[f.key] = raw;
       continue;
     }

@@ -2,9 +2,27 @@ import { type DriverField, field } from "./types.js";
 
 /** The grant facts an OAuth driver shows; Mailroom records them when an account is authorized. */
 export const grantFields: DriverField[] = [
-  field({ key: "authorizedAccount", label: "Authorized account", type: "email", readOnly: true, help: "The mailbox that granted access." }),
-  field({ key: "grantedScopes", label: "Granted scopes", type: "text", readOnly: true, help: "What the provider allowed Mailroom to do." }),
-  field({ key: "authorizedAt", label: "Authorized at", type: "text", readOnly: true, help: "When the account was last authorized." }),
+  field({
+    key: "authorizedAccount",
+    label: "Authorized account",
+    type: "email",
+    readOnly: true,
+    help: "The mailbox that granted access.",
+  }),
+  field({
+    key: "grantedScopes",
+    label: "Granted scopes",
+    type: "text",
+    readOnly: true,
+    help: "What the provider allowed Mailroom to do.",
+  }),
+  field({
+    key: "authorizedAt",
+    label: "Authorized at",
+    type: "text",
+    readOnly: true,
+    help: "When the account was last authorized.",
+  }),
 ];
 
 export function oauthClientFields(provider: string): DriverField[] {

@@ -35,6 +35,8 @@ export interface DriverField {
   placeholder?: string;
 }
 
+import type { Transport, TransportContext } from "../transport/types.js";
+
 /** Facts a driver needs to derive its read-only settings. */
 export interface DeriveContext {
   publicUrl: string;
@@ -49,6 +51,8 @@ export interface Driver {
   oauthProvider?: "google" | "microsoft";
   /** Values of read-only fields that come from configuration, e.g. the redirect URI. */
   derive?(ctx: DeriveContext): Record<string, string>;
+  /** Builds the transport that sends through one server with these settings. */
+  createTransport?(ctx: TransportContext): Transport;
 }
 
 type FieldSpec = Omit<DriverField, "required" | "secret" | "readOnly"> &

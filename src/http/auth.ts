@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Mailroom } from "../app.js";
-import { type Permission, type Principal, can } from "../auth/permissions.js";
+import { can, type Permission, type Principal } from "../auth/permissions.js";
 import { SESSION_COOKIE } from "../auth/sessions.js";
 import type { Actor } from "../core/audit.js";
 import { MailroomError } from "../core/errors.js";

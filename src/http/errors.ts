@@ -57,7 +57,10 @@ export function toMailroomError(error: FastifyError & { validation?: AjvIssue[];
   }
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new MailroomError("body_too_large", "The request body is larger than this route accepts (100 KB; 10 MB for messages).");
+      return new MailroomError(
+        "body_too_large",
+        "The request body is larger than this route accepts (100 KB; 10 MB for messages).",
+      );
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new MailroomError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
     case "FST_ERR_CTP_EMPTY_JSON_BODY":

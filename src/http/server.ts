@@ -11,7 +11,7 @@ import { MailroomError } from "../core/errors.js";
 import { registerAuth } from "./auth.js";
 import { errorHandler } from "./errors.js";
 import { auditRoutes } from "./routes/audit.js";
-import { type LoginLimit, authRoutes } from "./routes/auth.js";
+import { authRoutes, type LoginLimit } from "./routes/auth.js";
 import { emailServerRoutes } from "./routes/email-servers.js";
 import { healthRoutes } from "./routes/health.js";
 import { userRoutes } from "./routes/users.js";

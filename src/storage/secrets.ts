@@ -89,7 +89,10 @@ export function loadSecretBox(dataDir: string, secretKeyEnv?: string): SecretBox
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
   }
-  const lines = fs.readFileSync(file, "utf8").split("\n").filter((l) => l.trim() !== "");
+  const lines = fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
   return new SecretBox(lines.map((l) => parseKey(l, file)));
 }
 
@@ -105,6 +108,9 @@ export function addKeyToFile(dataDir: string): SecretKey {
 /** Keeps only the newest key in the file, once nothing is encrypted with the others. */
 export function pruneKeyFile(dataDir: string): void {
   const file = path.join(dataDir, KEY_FILE);
-  const first = fs.readFileSync(file, "utf8").split("\n").find((l) => l.trim() !== "");
+  const first = fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .find((l) => l.trim() !== "");
   fs.writeFileSync(file, `${first}\n`, { mode: 0o600 });
 }

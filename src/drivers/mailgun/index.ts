@@ -5,8 +5,21 @@ export const mailgunDriver: Driver = {
   label: "Mailgun",
   description: "Mailgun's HTTP API.",
   fields: [
-    field({ key: "domain", label: "Sending domain", type: "host", required: true, help: "The domain as verified in Mailgun, e.g. mg.example.com." }),
-    field({ key: "apiKey", label: "API key", type: "text", required: true, secret: true, help: "A Mailgun sending or account API key. Stored encrypted." }),
+    field({
+      key: "domain",
+      label: "Sending domain",
+      type: "host",
+      required: true,
+      help: "The domain as verified in Mailgun, e.g. mg.example.com.",
+    }),
+    field({
+      key: "apiKey",
+      label: "API key",
+      type: "text",
+      required: true,
+      secret: true,
+      help: "A Mailgun sending or account API key. Stored encrypted.",
+    }),
     field({
       key: "region",
       label: "Region",
@@ -20,6 +33,11 @@ export const mailgunDriver: Driver = {
       ],
     }),
     field({ key: "baseUrl", label: "API base URL", type: "url", help: "Overrides the region's address, e.g. for a proxy." }),
-    field({ key: "messageStreamTag", label: "Tag", type: "text", help: "Added as o:tag to every message, for Mailgun's analytics." }),
+    field({
+      key: "messageStreamTag",
+      label: "Tag",
+      type: "text",
+      help: "Added as o:tag to every message, for Mailgun's analytics.",
+    }),
   ],
 };

@@ -8,7 +8,14 @@ export const microsoft365Driver: Driver = {
   description: "Exchange Online over SMTP, signed in with OAuth (SMTP AUTH must be enabled for the mailbox).",
   oauthProvider: "microsoft",
   fields: [
-    field({ key: "host", label: "Host", type: "host", default: "smtp.office365.com", required: true, help: "Microsoft's SMTP server." }),
+    field({
+      key: "host",
+      label: "Host",
+      type: "host",
+      default: "smtp.office365.com",
+      required: true,
+      help: "Microsoft's SMTP server.",
+    }),
     portField,
     securityField,
     field({

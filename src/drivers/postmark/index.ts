@@ -5,7 +5,14 @@ export const postmarkDriver: Driver = {
   label: "Postmark",
   description: "Postmark's HTTP API.",
   fields: [
-    field({ key: "serverToken", label: "Server API token", type: "text", required: true, secret: true, help: "From the server's API Tokens tab. Stored encrypted." }),
+    field({
+      key: "serverToken",
+      label: "Server API token",
+      type: "text",
+      required: true,
+      secret: true,
+      help: "From the server's API Tokens tab. Stored encrypted.",
+    }),
     field({
       key: "messageStream",
       label: "Message stream",
@@ -14,6 +21,13 @@ export const postmarkDriver: Driver = {
       required: true,
       help: "The stream's ID: 'outbound' for transactional mail.",
     }),
-    field({ key: "baseUrl", label: "API base URL", type: "url", default: "https://api.postmarkapp.com", required: true, help: "Change only for a proxy." }),
+    field({
+      key: "baseUrl",
+      label: "API base URL",
+      type: "url",
+      default: "https://api.postmarkapp.com",
+      required: true,
+      help: "Change only for a proxy.",
+    }),
   ],
 };

@@ -16,7 +16,9 @@ const AuditQuery = Type.Object(
 export function auditRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   app.get(
     "/api/audit",
-    { schema: { tags: ["audit"], summary: "Who changed what and when, newest first (secrets redacted)", querystring: AuditQuery } },
+    {
+      schema: { tags: ["audit"], summary: "Who changed what and when, newest first (secrets redacted)", querystring: AuditQuery },
+    },
     async (request) => {
       const q = request.query as { limit?: number; offset?: number; action?: string; targetId?: string };
       let query = mailroom.ctx.db.selectFrom("audit_log");

@@ -62,7 +62,14 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit:
   app.get("/api/auth/me", { schema: { tags: ["auth"], summary: "Who is signed in, with the CSRF token" } }, async (request) => {
     const principal = requirePrincipal(request);
     if (principal.kind === "token") {
-      return { token: { id: principal.id, label: principal.label, permissions: [...principal.permissions], serverIds: principal.serverIds } };
+      return {
+        token: {
+          id: principal.id,
+          label: principal.label,
+          permissions: [...principal.permissions],
+          serverIds: principal.serverIds,
+        },
+      };
     }
     const cookie = request.cookies[SESSION_COOKIE] as string;
     const session = await mailroom.sessions.find(cookie);
@@ -83,7 +90,8 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit:
     },
     async (request, reply) => {
       const principal = requirePrincipal(request);
-      if (principal.kind !== "user" || !principal.email) throw new MailroomError("forbidden", "Only a signed-in user has a password.");
+      if (principal.kind !== "user" || !principal.email)
+        throw new MailroomError("forbidden", "Only a signed-in user has a password.");
       const { currentPassword, newPassword } = request.body as { currentPassword: string; newPassword: string };
       if (!(await mailroom.users.authenticate(principal.email, currentPassword))) {
         throw new MailroomError("invalid_credentials", "The current password is wrong.");

@@ -54,18 +54,31 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
     async (request) => servers.list(request.query as { q?: string; limit?: number; offset?: number }),
   );
 
-  app.post("/api/email-servers", { schema: { tags, summary: "Create an email server", body: ServerBody } }, async (request, reply) => {
-    const view = await servers.create(request.body as EmailServerInput, actorOf(request));
-    return reply.status(201).send(view);
-  });
+  app.post(
+    "/api/email-servers",
+    { schema: { tags, summary: "Create an email server", body: ServerBody } },
+    async (request, reply) => {
+      const view = await servers.create(request.body as EmailServerInput, actorOf(request));
+      return reply.status(201).send(view);
+    },
+  );
 
-  app.get("/api/email-servers/:id", { schema: { tags, summary: "One email server, by id or name", params: IdParams } }, async (request) =>
-    servers.get((request.params as { id: string }).id),
+  app.get(
+    "/api/email-servers/:id",
+    { schema: { tags, summary: "One email server, by id or name", params: IdParams } },
+    async (request) => servers.get((request.params as { id: string }).id),
   );
 
   app.put(
     "/api/email-servers/:id",
-    { schema: { tags, summary: "Replace a server's whole configuration at once (omitted secrets are kept)", params: IdParams, body: ServerBody } },
+    {
+      schema: {
+        tags,
+        summary: "Replace a server's whole configuration at once (omitted secrets are kept)",
+        params: IdParams,
+        body: ServerBody,
+      },
+    },
     async (request) => servers.replace((request.params as { id: string }).id, request.body as EmailServerInput, actorOf(request)),
   );
 

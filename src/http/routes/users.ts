@@ -15,7 +15,10 @@ const UserFields = {
   groupIds: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100 })),
 };
 
-const GroupBody = Type.Object({ name: Type.String({ maxLength: 200 }), permissions: PermissionList }, { additionalProperties: false });
+const GroupBody = Type.Object(
+  { name: Type.String({ maxLength: 200 }), permissions: PermissionList },
+  { additionalProperties: false },
+);
 
 const TokenBody = Type.Object(
   {
@@ -74,10 +77,14 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       return users.update(id(request), input, actorOf(request));
     },
   );
-  app.delete("/api/users/:id", { schema: { tags: ["users"], summary: "Delete a user", params: IdParams } }, async (request, reply) => {
-    await users.remove(id(request), actorOf(request));
-    return reply.status(204).send();
-  });
+  app.delete(
+    "/api/users/:id",
+    { schema: { tags: ["users"], summary: "Delete a user", params: IdParams } },
+    async (request, reply) => {
+      await users.remove(id(request), actorOf(request));
+      return reply.status(204).send();
+    },
+  );
 
   app.get("/api/groups", { schema: { tags: ["users"], summary: "List groups" } }, async () => users.listGroups());
   app.post("/api/groups", { schema: { tags: ["users"], summary: "Create a group", body: GroupBody } }, async (request, reply) =>
@@ -91,12 +98,18 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     { schema: { tags: ["users"], summary: "Replace a group's name and permissions", params: IdParams, body: GroupBody } },
     async (request) => users.updateGroup(id(request), request.body as { name: string; permissions: string[] }, actorOf(request)),
   );
-  app.delete("/api/groups/:id", { schema: { tags: ["users"], summary: "Delete a group", params: IdParams } }, async (request, reply) => {
-    await users.removeGroup(id(request), actorOf(request));
-    return reply.status(204).send();
-  });
+  app.delete(
+    "/api/groups/:id",
+    { schema: { tags: ["users"], summary: "Delete a group", params: IdParams } },
+    async (request, reply) => {
+      await users.removeGroup(id(request), actorOf(request));
+      return reply.status(204).send();
+    },
+  );
 
-  app.get("/api/tokens", { schema: { tags: ["tokens"], summary: "List API tokens (never their values)" } }, async () => tokens.list());
+  app.get("/api/tokens", { schema: { tags: ["tokens"], summary: "List API tokens (never their values)" } }, async () =>
+    tokens.list(),
+  );
   app.post(
     "/api/tokens",
     { schema: { tags: ["tokens"], summary: "Create an API token; its value is in this reply only", body: TokenBody } },
@@ -110,8 +123,12 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       return reply.status(201).send({ ...view, token });
     },
   );
-  app.delete("/api/tokens/:id", { schema: { tags: ["tokens"], summary: "Revoke an API token", params: IdParams } }, async (request, reply) => {
-    await tokens.revoke(id(request), actorOf(request));
-    return reply.status(204).send();
-  });
+  app.delete(
+    "/api/tokens/:id",
+    { schema: { tags: ["tokens"], summary: "Revoke an API token", params: IdParams } },
+    async (request, reply) => {
+      await tokens.revoke(id(request), actorOf(request));
+      return reply.status(204).send();
+    },
+  );
 }

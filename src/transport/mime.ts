@@ -1,0 +1,46 @@
+import type { SendMailOptions } from "nodemailer";
+import MailComposer from "nodemailer/lib/mail-composer";
+import type { Address, OutgoingMessage } from "./types.js";
+
+function addresses(list: Address[]): { name: string; address: string }[] {
+  return list.map((a) => ({ name: a.name ?? "", address: a.address }));
+}
+
+/**
+ * The nodemailer form of a message, for every driver that sends through nodemailer or
+ * needs raw MIME. Attachments are only ever in-memory content: file and URL access stay off,
+ * so a message can never make Mailroom read a local file or fetch a URL.
+ */
+export function toNodemailerMail(message: OutgoingMessage): SendMailOptions {
+  return {
+    messageId: `<${message.messageId}>`,
+    from: { name: message.from.name ?? "", address: message.from.address },
+    to: addresses(message.to),
+    cc: addresses(message.cc),
+    bcc: addresses(message.bcc),
+    replyTo: message.replyTo.length ? addresses(message.replyTo) : undefined,
+    subject: message.subject,
+    text: message.text,
+    html: message.html,
+    headers: message.headers,
+    attachments: message.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: a.content,
+      cid: a.contentId,
+    })),
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  };
+}
+
+/** The full RFC 5322 message as bytes (Bcc kept out of the headers). */
+export async function buildMime(message: OutgoingMessage): Promise<Buffer> {
+  const composer = new MailComposer(toNodemailerMail(message) as ConstructorParameters<typeof MailComposer>[0]);
+  return composer.compile().build();
+}
+
+/** Every recipient address, for envelopes (to, cc and bcc). */
+export function envelopeRecipients(message: OutgoingMessage): string[] {
+  return [...message.to, ...message.cc, ...message.bcc].map((a) => a.address);
+}
