@@ -108,7 +108,12 @@ export class EmailServerService {
     const driver = this.driverOf(row);
     const stored = parseJson<Settings>(row.settings);
     const secretKeys = Object.keys(parseJson<SecretMap>(row.secrets));
-    const derived = driver.derive?.({ publicUrl: this.ctx.config.publicUrl }) ?? {};
+    const derived: Record<string, string | null> = {
+      ...(driver.derive?.({ publicUrl: this.ctx.config.publicUrl }) ?? {}),
+      ...(driver.oauthProvider
+        ? { authorizedAccount: row.oauth_account, grantedScopes: row.oauth_scopes, authorizedAt: iso(row.oauth_authorized_at) }
+        : {}),
+    };
     const settings: EmailServerView["settings"] = {};
     for (const f of driver.fields) {
       if (f.secret) settings[f.key] = { set: secretKeys.includes(f.key) };
@@ -158,6 +163,10 @@ export class EmailServerService {
       fault_detail: null,
       fault_at: null,
       search_text: "",
+      oauth_account: null,
+      oauth_scopes: null,
+      oauth_authorized_at: null,
+      oauth_expires_at: null,
       created_at: now,
       updated_at: now,
     };
@@ -308,6 +317,10 @@ export class EmailServerService {
         fault: null,
         fault_detail: null,
         fault_at: null,
+        oauth_account: null,
+        oauth_scopes: null,
+        oauth_authorized_at: null,
+        oauth_expires_at: null,
         created_at: now,
         updated_at: now,
       };
@@ -364,6 +377,35 @@ export class EmailServerService {
         .execute();
       return next;
     });
+  }
+
+  /**
+   * Records a new OAuth grant's facts (or forgets them, with null), in the caller's
+   * transaction; src/oauth stores the tokens themselves. A new grant also ends
+   * `reauthorization_required`.
+   */
+  async recordGrant(
+    trx: Kysely<Database>,
+    serverId: string,
+    grant: { account: string; scopes: string; authorizedAt: number; expiresAt: number | null } | null,
+  ): Promise<Row> {
+    const row = await this.getRow(serverId, trx);
+    const next: Row = {
+      ...row,
+      oauth_account: grant?.account ?? null,
+      oauth_scopes: grant?.scopes ?? null,
+      oauth_authorized_at: grant?.authorizedAt ?? null,
+      oauth_expires_at: grant?.expiresAt ?? null,
+      updated_at: Date.now(),
+    };
+    if (next.fault) {
+      next.fault = null;
+      next.fault_detail = null;
+      next.fault_at = null;
+    }
+    this.refreshDerived(next);
+    await trx.updateTable("email_servers").set(next).where("id", "=", row.id).execute();
+    return next;
   }
 
   // ---- helpers ----
@@ -508,8 +550,7 @@ export class EmailServerService {
   private computeStatus(driver: Driver, row: Row, missing: string[]): ServerStatus {
     if (missing.length) return "incomplete";
     if (row.fault === "reauthorization_required") return "reauthorization_required";
-    // Until an account is authorized (see src/oauth), an OAuth driver cannot send.
-    if (driver.oauthProvider) return "not_authorized";
+    if (driver.oauthProvider && !row.oauth_account) return "not_authorized";
     if (row.fault === "failing") return "failing";
     return "ready";
   }

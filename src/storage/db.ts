@@ -5,6 +5,7 @@ import { Kysely, type Migration, type MigrationProvider, Migrator, PostgresDiale
 import pg from "pg";
 import type { DialectName } from "./dialect.js";
 import * as m001 from "./migrations/001_initial.js";
+import * as m002 from "./migrations/002_messages.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold epoch milliseconds, which fit a JS number exactly.
@@ -13,6 +14,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 /** Every migration, in order. A new one is a file in migrations/ and a line here. */
 const migrations: Record<string, Migration> = {
   "001_initial": m001,
+  "002_messages": m002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

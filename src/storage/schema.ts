@@ -23,6 +23,12 @@ export interface EmailServersTable {
   fault_at: number | null;
   /** Lower-cased text the search box matches: name, driver, from address, non-secret settings. */
   search_text: string;
+  /** The OAuth grant's facts (src/oauth keeps the tokens): null until an account is authorized. */
+  oauth_account: string | null;
+  oauth_scopes: string | null;
+  oauth_authorized_at: number | null;
+  /** When the grant itself ends, if the provider said (refresh_token_expires_in). */
+  oauth_expires_at: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -92,7 +98,57 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
+export type MessageStatus = "queued" | "sending" | "sent" | "failed" | "held";
+
+export interface MessagesTable {
+  id: string;
+  server_id: string;
+  server_name: string;
+  status: MessageStatus;
+  from_address: string;
+  from_name: string;
+  /** JSON {to, cc, bcc, replyTo}: lists of {address, name?}. */
+  recipients: string;
+  /** Lower-cased addresses of every recipient, for the recipient filter. */
+  recipient_search: string;
+  subject: string;
+  /** JSON {text?, html?, headers, attachments: [{filename, contentType, content (base64), contentId?}]}. */
+  payload: string;
+  message_id: string;
+  idempotency_scope: string | null;
+  idempotency_key: string | null;
+  attempts: number;
+  max_attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  last_error_code: string | null;
+  last_error: string | null;
+  provider_message_id: string | null;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+  sent_at: number | null;
+}
+
+export interface MessageAttemptsTable {
+  id: Generated<number>;
+  message_id: string;
+  server_id: string;
+  server_name: string;
+  started_at: number;
+  duration_ms: number;
+  /** sent, or the FailureKind of the error. */
+  outcome: string;
+  error_code: string | null;
+  remote_code: number | null;
+  remote_command: string | null;
+  remote_response: string | null;
+  provider_message_id: string | null;
+}
+
 export interface Database {
+  messages: MessagesTable;
+  message_attempts: MessageAttemptsTable;
   email_servers: EmailServersTable;
   users: UsersTable;
   groups: GroupsTable;
