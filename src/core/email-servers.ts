@@ -218,6 +218,7 @@ export class EmailServerService {
       };
       this.clearFailing(row);
       this.refreshDerived(row);
+      if (row.status === "ready") await releaseHeldMessages(trx, row.id);
       if (input.isDefault && before.is_default !== 1) {
         await trx.updateTable("email_servers").set({ is_default: null }).where("is_default", "=", 1).execute();
         row.is_default = 1;
@@ -405,6 +406,7 @@ export class EmailServerService {
     }
     this.refreshDerived(next);
     await trx.updateTable("email_servers").set(next).where("id", "=", row.id).execute();
+    if (grant) await releaseHeldMessages(trx, row.id);
     return next;
   }
 
@@ -430,6 +432,7 @@ export class EmailServerService {
     this.clearFailing(row);
     this.refreshDerived(row);
     await trx.updateTable("email_servers").set(row).where("id", "=", row.id).execute();
+    if (row.status === "ready") await releaseHeldMessages(trx, row.id);
     await writeAudit(trx, actor, {
       action,
       targetType: "email_server",
@@ -589,6 +592,20 @@ export class EmailServerService {
       settings,
     };
   }
+}
+
+/**
+ * Messages held because of the server's own fault go back to the queue once the server is
+ * fixed (new settings, a new OAuth grant): none is lost, none needs a manual retry.
+ */
+export async function releaseHeldMessages(db: Kysely<Database>, serverId: string): Promise<void> {
+  const now = Date.now();
+  await db
+    .updateTable("messages")
+    .set({ status: "queued", next_attempt_at: now, updated_at: now })
+    .where("server_id", "=", serverId)
+    .where("status", "=", "held")
+    .execute();
 }
 
 /** A race between two writers can still hit a unique index: answer it like the check would. */
