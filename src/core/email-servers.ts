@@ -6,7 +6,15 @@ import { type Actor, SECRET_CHANGED, SECRET_UNCHANGED, writeAudit } from "./audi
 import type { AppContext } from "./context.js";
 import { type FieldProblem, fieldError, MailroomError } from "./errors.js";
 import { iso, newId } from "./ids.js";
-import { checkValue, defaultValue, missingSettings, parseSettings, type Settings, type SettingValue } from "./settings.js";
+import {
+  checkValue,
+  defaultValue,
+  isEmptySetting,
+  missingSettings,
+  parseSettings,
+  type Settings,
+  type SettingValue,
+} from "./settings.js";
 import { hasControlCharacters, isEmailAddress } from "./validate.js";
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
@@ -41,6 +49,8 @@ type Row = EmailServersTable;
 type SecretMap = Record<string, string>;
 
 const NAME_MAX = 64;
+/** Advisory lock key for changes of the default server (any constant unique to this purpose). */
+const DEFAULT_SERVER_LOCK = 0x6d72_6466;
 
 function parseJson<T>(text: string): T {
   return JSON.parse(text) as T;
@@ -143,7 +153,7 @@ export class EmailServerService {
     const driver = this.requireDriver(input.driver);
     const base = this.checkServerFields(input);
     const parsed = parseSettings(driver, input.settings ?? {});
-    if (parsed.problems.length) throw fieldError("invalid_setting", parsed.problems);
+    if (parsed.problems.length) throw settingsError(parsed);
     const secrets: SecretMap = {};
     for (const [key, value] of Object.entries(parsed.secretChanges)) {
       if (value !== null) secrets[key] = this.ctx.secrets.encrypt(value);
@@ -172,6 +182,7 @@ export class EmailServerService {
     };
     this.refreshDerived(row);
     return this.write(async (trx) => {
+      await this.lockDefault(trx);
       await this.assertNameFree(trx, row.name);
       const anyDefault = await trx.selectFrom("email_servers").select("id").where("is_default", "=", 1).executeTakeFirst();
       if (input.isDefault || !anyDefault) {
@@ -189,13 +200,54 @@ export class EmailServerService {
     });
   }
 
+  /**
+   * An unsaved configuration, checked like a save, for testing before saving. Secrets left
+   * out are borrowed from the saved server `basedOn` (the form being edited), as is its grant.
+   */
+  async draft(input: EmailServerInput, basedOn?: string): Promise<{ row: Row; secrets: Record<string, string> }> {
+    const driver = this.requireDriver(input.driver);
+    const base = this.checkServerFields({ ...input, name: input.name || "Draft" });
+    const parsed = parseSettings(driver, input.settings ?? {});
+    if (parsed.problems.length) throw fieldError("invalid_setting", parsed.problems);
+    const saved = basedOn ? await this.getRow(basedOn) : undefined;
+    const secrets: Record<string, string> = saved && saved.driver === driver.id ? this.secretsOf(saved) : {};
+    for (const [key, value] of Object.entries(parsed.secretChanges)) {
+      if (value === null) delete secrets[key];
+      else secrets[key] = value;
+    }
+    const now = Date.now();
+    const row: Row = {
+      id: saved?.id ?? "draft",
+      name: base.name,
+      driver: driver.id,
+      from_address: base.fromAddress,
+      from_name: base.fromName,
+      is_default: null,
+      settings: JSON.stringify(parsed.settings),
+      secrets: "{}",
+      status: "incomplete",
+      fault: null,
+      fault_detail: null,
+      fault_at: null,
+      search_text: "",
+      oauth_account: saved?.oauth_account ?? null,
+      oauth_scopes: saved?.oauth_scopes ?? null,
+      oauth_authorized_at: saved?.oauth_authorized_at ?? null,
+      oauth_expires_at: saved?.oauth_expires_at ?? null,
+      created_at: now,
+      updated_at: now,
+    };
+    return { row, secrets };
+  }
+
   /** PUT: replaces the whole configuration at once. Omitted secrets keep their value. */
   async replace(idOrName: string, input: EmailServerInput, actor: Actor): Promise<EmailServerView> {
     const driver = this.requireDriver(input.driver);
     const base = this.checkServerFields(input);
     const parsed = parseSettings(driver, input.settings ?? {});
-    if (parsed.problems.length) throw fieldError("invalid_setting", parsed.problems);
+    if (parsed.problems.length) throw settingsError(parsed);
     return this.write(async (trx) => {
+      if (input.isDefault) await this.lockDefault(trx);
       const before = await this.getRow(idOrName, trx);
       if (base.name.toLowerCase() !== before.name.toLowerCase()) await this.assertNameFree(trx, base.name, before.id);
       // Secrets of the old driver mean nothing to a new one.
@@ -242,10 +294,13 @@ export class EmailServerService {
       const driver = this.driverOf(before);
       const f = this.editableField(driver, key);
       const row: Row = { ...before, updated_at: Date.now() };
-      const empty = value === null || value === undefined || value === "";
+      // Blank means "clear", as in a whole-settings PUT: a required setting becomes missing.
+      const empty = isEmptySetting(value);
       if (f.secret) {
         if (!empty && (typeof value !== "string" || hasControlCharacters(value))) {
-          throw fieldError("invalid_setting", [{ field: key, message: "must be a string without control characters" }]);
+          throw fieldError("invalid_setting", [
+            { field: `settings.${key}`, message: "must be a string without control characters" },
+          ]);
         }
         const secrets = parseJson<SecretMap>(before.secrets);
         if (empty) delete secrets[key];
@@ -256,7 +311,7 @@ export class EmailServerService {
         if (empty) this.resetSetting(settings, driver, key);
         else {
           const checked = checkValue(f, value);
-          if ("problem" in checked) throw fieldError("invalid_setting", [{ field: key, message: checked.problem }]);
+          if ("problem" in checked) throw fieldError("invalid_setting", [{ field: `settings.${key}`, message: checked.problem }]);
           settings[key] = checked.value;
         }
         row.settings = JSON.stringify(settings);
@@ -287,6 +342,7 @@ export class EmailServerService {
 
   async remove(idOrName: string, actor: Actor): Promise<void> {
     await this.write(async (trx) => {
+      await this.lockDefault(trx);
       const row = await this.getRow(idOrName, trx);
       if (row.is_default === 1) {
         throw new MailroomError(
@@ -345,6 +401,7 @@ export class EmailServerService {
 
   async makeDefault(idOrName: string, actor: Actor): Promise<EmailServerView> {
     return this.write(async (trx) => {
+      await this.lockDefault(trx);
       const row = await this.getRow(idOrName, trx);
       if (row.is_default === 1) return row;
       const previous = await trx
@@ -376,6 +433,7 @@ export class EmailServerService {
         .set({ fault: next.fault, fault_detail: next.fault_detail, fault_at: next.fault_at, status: next.status })
         .where("id", "=", row.id)
         .execute();
+      if (next.status === "ready") await releaseHeldMessages(trx, row.id);
       return next;
     });
   }
@@ -411,6 +469,16 @@ export class EmailServerService {
   }
 
   // ---- helpers ----
+
+  /**
+   * Serializes the transactions that move or check the default (make default, create,
+   * delete). Without it two concurrent "make default" calls on PostgreSQL each clear the
+   * default they saw, then collide on the one-default index and answer 500; a delete could
+   * also remove a server that just became the default. SQLite runs one writer at a time.
+   */
+  private async lockDefault(trx: Kysely<Database>): Promise<void> {
+    if (this.ctx.storage.dialect === "postgres") await sql`select pg_advisory_xact_lock(${DEFAULT_SERVER_LOCK})`.execute(trx);
+  }
 
   private async write(fn: (trx: Kysely<Database>) => Promise<Row>): Promise<EmailServerView> {
     try {
@@ -487,7 +555,8 @@ export class EmailServerService {
     const name = typeof input.name === "string" ? input.name.trim() : "";
     if (typeof input.name !== "string" || name.length < 1 || name.length > NAME_MAX) {
       problems.push({ field: "name", message: `must be 1 to ${NAME_MAX} characters` });
-    } else if (hasControlCharacters(name)) {
+    } else if (hasControlCharacters(input.name)) {
+      // Checked before trimming: a trailing CR/LF is refused, not silently dropped.
       problems.push({ field: "name", message: "must not contain control characters such as CR or LF" });
     }
     const fromAddress = typeof input.fromAddress === "string" ? input.fromAddress.trim() : "";
@@ -495,24 +564,27 @@ export class EmailServerService {
       problems.push({ field: "fromAddress", message: "must be an email address, e.g. noreply@example.com" });
     }
     const fromName = typeof input.fromName === "string" ? input.fromName.trim() : "";
-    if (fromName.length > 200 || hasControlCharacters(fromName)) {
-      problems.push({
-        field: "fromName",
-        message: "must be at most 200 characters, without control characters such as CR or LF",
-      });
+    if (typeof input.fromName === "string" && hasControlCharacters(input.fromName)) {
+      problems.push({ field: "fromName", message: "must not contain control characters such as CR or LF" });
+    } else if (fromName.length > 200) {
+      problems.push({ field: "fromName", message: "must be at most 200 characters" });
     }
     if (problems.length) {
-      const code = problems.some((p) => p.message.includes("control characters")) ? "control_characters" : "validation_failed";
-      throw fieldError(code, problems);
+      // A line break in a name is a header injection attempt: its own code, named first.
+      const control = problems.filter((p) => p.message.includes("control characters"));
+      if (control.length) throw fieldError("control_characters", [...control, ...problems.filter((p) => !control.includes(p))]);
+      throw fieldError("validation_failed", problems);
     }
     return { name, fromAddress, fromName };
   }
 
   private async assertNameFree(db: Kysely<Database>, name: string, exceptId?: string): Promise<void> {
-    let query = db.selectFrom("email_servers").select("id").where(sql`lower(name)`, "=", name.toLowerCase());
+    let query = db.selectFrom("email_servers").select("name").where(sql`lower(name)`, "=", name.toLowerCase());
     if (exceptId) query = query.where("id", "!=", exceptId);
-    if (await query.executeTakeFirst()) {
-      throw new MailroomError("name_taken", `An email server named '${name}' already exists; choose another name.`, {
+    const taken = await query.executeTakeFirst();
+    if (taken) {
+      // Names are unique regardless of case: say which server holds it, as it is spelled.
+      throw new MailroomError("name_taken", `An email server named '${taken.name}' already exists; choose another name.`, {
         field: "name",
       });
     }
@@ -606,6 +678,16 @@ export async function releaseHeldMessages(db: Kysely<Database>, serverId: string
     .where("server_id", "=", serverId)
     .where("status", "=", "held")
     .execute();
+}
+
+/** The error for a settings object with problems: a mistyped key is unknown_setting, as on PATCH. */
+function settingsError(parsed: { problems: FieldProblem[]; unknownKeys: string[] }): MailroomError {
+  if (!parsed.unknownKeys.length) return fieldError("invalid_setting", parsed.problems);
+  const first = `settings.${parsed.unknownKeys[0]}`;
+  return fieldError("unknown_setting", [
+    ...parsed.problems.filter((p) => p.field === first),
+    ...parsed.problems.filter((p) => p.field !== first),
+  ]);
 }
 
 /** A race between two writers can still hit a unique index: answer it like the check would. */

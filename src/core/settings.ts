@@ -40,7 +40,8 @@ export function checkValue(f: DriverField, raw: unknown): { value: SettingValue 
   }
 }
 
-function isEmpty(raw: unknown): boolean {
+/** null, absent or blank text: what clears a setting. */
+export function isEmptySetting(raw: unknown): boolean {
   return raw === null || raw === undefined || (typeof raw === "string" && raw.trim() === "");
 }
 
@@ -54,6 +55,8 @@ export interface ParsedSettings {
   /** Secret key -> new plain value, or null to clear. Omitted secrets are not listed. */
   secretChanges: Record<string, string | null>;
   problems: FieldProblem[];
+  /** Keys the driver does not have (also listed in problems). */
+  unknownKeys: string[];
 }
 
 /**
@@ -66,16 +69,15 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
   const secretChanges: Record<string, string | null> = {};
   const problems: FieldProblem[] = [];
   const known = new Set(driver.fields.map((f) => f.key));
-  for (const key of Object.keys(input)) {
-    if (!known.has(key)) {
-      problems.push({
-        field: `settings.${key}`,
-        message: `is not a setting of the ${driver.label} driver; its settings are ${driver.fields
-          .filter((f) => !f.readOnly)
-          .map((f) => f.key)
-          .join(", ")}`,
-      });
-    }
+  const unknownKeys = Object.keys(input).filter((key) => !known.has(key));
+  for (const key of unknownKeys) {
+    problems.push({
+      field: `settings.${key}`,
+      message: `is not a setting of the ${driver.label} driver; its settings are ${driver.fields
+        .filter((f) => !f.readOnly)
+        .map((f) => f.key)
+        .join(", ")}`,
+    });
   }
   for (const f of driver.fields) {
     const raw = input[f.key];
@@ -85,7 +87,7 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
     }
     if (f.secret) {
       if (raw === undefined) continue;
-      if (isEmpty(raw)) secretChanges[f.key] = null;
+      if (isEmptySetting(raw)) secretChanges[f.key] = null;
       else if (typeof raw !== "string") problems.push({ field: `settings.${f.key}`, message: "must be a string" });
       else if (raw.length > MAX_TEXT)
         problems.push({ field: `settings.${f.key}`, message: `must be at most ${MAX_TEXT} characters` });
@@ -94,7 +96,7 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
       else secretChanges[f.key] = raw;
       continue;
     }
-    if (isEmpty(raw)) {
+    if (isEmptySetting(raw)) {
       const fallback = defaultValue(f);
       if (fallback !== undefined) settings[f.key] = fallback;
       continue;
@@ -103,7 +105,7 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
     if ("problem" in checked) problems.push({ field: `settings.${f.key}`, message: checked.problem });
     else settings[f.key] = checked.value;
   }
-  return { settings, secretChanges, problems };
+  return { settings, secretChanges, problems, unknownKeys };
 }
 
 /** Required settings with no value: what makes a server `incomplete`. */

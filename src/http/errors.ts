@@ -51,9 +51,16 @@ export function toMailroomError(error: FastifyError & { validation?: AjvIssue[];
       field: fieldPath(error.validationContext, issue),
       message: describe(issue),
     }));
-    const unknown = error.validation.some((i) => i.keyword === "additionalProperties");
-    const first = problems[0];
-    return new MailroomError(unknown ? "unknown_field" : "validation_failed", `${first.field}: ${first.message}`, problems);
+    // With allErrors, an unknown field may come after other problems: it decides the code,
+    // so the message names it too.
+    const unknown = error.validation.findIndex((i) => i.keyword === "additionalProperties");
+    const first = problems[unknown === -1 ? 0 : unknown];
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more in details)` : "";
+    return new MailroomError(
+      unknown === -1 ? "validation_failed" : "unknown_field",
+      `${first.field}: ${first.message}${more}`,
+      problems,
+    );
   }
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":

@@ -1,0 +1,108 @@
+import type { LightMyRequestResponse } from "fastify";
+import { expect } from "vitest";
+import { drivers } from "../../src/drivers/registry.js";
+import type { Caller, TestApp } from "../helpers/app.js";
+
+/**
+ * Valid settings for every registered driver, and the status a server with them has.
+ * A driver added to the registry without an entry here fails `fixtureFor`, so no driver
+ * escapes the API tests.
+ */
+const fixtures: Record<string, { settings: Record<string, unknown>; status: string }> = {
+  smtp: {
+    settings: { host: "smtp.example.com", port: 2525, security: "starttls", username: "relay-user", password: "smtp-pass" },
+    status: "ready",
+  },
+  gmail: { settings: { clientId: "123-abc.apps.googleusercontent.com", clientSecret: "gmail-secret" }, status: "not_authorized" },
+  microsoft365: {
+    settings: { tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", clientSecret: "ms-secret" },
+    status: "not_authorized",
+  },
+  sendmail: { settings: { path: "/usr/sbin/sendmail", arguments: "-i -t" }, status: "ready" },
+  mailgun: { settings: { domain: "mg.example.com", apiKey: "key-mailgun", region: "eu" }, status: "ready" },
+  postmark: { settings: { serverToken: "postmark-token", messageStream: "broadcast" }, status: "ready" },
+  ses: {
+    settings: { region: "eu-west-1", accessKeyId: "AKIAEXAMPLE123", secretAccessKey: "ses-secret", configurationSet: "tracking" },
+    status: "ready",
+  },
+  capture: { settings: { retention: 50 }, status: "ready" },
+};
+
+export function fixtureFor(driverId: string): { settings: Record<string, unknown>; status: string } {
+  const fixture = fixtures[driverId];
+  if (!fixture) throw new Error(`test/api/fixtures.ts has no valid settings for the driver '${driverId}': add them`);
+  return { settings: { ...fixture.settings }, status: fixture.status };
+}
+
+export const driverIds = drivers.map((d) => d.id);
+
+/** The secret field keys of a driver. */
+export function secretKeysOf(driverId: string): string[] {
+  return (drivers.find((d) => d.id === driverId)?.fields ?? []).filter((f) => f.secret).map((f) => f.key);
+}
+
+export interface ServerBody {
+  name: string;
+  driver: string;
+  fromAddress?: string;
+  fromName?: string;
+  settings?: Record<string, unknown>;
+  isDefault?: boolean;
+}
+
+export function serverBody(driver: string, name: string, extra: Partial<ServerBody> = {}): ServerBody {
+  return {
+    name,
+    driver,
+    fromAddress: "noreply@example.com",
+    fromName: "Example Sender",
+    settings: fixtureFor(driver).settings,
+    ...extra,
+  };
+}
+
+/** POSTs a server and expects 201; returns the view. */
+export async function createServer(t: TestApp, body: ServerBody, caller: Caller = t.admin) {
+  const res = await t.request(caller, { method: "POST", url: "/api/email-servers", payload: body });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json();
+}
+
+export async function listServers(t: TestApp, q?: string): Promise<{ items: { name: string; id: string }[]; total: number }> {
+  const url = q === undefined ? "/api/email-servers?limit=500" : `/api/email-servers?limit=500&q=${encodeURIComponent(q)}`;
+  const res = await t.request(t.admin, { method: "GET", url });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json();
+}
+
+export async function auditTotal(t: TestApp): Promise<number> {
+  const res = await t.request(t.admin, { method: "GET", url: "/api/audit?limit=1" });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json().total;
+}
+
+/** The newest audit entries (newest first). */
+export async function auditEntries(t: TestApp, query = ""): Promise<AuditItem[]> {
+  const res = await t.request(t.admin, { method: "GET", url: `/api/audit?limit=500${query}` });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json().items;
+}
+
+export interface AuditItem {
+  id: number;
+  action: string;
+  actor: { type: string; id: string | null; label: string };
+  target: { type: string; id: string | null };
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+}
+
+/** Asserts an error reply: status, code and (optionally) that the message or details name something. */
+export function expectError(res: LightMyRequestResponse, status: number, code: string): { message: string; details?: unknown } {
+  expect(res.statusCode, res.body).toBe(status);
+  const body = res.json();
+  expect(body.code, res.body).toBe(code);
+  expect(typeof body.message).toBe("string");
+  expect(body.message.length).toBeGreaterThan(10);
+  return body;
+}
