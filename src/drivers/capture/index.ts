@@ -1,4 +1,5 @@
 import { type Driver, field } from "../types.js";
+import { createCaptureTransport } from "./transport.js";
 
 export const captureDriver: Driver = {
   id: "capture",
@@ -16,4 +17,5 @@ export const captureDriver: Driver = {
       help: "The oldest captured messages are dropped beyond this many.",
     }),
   ],
+  createTransport: (ctx) => createCaptureTransport(ctx),
 };

@@ -1,4 +1,5 @@
 import { type Driver, field } from "../types.js";
+import { createMailgunTransport } from "./transport.js";
 
 export const mailgunDriver: Driver = {
   id: "mailgun",
@@ -40,4 +41,5 @@ export const mailgunDriver: Driver = {
       help: "Added as o:tag to every message, for Mailgun's analytics.",
     }),
   ],
+  createTransport: (ctx) => createMailgunTransport(ctx),
 };

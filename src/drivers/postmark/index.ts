@@ -1,4 +1,5 @@
 import { type Driver, field } from "../types.js";
+import { createPostmarkTransport } from "./transport.js";
 
 export const postmarkDriver: Driver = {
   id: "postmark",
@@ -30,4 +31,5 @@ export const postmarkDriver: Driver = {
       help: "Change only for a proxy.",
     }),
   ],
+  createTransport: (ctx) => createPostmarkTransport(ctx),
 };

@@ -1,4 +1,5 @@
 import { type Driver, field } from "../types.js";
+import { createSesTransport } from "./transport.js";
 
 export const sesDriver: Driver = {
   id: "ses",
@@ -36,4 +37,5 @@ export const sesDriver: Driver = {
     }),
     field({ key: "endpoint", label: "Endpoint", type: "url", help: "Optional: a custom SES endpoint, e.g. a VPC endpoint." }),
   ],
+  createTransport: (ctx) => createSesTransport(ctx),
 };

@@ -1,0 +1,260 @@
+/**
+ * The one place where Mailroom calls a provider's HTTP API (Mailgun, Postmark): timeouts,
+ * the mapping of statuses and network failures to delivery errors, Retry-After, and the
+ * redacted transcript that `check()` shows. Drivers add only what is theirs (their
+ * documented error bodies) through `mapError`.
+ */
+import { type ErrorCode, errorCatalogue } from "../core/errors.js";
+import { type CheckResult, DeliveryError, type FailureKind, type TestStep } from "./types.js";
+
+/** How long a provider may take to answer before the attempt counts as a timeout. */
+export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
+/** The most of a response body kept in an attempt's remote response. */
+const MAX_RESPONSE_CHARS = 2000;
+
+export interface ProviderResponse {
+  status: number;
+  statusText: string;
+  headers: Headers;
+  /** The body as text (whole; provider answers are small). */
+  text: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  json: unknown;
+  ms: number;
+}
+
+/** Turns a provider's own error answer into a delivery error; undefined leaves it to the common mapping. */
+export type ProviderErrorMapper = (response: ProviderResponse, remote: RemoteResponse) => DeliveryError | undefined;
+
+export interface RemoteResponse {
+  code: number;
+  response: string;
+}
+
+export interface ProviderRequest {
+  /** The provider's name, for messages: "Mailgun". */
+  provider: string;
+  method: "GET" | "POST";
+  url: string;
+  headers?: Record<string, string>;
+  body?: string | FormData;
+  timeoutMs?: number;
+  /** Values that must never appear in a transcript or a kept response (keys, tokens). */
+  secrets: string[];
+  mapError?: ProviderErrorMapper;
+  /** When given, gets one redacted line for the request and one for its outcome. */
+  transcript?: HttpTranscript;
+}
+
+/**
+ * Sends one request and answers its 2xx response; anything else throws a DeliveryError:
+ * 401/403 → provider_unauthorized (server), 429 → provider_rate_limited (transient, with
+ * Retry-After), 5xx → provider_unavailable (transient), other 4xx → message_rejected
+ * (this message only) unless `mapError` knows better; network failures are transient.
+ */
+export async function callProvider(request: ProviderRequest): Promise<ProviderResponse> {
+  const { provider, transcript } = request;
+  const timeoutMs = request.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
+  transcript?.request(request.method, request.url);
+  const started = performance.now();
+  let raw: Response;
+  let text: string;
+  try {
+    raw = await fetch(request.url, {
+      method: request.method,
+      headers: request.headers,
+      body: request.body,
+      signal: AbortSignal.timeout(timeoutMs),
+      // A redirect would carry our custom auth headers elsewhere; provider APIs never redirect.
+      redirect: "manual",
+    });
+    text = await raw.text();
+  } catch (err) {
+    const error = networkError(provider, err, timeoutMs);
+    transcript?.failure(error.message, Math.round(performance.now() - started));
+    throw error;
+  }
+  const ms = Math.round(performance.now() - started);
+  const response: ProviderResponse = {
+    status: raw.status,
+    statusText: raw.statusText,
+    headers: raw.headers,
+    text,
+    json: parseJson(text),
+    ms,
+  };
+  transcript?.response(raw.status, raw.statusText, ms);
+  if (raw.status >= 200 && raw.status < 300) return response;
+
+  const remote: RemoteResponse = {
+    code: raw.status,
+    response: redact(text.trim(), request.secrets).slice(0, MAX_RESPONSE_CHARS),
+  };
+  throw request.mapError?.(response, remote) ?? statusError(provider, response, remote);
+}
+
+/** The common mapping of a non-2xx answer. */
+export function statusError(provider: string, response: ProviderResponse, remote: RemoteResponse): DeliveryError {
+  const { status } = response;
+  const said = remote.response ? `: ${remote.response.slice(0, 300)}` : "";
+  const fail = (code: ErrorCode, kind: FailureKind, message: string, retryAfterMs?: number) =>
+    new DeliveryError(code, kind, message, remote, retryAfterMs);
+  if (status === 401 || status === 403) {
+    return fail("provider_unauthorized", "server", `${provider} rejected the API key or token (HTTP ${status})${said}`);
+  }
+  if (status === 429) {
+    const wait = retryAfterMs(response.headers.get("retry-after"));
+    const when = wait === undefined ? "" : `; it asked to wait ${Math.ceil(wait / 1000)} s`;
+    return fail("provider_rate_limited", "transient", `${provider} is rate limiting (HTTP 429)${when}`, wait);
+  }
+  if (status >= 500) {
+    return fail(
+      "provider_unavailable",
+      "transient",
+      `${provider} answered with a server error (HTTP ${status})${said}`,
+      retryAfterMs(response.headers.get("retry-after")),
+    );
+  }
+  if (status >= 300 && status < 400) {
+    // Not the message's fault: the base URL points somewhere that moved; hold until fixed.
+    const location = response.headers.get("location") ?? "another address";
+    return fail(
+      "provider_unavailable",
+      "server",
+      `${provider} redirected the request to ${location} (HTTP ${status}): set the API base URL to the provider's API address`,
+    );
+  }
+  return fail("message_rejected", "recipient", `${provider} refused the message (HTTP ${status})${said}`);
+}
+
+function networkError(provider: string, err: unknown, timeoutMs: number): DeliveryError {
+  const name = err instanceof Error ? err.name : "";
+  if (name === "TimeoutError" || name === "AbortError") {
+    return new DeliveryError("connection_timeout", "transient", `${provider} did not answer within ${timeoutMs} ms`);
+  }
+  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+  const code = cause?.code ?? "";
+  const detail = cause?.message ?? (err instanceof Error ? err.message : String(err));
+  if (code === "ECONNREFUSED") {
+    return new DeliveryError("connection_refused", "transient", `${provider} refused the connection (${detail})`);
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
+    return new DeliveryError("dns_not_found", "transient", `${provider}'s API host does not resolve (${detail})`);
+  }
+  if (code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT") {
+    return new DeliveryError("connection_timeout", "transient", `${provider} did not answer in time (${detail})`);
+  }
+  if (code.startsWith("ERR_TLS") || code.includes("CERT") || code === "UNABLE_TO_VERIFY_LEAF_SIGNATURE") {
+    return new DeliveryError("tls_certificate_invalid", "server", `${provider}'s certificate was not accepted (${detail})`);
+  }
+  return new DeliveryError("connection_dropped", "transient", `The connection to ${provider} failed (${code || detail})`);
+}
+
+/** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+function parseJson(text: string): unknown {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replaces every occurrence of each secret (and its URL-encoded form) with [redacted]. */
+export function redact(text: string, secrets: string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (!secret || secret.length < 4) continue; // a 1-3 character "secret" would shred the text
+    for (const form of new Set([secret, encodeURIComponent(secret), Buffer.from(`api:${secret}`).toString("base64")])) {
+      out = out.split(form).join("[redacted]");
+    }
+  }
+  return out;
+}
+
+/** A URL fit for a transcript: no user or password, secrets removed from path and query. */
+export function redactUrl(url: string, secrets: string[]): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = "";
+    parsed.password = "";
+    return redact(parsed.toString(), secrets);
+  } catch {
+    return redact(url, secrets);
+  }
+}
+
+/**
+ * The transcript of `check()` for HTTP drivers: method, URL, status and time per request.
+ * Headers and bodies are never written, so the Authorization header, keys and tokens (and
+ * anything a provider echoes back, such as Postmark's ApiTokens) cannot appear.
+ */
+export class HttpTranscript {
+  readonly lines: string[] = [];
+
+  constructor(readonly secrets: string[]) {}
+
+  request(method: string, url: string): void {
+    this.lines.push(`> ${method} ${redactUrl(url, this.secrets)}`);
+  }
+
+  response(status: number, statusText: string, ms: number): void {
+    this.lines.push(`< ${status}${statusText ? ` ${statusText}` : ""} (${ms} ms)`);
+  }
+
+  failure(message: string, ms: number): void {
+    this.lines.push(`! ${redact(message, this.secrets)} (${ms} ms)`);
+  }
+
+  note(line: string): void {
+    this.lines.push(redact(line, this.secrets));
+  }
+}
+
+/**
+ * Builds a CheckResult step by step: each step is timed; the first failure ends the check
+ * with its catalogue code and hint. Used by the API drivers and Capture.
+ */
+export class CheckSteps {
+  readonly steps: TestStep[] = [];
+  private error: CheckResult["error"];
+
+  constructor(readonly transcript: HttpTranscript) {}
+
+  /** Runs one step; `work` answers the step's detail. Answers false once a step has failed. */
+  async run(step: string, work: () => Promise<string>): Promise<boolean> {
+    if (this.error) return false;
+    const started = performance.now();
+    try {
+      const detail = await work();
+      this.steps.push({ step, ok: true, ms: Math.round(performance.now() - started), detail });
+      return true;
+    } catch (err) {
+      this.fail(step, err, Math.round(performance.now() - started));
+      return false;
+    }
+  }
+
+  /** Records a failed step from an error (a DeliveryError keeps its code and remote response). */
+  fail(step: string, err: unknown, ms = 0): void {
+    const delivery = err instanceof DeliveryError ? err : undefined;
+    const code: ErrorCode = delivery?.code ?? "internal_error";
+    const message = redact(err instanceof Error ? err.message : String(err), this.transcript.secrets);
+    this.steps.push({ step, ok: false, ms, detail: message });
+    const remote = delivery && Object.keys(delivery.remote).length > 0 ? delivery.remote : undefined;
+    this.error = { code, message, hint: errorCatalogue[code].summary, ...(remote ? { remote } : {}) };
+  }
+
+  result(): CheckResult {
+    return { steps: this.steps, transcript: this.transcript.lines, ...(this.error ? { error: this.error } : {}) };
+  }
+}
