@@ -6,7 +6,10 @@ import type { Config } from "./config.js";
 import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
+import { MessageService } from "./core/messages.js";
 import { createLogger } from "./logger.js";
+import { TransportCache } from "./queue/transports.js";
+import { DeliveryWorker } from "./queue/worker.js";
 import { migrateToLatest, openStorage } from "./storage/db.js";
 import { loadSecretBox } from "./storage/secrets.js";
 
@@ -17,6 +20,12 @@ export interface Mailroom {
   users: UserService;
   sessions: SessionStore;
   tokens: TokenService;
+  messages: MessageService;
+  /** One transport per email server, shared by the worker and the test endpoint. */
+  transports: TransportCache;
+  /** Delivers queued messages; started by `serve` (or a test) with worker.start(). */
+  worker: DeliveryWorker;
+  /** Stops the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
 
@@ -24,13 +33,25 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const storage = openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = { config, storage, db: storage.db, secrets, log };
+  const servers = new EmailServerService(ctx);
+  const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
+  const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
+  const worker = new DeliveryWorker(ctx, servers, transports, config.delivery);
+  messages.onQueued = () => worker.wake();
   return {
     ctx,
-    servers: new EmailServerService(ctx),
+    servers,
     users: new UserService(storage.db),
     sessions: new SessionStore(storage.db),
     tokens: new TokenService(storage.db),
-    close: () => storage.close(),
+    messages,
+    transports,
+    worker,
+    async close() {
+      await worker.stop();
+      await transports.closeAll();
+      await storage.close();
+    },
   };
 }
 

@@ -10,6 +10,19 @@ export interface OAuthEndpointOverrides {
   microsoftAuthority?: string;
 }
 
+export interface DeliveryConfig {
+  /** Run delivery workers in this process (off: accept and queue only). */
+  enabled: boolean;
+  concurrency: number;
+  /** Connections kept open per pooled server. */
+  poolSize: number;
+  maxAttempts: number;
+  leaseMs: number;
+  pollMs: number;
+  /** Waits between attempts, in ms. */
+  backoff: number[];
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -21,6 +34,7 @@ export interface Config {
   adminPassword?: string;
   logLevel: LogLevel;
   oauth: OAuthEndpointOverrides;
+  delivery: DeliveryConfig;
 }
 
 /** Thrown for a wrong environment value; its message is the one line printed at start. */
@@ -48,6 +62,39 @@ function parseUrl(name: string, raw: string, protocols: string[]): string {
     throw new ConfigError(`${name}=${raw} must start with ${protocols.map((p) => `${p}//`).join(" or ")}.`);
   }
   return raw.replace(/\/+$/, "");
+}
+
+function parseCount(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name}=${raw} is not valid: use a whole number from ${min} to ${max}.`);
+  }
+  return Number(raw);
+}
+
+function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
+  const workers = env.MAILROOM_WORKERS ?? "on";
+  if (workers !== "on" && workers !== "off") throw new ConfigError(`MAILROOM_WORKERS=${workers} is not valid: use on or off.`);
+  let backoff = [60, 300, 1800, 7200, 21600].map((s) => s * 1000);
+  if (env.MAILROOM_RETRY_SCHEDULE) {
+    const parts = env.MAILROOM_RETRY_SCHEDULE.split(",").map((p) => p.trim());
+    if (parts.some((p) => !/^\d+(\.\d+)?$/.test(p))) {
+      throw new ConfigError(
+        `MAILROOM_RETRY_SCHEDULE=${env.MAILROOM_RETRY_SCHEDULE} is not valid: use seconds separated by commas, e.g. 60,300,1800,7200,21600.`,
+      );
+    }
+    backoff = parts.map((p) => Math.round(Number(p) * 1000));
+  }
+  return {
+    enabled: workers === "on",
+    concurrency: parseCount(env, "MAILROOM_WORKER_CONCURRENCY", 16, 1, 1000),
+    poolSize: parseCount(env, "MAILROOM_POOL_SIZE", 5, 1, 100),
+    maxAttempts: parseCount(env, "MAILROOM_MAX_ATTEMPTS", 6, 1, 100),
+    leaseMs: parseCount(env, "MAILROOM_LEASE_SECONDS", 120, 1, 3600) * 1000,
+    pollMs: parseCount(env, "MAILROOM_POLL_MS", 1000, 10, 60_000),
+    backoff,
+  };
 }
 
 /** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
@@ -93,5 +140,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       googleUserinfoUrl: optionalUrl("MAILROOM_GOOGLE_USERINFO_URL"),
       microsoftAuthority: optionalUrl("MAILROOM_MICROSOFT_AUTHORITY"),
     },
+    delivery: overrides.delivery ?? parseDelivery(env),
   };
 }

@@ -17,6 +17,7 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
   const boot = await bootstrap(mailroom);
   const app = await buildServer(mailroom);
   await app.listen({ port: config.port, host: config.host });
+  if (config.delivery.enabled) mailroom.worker.start();
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;

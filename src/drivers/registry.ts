@@ -1,4 +1,5 @@
 import { captureDriver } from "./capture/index.js";
+import { withCommonFields } from "./common-fields.js";
 import { gmailDriver } from "./gmail/index.js";
 import { mailgunDriver } from "./mailgun/index.js";
 import { microsoft365Driver } from "./microsoft365/index.js";
@@ -18,7 +19,7 @@ export const drivers: readonly Driver[] = [
   postmarkDriver,
   sesDriver,
   captureDriver,
-];
+].map(withCommonFields);
 
 export const driverIds = drivers.map((d) => d.id);
 

@@ -47,6 +47,8 @@ export interface Driver {
   label: string;
   description: string;
   fields: DriverField[];
+  /** The provider's own daily sending limit, used as the default of messagesPerDay. */
+  defaultMessagesPerDay?: number;
   /** OAuth drivers send only once an account is authorized. */
   oauthProvider?: "google" | "microsoft";
   /** Values of read-only fields that come from configuration, e.g. the redirect URI. */

@@ -27,6 +27,14 @@ export const routePermissions: Record<string, RouteAccess> = {
   "DELETE /api/email-servers/:id/settings/:key": "email-servers.update",
   "POST /api/email-servers/:id/copy": "email-servers.update",
   "POST /api/email-servers/:id/default": "email-servers.update",
+  "POST /api/email-servers/:id/test": "email-servers.test",
+  "POST /api/email-servers/test": "email-servers.test",
+
+  "POST /api/messages": "messages.send",
+  "POST /api/messages/batch": "messages.send",
+  "GET /api/messages": "messages.view",
+  "GET /api/messages/:id": "messages.view",
+  "POST /api/messages/:id/retry": "messages.send",
 
   "GET /api/users": "users.manage",
   "POST /api/users": "users.manage",

@@ -14,6 +14,8 @@ import { auditRoutes } from "./routes/audit.js";
 import { authRoutes, type LoginLimit } from "./routes/auth.js";
 import { emailServerRoutes } from "./routes/email-servers.js";
 import { healthRoutes } from "./routes/health.js";
+import { messageRoutes } from "./routes/messages.js";
+import { serverTestRoutes } from "./routes/server-tests.js";
 import { userRoutes } from "./routes/users.js";
 
 export interface ServerOptions {
@@ -75,6 +77,8 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   healthRoutes(app, mailroom);
   authRoutes(app, mailroom, options.loginLimit ?? { max: 10, timeWindow: 60_000 });
   emailServerRoutes(app, mailroom);
+  serverTestRoutes(app, mailroom);
+  messageRoutes(app, mailroom);
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   await app.ready();

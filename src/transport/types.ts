@@ -51,6 +51,13 @@ export interface TestStep {
 export interface CheckResult {
   steps: TestStep[];
   transcript: string[];
+  /** Set when a step failed: the catalogue code, what happened, the fix, and the server's own words. */
+  error?: {
+    code: ErrorCode;
+    message: string;
+    hint: string;
+    remote?: { code?: number; command?: string; response?: string };
+  };
 }
 
 /**

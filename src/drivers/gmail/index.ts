@@ -7,6 +7,8 @@ export const gmailDriver: Driver = {
   label: "Google Gmail",
   description: "Gmail or Google Workspace over SMTP, signed in with OAuth (no app password).",
   oauthProvider: "google",
+  // Gmail's daily limit for Workspace accounts (500 for free accounts).
+  defaultMessagesPerDay: 2000,
   fields: [
     field({ key: "host", label: "Host", type: "host", default: "smtp.gmail.com", required: true, help: "Google's SMTP server." }),
     portField,

@@ -7,6 +7,8 @@ export const microsoft365Driver: Driver = {
   label: "Microsoft 365",
   description: "Exchange Online over SMTP, signed in with OAuth (SMTP AUTH must be enabled for the mailbox).",
   oauthProvider: "microsoft",
+  // Exchange Online's daily recipient limit.
+  defaultMessagesPerDay: 10000,
   fields: [
     field({
       key: "host",

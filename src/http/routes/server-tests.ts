@@ -1,0 +1,81 @@
+import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
+import type { Mailroom } from "../../app.js";
+import type { EmailServerInput } from "../../core/email-servers.js";
+import { MailroomError } from "../../core/errors.js";
+import { testServer } from "../../core/server-test.js";
+import { isEmailAddress } from "../../core/validate.js";
+import { requirePrincipal } from "../auth.js";
+import { IdParams } from "../schemas.js";
+
+const modeFields = {
+  mode: Type.Union([Type.Literal("check"), Type.Literal("send")]),
+  to: Type.Optional(Type.String({ maxLength: 320 })),
+};
+
+const tags = ["email servers"];
+
+export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void {
+  /** The test recipient: the one given, else the caller's own email. */
+  function recipient(request: Parameters<typeof requirePrincipal>[0], to: string | undefined): string {
+    const address = to?.trim() || requirePrincipal(request).email || "";
+    if (!isEmailAddress(address)) {
+      throw new MailroomError("invalid_address", "to: give the address the test should use, e.g. you@example.com.", [
+        { field: "to", message: "must be an email address" },
+      ]);
+    }
+    return address;
+  }
+
+  app.post(
+    "/api/email-servers/:id/test",
+    {
+      schema: {
+        tags,
+        summary: "Test a saved server: 'check' proves connection and login without sending; 'send' also sends a test message",
+        params: IdParams,
+        body: Type.Object(modeFields, { additionalProperties: false }),
+      },
+    },
+    async (request) => {
+      const body = request.body as { mode: "check" | "send"; to?: string };
+      const row = await mailroom.servers.getRow((request.params as { id: string }).id);
+      return testServer(mailroom.transports, row, mailroom.servers.secretsOf(row), {
+        mode: body.mode,
+        to: recipient(request, body.to),
+      });
+    },
+  );
+
+  app.post(
+    "/api/email-servers/test",
+    {
+      schema: {
+        tags,
+        summary: "Test an unsaved configuration (secrets left out are taken from the saved server 'basedOn')",
+        body: Type.Object(
+          {
+            ...modeFields,
+            basedOn: Type.Optional(Type.String({ maxLength: 200 })),
+            server: Type.Object(
+              {
+                name: Type.Optional(Type.String({ maxLength: 200 })),
+                driver: Type.String({ maxLength: 64 }),
+                fromAddress: Type.Optional(Type.String({ maxLength: 320 })),
+                fromName: Type.Optional(Type.String({ maxLength: 400 })),
+                settings: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Unknown())),
+              },
+              { additionalProperties: false },
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (request) => {
+      const body = request.body as { mode: "check" | "send"; to?: string; basedOn?: string; server: EmailServerInput };
+      const { row, secrets } = await mailroom.servers.draft(body.server, body.basedOn);
+      return testServer(mailroom.transports, row, secrets, { mode: body.mode, to: recipient(request, body.to) });
+    },
+  );
+}

@@ -1,0 +1,47 @@
+import type { Kysely } from "kysely";
+import type { Database, EmailServersTable } from "../storage/schema.js";
+import { countSentSince } from "./outbox.js";
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const DAY_COUNT_TTL_MS = 60_000;
+
+/**
+ * A server's messagesPerSecond and messagesPerDay settings, kept by delaying messages,
+ * never by failing them. Per second is counted in this process; per day from the log,
+ * so it holds across processes and restarts.
+ */
+export class RateLimiter {
+  private readonly nextSlot = new Map<string, number>();
+  private readonly daily = new Map<string, { count: number; at: number }>();
+
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** 0 when the message may go now (and counts it), otherwise how long to wait. */
+  async reserve(server: EmailServersTable, now = Date.now()): Promise<number> {
+    const settings = JSON.parse(server.settings) as { messagesPerSecond?: number; messagesPerDay?: number };
+    if (settings.messagesPerDay) {
+      let day = this.daily.get(server.id);
+      if (!day || now - day.at > DAY_COUNT_TTL_MS) {
+        day = { count: await countSentSince(this.db, server.id, now - DAY_MS), at: now };
+        this.daily.set(server.id, day);
+      }
+      if (day.count >= settings.messagesPerDay) {
+        const oldest = await this.db
+          .selectFrom("messages")
+          .select((eb) => eb.fn.min<number>("sent_at").as("oldest"))
+          .where("server_id", "=", server.id)
+          .where("status", "=", "sent")
+          .where("sent_at", ">=", now - DAY_MS)
+          .executeTakeFirst();
+        return Math.max(Number(oldest?.oldest ?? now) + DAY_MS - now, 1000);
+      }
+      day.count++;
+    }
+    if (settings.messagesPerSecond) {
+      const slot = Math.max(this.nextSlot.get(server.id) ?? 0, now);
+      if (slot > now) return slot - now;
+      this.nextSlot.set(server.id, slot + 1000 / settings.messagesPerSecond);
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,74 @@
+import type { AppContext } from "../core/context.js";
+import type { EmailServerService } from "../core/email-servers.js";
+import type { Settings } from "../core/settings.js";
+import { findDriver } from "../drivers/registry.js";
+import type { EmailServersTable } from "../storage/schema.js";
+import { type AccessTokenProvider, DeliveryError, type Transport } from "../transport/types.js";
+
+/** Gives the OAuth drivers their tokens; set by src/oauth. */
+export type TokenProviderFactory = (serverId: string) => AccessTokenProvider;
+
+/**
+ * One transport per email server, reused across messages (pooled SMTP connections stay
+ * open), rebuilt when the server's settings change and closed when it is deleted.
+ */
+export class TransportCache {
+  private readonly entries = new Map<string, { version: number; transport: Transport }>();
+  tokenProviders?: TokenProviderFactory;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly servers: EmailServerService,
+    private readonly poolSize: number,
+  ) {}
+
+  get(row: EmailServersTable): Transport {
+    const cached = this.entries.get(row.id);
+    if (cached && cached.version === row.updated_at) return cached.transport;
+    if (cached) void cached.transport.close().catch(() => {});
+    const transport = this.build(row);
+    this.entries.set(row.id, { version: row.updated_at, transport });
+    return transport;
+  }
+
+  /** A transport for a one-off use (tests of a saved or draft server); the caller closes it. */
+  build(row: EmailServersTable, secrets = this.servers.secretsOf(row)): Transport {
+    const driver = findDriver(row.driver);
+    if (!driver?.createTransport) {
+      throw new DeliveryError("internal_error", "server", `The ${row.driver} driver cannot send.`);
+    }
+    let tokens: AccessTokenProvider | undefined;
+    if (driver.oauthProvider) {
+      if (!this.tokenProviders) throw new DeliveryError("oauth_not_authorized", "server", "OAuth is not available.");
+      tokens = this.tokenProviders(row.id);
+    }
+    return driver.createTransport({
+      serverId: row.id,
+      serverName: row.name,
+      fromAddress: row.from_address,
+      settings: JSON.parse(row.settings) as Settings,
+      secrets,
+      dataDir: this.ctx.config.dataDir,
+      log: this.ctx.log.child({ server: row.name }),
+      tokens,
+      poolSize: this.poolSize,
+    });
+  }
+
+  async forget(serverId: string): Promise<void> {
+    const cached = this.entries.get(serverId);
+    this.entries.delete(serverId);
+    await cached?.transport.close();
+  }
+
+  /** Closes transports of servers that no longer exist. */
+  async prune(existingIds: Set<string>): Promise<void> {
+    for (const id of [...this.entries.keys()]) if (!existingIds.has(id)) await this.forget(id);
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.allSettled(all.map((e) => e.transport.close()));
+  }
+}
