@@ -6,6 +6,7 @@ import pg from "pg";
 import type { DialectName } from "./dialect.js";
 import * as m001 from "./migrations/001_initial.js";
 import * as m002 from "./migrations/002_messages.js";
+import * as m003 from "./migrations/003_oauth.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold epoch milliseconds, which fit a JS number exactly.
@@ -15,6 +16,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 const migrations: Record<string, Migration> = {
   "001_initial": m001,
   "002_messages": m002,
+  "003_oauth": m003,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -146,6 +146,45 @@ export interface MessageAttemptsTable {
   provider_message_id: string | null;
 }
 
+/** An "Authorize account" in progress (src/oauth/flow.ts). */
+export interface OAuthAuthorizationsTable {
+  /** sha256 of the state sent to the provider. */
+  state_hash: string;
+  server_id: string;
+  provider: string;
+  user_id: string;
+  /** sha256 of the session cookie that started it (the sessions table's id). */
+  session_hash: string;
+  /** PKCE code_verifier, encrypted. */
+  code_verifier: string;
+  redirect_uri: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** One OAuth grant's tokens per email server, encrypted (src/oauth/token-store.ts). */
+export interface OAuthTokensTable {
+  server_id: string;
+  provider: string;
+  account: string;
+  scopes: string;
+  refresh_token: string;
+  access_token: string | null;
+  access_expires_at: number | null;
+  access_obtained_at: number | null;
+  grant_expires_at: number | null;
+  generation: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  refreshed_at: number | null;
+  refresh_error_code: string | null;
+  refresh_error: string | null;
+  refresh_error_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   messages: MessagesTable;
   message_attempts: MessageAttemptsTable;
@@ -156,4 +195,6 @@ export interface Database {
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
+  oauth_authorizations: OAuthAuthorizationsTable;
+  oauth_tokens: OAuthTokensTable;
 }
