@@ -137,6 +137,78 @@ export const errorCatalogue = {
     status: 502,
     summary: "The OAuth token endpoint failed for a moment; Mailroom retries with backoff.",
   },
+  // OAuth: "Authorize account" and its callback (the summary is the fix shown to the admin)
+  oauth_not_supported: {
+    status: 409,
+    summary: "This server's driver does not sign in with OAuth; only Gmail and Microsoft 365 do.",
+  },
+  oauth_client_missing: {
+    status: 409,
+    summary: "Enter the client ID and client secret from Google Cloud or Microsoft Entra and save, then authorize.",
+  },
+  oauth_session_required: {
+    status: 400,
+    summary:
+      "Authorize from the admin UI while signed in: the provider sends the browser back, and it must carry the session that started.",
+  },
+  oauth_state_invalid: {
+    status: 400,
+    summary: "The sign-in reply does not match any authorization Mailroom started: use 'Authorize account' again.",
+  },
+  oauth_state_expired: {
+    status: 400,
+    summary: "The authorization took longer than 10 minutes: use 'Authorize account' again and finish within 10 minutes.",
+  },
+  oauth_state_reused: {
+    status: 400,
+    summary: "This sign-in reply was already used (a reload or the back button): use 'Authorize account' again.",
+  },
+  oauth_session_mismatch: {
+    status: 403,
+    summary: "The authorization was started by another user or session: finish it in the browser session that started it.",
+  },
+  oauth_access_denied: {
+    status: 400,
+    summary:
+      "Access was declined on the provider's consent page (or needs an administrator's approval): authorize again and allow every permission.",
+  },
+  oauth_scope_missing: {
+    status: 400,
+    summary:
+      "The provider did not grant what SMTP needs (Gmail: https://mail.google.com/; Microsoft: SMTP.Send): add it to the consent screen or API permissions, authorize again and tick every box.",
+  },
+  oauth_redirect_uri_mismatch: {
+    status: 400,
+    summary:
+      "The provider does not accept this redirect URI: register the server's Redirect URI exactly (scheme, host, port, path) and check MAILROOM_PUBLIC_URL.",
+  },
+  oauth_invalid_client: {
+    status: 400,
+    summary:
+      "The provider rejected the client ID or client secret: copy both again from Google Cloud or Microsoft Entra (create a new secret if it expired).",
+  },
+  oauth_code_rejected: {
+    status: 400,
+    summary:
+      "The provider refused the authorization code (expired, already used, or the PKCE verifier did not match): use 'Authorize account' again.",
+  },
+  oauth_refresh_token_missing: {
+    status: 400,
+    summary:
+      "The provider gave no refresh token, so Mailroom could not send later: for Google remove Mailroom at myaccount.google.com/permissions, for Microsoft allow offline_access, then authorize again.",
+  },
+  oauth_account_unknown: {
+    status: 400,
+    summary: "The provider did not say which mailbox signed in: allow the 'openid' and 'email' permissions and authorize again.",
+  },
+  oauth_provider_error: {
+    status: 400,
+    summary: "The provider refused the authorization request; the message gives its error code and description.",
+  },
+  oauth_exchange_failed: {
+    status: 502,
+    summary: "The provider's token endpoint failed or could not be reached: try 'Authorize account' again in a moment.",
+  },
   // Secrets and storage
   secret_key_missing: {
     status: 500,
