@@ -35,6 +35,8 @@ export const routePermissions: Record<string, RouteAccess> = {
   "GET /api/messages": "messages.view",
   "GET /api/messages/:id": "messages.view",
   "POST /api/messages/:id/retry": "messages.send",
+  "GET /api/capture/:serverId/messages": "messages.view",
+  "GET /api/capture/:serverId/messages/:id": "messages.view",
 
   "GET /api/users": "users.manage",
   "POST /api/users": "users.manage",

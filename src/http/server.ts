@@ -12,6 +12,7 @@ import { registerAuth } from "./auth.js";
 import { errorHandler } from "./errors.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes, type LoginLimit } from "./routes/auth.js";
+import { captureRoutes } from "./routes/capture.js";
 import { emailServerRoutes } from "./routes/email-servers.js";
 import { healthRoutes } from "./routes/health.js";
 import { messageRoutes } from "./routes/messages.js";
@@ -79,6 +80,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   emailServerRoutes(app, mailroom);
   serverTestRoutes(app, mailroom);
   messageRoutes(app, mailroom);
+  captureRoutes(app, mailroom);
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   await app.ready();
