@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { type AddressObject, simpleParser } from "mailparser";
+import type { AddressObject, ParsedMail } from "mailparser";
 import type { Address } from "../../transport/types.js";
 
 const STAMP_DIGITS = 15;
@@ -18,6 +18,15 @@ const EXT = ".eml";
 const MAX_HEADER_BYTES = 256 * 1024;
 
 let lastStamp = 0;
+
+/**
+ * mailparser is loaded only when captured mail is read, so that sending (and the server's
+ * start) never depends on it. It must be a runtime dependency for the capture viewer.
+ */
+async function parse(source: Buffer, options: Record<string, boolean>): Promise<ParsedMail> {
+  const { simpleParser } = await import("mailparser");
+  return simpleParser(source, options);
+}
 
 function nextStamp(): number {
   lastStamp = Math.max(Date.now(), lastStamp + 1);
@@ -187,7 +196,7 @@ export async function listCaptured(
       if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // dropped by retention meanwhile
       throw err;
     }
-    const parsed = await simpleParser(head, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+    const parsed = await parse(head, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
     items.push({
       id,
       capturedAt: capturedAt(id),
@@ -213,7 +222,7 @@ export async function readCaptured(dataDir: string, serverId: string, id: string
     throw err;
   }
   // Keep cid: links as sent, so a viewer can match them to the inline attachments.
-  const parsed = await simpleParser(raw, { keepCidLinks: true });
+  const parsed = await parse(raw, { keepCidLinks: true });
   return {
     id,
     capturedAt: capturedAt(id),

@@ -1,0 +1,253 @@
+import { type ParsedMail, simpleParser } from "mailparser";
+import pino from "pino";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { errorCatalogue } from "../../src/core/errors.js";
+import { mailgunDriver } from "../../src/drivers/mailgun/index.js";
+import { createMailgunTransport, mailgunBase } from "../../src/drivers/mailgun/transport.js";
+import { retryAfterMs } from "../../src/transport/http.js";
+import { DeliveryError, type OutgoingMessage, type TransportContext } from "../../src/transport/types.js";
+import { type ProviderPeer, startProviderPeer } from "../peers/provider-peer.js";
+
+const API_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
+const DOMAIN = "mg.example.com";
+const PNG = Buffer.from(
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
+  "base64",
+);
+const PDF = Buffer.from("%PDF-1.4\n% Mailroom test \u00e9\u00e8\n%%EOF\n", "utf8");
+
+function sampleMessage(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
+  return {
+    id: "0d9f3c1e-5b7a-4c2e-9f00-1a2b3c4d5e6f",
+    messageId: "0d9f3c1e.mailgun@mailroom.test",
+    from: { address: "sender@mg.example.com", name: "Zoë Sender" },
+    to: [{ address: "rcpt@example.org", name: "Jürgen" }],
+    cc: [{ address: "cc@example.org" }],
+    bcc: [{ address: "hidden@example.org" }],
+    replyTo: [],
+    subject: "Grüße aus Zürich — ✉ 日本語",
+    text: "Hallo! Ünïcödé text body.\nSecond line.",
+    html: '<p>Hallo <b>Welt</b> — ✓</p><img src="cid:logo@mailroom">',
+    attachments: [
+      { filename: "bericht-ä.pdf", contentType: "application/pdf", content: PDF },
+      { filename: "logo.png", contentType: "image/png", content: PNG, contentId: "logo@mailroom" },
+    ],
+    headers: { "X-Mailroom-Test": "yes" },
+    ...overrides,
+  };
+}
+
+let peer: ProviderPeer;
+
+function context(settings: Record<string, string> = {}, apiKey = API_KEY): TransportContext {
+  return {
+    serverId: "srv-mailgun",
+    serverName: "Mailgun",
+    fromAddress: "sender@mg.example.com",
+    settings: { domain: DOMAIN, region: "us", baseUrl: peer.url, ...settings },
+    secrets: { apiKey },
+    dataDir: "/nonexistent",
+    log: pino({ level: "silent" }),
+    poolSize: 1,
+  };
+}
+
+async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DeliveryError);
+  return err as DeliveryError;
+}
+
+beforeAll(async () => {
+  peer = await startProviderPeer({
+    mailgun: { apiKey: API_KEY, domains: { [DOMAIN]: "active", "new.example.com": "unverified" } },
+  });
+});
+afterAll(async () => {
+  await peer.close();
+});
+beforeEach(() => {
+  peer.requests.length = 0;
+  peer.mailgun.length = 0;
+});
+
+describe("mailgun driver", () => {
+  it("is registered with a transport", () => {
+    expect(mailgunDriver.createTransport).toBeTypeOf("function");
+  });
+
+  it("picks the region's API address unless a base URL is set", () => {
+    expect(mailgunBase({ region: "us" })).toBe("https://api.mailgun.net");
+    expect(mailgunBase({ region: "eu" })).toBe("https://api.eu.mailgun.net");
+    expect(mailgunBase({ region: "eu", baseUrl: "https://proxy.example.com/mg/" })).toBe("https://proxy.example.com/mg");
+  });
+
+  it("delivers UTF-8 subject, text, html, an attachment and an inline image intact", async () => {
+    const transport = createMailgunTransport(context({ messageStreamTag: "welcome" }));
+    const message = sampleMessage();
+    const result = await transport.send(message);
+
+    expect(peer.mailgun).toHaveLength(1);
+    const got = peer.mailgun[0];
+    expect(result.providerMessageId).toBe(got.id);
+    expect(got.domain).toBe(DOMAIN);
+    expect(got.to).toEqual(["rcpt@example.org", "cc@example.org", "hidden@example.org"]);
+    expect(got.tags).toEqual(["welcome"]);
+    expect(got.filename).toBe("message.mime");
+    const request = peer.requests[0];
+    expect(request.method).toBe("POST");
+    expect(request.path).toBe(`/v3/${DOMAIN}/messages.mime`);
+    expect(request.headers.authorization).toBe(`Basic ${Buffer.from(`api:${API_KEY}`).toString("base64")}`);
+
+    const mail: ParsedMail = await simpleParser(got.mime);
+    expect(mail.subject).toBe(message.subject);
+    expect(mail.text?.trim()).toBe(message.text);
+    expect(mail.html).toContain("<p>Hallo <b>Welt</b> — ✓</p>");
+    expect(mail.messageId).toBe(`<${message.messageId}>`);
+    expect(mail.from?.value[0]).toEqual({ address: "sender@mg.example.com", name: "Zoë Sender" });
+    expect(mail.headers.get("x-mailroom-test")).toBe("yes");
+    expect(mail.headers.has("bcc")).toBe(false);
+    const pdf = mail.attachments.find((a) => a.filename === "bericht-ä.pdf");
+    expect(pdf?.contentType).toBe("application/pdf");
+    expect(pdf?.content.equals(PDF)).toBe(true);
+    const logo = mail.attachments.find((a) => a.contentId === "<logo@mailroom>");
+    expect(logo?.contentType).toBe("image/png");
+    expect(logo?.related).toBe(true);
+    expect(logo?.content.equals(PNG)).toBe(true);
+  });
+
+  it("maps a wrong API key (401 Forbidden) to provider_unauthorized, held for the server", async () => {
+    const err = await sendError(createMailgunTransport(context({}, "key-wrong-0000000000")).send(sampleMessage()));
+    expect(err.code).toBe("provider_unauthorized");
+    expect(err.kind).toBe("server");
+    expect(err.remote).toEqual({ code: 401, response: "Forbidden" });
+    expect(err.message).not.toContain("key-wrong");
+  });
+
+  it("maps an unknown sending domain (404) to mailgun_domain_not_found", async () => {
+    const err = await sendError(createMailgunTransport(context({ domain: "unknown.example.com" })).send(sampleMessage()));
+    expect(err.code).toBe("mailgun_domain_not_found");
+    expect(err.kind).toBe("server");
+    expect(err.remote.code).toBe(404);
+    expect(err.remote.response).toContain("Domain not found");
+  });
+
+  it("maps Mailgun's invalid recipient (400) to recipient_rejected, failed at once", async () => {
+    const message = sampleMessage({ to: [{ address: "no-at-sign" }], cc: [], bcc: [] });
+    const err = await sendError(createMailgunTransport(context()).send(message));
+    expect(err.code).toBe("recipient_rejected");
+    expect(err.kind).toBe("recipient");
+    expect(err.remote.code).toBe(400);
+  });
+
+  it("honours Retry-After in seconds on 429, then delivers when Mailgun accepts again", async () => {
+    const transport = createMailgunTransport(context());
+    peer.failNext(1, { status: 429, headers: { "Retry-After": "7" }, body: "Too Many Requests" });
+    const err = await sendError(transport.send(sampleMessage()));
+    expect(err.code).toBe("provider_rate_limited");
+    expect(err.kind).toBe("transient");
+    expect(err.retryAfterMs).toBe(7000);
+    expect(err.remote).toEqual({ code: 429, response: "Too Many Requests" });
+    await transport.send(sampleMessage());
+    expect(peer.mailgun).toHaveLength(1);
+  });
+
+  it("honours Retry-After as an HTTP date", async () => {
+    const at = new Date(Date.now() + 120_000);
+    peer.failNext(1, { status: 429, headers: { "Retry-After": at.toUTCString() } });
+    const err = await sendError(createMailgunTransport(context()).send(sampleMessage()));
+    expect(err.retryAfterMs).toBeGreaterThan(100_000);
+    expect(err.retryAfterMs).toBeLessThanOrEqual(120_000);
+    expect(retryAfterMs("Wed, 21 Oct 2015 07:28:00 GMT", Date.parse("2015-10-21T07:27:00Z"))).toBe(60_000);
+    expect(retryAfterMs("soon")).toBeUndefined();
+  });
+
+  it("treats 5xx as transient provider_unavailable", async () => {
+    peer.failNext(1, { status: 503, body: "upstream connect error" });
+    const err = await sendError(createMailgunTransport(context()).send(sampleMessage()));
+    expect(err.code).toBe("provider_unavailable");
+    expect(err.kind).toBe("transient");
+    expect(err.remote).toEqual({ code: 503, response: "upstream connect error" });
+  });
+
+  it("maps a refused connection, a timeout and a dropped connection to transient errors", async () => {
+    const closed = await startProviderPeer({});
+    const closedUrl = closed.url;
+    await closed.close();
+    const refused = await sendError(createMailgunTransport(context({ baseUrl: closedUrl })).send(sampleMessage()));
+    expect(refused.code).toBe("connection_refused");
+    expect(refused.kind).toBe("transient");
+
+    peer.failNext(1, { stall: true });
+    const slow = await sendError(createMailgunTransport(context(), { timeoutMs: 300 }).send(sampleMessage()));
+    expect(slow.code).toBe("connection_timeout");
+    expect(slow.kind).toBe("transient");
+
+    peer.failNext(1, { drop: true });
+    const dropped = await sendError(createMailgunTransport(context()).send(sampleMessage()));
+    expect(dropped.code).toBe("connection_dropped");
+    expect(dropped.kind).toBe("transient");
+  });
+
+  it("check looks the domain up without sending, with a transcript free of the key", async () => {
+    const result = await createMailgunTransport(context()).check({ from: "sender@mg.example.com", to: "rcpt@example.org" });
+    expect(result.error).toBeUndefined();
+    expect(result.steps.map((s) => [s.step, s.ok])).toEqual([
+      ["connect", true],
+      ["authenticate", true],
+      ["domain", true],
+    ]);
+    expect(result.steps[2].detail).toContain("active");
+    expect(peer.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET /v3/domains/${DOMAIN}`]);
+    expect(peer.mailgun).toHaveLength(0);
+    expect(result.transcript[0]).toBe(`> GET ${peer.url}/v3/domains/${DOMAIN}`);
+    expect(result.transcript[1]).toMatch(/^< 200 OK \(\d+ ms\)$/);
+    const all = JSON.stringify(result);
+    expect(all).not.toContain(API_KEY);
+    expect(all).not.toContain(Buffer.from(`api:${API_KEY}`).toString("base64"));
+  });
+
+  it("check reports a wrong key at the authenticate step with the catalogue's hint", async () => {
+    const result = await createMailgunTransport(context({}, "key-wrong-0000000000")).check({ from: "a@b.c", to: "d@e.f" });
+    expect(result.steps.map((s) => [s.step, s.ok])).toEqual([
+      ["connect", true],
+      ["authenticate", false],
+    ]);
+    expect(result.error?.code).toBe("provider_unauthorized");
+    expect(result.error?.hint).toBe(errorCatalogue.provider_unauthorized.summary);
+    expect(result.error?.remote).toEqual({ code: 401, response: "Forbidden" });
+    expect(JSON.stringify(result)).not.toContain("key-wrong-0000000000");
+    expect(peer.requests.every((r) => r.method === "GET")).toBe(true);
+  });
+
+  it("check reports an unknown domain and a region mix-up at the domain step", async () => {
+    const result = await createMailgunTransport(context({ domain: "unknown.example.com" })).check({ from: "a@b.c", to: "d@e.f" });
+    expect(result.steps.map((s) => [s.step, s.ok])).toEqual([
+      ["connect", true],
+      ["authenticate", true],
+      ["domain", false],
+    ]);
+    expect(result.error?.code).toBe("mailgun_domain_not_found");
+    expect(result.error?.hint).toContain("region");
+  });
+
+  it("check warns about an unverified domain", async () => {
+    const result = await createMailgunTransport(context({ domain: "new.example.com" })).check({ from: "a@b.c", to: "d@e.f" });
+    expect(result.steps[2]).toMatchObject({ step: "domain", ok: true });
+    expect(result.steps[2].detail).toContain("unverified");
+  });
+
+  it("check fails at connect when nothing listens", async () => {
+    const closed = await startProviderPeer({});
+    const closedUrl = closed.url;
+    await closed.close();
+    const result = await createMailgunTransport(context({ baseUrl: closedUrl })).check({ from: "a@b.c", to: "d@e.f" });
+    expect(result.steps.map((s) => [s.step, s.ok])).toEqual([["connect", false]]);
+    expect(result.error?.code).toBe("connection_refused");
+    expect(result.transcript[0]).toBe(`> GET ${closedUrl}/v3/domains/${DOMAIN}`);
+    expect(result.transcript[1]).toMatch(/^! /);
+  });
+});
