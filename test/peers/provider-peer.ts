@@ -124,14 +124,16 @@ export async function startProviderPeer(options: ProviderPeerOptions): Promise<P
       : options.mailgun.domains
     : {};
 
-  const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  /** Answers; returns true so that handlers can `return send(…)`. */
+  const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): true => {
     const text = typeof body === "string" ? body : JSON.stringify(body);
     const type = typeof body === "string" ? "text/plain; charset=utf-8" : "application/json; charset=utf-8";
     res.writeHead(status, { "Content-Type": type, ...headers });
     res.end(text);
+    return true;
   };
 
-  async function handleMailgun(req: PeerRequest, res: http.ServerResponse, url: URL): Promise<void> {
+  async function handleMailgun(req: PeerRequest, res: http.ServerResponse, url: URL): Promise<true> {
     const mg = options.mailgun;
     if (!mg) return send(res, 404, "Not Found");
     const auth = req.headers.authorization ?? "";
@@ -184,7 +186,7 @@ export async function startProviderPeer(options: ProviderPeerOptions): Promise<P
     return send(res, 404, "Not Found");
   }
 
-  function handlePostmark(req: PeerRequest, res: http.ServerResponse, url: URL): void {
+  function handlePostmark(req: PeerRequest, res: http.ServerResponse, url: URL): true {
     const pm = options.postmark;
     if (!pm) return send(res, 404, "Not Found");
     if (req.headers["x-postmark-server-token"] !== pm.serverToken) {
