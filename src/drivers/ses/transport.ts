@@ -42,7 +42,9 @@ export function sesError(err: unknown, secrets: string[]): DeliveryError {
   if (err instanceof DeliveryError) return err;
   const e = err instanceof Error ? err : new Error(String(err));
   const message = redact(e.message, secrets);
-  if (err instanceof SESv2ServiceException || (err as { $metadata?: unknown }).$metadata) {
+  // The SDK puts $metadata on every error; only an answer from SES carries an HTTP status.
+  const answered = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== undefined;
+  if (err instanceof SESv2ServiceException || answered) {
     const service = err as SESv2ServiceException;
     const status = service.$metadata?.httpStatusCode;
     const remote = { ...(status ? { code: status } : {}), response: `${e.name}: ${message}`.slice(0, 2000) };
