@@ -8,6 +8,7 @@ import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
 import { createLogger } from "./logger.js";
+import { OAuthService } from "./oauth/service.js";
 import { TransportCache } from "./queue/transports.js";
 import { DeliveryWorker } from "./queue/worker.js";
 import { migrateToLatest, openStorage } from "./storage/db.js";
@@ -17,6 +18,8 @@ import { loadSecretBox } from "./storage/secrets.js";
 export interface Mailroom {
   ctx: AppContext;
   servers: EmailServerService;
+  /** OAuth: authorize, callback, disconnect, and the access tokens of Gmail and Microsoft 365 servers. */
+  oauth: OAuthService;
   users: UserService;
   sessions: SessionStore;
   tokens: TokenService;
@@ -34,6 +37,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = { config, storage, db: storage.db, secrets, log };
   const servers = new EmailServerService(ctx);
+  const oauth = new OAuthService(ctx, servers);
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery);
@@ -41,6 +45,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   return {
     ctx,
     servers,
+    oauth,
     users: new UserService(storage.db),
     sessions: new SessionStore(storage.db),
     tokens: new TokenService(storage.db),

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from "kysely";
 import { driverIds, findDriver } from "../drivers/registry.js";
 import type { Driver } from "../drivers/types.js";
+import { grantNotice } from "../oauth/grant-notice.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
 import { type Actor, SECRET_CHANGED, SECRET_UNCHANGED, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
@@ -634,6 +635,7 @@ export class EmailServerService {
     if (missing.length) return `Missing: ${missing.join(", ")}.`;
     if (row.fault) return row.fault_detail;
     if (row.status === "not_authorized") return "Authorize an account to send through this server.";
+    if (row.oauth_account) return grantNotice(row);
     return null;
   }
 

@@ -27,6 +27,8 @@ export const routePermissions: Record<string, RouteAccess> = {
   "DELETE /api/email-servers/:id/settings/:key": "email-servers.update",
   "POST /api/email-servers/:id/copy": "email-servers.update",
   "POST /api/email-servers/:id/default": "email-servers.update",
+  "POST /api/email-servers/:id/oauth/authorize": "email-servers.update",
+  "DELETE /api/email-servers/:id/oauth": "email-servers.update",
   "POST /api/email-servers/:id/test": "email-servers.test",
   "POST /api/email-servers/test": "email-servers.test",
 

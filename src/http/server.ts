@@ -16,6 +16,7 @@ import { captureRoutes } from "./routes/capture.js";
 import { emailServerRoutes } from "./routes/email-servers.js";
 import { healthRoutes } from "./routes/health.js";
 import { messageRoutes } from "./routes/messages.js";
+import { oauthRoutes } from "./routes/oauth.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { userRoutes } from "./routes/users.js";
 
@@ -78,6 +79,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   healthRoutes(app, mailroom);
   authRoutes(app, mailroom, options.loginLimit ?? { max: 10, timeWindow: 60_000 });
   emailServerRoutes(app, mailroom);
+  oauthRoutes(app, mailroom);
   serverTestRoutes(app, mailroom);
   messageRoutes(app, mailroom);
   captureRoutes(app, mailroom);

@@ -1,0 +1,48 @@
+import type { EmailServerService } from "../core/email-servers.js";
+import { MailroomError } from "../core/errors.js";
+import type { Settings } from "../core/settings.js";
+import { findDriver } from "../drivers/registry.js";
+import type { Driver } from "../drivers/types.js";
+import type { EmailServersTable } from "../storage/schema.js";
+import { type OAuthProvider, providerById } from "./providers/index.js";
+
+/** The driver and OAuth provider of a server; refuses servers that do not use OAuth. */
+export function oauthOf(row: EmailServersTable): { driver: Driver; provider: OAuthProvider } {
+  const driver = findDriver(row.driver);
+  if (!driver?.oauthProvider) {
+    throw new MailroomError(
+      "oauth_not_supported",
+      `'${row.name}' uses the ${driver?.label ?? row.driver} driver, which does not sign in with OAuth; only Gmail and Microsoft 365 do.`,
+    );
+  }
+  return { driver, provider: providerById(driver.oauthProvider) };
+}
+
+export interface ClientCredentials {
+  settings: Settings;
+  clientId: string;
+  clientSecret: string;
+}
+
+/** The server's OAuth client, decrypted for one request to the provider. Never log it. */
+export function credentialsOf(servers: EmailServerService, row: EmailServersTable): ClientCredentials {
+  const settings = JSON.parse(row.settings) as Settings;
+  const clientId = typeof settings.clientId === "string" ? settings.clientId.trim() : "";
+  const clientSecret = servers.secretsOf(row).clientSecret ?? "";
+  if (clientId === "" || clientSecret === "") {
+    const missing = [clientId === "" ? "clientId" : null, clientSecret === "" ? "clientSecret" : null].filter(Boolean);
+    throw new MailroomError(
+      "oauth_client_missing",
+      `'${row.name}' has no ${missing.join(" and ")}: enter the OAuth client's ID and secret and save, then authorize.`,
+      { missing },
+    );
+  }
+  return { settings, clientId, clientSecret };
+}
+
+/** The redirect URI registered at the provider, derived from MAILROOM_PUBLIC_URL. */
+export function redirectUriOf(driver: Driver, publicUrl: string): string {
+  const uri = driver.derive?.({ publicUrl }).redirectUri;
+  if (!uri) throw new Error(`The ${driver.id} driver derives no redirect URI`);
+  return uri;
+}

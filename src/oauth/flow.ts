@@ -1,0 +1,461 @@
+import { createHash } from "node:crypto";
+import type { Kysely } from "kysely";
+import * as oidc from "openid-client";
+import { can, type Principal } from "../auth/permissions.js";
+import { type Actor, writeAudit } from "../core/audit.js";
+import type { AppContext } from "../core/context.js";
+import type { EmailServerService, EmailServerView } from "../core/email-servers.js";
+import { type ErrorCode, errorCatalogue, MailroomError } from "../core/errors.js";
+import { iso } from "../core/ids.js";
+import type { Database, EmailServersTable } from "../storage/schema.js";
+import { clientFor, describeFailure, type OAuthFailure, type ProviderClient, validateIdToken } from "./client.js";
+import { credentialsOf, oauthOf, redirectUriOf } from "./credentials.js";
+import type { IdTokenClaims, OAuthProvider } from "./providers/index.js";
+import type { TokenStore } from "./token-store.js";
+
+/** How long an "Authorize account" may take, from click to callback. */
+export const STATE_TTL_MS = 10 * 60_000;
+/** Finished or expired authorizations are kept this long, so a late reply says "expired". */
+const KEEP_MS = 24 * 60 * 60_000;
+
+/** Who is asking: the signed-in user and the session cookie their browser carries. */
+export interface Requester {
+  principal: Principal | null;
+  /** The session cookie, when the request was authenticated by one (not by an API token). */
+  sessionCookie: string | null;
+  actor: Actor;
+}
+
+export type CallbackOutcome =
+  | { ok: true; serverId: string; location: string }
+  | { ok: false; serverId: string | null; code: ErrorCode; message: string; location: string };
+
+export interface DisconnectResult {
+  server: EmailServerView;
+  /** Whether the provider confirmed the revocation. */
+  revoked: boolean;
+  notice: string | null;
+}
+
+function sha256(value: string): string {
+  return createHash("sha256").update(value).digest("hex");
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * "Authorize account": the authorization URL (state bound to server, user and session;
+ * PKCE S256), the provider's callback (checked, exchanged, stored with the grant's facts in
+ * one transaction, audited) and "Disconnect".
+ */
+export class OAuthFlow {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly servers: EmailServerService,
+    private readonly tokens: TokenStore,
+    private readonly timeoutSeconds = 20,
+  ) {}
+
+  private get db(): Kysely<Database> {
+    return this.ctx.db;
+  }
+
+  /** Starts an authorization and returns the provider's URL for the browser. */
+  async start(idOrName: string, requester: Requester): Promise<{ authorizationUrl: string; expiresAt: string }> {
+    const { principal, sessionCookie } = requester;
+    if (principal?.kind !== "user" || !sessionCookie) {
+      throw new MailroomError(
+        "oauth_session_required",
+        "Authorize from the admin UI while signed in: an API token cannot finish the provider's sign-in in a browser.",
+      );
+    }
+    const row = await this.servers.getRow(idOrName);
+    const { driver, provider } = oauthOf(row);
+    const credentials = credentialsOf(this.servers, row);
+    const redirectUri = redirectUriOf(driver, this.ctx.config.publicUrl);
+    const client = this.client(provider, credentials);
+
+    const state = oidc.randomState();
+    const verifier = oidc.randomPKCECodeVerifier();
+    const challenge = await oidc.calculatePKCECodeChallenge(verifier);
+    const now = Date.now();
+    const expiresAt = now + STATE_TTL_MS;
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom("oauth_authorizations")
+        .where("expires_at", "<", now - KEEP_MS)
+        .execute();
+      await trx
+        .insertInto("oauth_authorizations")
+        .values({
+          state_hash: sha256(state),
+          server_id: row.id,
+          provider: provider.id,
+          user_id: principal.id,
+          session_hash: sha256(sessionCookie),
+          code_verifier: this.ctx.secrets.encrypt(verifier),
+          redirect_uri: redirectUri,
+          created_at: now,
+          expires_at: expiresAt,
+          used_at: null,
+        })
+        .execute();
+      await writeAudit(trx, requester.actor, {
+        action: "email_server.oauth.start",
+        targetType: "email_server",
+        targetId: row.id,
+        after: { provider: provider.id, scopes: provider.scopes.join(" "), expiresAt: iso(expiresAt) },
+      });
+    });
+    const url = oidc.buildAuthorizationUrl(client.config, {
+      redirect_uri: redirectUri,
+      scope: provider.scopes.join(" "),
+      state,
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+      ...provider.authorizationParameters(row.from_address || null),
+    });
+    return { authorizationUrl: url.href, expiresAt: iso(expiresAt) as string };
+  }
+
+  /**
+   * The provider's callback. Never throws for a refusal: the browser is sent back to the
+   * server's page with the code, and the refusal is audited.
+   */
+  async complete(providerId: string, query: Record<string, unknown>, requester: Requester): Promise<CallbackOutcome> {
+    const seen: { serverId: string | null } = { serverId: null };
+    try {
+      const result = await this.completeOrRefuse(providerId, query, requester, (id) => {
+        seen.serverId = id;
+      });
+      return { ok: true, serverId: result, location: `/servers/${encodeURIComponent(result)}?oauth=success` };
+    } catch (error) {
+      const { serverId } = seen;
+      const refusal =
+        error instanceof Refusal
+          ? error
+          : error instanceof MailroomError
+            ? new Refusal(error.code, error.message)
+            : new Refusal("internal_error", errorCatalogue.internal_error.summary);
+      if (!(error instanceof Refusal) && !(error instanceof MailroomError)) {
+        this.ctx.log.error({ err: describeFailure(error).text, provider: providerId, serverId }, "OAuth callback failed");
+      }
+      await this.auditRefusal(requester.actor, serverId, providerId, refusal);
+      this.ctx.log.info({ provider: providerId, serverId, code: refusal.code }, "OAuth authorization refused");
+      const page = serverId ? `/servers/${encodeURIComponent(serverId)}` : "/servers";
+      return {
+        ok: false,
+        serverId,
+        code: refusal.code,
+        message: refusal.message,
+        location: `${page}?oauth=error&code=${refusal.code}`,
+      };
+    }
+  }
+
+  private async completeOrRefuse(
+    providerId: string,
+    query: Record<string, unknown>,
+    requester: Requester,
+    identify: (serverId: string) => void,
+  ): Promise<string> {
+    // 1. The state: ours, unused, recent, for this provider.
+    const state = typeof query.state === "string" ? query.state : "";
+    if (state === "" || state.length > 512) {
+      throw new Refusal("oauth_state_invalid", "The provider's reply carries no state Mailroom issued.");
+    }
+    const hash = sha256(state);
+    const pending = await this.db
+      .selectFrom("oauth_authorizations")
+      .selectAll()
+      .where("state_hash", "=", hash)
+      .executeTakeFirst();
+    if (!pending) throw new Refusal("oauth_state_invalid", "The reply's state matches no authorization Mailroom started.");
+    identify(pending.server_id);
+    const now = Date.now();
+    // Whatever happens next, this state is spent.
+    const claimed = await this.db
+      .updateTable("oauth_authorizations")
+      .set({ used_at: now })
+      .where("state_hash", "=", hash)
+      .where("used_at", "is", null)
+      .returningAll()
+      .executeTakeFirst();
+    if (!claimed) throw new Refusal("oauth_state_reused", "This reply was already used once; each authorization works once.");
+    if (claimed.expires_at < now) {
+      throw new Refusal("oauth_state_expired", "The authorization was started more than 10 minutes ago.");
+    }
+    if (claimed.provider !== providerId) {
+      throw new Refusal(
+        "oauth_state_invalid",
+        `The reply came to the ${providerId} callback for a ${claimed.provider} authorization.`,
+      );
+    }
+
+    // 2. The person: the same user in the same session, still allowed to change the server.
+    const { principal, sessionCookie } = requester;
+    if (!principal) {
+      throw new Refusal("unauthenticated", "Sign in to Mailroom in this browser, then use 'Authorize account' again.");
+    }
+    if (
+      principal.kind !== "user" ||
+      principal.id !== claimed.user_id ||
+      !sessionCookie ||
+      sha256(sessionCookie) !== claimed.session_hash
+    ) {
+      throw new Refusal(
+        "oauth_session_mismatch",
+        "The authorization was started by another user or in another session; finish it in the session that started it.",
+      );
+    }
+    if (!can(principal, "email-servers.update")) {
+      throw new Refusal("forbidden", "Authorizing an account needs the permission 'email-servers.update'.");
+    }
+
+    // 3. The provider's answer.
+    if (typeof query.error === "string" && query.error !== "") {
+      throw authorizationError(query.error, query.error_description);
+    }
+    if (typeof query.code !== "string" || query.code === "") {
+      throw new Refusal("oauth_provider_error", "The provider's reply has neither an authorization code nor an error.");
+    }
+
+    // 4. The server as it is now, and the exchange.
+    const row = await this.servers.getRow(claimed.server_id);
+    const { provider } = oauthOf(row);
+    if (provider.id !== claimed.provider) {
+      throw new Refusal("oauth_state_invalid", "The server's driver changed since the authorization started.");
+    }
+    const credentials = credentialsOf(this.servers, row);
+    const client = this.client(provider, credentials);
+    const currentUrl = new URL(claimed.redirect_uri);
+    for (const [key, value] of Object.entries(query)) {
+      if (typeof value === "string") currentUrl.searchParams.set(key, value);
+    }
+    let tokens: oidc.TokenEndpointResponse;
+    try {
+      tokens = await oidc.authorizationCodeGrant(client.config, currentUrl, {
+        pkceCodeVerifier: this.ctx.secrets.decrypt(claimed.code_verifier),
+        expectedState: state,
+      });
+    } catch (error) {
+      throw exchangeError(provider, describeFailure(error));
+    }
+
+    // 5. Who signed in, and what they allowed.
+    const discard = () => this.revokeQuietly(client, tokens.refresh_token ?? tokens.access_token);
+    let claims: Partial<IdTokenClaims> = {};
+    const idToken = client.takeIdToken();
+    if (idToken) {
+      try {
+        claims = validateIdToken(provider, client.endpoints, credentials.settings, idToken, credentials.clientId);
+      } catch (error) {
+        await discard();
+        throw new Refusal("oauth_exchange_failed", `${provider.label}'s answer was not accepted: ${(error as Error).message}.`);
+      }
+    }
+    let account = provider.accountFrom(claims);
+    if (!account && client.endpoints.userinfo) {
+      try {
+        const info = await oidc.fetchUserInfo(client.config, tokens.access_token, claims.sub ?? oidc.skipSubjectCheck);
+        account = provider.accountFrom(info as Partial<IdTokenClaims>);
+      } catch (error) {
+        this.ctx.log.warn({ provider: provider.id, serverId: row.id, err: describeFailure(error).text }, "OAuth userinfo failed");
+      }
+    }
+    if (!account) {
+      await discard();
+      throw new Refusal(
+        "oauth_account_unknown",
+        `${provider.label} did not say which mailbox signed in: allow the 'openid' and 'email' permissions and authorize again.`,
+      );
+    }
+    const granted = (typeof tokens.scope === "string" && tokens.scope.trim() !== "" ? tokens.scope : provider.scopes.join(" "))
+      .trim()
+      .split(/\s+/);
+    if (!granted.includes(provider.smtpScope)) {
+      await discard();
+      throw new Refusal(
+        "oauth_scope_missing",
+        `${provider.label} did not grant ${provider.smtpScope}, which SMTP needs (granted: ${granted.join(" ").slice(0, 300)}). Authorize again and allow sending mail.`,
+      );
+    }
+    if (typeof tokens.refresh_token !== "string" || tokens.refresh_token === "") {
+      throw new Refusal(
+        "oauth_refresh_token_missing",
+        `${provider.label} gave no refresh token. Remove Mailroom's access at ${provider.accessPage}, then authorize again.`,
+      );
+    }
+
+    // 6. Stored with the grant's facts and the audit entry, or not at all.
+    const authorizedAt = Date.now();
+    const grantLeft = tokens.refresh_token_expires_in;
+    const grantExpiresAt = typeof grantLeft === "number" && grantLeft > 0 ? authorizedAt + grantLeft * 1000 : null;
+    const scopes = granted.join(" ");
+    await this.db.transaction().execute(async (trx) => {
+      await this.tokens.storeGrant(trx, row.id, {
+        provider: provider.id,
+        account: account as string,
+        scopes,
+        refreshToken: tokens.refresh_token as string,
+        accessToken: tokens.access_token,
+        expiresInSeconds: tokens.expires_in,
+        grantExpiresAt,
+      });
+      await this.servers.recordGrant(trx, row.id, {
+        account: account as string,
+        scopes,
+        authorizedAt,
+        expiresAt: grantExpiresAt,
+      });
+      await writeAudit(trx, requester.actor, {
+        action: "email_server.oauth.authorize",
+        targetType: "email_server",
+        targetId: row.id,
+        before: { account: row.oauth_account },
+        after: { provider: provider.id, account, scopes, expiresAt: iso(grantExpiresAt) },
+      });
+    });
+    this.tokens.forget(row.id);
+    this.ctx.log.info({ serverId: row.id, provider: provider.id, account }, "OAuth account authorized");
+    return row.id;
+  }
+
+  /** Revokes the grant at the provider where possible, and forgets the tokens. */
+  async disconnect(idOrName: string, actor: Actor): Promise<DisconnectResult> {
+    const row = await this.servers.getRow(idOrName);
+    const { provider } = oauthOf(row);
+    const stored = await this.tokens.readRow(row.id);
+    let revoked = false;
+    let notice: string | null = null;
+    if (!stored) {
+      notice = "No account was authorized; there was nothing to revoke.";
+    } else {
+      const outcome = await this.revoke(provider, row, stored.refresh_token);
+      revoked = outcome === null;
+      notice = outcome;
+    }
+    const next = await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom("oauth_tokens").where("server_id", "=", row.id).execute();
+      // An authorization still in progress is cancelled too.
+      await trx.deleteFrom("oauth_authorizations").where("server_id", "=", row.id).where("used_at", "is", null).execute();
+      const updated = await this.servers.recordGrant(trx, row.id, null);
+      await writeAudit(trx, actor, {
+        action: "email_server.oauth.disconnect",
+        targetType: "email_server",
+        targetId: row.id,
+        before: { account: row.oauth_account },
+        after: { provider: provider.id, revoked },
+      });
+      return updated;
+    });
+    this.tokens.forget(row.id);
+    return { server: this.servers.toView(next), revoked, notice };
+  }
+
+  /** null when revoked; otherwise what the admin should do by hand. */
+  private async revoke(provider: OAuthProvider, row: EmailServersTable, refreshToken: string): Promise<string | null> {
+    const manual = `Remove Mailroom's access at ${provider.accessPage} to end it at ${provider.label} too.`;
+    const endpoints = provider.endpoints(this.ctx.config.oauth, JSON.parse(row.settings));
+    if (!endpoints.revocation) return `${provider.label} offers no revocation endpoint; Mailroom forgot the tokens. ${manual}`;
+    try {
+      const client = this.client(provider, credentialsOf(this.servers, row));
+      await oidc.tokenRevocation(client.config, this.ctx.secrets.decrypt(refreshToken), { token_type_hint: "refresh_token" });
+      return null;
+    } catch (error) {
+      const why = error instanceof MailroomError ? error.message : describeFailure(error).text;
+      this.ctx.log.warn({ serverId: row.id, provider: provider.id, err: why }, "OAuth revocation failed");
+      return `${provider.label} did not confirm the revocation (${why}); Mailroom forgot the tokens anyway. ${manual}`;
+    }
+  }
+
+  private async revokeQuietly(client: ProviderClient, token: string | undefined): Promise<void> {
+    if (!token || !client.endpoints.revocation) return;
+    await oidc.tokenRevocation(client.config, token).catch(() => {});
+  }
+
+  private client(provider: OAuthProvider, credentials: ReturnType<typeof credentialsOf>): ProviderClient {
+    return clientFor(provider, this.ctx.config.oauth, credentials.settings, {
+      clientId: credentials.clientId,
+      clientSecret: credentials.clientSecret,
+      timeoutSeconds: this.timeoutSeconds,
+    });
+  }
+
+  private async auditRefusal(actor: Actor, serverId: string | null, providerId: string, refusal: Refusal): Promise<void> {
+    try {
+      await writeAudit(this.db, actor, {
+        action: "email_server.oauth.refused",
+        targetType: "email_server",
+        targetId: serverId,
+        after: { provider: providerId.slice(0, 20), code: refusal.code, reason: refusal.message },
+      });
+    } catch (error) {
+      this.ctx.log.error({ err: (error as Error).message }, "could not audit an OAuth refusal");
+    }
+  }
+}
+
+function clipText(value: unknown): string {
+  if (typeof value !== "string") return "";
+  const flat = value.replace(/[\r\n\t]+/g, " ").trim();
+  return flat.length > 300 ? `${flat.slice(0, 300)}…` : flat;
+}
+
+/** An `error` in the provider's redirect (the user declined, the request was refused). */
+function authorizationError(error: string, description: unknown): Refusal {
+  const code = clipText(error).slice(0, 80);
+  const said = clipText(description);
+  const detail = `${code}${said ? `: ${said}` : ""}`;
+  switch (error) {
+    case "access_denied":
+    case "consent_required":
+    case "interaction_required":
+    case "login_required":
+      return new Refusal(
+        "oauth_access_denied",
+        `Access was not granted (${detail}). Authorize again and allow every permission, or ask an administrator to approve the app.`,
+      );
+    case "invalid_client":
+    case "unauthorized_client":
+      return new Refusal("oauth_invalid_client", `The provider rejected the OAuth client (${detail}).`);
+    case "redirect_uri_mismatch":
+      return new Refusal("oauth_redirect_uri_mismatch", `The provider rejected the redirect URI (${detail}).`);
+    case "invalid_scope":
+      return new Refusal("oauth_scope_missing", `The provider refused the requested permissions (${detail}).`);
+    default:
+      return new Refusal("oauth_provider_error", `The provider refused the authorization (${detail}).`);
+  }
+}
+
+/** A failed code exchange at the token endpoint. */
+function exchangeError(provider: OAuthProvider, failure: OAuthFailure): Refusal {
+  const said = `${provider.label} answered ${failure.text}`;
+  const description = failure.description ?? "";
+  if (failure.unreachable || (failure.status !== null && failure.status >= 500) || failure.status === 429) {
+    return new Refusal(
+      "oauth_exchange_failed",
+      `${provider.label}'s token endpoint failed: ${failure.text}. Try again in a moment.`,
+    );
+  }
+  if (failure.error === "invalid_client" || failure.error === "unauthorized_client") {
+    return new Refusal("oauth_invalid_client", `${said}: check the client ID and client secret.`);
+  }
+  if (failure.error === "redirect_uri_mismatch") {
+    return new Refusal("oauth_redirect_uri_mismatch", `${said}: register the server's Redirect URI exactly.`);
+  }
+  if (failure.error === "invalid_grant" || /code[_ ]?verifier|code_challenge|pkce/i.test(description)) {
+    return new Refusal("oauth_code_rejected", `${said}: start again with 'Authorize account'.`);
+  }
+  if (/redirect[_ ]?uri|reply (url|address)/i.test(description)) {
+    return new Refusal("oauth_redirect_uri_mismatch", `${said}: register the server's Redirect URI exactly.`);
+  }
+  return new Refusal("oauth_exchange_failed", `${said}.`);
+}

@@ -1,0 +1,420 @@
+import { randomUUID } from "node:crypto";
+import type { Kysely } from "kysely";
+import * as oidc from "openid-client";
+import type { AppContext } from "../core/context.js";
+import type { EmailServerService } from "../core/email-servers.js";
+import { iso } from "../core/ids.js";
+import type { Database, OAuthTokensTable } from "../storage/schema.js";
+import { type AccessTokenProvider, DeliveryError } from "../transport/types.js";
+import { clientFor, describeFailure, type OAuthFailure } from "./client.js";
+import { credentialsOf } from "./credentials.js";
+import { type OAuthProvider, providerById } from "./providers/index.js";
+
+export interface TokenStoreOptions {
+  /** Refresh this long before the absolute expiry (at most half the token's lifetime). */
+  refreshMarginMs?: number;
+  /** How long a refresh may hold the cross-process lease before others take over. */
+  leaseMs?: number;
+  /** Seconds a token endpoint request may take. */
+  requestTimeoutSeconds?: number;
+  /** First wait between looks at a lease another process holds. */
+  waitPollMs?: number;
+}
+
+/** A new grant's tokens, as the callback received them. */
+export interface GrantTokens {
+  provider: OAuthProvider["id"];
+  account: string;
+  scopes: string;
+  refreshToken: string;
+  accessToken: string;
+  expiresInSeconds: number | undefined;
+  grantExpiresAt: number | null;
+}
+
+interface CachedToken {
+  accessToken: string;
+  expiresAt: number;
+  obtainedAt: number;
+  generation: number;
+  account: string;
+}
+
+type TokenRow = OAuthTokensTable;
+
+/** Errors after which the refresh token is dead: only a new authorization helps. */
+const REAUTHORIZE_ERRORS = new Set(["invalid_grant", "interaction_required", "consent_required", "login_required"]);
+const CLIENT_ERRORS = new Set(["invalid_client", "unauthorized_client"]);
+const DEFAULT_LIFETIME_S = 3600;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Access tokens for OAuth servers. Each is cached in memory and, encrypted, in the
+ * database, with its absolute expiry; it is refreshed a few minutes before that expiry.
+ *
+ * Single flight: within this process one promise per server; across processes sharing the
+ * database, a lease on the server's oauth_tokens row (an atomic UPDATE … WHERE the lease
+ * is free and nobody stored a newer token). The holder refreshes without keeping a
+ * transaction open; the others poll the row until a newer token (or the holder's error)
+ * is there. The result, including a rotated refresh token, is stored in one UPDATE
+ * before anyone uses it, and only if nobody stored a newer grant meanwhile.
+ */
+export class TokenStore {
+  private readonly cache = new Map<string, CachedToken>();
+  private readonly flights = new Map<string, Promise<CachedToken>>();
+  /** Who holds a lease: unique per store, so per process. */
+  private readonly owner = randomUUID();
+  private readonly marginMs: number;
+  private readonly leaseMs: number;
+  private readonly timeoutSeconds: number;
+  private readonly pollMs: number;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly servers: EmailServerService,
+    options: TokenStoreOptions = {},
+  ) {
+    this.marginMs = options.refreshMarginMs ?? 5 * 60_000;
+    this.leaseMs = options.leaseMs ?? 60_000;
+    this.timeoutSeconds = options.requestTimeoutSeconds ?? 20;
+    this.pollMs = options.waitPollMs ?? 50;
+  }
+
+  private get db(): Kysely<Database> {
+    return this.ctx.db;
+  }
+
+  /** What the SMTP transport of one OAuth server calls (through nodemailer's provision callback). */
+  tokenProvider(serverId: string): AccessTokenProvider {
+    return {
+      user: () => this.account(serverId),
+      accessToken: (renew) => this.accessToken(serverId, renew),
+    };
+  }
+
+  /** The authorized account: the login for XOAUTH2. */
+  async account(serverId: string): Promise<string> {
+    const cached = this.cache.get(serverId);
+    if (cached) return cached.account;
+    const row = await this.readRow(serverId);
+    if (!row) throw notAuthorized();
+    return row.account;
+  }
+
+  /**
+   * A valid access token. `renew`: the server rejected the last one, so get a newer one
+   * (joining a refresh already under way rather than starting a second).
+   */
+  async accessToken(serverId: string, renew = false): Promise<string> {
+    const cached = this.cache.get(serverId);
+    if (!renew && cached && this.isFresh(cached.expiresAt, cached.obtainedAt)) return cached.accessToken;
+    const floor = renew ? (cached?.generation ?? -1) : null;
+    return (await this.singleFlight(serverId, () => this.obtain(serverId, floor))).accessToken;
+  }
+
+  /** Refreshes now, whatever the cached token's age: proves the grant still works. */
+  async refreshNow(serverId: string): Promise<void> {
+    const row = await this.readRow(serverId);
+    if (!row) throw notAuthorized();
+    await this.singleFlight(serverId, () => this.obtain(serverId, row.generation));
+  }
+
+  /** Stores a new grant in the caller's transaction, replacing any earlier one. */
+  async storeGrant(trx: Kysely<Database>, serverId: string, grant: GrantTokens): Promise<void> {
+    const now = Date.now();
+    const box = this.ctx.secrets;
+    const lifetime = grant.expiresInSeconds && grant.expiresInSeconds > 0 ? grant.expiresInSeconds : DEFAULT_LIFETIME_S;
+    const values = {
+      provider: grant.provider,
+      account: grant.account,
+      scopes: grant.scopes,
+      refresh_token: box.encrypt(grant.refreshToken),
+      access_token: box.encrypt(grant.accessToken),
+      access_expires_at: now + lifetime * 1000,
+      access_obtained_at: now,
+      grant_expires_at: grant.grantExpiresAt,
+      // A refresh of the old grant still under way must not overwrite this one.
+      lease_owner: null,
+      lease_until: null,
+      refreshed_at: now,
+      refresh_error_code: null,
+      refresh_error: null,
+      refresh_error_at: null,
+      updated_at: now,
+    };
+    const existing = await trx
+      .selectFrom("oauth_tokens")
+      .select("generation")
+      .where("server_id", "=", serverId)
+      .executeTakeFirst();
+    if (existing) {
+      await trx
+        .updateTable("oauth_tokens")
+        .set({ ...values, generation: existing.generation + 1 })
+        .where("server_id", "=", serverId)
+        .execute();
+    } else {
+      await trx
+        .insertInto("oauth_tokens")
+        .values({ server_id: serverId, ...values, generation: 1, created_at: now })
+        .execute();
+    }
+  }
+
+  /** Drops what this process remembers of a server's token (after a new grant or a disconnect). */
+  forget(serverId: string): void {
+    this.cache.delete(serverId);
+  }
+
+  async readRow(serverId: string, db: Kysely<Database> = this.db): Promise<TokenRow | undefined> {
+    return db.selectFrom("oauth_tokens").selectAll().where("server_id", "=", serverId).executeTakeFirst();
+  }
+
+  // ---- single flight ----
+
+  private singleFlight(serverId: string, run: () => Promise<CachedToken>): Promise<CachedToken> {
+    const running = this.flights.get(serverId);
+    if (running) return running;
+    const flight = run().finally(() => {
+      if (this.flights.get(serverId) === flight) this.flights.delete(serverId);
+    });
+    this.flights.set(serverId, flight);
+    return flight;
+  }
+
+  /**
+   * Returns a fresh stored token (newer than generation `floor` if given), or refreshes
+   * under the lease, or waits for whoever holds it.
+   */
+  private async obtain(serverId: string, floor: number | null): Promise<CachedToken> {
+    const started = Date.now();
+    const deadline = started + this.leaseMs + 10_000;
+    let waited = false;
+    for (let round = 0; ; round++) {
+      const row = await this.readRow(serverId);
+      if (!row) throw notAuthorized();
+      if (row.refresh_error_code === "invalid_grant") throw reauthorizationError(row.refresh_error);
+      const now = Date.now();
+      const newEnough = floor === null || row.generation > floor;
+      if (newEnough && row.access_token && row.access_expires_at && this.isFresh(row.access_expires_at, row.access_obtained_at)) {
+        return this.remember(serverId, row);
+      }
+      // Whoever we waited for failed: share its outcome rather than hammer the provider.
+      const leaseFree = row.lease_until === null || row.lease_until < now;
+      if (waited && leaseFree && row.refresh_error_at !== null && row.refresh_error_at >= started) {
+        throw errorFromRow(row);
+      }
+      const claimed = await this.db
+        .updateTable("oauth_tokens")
+        .set({ lease_owner: this.owner, lease_until: now + this.leaseMs })
+        .where("server_id", "=", serverId)
+        .where("generation", "=", row.generation)
+        .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<", now)]))
+        .returningAll()
+        .executeTakeFirst();
+      if (claimed) return this.refresh(serverId, claimed);
+      waited = true;
+      if (Date.now() > deadline) {
+        throw new DeliveryError(
+          "oauth_token_unavailable",
+          "transient",
+          "Another Mailroom process has held this server's token refresh for too long; Mailroom retries with backoff.",
+        );
+      }
+      await sleep(Math.min(this.pollMs * 2 ** Math.min(round, 4), 500));
+    }
+  }
+
+  /** Holding the lease: asks the provider, stores the result, then hands it out. */
+  private async refresh(serverId: string, claimed: TokenRow): Promise<CachedToken> {
+    const provider = providerById(claimed.provider);
+    let result: oidc.TokenEndpointResponse;
+    try {
+      const server = await this.servers.getRow(serverId);
+      const credentials = credentialsOf(this.servers, server);
+      const client = clientFor(provider, this.ctx.config.oauth, credentials.settings, {
+        clientId: credentials.clientId,
+        clientSecret: credentials.clientSecret,
+        timeoutSeconds: this.timeoutSeconds,
+      });
+      const refreshToken = this.ctx.secrets.decrypt(claimed.refresh_token);
+      result = await oidc.refreshTokenGrant(client.config, refreshToken, provider.refreshParameters());
+      // The refresh answer's ID token (if any) is not needed: the account is known.
+      client.takeIdToken();
+    } catch (error) {
+      return this.failRefresh(serverId, claimed, provider, error);
+    }
+    const now = Date.now();
+    const lifetime = typeof result.expires_in === "number" && result.expires_in > 0 ? result.expires_in : DEFAULT_LIFETIME_S;
+    const grantLeft = result.refresh_token_expires_in;
+    const stored = await this.db
+      .updateTable("oauth_tokens")
+      .set({
+        access_token: this.ctx.secrets.encrypt(result.access_token),
+        access_expires_at: now + lifetime * 1000,
+        access_obtained_at: now,
+        // Microsoft rotates the refresh token on every refresh: keep the new one, now,
+        // in the same statement as the access token it came with.
+        refresh_token:
+          typeof result.refresh_token === "string" && result.refresh_token !== ""
+            ? this.ctx.secrets.encrypt(result.refresh_token)
+            : claimed.refresh_token,
+        grant_expires_at: typeof grantLeft === "number" && grantLeft > 0 ? now + grantLeft * 1000 : claimed.grant_expires_at,
+        generation: claimed.generation + 1,
+        lease_owner: null,
+        lease_until: null,
+        refreshed_at: now,
+        refresh_error_code: null,
+        refresh_error: null,
+        refresh_error_at: null,
+        updated_at: now,
+      })
+      .where("server_id", "=", serverId)
+      .where("generation", "=", claimed.generation)
+      .returningAll()
+      .executeTakeFirst();
+    if (stored) {
+      this.ctx.log.debug(
+        { serverId, provider: provider.id, expiresAt: iso(now + lifetime * 1000) },
+        "OAuth access token refreshed",
+      );
+      return this.remember(serverId, stored);
+    }
+    // The grant changed meanwhile (re-authorized or disconnected): only what is stored is used.
+    const current = await this.readRow(serverId);
+    if (!current) throw notAuthorized();
+    if (
+      current.access_token &&
+      current.access_expires_at &&
+      this.isFresh(current.access_expires_at, current.access_obtained_at)
+    ) {
+      return this.remember(serverId, current);
+    }
+    throw new DeliveryError(
+      "oauth_token_unavailable",
+      "transient",
+      "The authorization changed during a token refresh; Mailroom retries.",
+    );
+  }
+
+  private async failRefresh(serverId: string, claimed: TokenRow, provider: OAuthProvider, error: unknown): Promise<never> {
+    const failure = describeFailure(error);
+    const at = Date.now();
+    const kind = classify(failure, error);
+    const when = iso(at);
+    if (kind === "reauthorize") {
+      const detail =
+        `${provider.label} refused the refresh token on ${when} (${failure.text}): consent was revoked, the password ` +
+        `changed, the grant expired (Google apps in "Testing" lose it after 7 days, Microsoft after 90 days unused) ` +
+        `or an administrator blocked it. Use 'Authorize account' again; held messages then go out.`;
+      const marked = await this.db
+        .updateTable("oauth_tokens")
+        .set({
+          lease_owner: null,
+          lease_until: null,
+          access_token: null,
+          access_expires_at: null,
+          refresh_error_code: "invalid_grant",
+          refresh_error: detail,
+          refresh_error_at: at,
+          updated_at: at,
+        })
+        .where("server_id", "=", serverId)
+        .where("generation", "=", claimed.generation)
+        .returning("server_id")
+        .executeTakeFirst();
+      this.cache.delete(serverId);
+      // Only the grant that failed is marked: a new authorization stored meanwhile stands.
+      if (marked) {
+        await this.servers.setFault(serverId, "reauthorization_required", detail);
+        this.ctx.log.warn({ serverId, provider: provider.id, error: failure.error }, "OAuth grant revoked or expired");
+      }
+      throw new DeliveryError("oauth_reauthorization_required", "reauthorization", detail);
+    }
+    if (kind === "client") {
+      const detail = `${provider.label} rejected the client ID or client secret on ${when} (${failure.text}): paste a valid client secret (Microsoft Entra secrets expire) and save.`;
+      if (await this.releaseLease(serverId, claimed, "invalid_client", detail)) {
+        await this.servers.setFault(serverId, "failing", detail);
+      }
+      this.ctx.log.warn({ serverId, provider: provider.id, error: failure.error }, "OAuth client rejected");
+      throw new DeliveryError("oauth_invalid_client", "server", detail);
+    }
+    const detail = `${provider.label}'s token endpoint failed on ${when} (${failure.text}); Mailroom retries with backoff.`;
+    await this.releaseLease(serverId, claimed, "transient", detail);
+    this.ctx.log.warn({ serverId, provider: provider.id, status: failure.status }, "OAuth token endpoint unavailable");
+    throw new DeliveryError("oauth_token_unavailable", "transient", detail);
+  }
+
+  private async releaseLease(serverId: string, claimed: TokenRow, code: string, detail: string): Promise<boolean> {
+    const at = Date.now();
+    const row = await this.db
+      .updateTable("oauth_tokens")
+      .set({
+        lease_owner: null,
+        lease_until: null,
+        refresh_error_code: code,
+        refresh_error: detail,
+        refresh_error_at: at,
+        updated_at: at,
+      })
+      .where("server_id", "=", serverId)
+      .where("generation", "=", claimed.generation)
+      .returning("server_id")
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  private remember(serverId: string, row: TokenRow): CachedToken {
+    const token: CachedToken = {
+      accessToken: this.ctx.secrets.decrypt(row.access_token as string),
+      expiresAt: row.access_expires_at as number,
+      obtainedAt: row.access_obtained_at ?? row.refreshed_at ?? Date.now(),
+      generation: row.generation,
+      account: row.account,
+    };
+    const known = this.cache.get(serverId);
+    if (!known || known.generation <= token.generation) this.cache.set(serverId, token);
+    return token;
+  }
+
+  /** Fresh until `margin` before expiry; the margin is at most half the token's lifetime. */
+  private isFresh(expiresAt: number, obtainedAt: number | null): boolean {
+    const lifetime = Math.max(0, expiresAt - (obtainedAt ?? expiresAt));
+    const margin = Math.min(this.marginMs, lifetime / 2);
+    return Date.now() < expiresAt - margin;
+  }
+}
+
+function classify(failure: OAuthFailure, error: unknown): "reauthorize" | "client" | "transient" {
+  if (failure.error && REAUTHORIZE_ERRORS.has(failure.error)) return "reauthorize";
+  if (failure.error && CLIENT_ERRORS.has(failure.error)) return "client";
+  // A missing client ID or secret (cleared by an admin) is the server's configuration.
+  if ((error as { code?: string })?.code === "oauth_client_missing") return "client";
+  // 5xx, 429, timeouts, network errors and anything unexpected: try again later, never
+  // a reason to throw away the grant.
+  return "transient";
+}
+
+function notAuthorized(): DeliveryError {
+  return new DeliveryError(
+    "oauth_not_authorized",
+    "reauthorization",
+    "No account is authorized for this server: use 'Authorize account'.",
+  );
+}
+
+function reauthorizationError(detail: string | null): DeliveryError {
+  return new DeliveryError(
+    "oauth_reauthorization_required",
+    "reauthorization",
+    detail ?? "The account's authorization was revoked or expired: use 'Authorize account' again.",
+  );
+}
+
+function errorFromRow(row: TokenRow): DeliveryError {
+  const detail = row.refresh_error ?? "The token refresh failed.";
+  if (row.refresh_error_code === "invalid_grant") return reauthorizationError(detail);
+  if (row.refresh_error_code === "invalid_client") return new DeliveryError("oauth_invalid_client", "server", detail);
+  return new DeliveryError("oauth_token_unavailable", "transient", detail);
+}
