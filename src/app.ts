@@ -40,6 +40,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const oauth = new OAuthService(ctx, servers);
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
+  transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery);
   messages.onQueued = () => worker.wake();
   return {
