@@ -1,3 +1,4 @@
+import { createSmtpTransport } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp/index.js";
 import { type Driver, field } from "../types.js";
@@ -32,4 +33,6 @@ export const microsoft365Driver: Driver = {
     ...grantFields,
   ],
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/microsoft/callback` }),
+  // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
+  createTransport: (ctx) => createSmtpTransport(ctx, { flavor: "microsoft365", oauth: true }),
 };

@@ -1,4 +1,5 @@
 import { type Driver, field } from "../types.js";
+import { createSendmailTransport } from "./transport.js";
 
 export const sendmailDriver: Driver = {
   id: "sendmail",
@@ -21,4 +22,5 @@ export const sendmailDriver: Driver = {
       help: "Extra arguments, separated by spaces. Mailroom always adds -f <from address>.",
     }),
   ],
+  createTransport: (ctx) => createSendmailTransport(ctx),
 };

@@ -1,3 +1,4 @@
+import { createSmtpTransport } from "../../transport/smtp.js";
 import { type Driver, field } from "../types.js";
 
 export const securityField = field({
@@ -54,4 +55,5 @@ export const smtpDriver: Driver = {
       help: "How long to wait for the server at each step.",
     }),
   ],
+  createTransport: (ctx) => createSmtpTransport(ctx),
 };

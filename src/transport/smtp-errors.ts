@@ -1,0 +1,274 @@
+/**
+ * Turns whatever nodemailer (or the network, or TLS) threw into a DeliveryError with a
+ * catalogue code, a FailureKind that tells the queue what to do, and the server's own
+ * response. The message names the host and what went wrong; the catalogue summary is the hint.
+ */
+import type { ErrorCode } from "../core/errors.js";
+import type { Redactor } from "./transcript.js";
+import { DeliveryError, type FailureKind } from "./types.js";
+
+export type SmtpSecurity = "starttls" | "tls" | "none";
+/** Whose SMTP server this is: shapes a few messages (Gmail's 535 has its own hint). */
+export type SmtpFlavor = "smtp" | "gmail" | "microsoft365";
+
+export interface SmtpErrorContext {
+  host: string;
+  port: number;
+  security: SmtpSecurity;
+  flavor: SmtpFlavor;
+  oauth: boolean;
+  user?: string;
+  redactor: Redactor;
+}
+
+/** The fields nodemailer puts on its errors (see nodemailer's NodemailerError). */
+interface SmtpFailure {
+  message?: string;
+  code?: string;
+  originalCode?: string;
+  errno?: number;
+  command?: string;
+  response?: string;
+  responseCode?: number;
+  timeoutType?: string;
+  reason?: string;
+  cause?: unknown;
+}
+
+/** Marks an error that came from the AccessTokenProvider, so nodemailer's relabelling (EAUTH) does not hide it. */
+const PROVIDER_ERROR = Symbol("mailroom.providerError");
+
+export function wrapProviderError(err: unknown): Error {
+  const wrapper = new Error(err instanceof Error ? err.message : String(err));
+  Object.defineProperty(wrapper, PROVIDER_ERROR, { value: err, enumerable: false });
+  return wrapper;
+}
+
+function providerError(err: unknown): unknown {
+  return err && typeof err === "object" ? (err as { [PROVIDER_ERROR]?: unknown })[PROVIDER_ERROR] : undefined;
+}
+
+/** Certificate problems: the server is reachable, but its certificate is not valid for this host or not trusted. */
+const CERTIFICATE_CODES = new Set([
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "CERT_REVOKED",
+  "CERT_REJECTED",
+  "CERT_SIGNATURE_FAILURE",
+  "HOSTNAME_MISMATCH",
+  "INVALID_CA",
+]);
+
+const DROPPED_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ECONNECTION", "EPROTOCOL", "ESOCKET"]);
+
+/** A TLS handshake that met something that does not speak TLS: plain SMTP on a TLS port, or the reverse. */
+function isProtocolMismatch(codes: string[], message: string): boolean {
+  return (
+    codes.some((c) => c.startsWith("ERR_SSL_") && c !== "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN") ||
+    /wrong version number|packet length too long|unknown protocol|http request|record layer failure/i.test(message)
+  );
+}
+
+function failureCodes(e: SmtpFailure): string[] {
+  const codes = [e.code, e.originalCode];
+  const cause = e.cause as SmtpFailure | undefined;
+  if (cause && typeof cause === "object") codes.push(cause.code, cause.originalCode);
+  return codes.filter((c): c is string => typeof c === "string");
+}
+
+function make(code: ErrorCode, kind: FailureKind, message: string, e: SmtpFailure, ctx: SmtpErrorContext): DeliveryError {
+  const remote: { code?: number; command?: string; response?: string } = {};
+  if (typeof e.responseCode === "number") remote.code = e.responseCode;
+  if (e.command && e.command !== "CONN" && e.command !== "API") remote.command = e.command;
+  if (e.response) remote.response = ctx.redactor.redact(e.response.trim());
+  return new DeliveryError(code, kind, ctx.redactor.redact(message), remote);
+}
+
+/** nodemailer appends ": <response>" to its messages; the response is reported separately. */
+function reason(e: SmtpFailure): string {
+  const message = e.message ?? "unknown error";
+  return e.response && message.endsWith(`: ${e.response}`) ? message.slice(0, -(e.response.length + 2)) : message;
+}
+
+export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): DeliveryError {
+  if (err instanceof DeliveryError) return err;
+  const fromProvider = providerError(err);
+  if (fromProvider instanceof DeliveryError) return fromProvider;
+  const e: SmtpFailure = err && typeof err === "object" ? (err as SmtpFailure) : { message: String(err) };
+  const where = `${ctx.host}:${ctx.port}`;
+  if (fromProvider !== undefined) {
+    return make(
+      "oauth_token_unavailable",
+      "transient",
+      `No access token for ${ctx.user ?? "the account"}: ${fromProvider instanceof Error ? fromProvider.message : String(fromProvider)}`,
+      {},
+      ctx,
+    );
+  }
+  const codes = failureCodes(e);
+  const message = e.message ?? "";
+  const status = e.responseCode;
+  const command = (e.command ?? "").toUpperCase();
+  const response = e.response?.trim() ?? "";
+
+  // Network and TLS, before any SMTP reply.
+  const certificateCode = codes.find((c) => CERTIFICATE_CODES.has(c));
+  if (certificateCode) {
+    return make(
+      "tls_certificate_invalid",
+      "server",
+      `The TLS certificate of ${where} was refused (${certificateCode}): ${reason(e).replace(/^Error initiating TLS - /, "")}`,
+      e,
+      ctx,
+    );
+  }
+  if (codes.includes("EDNS") || codes.includes("ENOTFOUND") || codes.includes("EAI_AGAIN") || codes.includes("ENODATA")) {
+    const temporary = codes.includes("EAI_AGAIN") || codes.includes("ETIMEOUT");
+    return make(
+      "dns_not_found",
+      temporary ? "transient" : "server",
+      temporary
+        ? `The DNS lookup of ${ctx.host} failed for now: ${reason(e)}`
+        : `The host name ${ctx.host} does not resolve: ${reason(e)}`,
+      e,
+      ctx,
+    );
+  }
+  if (codes.includes("ECONNREFUSED")) {
+    // Transient for delivery: a server restarting refuses for a moment. The queue's attempt
+    // limit turns a server that stays down into a failing one; a test reports it at once.
+    return make("connection_refused", "transient", `Nothing accepts connections on ${where} (connection refused).`, e, ctx);
+  }
+  if (codes.includes("EHOSTUNREACH") || codes.includes("ENETUNREACH")) {
+    return make("connection_timeout", "transient", `${where} cannot be reached from here: ${reason(e)}`, e, ctx);
+  }
+  if (isProtocolMismatch(codes, message)) {
+    const expected = ctx.security === "tls" ? "TLS from the first byte" : "STARTTLS";
+    return make(
+      "tls_wrong_port",
+      "server",
+      `The TLS handshake with ${where} failed: the port does not speak ${expected} (${reason(e)}).`,
+      e,
+      ctx,
+    );
+  }
+  if (codes.includes("ETIMEDOUT") || e.timeoutType) {
+    if (e.timeoutType === "GREETING_TIMEOUT" && ctx.security !== "tls") {
+      // A TLS port waits for our handshake while we wait for its greeting.
+      return make(
+        ctx.port === 465 ? "tls_wrong_port" : "connection_timeout",
+        ctx.port === 465 ? "server" : "transient",
+        `${where} accepted the connection but sent no SMTP greeting; if this port expects TLS from the first byte (465), set Security to TLS.`,
+        e,
+        ctx,
+      );
+    }
+    const phase =
+      e.timeoutType === "CONNECT_TIMEOUT"
+        ? "to accept the connection"
+        : e.timeoutType === "UPGRADE_TIMEOUT"
+          ? "to finish the TLS handshake"
+          : "to answer";
+    return make("connection_timeout", "transient", `${where} took too long ${phase}.`, e, ctx);
+  }
+
+  // STARTTLS refused or not offered.
+  if (command === "STARTTLS" && status !== undefined && status >= 500) {
+    return make(
+      "tls_wrong_port",
+      "server",
+      `${where} does not offer STARTTLS (${response}): use TLS on port 465, or Security None only on a trusted network.`,
+      e,
+      ctx,
+    );
+  }
+
+  // SMTP replies.
+  if (status === 421) {
+    return make("temporary_failure", "transient", `${where} is closing the connection for now.`, e, ctx);
+  }
+  if (status === 538 || (status === 530 && /starttls|\btls\b|encrypt/i.test(response))) {
+    return make(
+      "smtp_starttls_required",
+      "server",
+      `${where} requires STARTTLS before ${command.startsWith("AUTH") ? "login" : "sending"}.`,
+      e,
+      ctx,
+    );
+  }
+  if (status === 530) {
+    return make("smtp_auth_failed", "server", `${where} requires a login before sending: set a username and password.`, e, ctx);
+  }
+  const isAuth = command.startsWith("AUTH") || codes.includes("EAUTH");
+  if (isAuth) {
+    if (status !== undefined && status >= 400 && status < 500) {
+      return make("temporary_failure", "transient", `${where} could not check the login for now.`, e, ctx);
+    }
+    if (status === 504 || (status === undefined && /unknown authentication method/i.test(message))) {
+      return make(
+        "smtp_auth_unsupported",
+        "server",
+        `${where} does not accept the login method ${command.replace(/^AUTH /, "") || "offered"}.`,
+        e,
+        ctx,
+      );
+    }
+    if (status === undefined && /missing credentials/i.test(message)) {
+      return make("smtp_auth_failed", "server", `No password is set for ${ctx.user ?? "the username"}.`, e, ctx);
+    }
+    if (ctx.flavor === "gmail") {
+      return make(
+        "gmail_credentials_rejected",
+        "server",
+        `Gmail rejected the login of ${ctx.user ?? "the account"} with its access token.`,
+        e,
+        ctx,
+      );
+    }
+    const who = ctx.user ? ` of ${ctx.user}` : "";
+    const detail = ctx.oauth
+      ? ctx.flavor === "microsoft365"
+        ? " with its access token: check that SMTP AUTH is enabled for the mailbox and the from address is the authorized account"
+        : " with its access token"
+      : "";
+    return make("smtp_auth_failed", "server", `${where} rejected the login${who}${detail}.`, e, ctx);
+  }
+  if (status !== undefined && status >= 400 && status < 500) {
+    return make(
+      "temporary_failure",
+      "transient",
+      `${where} answered ${command || "the message"} with a temporary error.`,
+      e,
+      ctx,
+    );
+  }
+  if (status !== undefined && status >= 500 && status !== 503) {
+    if (command.startsWith("MAIL")) {
+      return make("sender_rejected", "server", `${where} refused the from address.`, e, ctx);
+    }
+    if (command.startsWith("RCPT")) {
+      return make("recipient_rejected", "recipient", `${where} refused the recipient.`, e, ctx);
+    }
+    return make("message_rejected", "recipient", `${where} refused the message.`, e, ctx);
+  }
+  if (codes.includes("EENVELOPE")) {
+    return make("recipient_rejected", "recipient", `The envelope is not valid: ${reason(e)}`, e, ctx);
+  }
+  if (codes.includes("EMESSAGE")) {
+    return make("message_rejected", "recipient", `The message cannot be sent: ${reason(e)}`, e, ctx);
+  }
+  if (codes.includes("ETLS")) {
+    return make("connection_dropped", "transient", `The TLS upgrade with ${where} failed: ${reason(e)}`, e, ctx);
+  }
+  if (codes.some((c) => DROPPED_CODES.has(c)) || /closed|pool was closed/i.test(message) || status === 503) {
+    return make("connection_dropped", "transient", `The connection to ${where} was lost: ${reason(e)}`, e, ctx);
+  }
+  return make("internal_error", "transient", `Sending through ${where} failed: ${reason(e)}`, e, ctx);
+}

@@ -1,0 +1,305 @@
+/**
+ * The SMTP transport shared by the smtp, gmail and microsoft365 drivers: a nodemailer pool
+ * per email server, password or XOAUTH2 login, every failure mapped to a DeliveryError,
+ * and a check that proves the connection without delivering anything (smtp-check.ts).
+ */
+import { rootCertificates } from "node:tls";
+import { createTransport } from "nodemailer";
+import type { SMTPPoolOptions } from "nodemailer/lib/smtp-pool";
+import type { XOAuth2ProvisionCallback } from "nodemailer/lib/xoauth2";
+import { errorCatalogue } from "../core/errors.js";
+import { toNodemailerMail } from "./mime.js";
+import { runSmtpCheck, type SmtpLogin } from "./smtp-check.js";
+import {
+  type SmtpErrorContext,
+  type SmtpFlavor,
+  type SmtpSecurity,
+  toSmtpDeliveryError,
+  wrapProviderError,
+} from "./smtp-errors.js";
+import { Redactor } from "./transcript.js";
+import {
+  type AccessTokenProvider,
+  type CheckResult,
+  DeliveryError,
+  type OutgoingMessage,
+  type SendResult,
+  type Transport,
+  type TransportContext,
+} from "./types.js";
+
+export type { SmtpFlavor, SmtpSecurity } from "./smtp-errors.js";
+
+/** Where and how to connect, read from a server's settings. */
+export interface SmtpEndpoint {
+  host: string;
+  port: number;
+  security: SmtpSecurity;
+  verifyCertificate: boolean;
+  timeoutMs: number;
+  /** PEM certificates trusted besides the system store (see SmtpTransportOptions.trustedCa). */
+  trustedCa?: string;
+}
+
+export interface SmtpTransportOptions {
+  /** Whose server: shapes error messages (Gmail's 535). Default "smtp". */
+  flavor?: SmtpFlavor;
+  /** Log in with XOAUTH2 using ctx.tokens instead of a username and password. */
+  oauth?: boolean;
+  /**
+   * A PEM CA to trust in addition to the system store. Not a setting: an admin with a
+   * private CA sets NODE_EXTRA_CA_CERTS for the process. Tests generate their CA at run
+   * time, after Node has read that variable, so they pass it here to prove that a
+   * verified certificate is accepted.
+   */
+  trustedCa?: string;
+}
+
+const SECURITY_MODES: readonly SmtpSecurity[] = ["starttls", "tls", "none"];
+
+/** A server's SMTP settings with their defaults (gmail and microsoft365 lack some fields). */
+export function smtpEndpoint(ctx: TransportContext, trustedCa?: string): SmtpEndpoint {
+  const s = ctx.settings;
+  const security = SECURITY_MODES.includes(s.security as SmtpSecurity) ? (s.security as SmtpSecurity) : "starttls";
+  const port = Number(s.port) || (security === "tls" ? 465 : 587);
+  const timeoutSeconds = Number(s.timeoutSeconds) || 30;
+  return {
+    host: String(s.host ?? "").trim(),
+    port,
+    security,
+    verifyCertificate: s.verifyCertificate !== false,
+    timeoutMs: timeoutSeconds * 1000,
+    trustedCa,
+  };
+}
+
+/** TLS options for nodemailer: the system store plus any extra CA, verification as configured. */
+export function tlsOptions(endpoint: SmtpEndpoint): { rejectUnauthorized: boolean; ca?: string[]; minVersion: "TLSv1.2" } {
+  return {
+    rejectUnauthorized: endpoint.verifyCertificate,
+    // `ca` replaces Node's default store, so the system roots are listed too.
+    ...(endpoint.trustedCa ? { ca: [...rootCertificates, endpoint.trustedCa] } : {}),
+    minVersion: "TLSv1.2",
+  };
+}
+
+/** nodemailer's connection options for a security mode. */
+export function securityOptions(security: SmtpSecurity): { secure: boolean; requireTLS?: boolean; ignoreTLS?: boolean } {
+  if (security === "tls") return { secure: true };
+  if (security === "none") return { secure: false, ignoreTLS: true };
+  return { secure: false, requireTLS: true };
+}
+
+/**
+ * Hands ctx.tokens to nodemailer's XOAUTH2 provision callback and counts renewals, so that a
+ * rejected token leads to exactly one renewal per message.
+ */
+export class OAuthTokenBridge {
+  /** How many renewed tokens were asked for since the transport was built. */
+  renewals = 0;
+  private renewNext = false;
+  private readonly recent: string[] = [];
+  private readonly listeners = new Set<(token: string) => void>();
+
+  constructor(readonly tokens: AccessTokenProvider) {}
+
+  /** The next login asks for a fresh token even though nodemailer did not ask to renew. */
+  renewOnNextLogin(): void {
+    this.renewNext = true;
+  }
+
+  /** Tokens handed out lately: what error messages and transcripts must never show. */
+  recentTokens(): string[] {
+    return this.recent.slice();
+  }
+
+  onToken(listener: (token: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  readonly provision: XOAuth2ProvisionCallback = (_user, renew, callback) => {
+    const force = renew || this.renewNext;
+    if (force) {
+      this.renewNext = false;
+      this.renewals++;
+    }
+    this.tokens.accessToken(force).then(
+      (token) => {
+        this.recent.push(token);
+        if (this.recent.length > 5) this.recent.shift();
+        for (const listener of this.listeners) listener(token);
+        callback(null, token);
+      },
+      (err: unknown) => callback(wrapProviderError(err)),
+    );
+  };
+}
+
+/** nodemailer gives Microsoft's and SES's ids as serverMessageId; others say "queued as <id>". */
+function providerMessageId(info: { serverMessageId?: string; response?: string }): string | undefined {
+  if (info.serverMessageId) return info.serverMessageId.replace(/^<|>$/g, "");
+  return info.response?.match(/queued as ([A-Za-z0-9._@-]+)/i)?.[1];
+}
+
+/** A login the server refused (not a token the provider could not give). */
+function isRejectedLogin(err: unknown): boolean {
+  const e = err as { code?: string; responseCode?: number; command?: string };
+  return e?.code === "EAUTH" && (e.responseCode === 535 || e.responseCode === 534) && !(err instanceof DeliveryError);
+}
+
+interface SentInfo {
+  serverMessageId?: string;
+  response?: string;
+}
+
+type PoolMailer = ReturnType<typeof createTransport<unknown, SMTPPoolOptions>>;
+
+export class SmtpTransport implements Transport {
+  private readonly endpoint: SmtpEndpoint;
+  private readonly flavor: SmtpFlavor;
+  private readonly oauth?: OAuthTokenBridge;
+  private pool?: { user?: string; mailer: PoolMailer };
+  private closed = false;
+
+  constructor(
+    private readonly ctx: TransportContext,
+    options: SmtpTransportOptions = {},
+  ) {
+    this.endpoint = smtpEndpoint(ctx, options.trustedCa);
+    this.flavor = options.flavor ?? "smtp";
+    if (options.oauth) {
+      if (!ctx.tokens) {
+        throw new DeliveryError("oauth_not_authorized", "server", `No account is authorized for ${ctx.serverName}.`);
+      }
+      this.oauth = new OAuthTokenBridge(ctx.tokens);
+    }
+  }
+
+  private username(): string | undefined {
+    const user = this.ctx.settings.username;
+    return typeof user === "string" && user.trim() !== "" ? user.trim() : undefined;
+  }
+
+  private redactor(): Redactor {
+    return new Redactor([this.ctx.secrets.password, ...(this.oauth?.recentTokens() ?? [])]);
+  }
+
+  private errorContext(user: string | undefined): SmtpErrorContext {
+    return { ...this.endpoint, flavor: this.flavor, oauth: !!this.oauth, user, redactor: this.redactor() };
+  }
+
+  private async oauthUser(): Promise<string> {
+    try {
+      return await this.oauth!.tokens.user();
+    } catch (err) {
+      throw toSmtpDeliveryError(wrapProviderError(err), this.errorContext(undefined));
+    }
+  }
+
+  /** The pool, built on first use and rebuilt if the authorized account changed. */
+  private async mailer(): Promise<{ user?: string; mailer: PoolMailer }> {
+    const user = this.oauth ? await this.oauthUser() : this.username();
+    if (this.pool && this.pool.user === user) return this.pool;
+    this.pool?.mailer.close();
+    const { endpoint } = this;
+    const options: SMTPPoolOptions = {
+      pool: true,
+      maxConnections: Math.max(1, this.ctx.poolSize),
+      // Our queue retries and records each attempt; the pool must not resend on its own.
+      maxRequeues: 0,
+      host: endpoint.host,
+      port: endpoint.port,
+      ...securityOptions(endpoint.security),
+      tls: tlsOptions(endpoint),
+      connectionTimeout: endpoint.timeoutMs,
+      greetingTimeout: endpoint.timeoutMs,
+      // Idle-socket timeout a little longer than the phase timeouts, so that a server that
+      // never greets is reported as such, not as a silent socket.
+      socketTimeout: endpoint.timeoutMs + 1000,
+      dnsTimeout: endpoint.timeoutMs,
+      logger: false,
+    };
+    if (this.oauth) {
+      options.auth = { type: "OAuth2", user, provisionCallback: this.oauth.provision };
+    } else if (user) {
+      options.auth = { user, pass: this.ctx.secrets.password ?? "" };
+    }
+    this.pool = { user, mailer: createTransport(options) };
+    return this.pool;
+  }
+
+  /** One try through the pool; a failure comes back (not thrown) with the user it logged in as. */
+  private async deliver(message: OutgoingMessage): Promise<{ info: SentInfo } | { failure: unknown; user?: string }> {
+    const { user, mailer } = await this.mailer();
+    try {
+      return { info: (await mailer.sendMail(toNodemailerMail(message))) as SentInfo };
+    } catch (failure) {
+      return { failure, user };
+    }
+  }
+
+  async send(message: OutgoingMessage): Promise<SendResult> {
+    if (this.closed) throw new DeliveryError("connection_dropped", "transient", "The transport was closed.");
+    const renewalsBefore = this.oauth?.renewals ?? 0;
+    let attempt = await this.deliver(message);
+    // Gmail answers a stale token with 334 + 535 and nodemailer renews within the session.
+    // A server that answers 535 at once gets no renewal from nodemailer: ask for a fresh
+    // token here and send once more, unless a renewal already happened meanwhile.
+    if ("failure" in attempt && this.oauth && isRejectedLogin(attempt.failure) && this.oauth.renewals === renewalsBefore) {
+      this.oauth.renewOnNextLogin();
+      attempt = await this.deliver(message);
+    }
+    if ("failure" in attempt) throw toSmtpDeliveryError(attempt.failure, this.errorContext(attempt.user));
+    return { providerMessageId: providerMessageId(attempt.info), response: attempt.info.response };
+  }
+
+  async check(probe: { from: string; to: string }): Promise<CheckResult> {
+    let login: SmtpLogin | undefined;
+    const redactor = this.redactor();
+    let stopListening = () => {};
+    if (this.oauth) {
+      let user: string;
+      try {
+        user = await this.oauthUser();
+      } catch (err) {
+        const e = err as DeliveryError;
+        return {
+          steps: [{ step: "auth", ok: false, ms: 0, detail: e.message }],
+          transcript: [],
+          error: { code: e.code, message: e.message, hint: hintFor(e) },
+        };
+      }
+      stopListening = this.oauth.onToken((token) => redactor.add(token));
+      login = { kind: "oauth2", user, provision: this.oauth.provision };
+    } else {
+      const user = this.username();
+      if (user) login = { kind: "password", user, pass: this.ctx.secrets.password ?? "" };
+    }
+    try {
+      return await runSmtpCheck({
+        endpoint: this.endpoint,
+        login,
+        probe,
+        errorContext: { ...this.errorContext(login?.user), redactor },
+      });
+    } finally {
+      stopListening();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.pool?.mailer.close();
+    this.pool = undefined;
+  }
+}
+
+function hintFor(e: DeliveryError): string {
+  return errorCatalogue[e.code].summary;
+}
+
+/** The transport of the smtp driver, and of gmail and microsoft365 with `oauth`. */
+export function createSmtpTransport(ctx: TransportContext, options: SmtpTransportOptions = {}): SmtpTransport {
+  return new SmtpTransport(ctx, options);
+}
