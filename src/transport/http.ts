@@ -169,12 +169,18 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Replaces every occurrence of each secret (and its URL-encoded form) with [redacted]. */
+/** Replaces every occurrence of each secret (raw, URL-encoded, base64, and as Mailgun's Basic credentials) with [redacted]. */
 export function redact(text: string, secrets: string[]): string {
   let out = text;
   for (const secret of secrets) {
     if (!secret || secret.length < 4) continue; // a 1-3 character "secret" would shred the text
-    for (const form of new Set([secret, encodeURIComponent(secret), Buffer.from(`api:${secret}`).toString("base64")])) {
+    const forms = [
+      secret,
+      encodeURIComponent(secret),
+      Buffer.from(secret).toString("base64"),
+      Buffer.from(`api:${secret}`).toString("base64"),
+    ];
+    for (const form of new Set(forms)) {
       out = out.split(form).join("[redacted]");
     }
   }
