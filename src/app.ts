@@ -8,6 +8,7 @@ import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
 import { createLogger } from "./logger.js";
+import { Metrics } from "./metrics.js";
 import { OAuthService } from "./oauth/service.js";
 import { TransportCache } from "./queue/transports.js";
 import { DeliveryWorker } from "./queue/worker.js";
@@ -28,6 +29,7 @@ export interface Mailroom {
   transports: TransportCache;
   /** Delivers queued messages; started by `serve` (or a test) with worker.start(). */
   worker: DeliveryWorker;
+  metrics: Metrics;
   /** Stops the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
@@ -41,7 +43,8 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
-  const worker = new DeliveryWorker(ctx, servers, transports, config.delivery);
+  const metrics = new Metrics(ctx);
+  const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, metrics);
   messages.onQueued = () => worker.wake();
   return {
     ctx,
@@ -53,6 +56,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
     messages,
     transports,
     worker,
+    metrics,
     async close() {
       await worker.stop();
       await transports.closeAll();

@@ -12,6 +12,8 @@ export type RouteAccess = "public" | "signed-in" | Permission;
 export const routePermissions: Record<string, RouteAccess> = {
   "GET /healthz": "public",
   "GET /readyz": "public",
+  // Bound to 127.0.0.1 by default; put it behind the load balancer's internal network only.
+  "GET /metrics": "public",
   "POST /api/auth/login": "public",
   "POST /api/auth/logout": "signed-in",
   "GET /api/auth/me": "signed-in",
@@ -39,6 +41,7 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/messages/:id/retry": "messages.send",
   "GET /api/capture/:serverId/messages": "messages.view",
   "GET /api/capture/:serverId/messages/:id": "messages.view",
+  "GET /api/stats": "messages.view",
 
   "GET /api/users": "users.manage",
   "POST /api/users": "users.manage",

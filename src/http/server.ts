@@ -18,7 +18,9 @@ import { healthRoutes } from "./routes/health.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
+import { statsRoutes } from "./routes/stats.js";
 import { userRoutes } from "./routes/users.js";
+import { registerWebUi } from "./web-ui.js";
 
 export interface ServerOptions {
   /** Sign-in attempts per IP address and window; tests raise it. */
@@ -76,6 +78,13 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   await app.register(swaggerUi, { routePrefix: "/api/docs" });
 
   registerAuth(app, mailroom);
+  app.addHook("onResponse", async (request, reply) => {
+    mailroom.metrics.httpRequests.inc({
+      method: request.method,
+      route: request.routeOptions.url ?? "unmatched",
+      status: String(reply.statusCode),
+    });
+  });
   healthRoutes(app, mailroom);
   authRoutes(app, mailroom, options.loginLimit ?? { max: 10, timeWindow: 60_000 });
   emailServerRoutes(app, mailroom);
@@ -85,6 +94,8 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   captureRoutes(app, mailroom);
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
+  statsRoutes(app, mailroom);
+  await registerWebUi(app);
   await app.ready();
   return app;
 }

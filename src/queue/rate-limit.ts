@@ -16,7 +16,10 @@ export class RateLimiter {
 
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** 0 when the message may go now (and counts it), otherwise how long to wait. */
+  /**
+   * Reserves the server's next sending slot and says how long until it (0: now). Past the
+   * daily limit it reserves nothing and answers the wait until the window has room again.
+   */
   async reserve(server: EmailServersTable, now = Date.now()): Promise<number> {
     const settings = JSON.parse(server.settings) as { messagesPerSecond?: number; messagesPerDay?: number };
     if (settings.messagesPerDay) {
@@ -39,8 +42,8 @@ export class RateLimiter {
     }
     if (settings.messagesPerSecond) {
       const slot = Math.max(this.nextSlot.get(server.id) ?? 0, now);
-      if (slot > now) return slot - now;
       this.nextSlot.set(server.id, slot + 1000 / settings.messagesPerSecond);
+      return slot - now;
     }
     return 0;
   }

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
 import { outgoingFromRow } from "../core/messages.js";
+import type { Metrics } from "../metrics.js";
 import type { EmailServersTable, MessagesTable } from "../storage/schema.js";
 import { DeliveryError } from "../transport/types.js";
 import { retryDelay } from "./backoff.js";
@@ -28,6 +29,9 @@ const UNREACHABLE = new Set([
   "provider_unavailable",
 ]);
 
+// Longer waits (a daily limit) put the message back in the queue instead.
+const MAX_INLINE_WAIT_MS = 5000;
+
 function asDeliveryError(error: unknown): DeliveryError {
   if (error instanceof DeliveryError) return error;
   return new DeliveryError("internal_error", "transient", (error as Error)?.message ?? String(error));
@@ -41,13 +45,13 @@ export class DeliveryWorker {
   private readonly inFlight = new Map<string, Promise<void>>();
   private wakeUp: (() => void) | null = null;
   private readonly limiter: RateLimiter;
-  private readonly serverCache = new Map<string, { row: EmailServersTable | undefined; at: number }>();
 
   constructor(
     private readonly ctx: AppContext,
     private readonly servers: EmailServerService,
     private readonly transports: TransportCache,
     private readonly options: WorkerOptions,
+    private readonly metrics?: Metrics,
   ) {
     this.limiter = new RateLimiter(ctx.db);
   }
@@ -80,8 +84,11 @@ export class DeliveryWorker {
       if (free > 0) {
         try {
           const claimed = await claimDueMessages(this.ctx.db, this.ctx.storage.dialect, this.owner, free, this.options.leaseMs);
+          // Each server is read once per batch, so a settings change applies to the next batch.
+          const servers = new Map<string, Promise<EmailServersTable | undefined>>();
           for (const row of claimed) {
-            const done = this.deliver(row)
+            if (!servers.has(row.server_id)) servers.set(row.server_id, this.serverRow(row.server_id));
+            const done = this.deliver(row, servers.get(row.server_id) as Promise<EmailServersTable | undefined>)
               .catch((error) => this.ctx.log.error({ err: error, message: row.id }, "delivery crashed"))
               .finally(() => {
                 this.inFlight.delete(row.id);
@@ -112,18 +119,14 @@ export class DeliveryWorker {
     });
   }
 
-  /** The server's row, read at most once a second per server: settings rarely change mid-burst. */
   private async serverRow(id: string): Promise<EmailServersTable | undefined> {
-    const cached = this.serverCache.get(id);
-    if (cached && Date.now() - cached.at < 1000) return cached.row;
     const row = await this.servers.findRow(id);
-    this.serverCache.set(id, { row, at: Date.now() });
     if (!row) await this.transports.forget(id);
     return row;
   }
 
-  private async deliver(message: MessagesTable): Promise<void> {
-    const server = await this.serverRow(message.server_id);
+  private async deliver(message: MessagesTable, serverRow: Promise<EmailServersTable | undefined>): Promise<void> {
+    const server = await serverRow;
     if (!server) {
       await this.settle(message, {
         status: "failed",
@@ -142,10 +145,12 @@ export class DeliveryWorker {
       return;
     }
     const wait = await this.limiter.reserve(server);
-    if (wait > 0) {
+    if (wait > MAX_INLINE_WAIT_MS) {
       await this.settle(message, { status: "queued", nextAttemptAt: Date.now() + wait, uncountAttempt: true });
       return;
     }
+    // A short wait for a per-second slot is spent holding the lease, so the slot stays ours.
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
 
     const startedAt = Date.now();
     const attempt: AttemptRecord = {
@@ -162,10 +167,7 @@ export class DeliveryWorker {
       attempt.providerMessageId = result.providerMessageId;
       attempt.remote = { response: result.response };
       await this.settle(message, { status: "sent", errorCode: null, providerMessageId: result.providerMessageId }, attempt);
-      if (server.fault === "failing") {
-        await this.servers.setFault(server.id, null, null);
-        this.serverCache.delete(server.id);
-      }
+      if (server.fault === "failing") await this.servers.setFault(server.id, null, null);
     } catch (thrown) {
       const error = asDeliveryError(thrown);
       attempt.durationMs = Date.now() - startedAt;
@@ -183,7 +185,6 @@ export class DeliveryWorker {
         return { status: "failed", ...failure };
       case "reauthorization":
         // The token store has already marked the server; held mail goes out after re-authorization.
-        this.serverCache.delete(server.id);
         return { status: "held", ...failure };
       case "server":
         await this.markFailing(server, error);
@@ -204,11 +205,16 @@ export class DeliveryWorker {
 
   private async markFailing(server: EmailServersTable, error: DeliveryError): Promise<void> {
     await this.servers.setFault(server.id, "failing", `${error.message} (${error.code}, ${new Date().toISOString()})`);
-    this.serverCache.delete(server.id);
   }
 
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {
     const applied = await settleMessage(this.ctx.db, this.owner, message.id, outcome, attempt);
     if (!applied) this.ctx.log.warn({ message: message.id }, "lease lost before the result was recorded");
+    if (applied && attempt) {
+      this.metrics?.attempts.inc({ server: attempt.serverName, outcome: attempt.outcome });
+      if (outcome.status === "sent") {
+        this.metrics?.deliveryLatency.observe({ server: attempt.serverName }, (Date.now() - message.created_at) / 1000);
+      }
+    }
   }
 }

@@ -24,8 +24,7 @@ describe.each(await availableDialects())("messages API on %s", (dialect) => {
   });
   afterAll(() => t.close());
 
-  const send = (body: unknown, caller: Caller = app) =>
-    t.request(caller, { method: "POST", url: "/api/messages", payload: body });
+  const send = (body: object, caller: Caller = app) => t.request(caller, { method: "POST", url: "/api/messages", payload: body });
   const total = async () => (await t.request(app, { method: "GET", url: "/api/messages?limit=1" })).json().total as number;
 
   it("queues a message, delivers it through the default server and logs the attempt", async () => {

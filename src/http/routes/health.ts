@@ -13,4 +13,8 @@ export function healthRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     }
     return { status: "ready" };
   });
+  app.get("/metrics", { schema: { tags: ["health"], summary: "Prometheus metrics" } }, async (_request, reply) => {
+    reply.header("content-type", mailroom.metrics.registry.contentType);
+    return mailroom.metrics.registry.metrics();
+  });
 }

@@ -1,0 +1,174 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { systemActor } from "../../src/core/audit.js";
+import { type Caller, startTestApp, type TestApp } from "../helpers/app.js";
+import { availableDialects } from "../helpers/databases.js";
+import { waitFor } from "../helpers/wait.js";
+import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
+
+describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
+  let t: TestApp;
+  let peer: SmtpPeer;
+  let app: Caller;
+
+  beforeAll(async () => {
+    peer = await startSmtpPeer({ security: "none", auth: { user: "app", password: "right-password" } });
+    t = await startTestApp(dialect, {
+      MAILROOM_POLL_MS: "20",
+      MAILROOM_RETRY_SCHEDULE: "0.05,0.05,0.05",
+      MAILROOM_MAX_ATTEMPTS: "3",
+    });
+    await t.mailroom.servers.create(
+      {
+        name: "Peer",
+        driver: "smtp",
+        fromAddress: "app@example.com",
+        isDefault: true,
+        settings: {
+          host: "127.0.0.1",
+          port: peer.port,
+          security: "none",
+          username: "app",
+          password: "right-password",
+          timeoutSeconds: 5,
+        },
+      },
+      systemActor,
+    );
+    const { token } = await t.mailroom.tokens.create(
+      { name: "app", permissions: ["messages.send", "messages.view"] },
+      systemActor,
+      null,
+    );
+    app = { headers: { authorization: `Bearer ${token}` } };
+    t.mailroom.worker.start();
+  });
+  afterAll(async () => {
+    await t.close();
+    await peer.close();
+  });
+  afterEach(() => {
+    peer.setFaults({});
+    peer.clear();
+  });
+
+  async function sendAndSettle(body: Record<string, unknown>, server = "Peer") {
+    const res = await t.request(app, {
+      method: "POST",
+      url: "/api/messages",
+      payload: { server, subject: "fault", text: "x", ...body },
+    });
+    expect(res.statusCode).toBe(202);
+    const id = res.json().id;
+    return waitFor(`message ${id} to settle`, async () => {
+      const m = (await t.request(app, { method: "GET", url: `/api/messages/${id}` })).json();
+      return ["sent", "failed", "held"].includes(m.status) ? m : null;
+    });
+  }
+
+  it("retries a 451 with backoff, then delivers", async () => {
+    peer.setFaults({ failMessages: { times: 2, code: 451, message: "4.3.0 Try again later" } });
+    const m = await sendAndSettle({ to: "a@example.com" });
+    expect(m.status).toBe("sent");
+    expect(m.attempts.map((a: { outcome: string }) => a.outcome)).toEqual(["transient", "transient", "sent"]);
+    expect(m.attempts[0]).toMatchObject({ errorCode: "temporary_failure", response: { code: 451 } });
+    expect(m.attempts[0].response.text).toContain("Try again later");
+    expect(peer.received).toHaveLength(1);
+  });
+
+  it("fails a recipient refused with 550 at once, without retrying", async () => {
+    peer.setFaults({ rejectRecipients: ["gone@example.com"] });
+    const m = await sendAndSettle({ to: "gone@example.com" });
+    expect(m.status).toBe("failed");
+    expect(m.attempts).toHaveLength(1);
+    expect(m.attempts[0]).toMatchObject({ outcome: "recipient", errorCode: "recipient_rejected", response: { code: 550 } });
+    expect(m.lastError.code).toBe("recipient_rejected");
+  });
+
+  it("retries a connection dropped during DATA and delivers once", async () => {
+    peer.setFaults({ dropDuringData: { times: 1 } });
+    const m = await sendAndSettle({ to: "a@example.com" });
+    expect(m.status).toBe("sent");
+    expect(m.attempts[0].outcome).toBe("transient");
+    expect(peer.received).toHaveLength(1);
+  });
+
+  it("holds mail and marks the server failing on a wrong password, and sends it once fixed", async () => {
+    await t.mailroom.servers.setSetting("Peer", "password", "wrong-password", systemActor);
+    let m: { id: string; status: string; attempts: unknown[] };
+    try {
+      m = await sendAndSettle({ to: "a@example.com" });
+    } catch (error) {
+      await t.mailroom.servers.setSetting("Peer", "password", "right-password", systemActor);
+      throw error;
+    }
+    expect(m.status).toBe("held");
+    expect(m.attempts).toHaveLength(1);
+    expect(m.attempts[0]).toMatchObject({ outcome: "server", errorCode: "smtp_auth_failed", response: { code: 535 } });
+    const server = await t.mailroom.servers.get("Peer");
+    expect(server.status).toBe("failing");
+    expect(server.statusDetail).toContain("smtp_auth_failed");
+
+    await t.mailroom.servers.setSetting("Peer", "password", "right-password", systemActor);
+    await waitFor("the held message to go out", async () => (await t.mailroom.messages.getRow(m.id)).status === "sent");
+    expect((await t.mailroom.servers.get("Peer")).status).toBe("ready");
+  });
+
+  it("holds mail after the attempts run out when the server is down", async () => {
+    const down = await t.mailroom.servers.create(
+      {
+        name: "Down",
+        driver: "smtp",
+        fromAddress: "app@example.com",
+        settings: { host: "127.0.0.1", port: 1, security: "none" },
+      },
+      systemActor,
+    );
+    const m = await sendAndSettle({ to: "a@example.com" }, "Down");
+    expect(m.status).toBe("held");
+    expect(m.attempts.map((a: { errorCode: string }) => a.errorCode)).toEqual([
+      "connection_refused",
+      "connection_refused",
+      "connection_refused",
+    ]);
+    expect((await t.mailroom.servers.get(down.id)).status).toBe("failing");
+  });
+
+  it("spaces messages out to the server's messages-per-second limit instead of failing them", async () => {
+    await t.mailroom.servers.setSetting("Peer", "messagesPerSecond", 10, systemActor);
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        const res = await t.request(app, {
+          method: "POST",
+          url: "/api/messages",
+          payload: { server: "Peer", to: `r${i}@example.com`, subject: "rate" },
+        });
+        ids.push(res.json().id);
+      }
+      const rows = await waitFor("ten sent", async () => {
+        const all = await Promise.all(ids.map((id) => t.mailroom.messages.getRow(id)));
+        return all.every((r) => r.status === "sent") ? all : null;
+      });
+      const times = rows.map((r) => r.sent_at as number).sort((a, b) => a - b);
+      // Ten slots 100 ms apart span 900 ms; without the limit they go out within a few ms.
+      expect(times[9] - times[0]).toBeGreaterThanOrEqual(650);
+      expect(rows.every((r) => r.attempts === 1)).toBe(true);
+    } finally {
+      await t.mailroom.servers.clearSetting("Peer", "messagesPerSecond", systemActor);
+    }
+  });
+
+  it("check mode proves the login without delivering anything", async () => {
+    const res = await t.request(t.admin, {
+      method: "POST",
+      url: "/api/email-servers/Peer/test",
+      payload: { mode: "check", to: "probe@example.com" },
+    });
+    expect(res.statusCode).toBe(200);
+    const report = res.json();
+    expect(report.ok).toBe(true);
+    expect(report.steps.map((s: { step: string }) => s.step)).toEqual(expect.arrayContaining(["connect", "auth"]));
+    expect(peer.sawData).toBe(false);
+    expect(JSON.stringify(report)).not.toContain("right-password");
+  });
+});
