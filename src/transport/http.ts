@@ -86,11 +86,11 @@ export async function callProvider(request: ProviderRequest): Promise<ProviderRe
   transcript?.response(raw.status, raw.statusText, ms);
   if (raw.status >= 200 && raw.status < 300) return response;
 
-  const remote: RemoteResponse = {
-    code: raw.status,
-    response: redact(text.trim(), request.secrets).slice(0, MAX_RESPONSE_CHARS),
-  };
-  throw request.mapError?.(response, remote) ?? statusError(provider, response, remote);
+  const redacted = redact(text.trim(), request.secrets);
+  const remote: RemoteResponse = { code: raw.status, response: redacted.slice(0, MAX_RESPONSE_CHARS) };
+  // Drivers read the error body through the same redaction as the kept response.
+  const seen: ProviderResponse = { ...response, text: redacted, json: parseJson(redacted) };
+  throw request.mapError?.(seen, remote) ?? statusError(provider, seen, remote);
 }
 
 /** The common mapping of a non-2xx answer. */

@@ -173,6 +173,21 @@ describe("mailgun driver", () => {
     expect(err.remote).toEqual({ code: 503, response: "upstream connect error" });
   });
 
+  it("keeps a provider's echo of the key out of the error, and holds on a redirect", async () => {
+    peer.failNext(1, { status: 400, body: `{"message": "bad request for key ${API_KEY}"}` });
+    const echoed = await sendError(createMailgunTransport(context()).send(sampleMessage()));
+    expect(echoed.code).toBe("message_rejected");
+    expect(echoed.kind).toBe("recipient");
+    expect(echoed.remote.response).toBe('{"message": "bad request for key [redacted]"}');
+    expect(echoed.message).not.toContain(API_KEY);
+
+    peer.failNext(1, { status: 301, headers: { Location: "https://elsewhere.example/v3" }, body: "" });
+    const moved = await sendError(createMailgunTransport(context()).send(sampleMessage()));
+    expect(moved.kind).toBe("server");
+    expect(moved.message).toContain("https://elsewhere.example/v3");
+    expect(peer.requests).toHaveLength(2); // the redirect was not followed
+  });
+
   it("maps a refused connection, a timeout and a dropped connection to transient errors", async () => {
     const closed = await startProviderPeer({});
     const closedUrl = closed.url;

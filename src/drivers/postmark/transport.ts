@@ -4,6 +4,7 @@ import {
   HttpTranscript,
   type ProviderErrorMapper,
   type ProviderResponse,
+  redact,
 } from "../../transport/http.js";
 import {
   type Address,
@@ -87,6 +88,7 @@ const mapPostmarkError: ProviderErrorMapper = (response, remote) => {
   if (code === undefined) return undefined;
   const said = typeof body?.Message === "string" ? body.Message : response.text.trim();
   const message = `Postmark refused (ErrorCode ${code}): ${said}`;
+  if (code === 100) return new DeliveryError("provider_unavailable", "transient", message, remote); // maintenance
   if (code === 10) return new DeliveryError("provider_unauthorized", "server", message, remote);
   if (SENDER_NOT_CONFIRMED.has(code)) return new DeliveryError("postmark_sender_not_confirmed", "server", message, remote);
   if (code === 406) return new DeliveryError("recipient_rejected", "recipient", message, remote);
@@ -122,7 +124,7 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
         mapError: mapPostmarkError,
       });
       const json = response.json as { MessageID?: unknown; ErrorCode?: unknown; Message?: unknown } | undefined;
-      const remote = { code: response.status, response: response.text.trim().slice(0, 2000) };
+      const remote = { code: response.status, response: redact(response.text.trim(), secrets).slice(0, 2000) };
       // Postmark documents ErrorCode 0 for success; anything else in a 200 is still a refusal.
       if (typeof json?.ErrorCode === "number" && json.ErrorCode !== 0) {
         throw (
