@@ -126,7 +126,7 @@ export interface SmtpPeer {
   setAuth(auth: PeerAuth | undefined): void;
   /** Resolves once `count` messages have been received, or rejects after `timeoutMs`. */
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
-  /** Forget what was received and seen. */
+  /** Forget what was received and seen (messages, AUTH attempts, commands, the connection count). */
   clear(): void;
   close(): Promise<void>;
 }
@@ -381,6 +381,7 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
       });
     },
     clear() {
+      connections = 0;
       received.length = 0;
       authAttempts.length = 0;
       commands.length = 0;
