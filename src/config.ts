@@ -1,4 +1,5 @@
 import path from "node:path";
+import { isEmailAddress, isHost } from "./core/validate.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
@@ -51,17 +52,36 @@ function parsePort(name: string, raw: string): number {
   return Number(raw);
 }
 
+/** A URL as an error message may show it: a password in it (DATABASE_URL) is masked. */
+function shownUrl(raw: string): string {
+  return raw.replace(/\/\/([^/@:]*):[^/@]*@/, "//$1:***@");
+}
+
 function parseUrl(name: string, raw: string, protocols: string[]): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`${name}=${raw} is not a URL: use e.g. ${protocols[0]}//host:port.`);
+    throw new ConfigError(`${name}=${shownUrl(raw)} is not a URL: use e.g. ${protocols[0]}//host:port.`);
   }
   if (!protocols.includes(url.protocol)) {
-    throw new ConfigError(`${name}=${raw} must start with ${protocols.map((p) => `${p}//`).join(" or ")}.`);
+    throw new ConfigError(`${name}=${shownUrl(raw)} must start with ${protocols.map((p) => `${p}//`).join(" or ")}.`);
   }
   return raw.replace(/\/+$/, "");
+}
+
+/** Each comma-separated key must be base64 of 32 bytes. The value is never shown: it is a secret. */
+function parseSecretKeys(raw: string): string {
+  const keys = raw.split(",").map((k) => k.trim());
+  keys.forEach((key, index) => {
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(key) || Buffer.from(key, "base64").length !== 32) {
+      const which = keys.length > 1 ? ` (key ${index + 1} of ${keys.length})` : "";
+      throw new ConfigError(
+        `MAILROOM_SECRET_KEY${which} is not a key: use base64 of 32 random bytes, e.g. from 'openssl rand -base64 32' (several: comma-separated, newest first).`,
+      );
+    }
+  });
+  return keys.join(",");
 }
 
 function parseCount(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -100,23 +120,28 @@ function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
 /** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const port = overrides.port ?? (env.MAILROOM_PORT ? parsePort("MAILROOM_PORT", env.MAILROOM_PORT) : 8025);
-  const host = overrides.host ?? env.MAILROOM_HOST ?? "127.0.0.1";
+  const host = overrides.host ?? (env.MAILROOM_HOST || "127.0.0.1");
+  if (!isHost(host)) {
+    throw new ConfigError(`MAILROOM_HOST=${host} is not a host: use an IP address such as 127.0.0.1 or 0.0.0.0, or a host name.`);
+  }
   const publicUrl =
     overrides.publicUrl ??
     (env.MAILROOM_PUBLIC_URL
       ? parseUrl("MAILROOM_PUBLIC_URL", env.MAILROOM_PUBLIC_URL, ["http:", "https:"])
       : `http://localhost:${port}`);
-  const logLevel = (overrides.logLevel ?? env.MAILROOM_LOG_LEVEL ?? "info") as LogLevel;
+  // An empty variable counts as unset, as for every other variable here.
+  const logLevel = (overrides.logLevel ?? (env.MAILROOM_LOG_LEVEL || "info")) as LogLevel;
   if (!logLevels.includes(logLevel)) {
     throw new ConfigError(`MAILROOM_LOG_LEVEL=${logLevel} is not a level: use one of ${logLevels.join(", ")}.`);
   }
   const databaseUrl =
     overrides.databaseUrl ??
     (env.DATABASE_URL ? parseUrl("DATABASE_URL", env.DATABASE_URL, ["postgres:", "postgresql:"]) : undefined);
-  const secretKey = overrides.secretKey ?? (env.MAILROOM_SECRET_KEY || undefined);
+  const secretKey = overrides.secretKey ?? (env.MAILROOM_SECRET_KEY ? parseSecretKeys(env.MAILROOM_SECRET_KEY) : undefined);
   const adminEmail = overrides.adminEmail ?? (env.MAILROOM_ADMIN_EMAIL || undefined);
-  if (adminEmail !== undefined && !/^[^\s@]+@[^\s@]+$/.test(adminEmail)) {
-    throw new ConfigError(`MAILROOM_ADMIN_EMAIL=${adminEmail} is not an email address.`);
+  // The same check the user is created with, so a start never fails later on it.
+  if (adminEmail !== undefined && !isEmailAddress(adminEmail)) {
+    throw new ConfigError(`MAILROOM_ADMIN_EMAIL=${adminEmail} is not an email address: use e.g. admin@example.com.`);
   }
   const adminPassword = overrides.adminPassword ?? (env.MAILROOM_ADMIN_PASSWORD || undefined);
   if (adminPassword !== undefined && adminPassword.length < 12) {

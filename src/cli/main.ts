@@ -75,6 +75,7 @@ async function serve(config: Config): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  let config: Config | undefined;
   try {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -95,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return command || values.help ? 0 : 2;
     }
-    const config = configFrom(values);
+    config = configFrom(values);
     switch (command) {
       case "serve":
         return await serve(config);
@@ -157,8 +158,37 @@ export async function main(argv: string[]): Promise<number> {
       return 1;
     }
     if ((error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) return usageError((error as Error).message);
+    const hint = settingHint(error, config);
+    if (hint) {
+      console.error(`mailroom: ${hint}`);
+      return 1;
+    }
     throw error;
   }
+}
+
+/**
+ * Failures that come from a setting (a port in use, a database that does not answer):
+ * one line naming the variable to fix, not a stack trace.
+ */
+function settingHint(error: unknown, config: Config | undefined): string | null {
+  const e = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  switch (e?.code) {
+    case "EADDRINUSE":
+      return `port ${e.port ?? config?.port} is in use by another program: set MAILROOM_PORT (or --port) to a free port.`;
+    case "EACCES":
+      return e.syscall === "listen"
+        ? `not allowed to listen on port ${e.port ?? config?.port}: set MAILROOM_PORT (or --port) to a port above 1023.`
+        : null;
+    case "EADDRNOTAVAIL":
+      return `MAILROOM_HOST=${config?.host} is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its addresses.`;
+  }
+  if (config?.databaseUrl && e?.code && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|28P01|28000|3D000)$/.test(e.code)) {
+    // pg's own message names the user or database, never the password.
+    const reason = e.message || e.code;
+    return `cannot use the database in DATABASE_URL (${reason}): check its host, port, user, password and database name.`;
+  }
+  return null;
 }
 
 function usageError(message: string): number {

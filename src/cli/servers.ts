@@ -81,14 +81,18 @@ export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.P
   try {
     file = YAML.parse(text) as ExportFile;
   } catch (error) {
-    throw new MailroomError("validation_failed", `The file is neither YAML nor JSON: ${(error as Error).message}`);
+    // YAML's message goes on with a picture of the line; its first line says what and where.
+    const reason = (error as Error).message.split("\n")[0];
+    throw new MailroomError("validation_failed", `The file is neither YAML nor JSON: ${reason}`);
   }
   if (file?.version !== 1 || !Array.isArray(file.servers)) {
     throw new MailroomError("validation_failed", "The file needs 'version: 1' and a 'servers' list, as 'servers export' writes.");
   }
   const steps: ImportStep[] = [];
+  const seen = new Map<string, string>();
   for (const [index, server] of file.servers.entries()) {
-    const where = `servers[${index}]${server?.name ? ` (${server.name})` : ""}`;
+    // JSON quoting: a name with a line break must not break the one-line error.
+    const where = `servers[${index}]${server?.name ? ` (${JSON.stringify(String(server.name))})` : ""}`;
     const driver = findDriver(server?.driver);
     if (!driver) throw new MailroomError("unknown_driver", `${where}: unknown driver '${server?.driver}'.`);
     const warnings: string[] = [];
@@ -115,9 +119,23 @@ export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.P
       settings,
       isDefault: server.isDefault === true,
     };
-    const existing = await mailroom.servers.findRow(server.name);
+    // Everything create or replace would refuse is refused now, before anything is written.
+    try {
+      mailroom.servers.checkInput(input);
+    } catch (error) {
+      if (error instanceof MailroomError) throw new MailroomError(error.code, `${where}: ${error.message}`, error.details);
+      throw error;
+    }
+    const sameName = seen.get(input.name.trim().toLowerCase());
+    if (sameName) {
+      throw new MailroomError("name_taken", `${where}: ${sameName} has the same name; names are unique regardless of case.`, {
+        field: "name",
+      });
+    }
+    seen.set(input.name.trim().toLowerCase(), `servers[${index}]`);
+    const existing = await mailroom.servers.findRow(input.name.trim());
     if (!existing) {
-      steps.push({ name: server.name, action: "create", changes: ["new server"], input, warnings });
+      steps.push({ name: input.name.trim(), action: "create", changes: ["new server"], input, warnings });
       continue;
     }
     const current = exportServer(mailroom.servers.toView(existing));
@@ -136,7 +154,7 @@ export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.P
       const after = JSON.stringify(parsed.settings[f.key] ?? null);
       if (before !== after) changes.push(`${f.key}: ${before} → ${after}`);
     }
-    steps.push({ name: server.name, action: changes.length ? "update" : "unchanged", changes, input, warnings });
+    steps.push({ name: input.name.trim(), action: changes.length ? "update" : "unchanged", changes, input, warnings });
   }
   return steps;
 }

@@ -150,6 +150,17 @@ export class EmailServerService {
 
   // ---- writing ----
 
+  /**
+   * Checks an input the way create and replace do, without writing anything: `servers
+   * import` checks every server of a file first, so a bad one cannot stop it half-way.
+   */
+  checkInput(input: EmailServerInput): void {
+    const driver = this.requireDriver(input.driver);
+    this.checkServerFields(input);
+    const parsed = parseSettings(driver, input.settings ?? {});
+    if (parsed.problems.length) throw settingsError(parsed);
+  }
+
   async create(input: EmailServerInput, actor: Actor): Promise<EmailServerView> {
     const driver = this.requireDriver(input.driver);
     const base = this.checkServerFields(input);
@@ -342,7 +353,7 @@ export class EmailServerService {
   }
 
   async remove(idOrName: string, actor: Actor): Promise<void> {
-    await this.write(async (trx) => {
+    const removed = await this.write(async (trx) => {
       await this.lockDefault(trx);
       const row = await this.getRow(idOrName, trx);
       if (row.is_default === 1) {
@@ -360,6 +371,8 @@ export class EmailServerService {
       });
       return row;
     });
+    // After the commit: the delivery log stays, what the driver kept for the server goes.
+    await findDriver(removed.driver)?.removeData?.({ dataDir: this.ctx.config.dataDir, serverId: removed.id });
   }
 
   /** Duplicates a server as a non-default one. Secrets are copied encrypted; OAuth grants never. */

@@ -242,7 +242,7 @@ describe.each(await availableDialects())("bad input on %s", (dialect) => {
       await expectNothingStored();
     });
 
-    it.each([
+    it.each<[string, string, unknown, RegExp]>([
       ["smtp", "host", "not a host name", /host name or IP address/],
       ["smtp", "host", "-bad-.example.com", /host name or IP address/],
       ["smtp", "security", "ssl", /one of: starttls, tls, none/],
@@ -252,7 +252,12 @@ describe.each(await availableDialects())("bad input on %s", (dialect) => {
       ["postmark", "baseUrl", "not a url", /http:\/\/ or https:\/\//],
       ["ses", "endpoint", "javascript:alert(1)", /http:\/\/ or https:\/\//],
       ["capture", "retention", 0, /at least 1/],
-      ...listFields.map(([driver, key]) => [driver, key, ["ok@example.com", "a\nb"], /control characters/] as const),
+      ...listFields.map(([driver, key]): [string, string, unknown, RegExp] => [
+        driver,
+        key,
+        ["ok@example.com", "a\nb"],
+        /control characters/,
+      ]),
     ])("%s: refuses a bad %s (%s) with invalid_setting naming it", async (driver, key, value, message) => {
       const body = expectError(
         await post(serverBody(driver, `Bad ${key}`, { settings: { ...serverBody(driver, "x").settings, [key]: value } })),
