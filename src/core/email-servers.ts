@@ -353,7 +353,7 @@ export class EmailServerService {
   }
 
   async remove(idOrName: string, actor: Actor): Promise<void> {
-    await this.write(async (trx) => {
+    const removed = await this.write(async (trx) => {
       await this.lockDefault(trx);
       const row = await this.getRow(idOrName, trx);
       if (row.is_default === 1) {
@@ -371,6 +371,8 @@ export class EmailServerService {
       });
       return row;
     });
+    // After the commit: the delivery log stays, what the driver kept for the server goes.
+    await findDriver(removed.driver)?.removeData?.({ dataDir: this.ctx.config.dataDir, serverId: removed.id });
   }
 
   /** Duplicates a server as a non-default one. Secrets are copied encrypted; OAuth grants never. */

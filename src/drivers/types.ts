@@ -53,6 +53,8 @@ export interface Driver {
   oauthProvider?: "google" | "microsoft";
   /** Values of read-only fields that come from configuration, e.g. the redirect URI. */
   derive?(ctx: DeriveContext): Record<string, string>;
+  /** Forgets what the driver kept for a server that was deleted (e.g. captured mail). */
+  removeData?(ctx: { dataDir: string; serverId: string }): Promise<void>;
   /** Builds the transport that sends through one server with these settings. */
   createTransport?(ctx: TransportContext): Transport;
 }

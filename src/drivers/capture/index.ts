@@ -1,4 +1,5 @@
 import { type Driver, field } from "../types.js";
+import { removeCaptured } from "./store.js";
 import { createCaptureTransport } from "./transport.js";
 
 export const captureDriver: Driver = {
@@ -18,4 +19,5 @@ export const captureDriver: Driver = {
     }),
   ],
   createTransport: (ctx) => createCaptureTransport(ctx),
+  removeData: ({ dataDir, serverId }) => removeCaptured(dataDir, serverId),
 };

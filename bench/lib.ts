@@ -1,0 +1,83 @@
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import pg from "pg";
+import { SMTPServer } from "smtp-server";
+import { type Config, loadConfig } from "../src/config.js";
+
+/** A sink that accepts every message and throws it away: the cheapest SMTP peer there is. */
+export async function startSink(): Promise<{ port: number; count: () => number; close: () => Promise<void> }> {
+  let received = 0;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    size: 50 * 1024 * 1024,
+    onData(stream, _session, done) {
+      stream.on("data", () => {});
+      stream.on("end", () => {
+        received++;
+        done();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.server.address() as { port: number }).port;
+  return { port, count: () => received, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+export type BenchDialect = "sqlite" | "postgres";
+
+/** A config on a fresh database, SQLite in a temp folder or a new PostgreSQL database. */
+export async function benchConfig(
+  dialect: BenchDialect,
+  env: Record<string, string> = {},
+): Promise<{ config: Config; drop: () => Promise<void> }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "mailroom-bench-"));
+  const adminUrl = process.env.MAILROOM_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  let dbName: string | undefined;
+  let databaseUrl: string | undefined;
+  if (dialect === "postgres") {
+    dbName = `mailroom_bench_${randomBytes(4).toString("hex")}`;
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`create database ${dbName}`);
+    await admin.end();
+    const url = new URL(adminUrl);
+    url.pathname = `/${dbName}`;
+    databaseUrl = url.toString();
+  }
+  const config = loadConfig({
+    MAILROOM_DATA_DIR: dataDir,
+    MAILROOM_PORT: "0",
+    MAILROOM_LOG_LEVEL: "silent",
+    MAILROOM_ADMIN_EMAIL: "bench@example.com",
+    MAILROOM_ADMIN_PASSWORD: "bench-password-123",
+    MAILROOM_POLL_MS: "20",
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...env,
+  });
+  return {
+    config,
+    async drop() {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (dbName) {
+        const admin = new pg.Client({ connectionString: adminUrl });
+        await admin.connect();
+        await admin.query(`drop database if exists ${dbName} with (force)`);
+        await admin.end();
+      }
+    },
+  };
+}
+
+/** One figure per line, `name value unit`, for scripts to read. */
+export function report(name: string, value: number, unit: string): void {
+  console.log(`${name} ${Number.isInteger(value) ? value : value.toFixed(2)} ${unit}`);
+}
+
+export function arg(name: string, fallback: string): string {
+  const hit = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return hit ? hit.slice(name.length + 3) : fallback;
+}
