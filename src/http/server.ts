@@ -59,7 +59,13 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   await app.register(cookie);
   await app.register(helmet, {
     contentSecurityPolicy: {
-      directives: { "script-src": ["'self'"], "style-src": ["'self'", "'unsafe-inline'"], "img-src": ["'self'", "data:"] },
+      directives: {
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        // Over plain HTTP (the default, http://localhost:8025) upgrading would break the admin UI.
+        "upgrade-insecure-requests": mailroom.ctx.config.publicUrl.startsWith("https:") ? [] : null,
+      },
     },
   });
   await app.register(rateLimit, { global: false });

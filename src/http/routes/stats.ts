@@ -1,0 +1,146 @@
+import type { FastifyInstance } from "fastify";
+import { type Kysely, sql } from "kysely";
+import type { Mailroom } from "../../app.js";
+import type { EmailServerView } from "../../core/email-servers.js";
+import { iso } from "../../core/ids.js";
+import type { Database } from "../../storage/schema.js";
+
+const HOUR = 60 * 60 * 1000;
+const DAY = 24 * HOUR;
+
+/** Sent and failed messages of one server, one number per bucket, oldest first. */
+export interface ServerSeries {
+  serverId: string;
+  serverName: string;
+  sent: number[];
+  failed: number[];
+}
+
+export interface StatsRange {
+  /** Start of the first bucket (ISO time) and each bucket's length. */
+  start: string;
+  bucketMs: number;
+  buckets: number;
+  series: ServerSeries[];
+  totals: { sent: number; failed: number };
+}
+
+export interface StatsView {
+  generatedAt: string;
+  ranges: { "24h": StatsRange; "30d": StatsRange };
+  queue: { queued: number; sending: number; held: number; oldestQueuedAt: string | null };
+  /** Servers whose status is not ready, with the reason. */
+  attention: Pick<EmailServerView, "id" | "name" | "driver" | "status" | "statusDetail" | "missingSettings">[];
+  /** When each server last delivered a message. */
+  lastSent: { serverId: string; at: string }[];
+}
+
+/**
+ * When a message ended: its sent time, or its last update for a failure. Plain integer
+ * arithmetic on the epoch-ms columns works the same on SQLite and PostgreSQL.
+ */
+const endedAt = sql<number>`case when status = 'sent' then sent_at else updated_at end`;
+
+async function range(db: Kysely<Database>, now: number, bucketMs: number, buckets: number): Promise<StatsRange> {
+  // Buckets end at the next whole bucket after now, so the last bar is the current hour or day.
+  const end = Math.floor(now / bucketMs) * bucketMs + bucketMs;
+  const start = end - buckets * bucketMs;
+  // Literals, not parameters: SQLite would bind a JS number as REAL and divide without truncating.
+  const bucket = sql<number>`(${endedAt} - ${sql.lit(start)}) / ${sql.lit(bucketMs)}`;
+  const rows = await db
+    .selectFrom("messages")
+    .select([
+      "server_id",
+      sql<string>`max(server_name)`.as("server_name"),
+      "status",
+      bucket.as("bucket"),
+      sql<number>`count(*)`.as("n"),
+    ])
+    .where("status", "in", ["sent", "failed"])
+    .where(endedAt, ">=", sql.lit(start))
+    .groupBy(["server_id", "status", bucket])
+    .execute();
+
+  const byServer = new Map<string, ServerSeries>();
+  const totals = { sent: 0, failed: 0 };
+  for (const row of rows) {
+    const index = Number(row.bucket);
+    if (index < 0 || index >= buckets) continue;
+    let series = byServer.get(row.server_id);
+    if (!series) {
+      series = {
+        serverId: row.server_id,
+        serverName: row.server_name,
+        sent: Array(buckets).fill(0),
+        failed: Array(buckets).fill(0),
+      };
+      byServer.set(row.server_id, series);
+    }
+    const kind = row.status === "sent" ? "sent" : "failed";
+    series[kind][index] += Number(row.n);
+    totals[kind] += Number(row.n);
+  }
+  const series = [...byServer.values()].sort((a, b) => a.serverName.localeCompare(b.serverName));
+  return { start: iso(start) as string, bucketMs, buckets, series, totals };
+}
+
+/** The overview: delivery per server over 24 hours and 30 days, the queue, and servers needing attention. */
+export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
+  app.get(
+    "/api/stats",
+    {
+      schema: {
+        tags: ["messages"],
+        summary: "Messages sent and failed per server (24 hours, 30 days), queue depth, servers needing attention",
+      },
+    },
+    async (): Promise<StatsView> => {
+      const db = mailroom.ctx.db;
+      const now = Date.now();
+      const [day, month] = [await range(db, now, HOUR, 24), await range(db, now, DAY, 30)];
+
+      const counts = await db
+        .selectFrom("messages")
+        .select(["status", sql<number>`count(*)`.as("n"), sql<number | null>`min(created_at)`.as("oldest")])
+        .where("status", "in", ["queued", "sending", "held"])
+        .groupBy("status")
+        .execute();
+      const queue = { queued: 0, sending: 0, held: 0, oldestQueuedAt: null as string | null };
+      for (const row of counts) {
+        queue[row.status as "queued" | "sending" | "held"] = Number(row.n);
+        if (row.status === "queued" && row.oldest !== null) queue.oldestQueuedAt = iso(Number(row.oldest));
+      }
+
+      const serverRows = await db.selectFrom("email_servers").selectAll().orderBy("name").execute();
+      const attention = serverRows
+        .filter((row) => row.status !== "ready")
+        .map((row) => {
+          const view = mailroom.servers.toView(row);
+          return {
+            id: view.id,
+            name: view.name,
+            driver: view.driver,
+            status: view.status,
+            statusDetail: view.statusDetail,
+            missingSettings: view.missingSettings,
+          };
+        });
+
+      // One indexed look-up per server (messages_server: server_id, created_at) instead of a scan of the log.
+      const lastSent: StatsView["lastSent"] = [];
+      for (const row of serverRows) {
+        const last = await db
+          .selectFrom("messages")
+          .select("sent_at")
+          .where("server_id", "=", row.id)
+          .where("status", "=", "sent")
+          .orderBy("created_at", "desc")
+          .limit(1)
+          .executeTakeFirst();
+        if (last?.sent_at != null) lastSent.push({ serverId: row.id, at: iso(Number(last.sent_at)) as string });
+      }
+
+      return { generatedAt: iso(now) as string, ranges: { "24h": day, "30d": month }, queue, attention, lastSent };
+    },
+  );
+}

@@ -1,0 +1,302 @@
+/** The Mailroom API as the admin UI uses it: one fetch wrapper and the shapes it answers. */
+
+export type Permission =
+  | "email-servers.view"
+  | "email-servers.update"
+  | "email-servers.test"
+  | "messages.send"
+  | "messages.view"
+  | "users.manage"
+  | "audit.view";
+
+export const PERMISSIONS: { key: Permission; label: string }[] = [
+  { key: "email-servers.view", label: "View email servers" },
+  { key: "email-servers.update", label: "Edit email servers" },
+  { key: "email-servers.test", label: "Test email servers" },
+  { key: "messages.send", label: "Send and retry messages" },
+  { key: "messages.view", label: "View messages" },
+  { key: "users.manage", label: "Manage users, groups and tokens" },
+  { key: "audit.view", label: "View the audit log" },
+];
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  superAdmin: boolean;
+  disabled: boolean;
+  groups: { id: string; name: string }[];
+  permissions: Permission[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Group {
+  id: string;
+  name: string;
+  permissions: Permission[];
+  members: number;
+}
+
+export interface Token {
+  id: string;
+  name: string;
+  prefix: string;
+  permissions: Permission[];
+  serverIds: string[] | null;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export type FieldType = "text" | "integer" | "boolean" | "select" | "host" | "url" | "email" | "list";
+export type SettingValue = string | number | boolean | string[];
+
+export interface DriverField {
+  key: string;
+  label: string;
+  type: FieldType;
+  default?: SettingValue | null;
+  required: boolean;
+  secret: boolean;
+  readOnly: boolean;
+  help: string;
+  options?: { value: string; label: string }[];
+  min?: number;
+  max?: number;
+  placeholder?: string;
+}
+
+export interface Driver {
+  id: string;
+  label: string;
+  description: string;
+  oauthProvider: "google" | "microsoft" | null;
+  fields: DriverField[];
+}
+
+export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
+
+export interface EmailServer {
+  id: string;
+  name: string;
+  driver: string;
+  fromAddress: string;
+  fromName: string;
+  isDefault: boolean;
+  status: ServerStatus;
+  statusDetail: string | null;
+  missingSettings: string[];
+  settings: Record<string, SettingValue | { set: boolean } | null>;
+  /** When the OAuth grant ends, if the API tells (not every version does). */
+  oauthExpiresAt?: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface TestStep {
+  step: string;
+  ok: boolean;
+  ms: number;
+  detail: string;
+}
+
+export interface TestReport {
+  ok: boolean;
+  mode: "check" | "send";
+  steps: TestStep[];
+  transcript: string[];
+  messageId?: string;
+  error?: { code: string; message: string; hint: string; remote?: { code?: number; command?: string; response?: string } };
+}
+
+export interface Address {
+  address: string;
+  name?: string;
+}
+
+export type MessageStatus = "queued" | "sending" | "sent" | "failed" | "held";
+
+export interface Message {
+  id: string;
+  status: MessageStatus;
+  server: { id: string; name: string };
+  from: Address;
+  to: Address[];
+  cc: Address[];
+  bcc: Address[];
+  replyTo: Address[];
+  subject: string;
+  messageId: string;
+  attemptCount: number;
+  maxAttempts: number;
+  nextAttemptAt: string | null;
+  lastError: { code: string; message: string } | null;
+  providerMessageId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  sentAt: string | null;
+}
+
+export interface Attempt {
+  at: string;
+  durationMs: number;
+  server: { id: string; name: string };
+  outcome: string;
+  errorCode: string | null;
+  response: { code: number | null; command: string | null; text: string | null };
+  providerMessageId: string | null;
+}
+
+export interface CapturedSummary {
+  id: string;
+  capturedAt: string;
+  from: Address | null;
+  to: Address[];
+  subject: string;
+  size: number;
+}
+
+export interface CapturedMessage {
+  id: string;
+  capturedAt: string;
+  size: number;
+  raw: string;
+  parsed: {
+    from: Address | null;
+    to: Address[];
+    cc: Address[];
+    subject: string;
+    text: string | null;
+    html: string | null;
+    headers: { key: string; value: string }[];
+    attachments: { filename: string | null; contentType: string; size: number; contentId: string | null }[];
+  };
+}
+
+export interface ServerSeries {
+  serverId: string;
+  serverName: string;
+  sent: number[];
+  failed: number[];
+}
+
+export interface StatsRange {
+  start: string;
+  bucketMs: number;
+  buckets: number;
+  series: ServerSeries[];
+  totals: { sent: number; failed: number };
+}
+
+export interface Stats {
+  generatedAt: string;
+  ranges: { "24h": StatsRange; "30d": StatsRange };
+  queue: { queued: number; sending: number; held: number; oldestQueuedAt: string | null };
+  attention: { id: string; name: string; driver: string; status: ServerStatus; statusDetail: string | null }[];
+  lastSent: { serverId: string; at: string }[];
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: { type: string; id: string | null; label: string };
+  action: string;
+  target: { type: string; id: string | null };
+  before: unknown;
+  after: unknown;
+  ip: string | null;
+}
+
+export interface List<T> {
+  items: T[];
+  total: number;
+}
+
+/** An error answer of the API: its code, message, and the fields it names. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: unknown;
+  /** Field path (e.g. "settings.port", "name") -> what is wrong with it. */
+  readonly fields: Record<string, string>;
+
+  constructor(status: number, code: string, message: string, details?: unknown) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.fields = {};
+    const problems = Array.isArray(details) ? details : details && typeof details === "object" ? [details] : [];
+    for (const p of problems as { field?: unknown; message?: unknown }[]) {
+      if (p && typeof p.field === "string") this.fields[p.field] = typeof p.message === "string" ? p.message : message;
+    }
+  }
+}
+
+let csrfToken: string | null = null;
+let onUnauthenticated: () => void = () => {};
+
+export function setCsrfToken(token: string | null): void {
+  csrfToken = token;
+}
+
+/** Called when a request answers 401: the session ended (signed out elsewhere, expired). */
+export function setUnauthenticatedHandler(handler: () => void): void {
+  onUnauthenticated = handler;
+}
+
+/**
+ * Calls the API with the session cookie. Writes carry the CSRF token; a body is sent as JSON
+ * only when there is one (an empty JSON body is an error to the server).
+ */
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (method !== "GET" && csrfToken) headers["x-csrf-token"] = csrfToken;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw new ApiError(0, "network_error", "Mailroom did not answer: check that it is running and your network.");
+  }
+  if (response.status === 204) return undefined as T;
+  const text = await response.text();
+  let data: unknown = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const e = (data ?? {}) as { code?: string; message?: string; details?: unknown };
+    const error = new ApiError(
+      response.status,
+      e.code ?? "http_error",
+      e.message ?? `Mailroom answered ${response.status} ${response.statusText}.`,
+      e.details,
+    );
+    if (response.status === 401 && !path.startsWith("/api/auth/login")) onUnauthenticated();
+    throw error;
+  }
+  return data as T;
+}
+
+/** Query string from the defined, non-empty values. */
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,122 @@
+/**
+ * A captured message as its recipient would see it. The HTML goes into an iframe with an
+ * empty sandbox: no scripts, no forms, no navigation, an origin of its own; the page's
+ * Content-Security-Policy (inherited by srcdoc) also keeps remote images from loading.
+ */
+import { type KeyboardEvent, useState } from "react";
+import type { CapturedMessage } from "../api";
+import { formatAddress, formatBytes, Time } from "./ui";
+
+/** The source view shows this much; the rest of a large message is left out. */
+const RAW_LIMIT = 200_000;
+
+type Tab = "html" | "text" | "headers" | "attachments" | "raw";
+
+export function CapturePreview({ message }: { message: CapturedMessage }) {
+  const p = message.parsed;
+  const tabs: { id: Tab; label: string; show: boolean }[] = [
+    { id: "html", label: "HTML", show: p.html !== null },
+    { id: "text", label: "Text", show: true },
+    { id: "headers", label: `Headers (${p.headers.length})`, show: true },
+    { id: "attachments", label: `Attachments (${p.attachments.length})`, show: true },
+    { id: "raw", label: "Source", show: true },
+  ];
+  const [tab, setTab] = useState<Tab>(p.html !== null ? "html" : "text");
+  const visible = tabs.filter((t) => t.show);
+
+  const onKey = (event: KeyboardEvent, index: number) => {
+    const next = event.key === "ArrowRight" ? index + 1 : event.key === "ArrowLeft" ? index - 1 : null;
+    if (next === null) return;
+    event.preventDefault();
+    const target = visible[(next + visible.length) % visible.length];
+    setTab(target.id);
+    document.getElementById(`preview-tab-${target.id}`)?.focus();
+  };
+
+  return (
+    <section className="panel preview" aria-labelledby="preview-heading">
+      <h2 id="preview-heading">Preview</h2>
+      <dl className="facts">
+        <dt>Subject</dt>
+        <dd>{p.subject || "(no subject)"}</dd>
+        <dt>From</dt>
+        <dd>{formatAddress(p.from)}</dd>
+        <dt>To</dt>
+        <dd className="break">{p.to.map(formatAddress).join(", ") || "—"}</dd>
+        {p.cc.length > 0 && (
+          <>
+            <dt>Cc</dt>
+            <dd className="break">{p.cc.map(formatAddress).join(", ")}</dd>
+          </>
+        )}
+        <dt>Captured</dt>
+        <dd>
+          <Time value={message.capturedAt} /> · {formatBytes(message.size)}
+        </dd>
+      </dl>
+      <div role="tablist" aria-label="Message parts" className="tablist">
+        {visible.map((t, i) => (
+          <button
+            key={t.id}
+            id={`preview-tab-${t.id}`}
+            type="button"
+            role="tab"
+            aria-selected={tab === t.id}
+            aria-controls={`preview-panel-${t.id}`}
+            tabIndex={tab === t.id ? 0 : -1}
+            onClick={() => setTab(t.id)}
+            onKeyDown={(e) => onKey(e, i)}
+          >
+            {t.label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id={`preview-panel-${tab}`} aria-labelledby={`preview-tab-${tab}`} className="tabpanel" tabIndex={0}>
+        {tab === "html" && p.html !== null && (
+          <iframe title={`HTML of “${p.subject || "the message"}”`} sandbox="" srcDoc={p.html} className="html-preview" />
+        )}
+        {tab === "text" && <pre className="message-text">{p.text ?? "This message has no text part."}</pre>}
+        {tab === "headers" && (
+          <table className="table headers">
+            <caption className="visually-hidden">Headers</caption>
+            <thead>
+              <tr>
+                <th scope="col">Header</th>
+                <th scope="col">Value</th>
+              </tr>
+            </thead>
+            <tbody>
+              {p.headers.map((h, i) => (
+                <tr key={`${h.key}-${i}`}>
+                  <th scope="row">{h.key}</th>
+                  <td className="break">{h.value}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+        {tab === "attachments" &&
+          (p.attachments.length === 0 ? (
+            <p className="muted">No attachments.</p>
+          ) : (
+            <ul className="attachments">
+              {p.attachments.map((a, i) => (
+                <li key={`${a.filename}-${i}`}>
+                  <strong>{a.filename ?? "(no name)"}</strong> <span className="muted">{a.contentType}</span> ·{" "}
+                  {formatBytes(a.size)}
+                  {a.contentId && <span className="muted"> · inline (cid:{a.contentId})</span>}
+                </li>
+              ))}
+            </ul>
+          ))}
+        {tab === "raw" && (
+          <pre className="message-text raw">
+            {message.raw.length > RAW_LIMIT
+              ? `${message.raw.slice(0, RAW_LIMIT)}\n… (${formatBytes(message.raw.length - RAW_LIMIT)} more not shown)`
+              : message.raw}
+          </pre>
+        )}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,183 @@
+import { useState } from "react";
+import { type Attempt, api, type CapturedMessage, type EmailServer, errorMessage, type Message } from "../api";
+import { CapturePreview } from "../components/CapturePreview";
+import { Alert, ErrorAlert, formatAddress, Loading, PageTitle, StatusPill, Time, useLoad } from "../components/ui";
+import { Link } from "../router";
+import { useSession } from "../session";
+
+type MessageWithAttempts = Message & { attempts: Attempt[] };
+
+export function MessagePage({ id }: { id: string }) {
+  const { can } = useSession();
+  const [notice, setNotice] = useState<{ kind: "success" | "error"; text: string } | null>(null);
+  const [busy, setBusy] = useState(false);
+  const message = useLoad(() => api<MessageWithAttempts>("GET", `/api/messages/${encodeURIComponent(id)}`), [id]);
+  const m = message.data;
+
+  // A Capture server kept the message itself: show it. Other drivers keep nothing to show.
+  const preview = useLoad(async () => {
+    if (!m?.providerMessageId || m.status !== "sent") return null;
+    if (can("email-servers.view")) {
+      const server = await api<EmailServer>("GET", `/api/email-servers/${encodeURIComponent(m.server.id)}`).catch(() => null);
+      if (server?.driver !== "capture") return null;
+    }
+    return api<CapturedMessage>(
+      "GET",
+      `/api/capture/${encodeURIComponent(m.server.id)}/messages/${encodeURIComponent(m.providerMessageId)}`,
+    ).catch(() => null);
+  }, [m?.id, m?.providerMessageId, m?.status]);
+
+  const retry = async () => {
+    setBusy(true);
+    setNotice(null);
+    try {
+      await api("POST", `/api/messages/${encodeURIComponent(id)}/retry`);
+      setNotice({ kind: "success", text: "Queued again: a worker picks it up in a moment." });
+      await message.reload();
+    } catch (e) {
+      setNotice({ kind: "error", text: errorMessage(e) });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (message.error) {
+    return (
+      <section>
+        <PageTitle>Message</PageTitle>
+        <ErrorAlert error={message.error} />
+        <Link to="/messages">Back to the messages</Link>
+      </section>
+    );
+  }
+  if (!m) return <Loading what="Loading the message" />;
+
+  return (
+    <section>
+      <p className="breadcrumb">
+        <Link to="/messages">Messages</Link> <span aria-hidden="true">›</span>
+      </p>
+      <div className="page-head">
+        <PageTitle title={m.subject || "(no subject)"}>{m.subject || "(no subject)"}</PageTitle>
+        <div className="status-line">
+          <StatusPill status={m.status} />
+          {(m.status === "failed" || m.status === "held") && can("messages.send") && (
+            <button type="button" className="button primary" onClick={() => void retry()} disabled={busy}>
+              {busy ? "Retrying…" : "Retry"}
+            </button>
+          )}
+        </div>
+      </div>
+      {notice && (
+        <Alert kind={notice.kind} onDismiss={() => setNotice(null)}>
+          {notice.text}
+        </Alert>
+      )}
+      {m.lastError && m.status !== "sent" && (
+        <Alert kind={m.status === "failed" ? "error" : "warning"}>
+          <strong>{m.lastError.message}</strong> <span className="muted">({m.lastError.code})</span>
+        </Alert>
+      )}
+      <section className="panel" aria-labelledby="details-heading">
+        <h2 id="details-heading">Details</h2>
+        <dl className="facts">
+          <dt>From</dt>
+          <dd>{formatAddress(m.from)}</dd>
+          <dt>To</dt>
+          <dd className="break">{m.to.map(formatAddress).join(", ") || "—"}</dd>
+          {m.cc.length > 0 && (
+            <>
+              <dt>Cc</dt>
+              <dd className="break">{m.cc.map(formatAddress).join(", ")}</dd>
+            </>
+          )}
+          {m.bcc.length > 0 && (
+            <>
+              <dt>Bcc</dt>
+              <dd className="break">{m.bcc.map(formatAddress).join(", ")}</dd>
+            </>
+          )}
+          <dt>Server</dt>
+          <dd>{can("email-servers.view") ? <Link to={`/servers/${m.server.id}`}>{m.server.name}</Link> : m.server.name}</dd>
+          <dt>Created</dt>
+          <dd>
+            <Time value={m.createdAt} />
+          </dd>
+          <dt>Sent</dt>
+          <dd>
+            <Time value={m.sentAt} />
+          </dd>
+          {m.nextAttemptAt && m.status !== "sent" && m.status !== "failed" && (
+            <>
+              <dt>Next attempt</dt>
+              <dd>
+                <Time value={m.nextAttemptAt} />
+              </dd>
+            </>
+          )}
+          <dt>Attempts</dt>
+          <dd>
+            {m.attemptCount} of {m.maxAttempts}
+          </dd>
+          <dt>Message-ID</dt>
+          <dd className="break">
+            <code>{m.messageId}</code>
+          </dd>
+          {m.providerMessageId && (
+            <>
+              <dt>Provider’s id</dt>
+              <dd className="break">
+                <code>{m.providerMessageId}</code>
+              </dd>
+            </>
+          )}
+        </dl>
+      </section>
+      <section className="panel" aria-labelledby="attempts-heading">
+        <h2 id="attempts-heading">Attempts</h2>
+        {m.attempts.length === 0 ? (
+          <p className="muted">No attempt yet.</p>
+        ) : (
+          <table className="table responsive attempts">
+            <caption className="visually-hidden">Delivery attempts, oldest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Server</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Response</th>
+                <th scope="col">Took</th>
+              </tr>
+            </thead>
+            <tbody>
+              {m.attempts.map((a, i) => (
+                <tr key={`${a.at}-${i}`}>
+                  <th scope="row" data-label="When">
+                    <Time value={a.at} />
+                  </th>
+                  <td data-label="Server">{a.server.name}</td>
+                  <td data-label="Outcome">
+                    <span className={`pill pill-${a.outcome === "sent" ? "sent" : "failed"}`}>{a.outcome}</span>
+                    {a.errorCode && <span className="status-detail">{a.errorCode}</span>}
+                  </td>
+                  <td data-label="Response" className="break">
+                    {a.response.code || a.response.text ? (
+                      <code>
+                        {a.response.command ? `${a.response.command} → ` : ""}
+                        {a.response.code ?? ""} {a.response.text ?? ""}
+                      </code>
+                    ) : (
+                      "—"
+                    )}
+                  </td>
+                  <td data-label="Took">{a.durationMs} ms</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
+      {preview.data && <CapturePreview message={preview.data} />}
+    </section>
+  );
+}
