@@ -246,7 +246,7 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
       await guarded<void>(conn, timeoutMs * 3, (done) => conn.connect((err) => done(err)));
     } catch (err) {
       const inTls = endpoint.security === "starttls" && transcript.sentStartTls;
-      throw new StepFailure(inTls ? "tls" : "ehlo", err);
+      throw new StepFailure(inTls ? "tls" : "ehlo", err, elapsed(handshakeStart));
     }
     const handshakeMs = elapsed(handshakeStart);
     if (endpoint.security === "starttls") {

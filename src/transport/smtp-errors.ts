@@ -184,7 +184,7 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
     return make(
       "tls_wrong_port",
       "server",
-      `${where} does not offer STARTTLS (${response}): use TLS on port 465, or Security None only on a trusted network.`,
+      `${where} does not offer STARTTLS: use TLS on port 465, or Security None only on a trusted network.`,
       e,
       ctx,
     );
@@ -204,7 +204,10 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
     );
   }
   if (status === 530) {
-    return make("smtp_auth_failed", "server", `${where} requires a login before sending: set a username and password.`, e, ctx);
+    const fix = ctx.user
+      ? "but offered no login on this connection; many servers offer it only after STARTTLS, so check Security"
+      : "set a username and password";
+    return make("smtp_auth_failed", "server", `${where} requires a login before sending: ${fix}.`, e, ctx);
   }
   const isAuth = command.startsWith("AUTH") || codes.includes("EAUTH");
   if (isAuth) {

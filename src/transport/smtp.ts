@@ -205,7 +205,7 @@ export class SmtpTransport implements Transport {
     const { endpoint } = this;
     const options: SMTPPoolOptions = {
       pool: true,
-      maxConnections: Math.max(1, this.ctx.poolSize),
+      maxConnections: Math.max(1, Math.floor(this.ctx.poolSize) || 1),
       // Our queue retries and records each attempt; the pool must not resend on its own.
       maxRequeues: 0,
       host: endpoint.host,

@@ -185,7 +185,7 @@ describe("sendmail through msmtp", () => {
       ["arguments", true],
     ]);
     expect(result.steps[0].detail).toBe(`${MSMTP} exists and is executable`);
-    expect(result.transcript).toEqual([`$ ${MSMTP} -i -i -C ${config} -f sender@example.com rcpt@example.net`]);
+    expect(result.transcript).toEqual([`$ ${MSMTP} -i -C ${config} -f sender@example.com rcpt@example.net`]);
     expect(peer.connections).toBe(before);
     expect(peer.sawData).toBe(false);
   });

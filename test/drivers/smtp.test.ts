@@ -178,6 +178,14 @@ describe("SMTP over STARTTLS with a login", () => {
     }
   });
 
+  it("tells a server that requires a login from one that requires STARTTLS (530 on MAIL FROM)", async () => {
+    const transport = open(context({ host: "localhost", port: peer.port }), { trustedCa: peer.ca });
+    const error = await sendError(transport);
+    expect(error).toMatchObject({ code: "smtp_auth_failed", kind: "server", remote: { code: 530, command: "MAIL FROM" } });
+    expect(error.message).toContain("set a username and password");
+    expect(peer.received).toHaveLength(0);
+  });
+
   it("turns a 451 at the end of DATA into a transient failure, then delivers", async () => {
     peer.setFaults({ failMessages: { times: 1, code: 451 } });
     const transport = open(context(settings(), { password: PASSWORD }), { trustedCa: peer.ca });
@@ -424,9 +432,27 @@ describe("implicit TLS and no TLS", () => {
     try {
       const ctx = context({ host: "127.0.0.1", port: peer.port, security: "none", username: USER }, { password: PASSWORD });
       const check = await open(ctx).check({ from: "sender@example.com", to: "rcpt@example.net" });
-      expect(check.error?.code).toMatch(/smtp_starttls_required|smtp_auth_unsupported/);
+      expect(check.error).toMatchObject({ code: "smtp_starttls_required", remote: { code: 538, command: "AUTH PLAIN" } });
       expect(check.steps.at(-1)).toMatchObject({ step: "auth", ok: false });
       expect(JSON.stringify(check)).not.toContain(PASSWORD);
+      const error = await sendError(open(ctx));
+      expect(error).toMatchObject({ code: "smtp_starttls_required", kind: "server" });
+    } finally {
+      await peer.close();
+    }
+  });
+
+  it("names the wrong port when STARTTLS is asked of a server that does not offer it", async () => {
+    const peer = await startSmtpPeer({ security: "none" });
+    try {
+      const transport = open(context({ host: "127.0.0.1", port: peer.port, security: "starttls" }));
+      const error = await sendError(transport);
+      expect(error).toMatchObject({ code: "tls_wrong_port", kind: "server", remote: { command: "STARTTLS" } });
+      expect(error.message).toContain("does not offer STARTTLS");
+      const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
+      expect(check.steps.at(-1)).toMatchObject({ step: "tls", ok: false });
+      expect(check.error?.code).toBe("tls_wrong_port");
+      expect(peer.received).toHaveLength(0);
     } finally {
       await peer.close();
     }

@@ -25,6 +25,7 @@ const ACCOUNT = "someone@gmail.test";
 class ScriptedTokens implements AccessTokenProvider {
   readonly calls: boolean[] = [];
   private index = 0;
+  account = ACCOUNT;
 
   constructor(
     private readonly tokens: string[],
@@ -32,7 +33,7 @@ class ScriptedTokens implements AccessTokenProvider {
   ) {}
 
   async user(): Promise<string> {
-    return ACCOUNT;
+    return this.account;
   }
 
   async accessToken(renew: boolean): Promise<string> {
@@ -174,6 +175,18 @@ describe("XOAUTH2 login", () => {
     expect(error.message).toMatch(/SMTP AUTH is enabled for the mailbox/);
     expect(tokens.renewals).toBe(1);
     expect(peer.authAttempts).toHaveLength(2);
+  });
+
+  it("logs in as the new account after a re-authorization with another one", async () => {
+    peer.setAuth({ user: "second@gmail.test", methods: ["XOAUTH2"], accessToken: "token-1" });
+    const tokens = new ScriptedTokens(["token-1"]);
+    const transport = open(tokens);
+    const error = await failure(transport.send(message()));
+    expect(error.code).toBe("gmail_credentials_rejected");
+    tokens.account = "second@gmail.test";
+    await transport.send(message());
+    expect(peer.received.map((m) => m.user)).toEqual(["second@gmail.test"]);
+    expect(peer.authAttempts.map((a) => a.user)).toEqual([ACCOUNT, ACCOUNT, "second@gmail.test"]);
   });
 
   it("passes the provider's own delivery errors through: a revoked grant holds for reauthorization", async () => {

@@ -33,7 +33,8 @@ export interface SendmailCommand {
 export function sendmailCommand(ctx: TransportContext): SendmailCommand {
   const configured = typeof ctx.settings.path === "string" ? ctx.settings.path.trim() : "";
   const extra = typeof ctx.settings.arguments === "string" ? ctx.settings.arguments : "";
-  return { path: configured || "/usr/sbin/sendmail", args: extra.split(/\s+/).filter((a) => a !== "") };
+  // nodemailer always passes -i first; a configured -i would only repeat it.
+  return { path: configured || "/usr/sbin/sendmail", args: extra.split(/\s+/).filter((a) => a !== "" && a !== "-i") };
 }
 
 /** sendmail reads an argument starting with "-" (also inside quotes) as an option. */
