@@ -1,3 +1,4 @@
+import { sql } from "kysely";
 import type { Logger } from "pino";
 import { SessionStore } from "./auth/sessions.js";
 import { TokenService } from "./auth/tokens.js";
@@ -77,23 +78,41 @@ export interface BootstrapResult {
  * and a Capture server as the default if there is no server.
  */
 export async function bootstrap(mailroom: Mailroom): Promise<BootstrapResult> {
-  const { config } = mailroom.ctx;
   const migrations = await migrateToLatest(mailroom.ctx.db);
   const result: BootstrapResult = { migrations, createdCaptureServer: false };
-  if ((await mailroom.users.count()) === 0) {
-    const email = config.adminEmail ?? "admin@mailroom.localhost";
-    const { generatedPassword } = await mailroom.users.create(
-      { email, name: "Administrator", password: config.adminPassword, superAdmin: true },
-      systemActor,
-    );
-    result.admin = { email, generatedPassword };
-  }
-  if ((await mailroom.servers.list({ limit: 1 })).total === 0) {
-    await mailroom.servers.create(
-      { name: "Capture", driver: "capture", fromAddress: "noreply@mailroom.localhost", fromName: "Mailroom", isDefault: true },
-      systemActor,
-    );
-    result.createdCaptureServer = true;
-  }
+  await withStartLock(mailroom, async () => {
+    const { config } = mailroom.ctx;
+    if ((await mailroom.users.count()) === 0) {
+      const email = config.adminEmail ?? "admin@mailroom.localhost";
+      const { generatedPassword } = await mailroom.users.create(
+        { email, name: "Administrator", password: config.adminPassword, superAdmin: true },
+        systemActor,
+      );
+      result.admin = { email, generatedPassword };
+    }
+    if ((await mailroom.servers.list({ limit: 1 })).total === 0) {
+      await mailroom.servers.create(
+        { name: "Capture", driver: "capture", fromAddress: "noreply@mailroom.localhost", fromName: "Mailroom", isDefault: true },
+        systemActor,
+      );
+      result.createdCaptureServer = true;
+    }
+  });
   return result;
+}
+
+/**
+ * Several processes starting at once on one PostgreSQL database take turns here, so only
+ * the first creates the admin and the Capture server. (On SQLite one process owns the file.)
+ */
+async function withStartLock(mailroom: Mailroom, fn: () => Promise<void>): Promise<void> {
+  if (mailroom.ctx.storage.dialect !== "postgres") return fn();
+  await mailroom.ctx.db.connection().execute(async (conn) => {
+    await sql`select pg_advisory_lock(hashtext('mailroom-bootstrap'))`.execute(conn);
+    try {
+      await fn();
+    } finally {
+      await sql`select pg_advisory_unlock(hashtext('mailroom-bootstrap'))`.execute(conn);
+    }
+  });
 }
