@@ -13,7 +13,7 @@ import { errorCatalogue } from "../core/errors.js";
 import type { SmtpEndpoint } from "./smtp.js";
 import { type SmtpErrorContext, toSmtpDeliveryError } from "./smtp-errors.js";
 import { SmtpTranscript } from "./transcript.js";
-import type { CheckResult, DeliveryError, TestStep } from "./types.js";
+import { type CheckResult, DeliveryError, type TestStep } from "./types.js";
 
 export type SmtpLogin =
   | { kind: "password"; user: string; pass: string }
@@ -268,12 +268,15 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
     await step("auth", async () => {
       if (!login) return { value: undefined, detail: "No username set: sending without login" };
       if (!conn.allowsAuth) {
-        const starttlsOffered = capabilities.some((c) => /^STARTTLS\b/i.test(c));
-        throw Object.assign(
-          new Error(
-            `The server offers no login (AUTH) on this connection${starttlsOffered ? "; it offers STARTTLS, so set Security to STARTTLS" : ""}`,
-          ),
-          { code: "EAUTH", command: "AUTH" },
+        // As nodemailer does when sending: no AUTH offered, no login tried. The envelope
+        // probe then shows whether the server relays without one.
+        if (!capabilities.some((c) => /^STARTTLS\b/i.test(c))) {
+          return { value: undefined, detail: `The server offers no login (AUTH); ${login.user} is not used` };
+        }
+        throw new DeliveryError(
+          "smtp_auth_unsupported",
+          "server",
+          `${endpoint.host}:${endpoint.port} offers no login before STARTTLS: set Security to STARTTLS so that ${login.user} can log in.`,
         );
       }
       const auth =

@@ -225,7 +225,12 @@ export class SmtpTransport implements Transport {
     } else if (user) {
       options.auth = { user, pass: this.ctx.secrets.password ?? "" };
     }
-    this.pool = { user, mailer: createTransport(options) };
+    const mailer = createTransport(options);
+    // Each send gets its own error; an 'error' event without a listener would end the process.
+    mailer.on("error", (err: Error & { code?: string }) => {
+      this.ctx.log.warn({ code: err.code, err: this.redactor().redact(err.message) }, "SMTP pool error");
+    });
+    this.pool = { user, mailer };
     return this.pool;
   }
 

@@ -442,6 +442,27 @@ describe("implicit TLS and no TLS", () => {
     }
   });
 
+  it("checks a server that offers no login: not used when it relays anyway, a failure when STARTTLS would unlock it", async () => {
+    const relay = await startSmtpPeer({ security: "none" });
+    const tlsFirst = await startSmtpPeer({ security: "starttls" });
+    try {
+      const ctx = (port: number) =>
+        context({ host: "127.0.0.1", port, security: "none", username: USER }, { password: PASSWORD });
+      const relayed = await open(ctx(relay.port)).check({ from: "sender@example.com", to: "rcpt@example.net" });
+      expect(relayed.error).toBeUndefined();
+      expect(relayed.steps.find((s) => s.step === "auth")?.detail).toMatch(/offers no login/);
+
+      const locked = await open(ctx(tlsFirst.port)).check({ from: "sender@example.com", to: "rcpt@example.net" });
+      expect(locked.steps.at(-1)).toMatchObject({ step: "auth", ok: false });
+      expect(locked.error).toMatchObject({ code: "smtp_auth_unsupported" });
+      expect(locked.error?.message).toMatch(/set Security to STARTTLS/);
+      expect(JSON.stringify([relayed, locked])).not.toContain(PASSWORD);
+    } finally {
+      await relay.close();
+      await tlsFirst.close();
+    }
+  });
+
   it("names the wrong port when STARTTLS is asked of a server that does not offer it", async () => {
     const peer = await startSmtpPeer({ security: "none" });
     try {
