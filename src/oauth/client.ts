@@ -174,7 +174,13 @@ export function describeFailure(error: unknown): OAuthFailure {
     };
   }
   const err = error as { name?: string; message?: string; code?: string; cause?: unknown };
-  if (err?.name === "TimeoutError" || err?.name === "AbortError") {
+  const cause = err?.cause as { name?: string } | undefined;
+  if (
+    err?.name === "TimeoutError" ||
+    err?.name === "AbortError" ||
+    err?.code === "OAUTH_TIMEOUT" ||
+    cause?.name === "TimeoutError"
+  ) {
     return { error: null, description: null, status: null, unreachable: true, text: "no answer in time (timeout)" };
   }
   if (error instanceof TypeError) {

@@ -109,15 +109,15 @@ export class TokenStore {
   async accessToken(serverId: string, renew = false): Promise<string> {
     const cached = this.cache.get(serverId);
     if (!renew && cached && this.isFresh(cached.expiresAt, cached.obtainedAt)) return cached.accessToken;
-    const floor = renew ? (cached?.generation ?? -1) : null;
+    // Renewing: the caller's token is the one this process handed out (cached); without
+    // one, whatever is stored now counts as rejected.
+    const floor = renew ? (cached?.generation ?? "stored") : null;
     return (await this.singleFlight(serverId, () => this.obtain(serverId, floor))).accessToken;
   }
 
   /** Refreshes now, whatever the cached token's age: proves the grant still works. */
   async refreshNow(serverId: string): Promise<void> {
-    const row = await this.readRow(serverId);
-    if (!row) throw notAuthorized();
-    await this.singleFlight(serverId, () => this.obtain(serverId, row.generation));
+    await this.singleFlight(serverId, () => this.obtain(serverId, "stored"));
   }
 
   /** Stores a new grant in the caller's transaction, replacing any earlier one. */
@@ -184,17 +184,19 @@ export class TokenStore {
   }
 
   /**
-   * Returns a fresh stored token (newer than generation `floor` if given), or refreshes
-   * under the lease, or waits for whoever holds it.
+   * Returns a fresh stored token (newer than generation `floor` if given; "stored": newer
+   * than the one stored now), or refreshes under the lease, or waits for whoever holds it.
    */
-  private async obtain(serverId: string, floor: number | null): Promise<CachedToken> {
+  private async obtain(serverId: string, wanted: number | "stored" | null): Promise<CachedToken> {
     const started = Date.now();
     const deadline = started + this.leaseMs + 10_000;
     let waited = false;
+    let floor = wanted === "stored" ? undefined : wanted;
     for (let round = 0; ; round++) {
       const row = await this.readRow(serverId);
       if (!row) throw notAuthorized();
       if (row.refresh_error_code === "invalid_grant") throw reauthorizationError(row.refresh_error);
+      if (floor === undefined) floor = row.generation;
       const now = Date.now();
       const newEnough = floor === null || row.generation > floor;
       if (newEnough && row.access_token && row.access_expires_at && this.isFresh(row.access_expires_at, row.access_obtained_at)) {

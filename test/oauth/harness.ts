@@ -1,0 +1,145 @@
+/**
+ * A Mailroom on a fresh database pointed at a local OAuth issuer, with the steps of
+ * "Authorize account" as a browser would take them: ask Mailroom for the URL, follow it to
+ * the issuer, bring the issuer's redirect back to Mailroom's callback.
+ */
+import { randomBytes } from "node:crypto";
+import type { InjectOptions, LightMyRequestResponse } from "fastify";
+import { expect } from "vitest";
+import { type Caller, startTestApp, type TestApp } from "../helpers/app.js";
+import type { Dialect } from "../helpers/databases.js";
+import { type IssuerKind, type MockIssuer, startIssuer } from "./issuer.js";
+
+export const CLIENT_ID = "mailroom-test-client.apps.example";
+/** Recognisable so that leak checks can look for it. */
+export const CLIENT_SECRET = `client-secret-${randomBytes(8).toString("hex")}`;
+export const FROM = "sender@example.com";
+
+export interface Harness {
+  t: TestApp;
+  issuer: MockIssuer;
+  kind: IssuerKind;
+  driver: "gmail" | "microsoft365";
+  /** Everything Mailroom answered (bodies and Location headers), for leak checks. */
+  answers: string[];
+  request(caller: Caller | null, options: InjectOptions): Promise<LightMyRequestResponse>;
+  createServer(name?: string, settings?: Record<string, unknown>): Promise<string>;
+  /** POST …/oauth/authorize; expects 200 and returns the provider URL. */
+  authorize(serverId: string, caller?: Caller): Promise<URL>;
+  /** What the issuer redirects the browser to (Mailroom's callback with code and state). */
+  followIssuer(authorizationUrl: URL): Promise<URL>;
+  /** GETs the callback as the browser of `caller`; returns Mailroom's redirect. */
+  callback(callbackUrl: URL, caller?: Caller | null): Promise<URL>;
+  /** The whole path; returns Mailroom's final redirect. */
+  connect(serverId: string, caller?: Caller): Promise<URL>;
+  server(serverId: string): Promise<Record<string, unknown> & { status: string; statusDetail: string | null }>;
+  tokenRow(serverId: string): Promise<Record<string, unknown> | undefined>;
+  audit(action?: string): Promise<Array<{ action: string; target_id: string | null; after: string | null }>>;
+  /** Fails if any token, code, client secret or PKCE verifier shows in logs, answers, audit or DB in plain. */
+  expectNoLeaks(extra?: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(dialect: Dialect, kind: IssuerKind): Promise<Harness> {
+  const issuer = await startIssuer(kind);
+  const t = await startTestApp(dialect, issuer.env);
+  const answers: string[] = [];
+  const driver = kind === "google" ? "gmail" : "microsoft365";
+  let servers = 0;
+
+  const request = async (caller: Caller | null, options: InjectOptions) => {
+    const res = await t.request(caller, options);
+    answers.push(res.body, String(res.headers.location ?? ""));
+    return res;
+  };
+
+  const h: Harness = {
+    t,
+    issuer,
+    kind,
+    driver,
+    answers,
+    request,
+    async createServer(name = `${kind} ${++servers}`, settings = {}) {
+      const res = await request(t.admin, {
+        method: "POST",
+        url: "/api/email-servers",
+        payload: {
+          name,
+          driver,
+          fromAddress: FROM,
+          fromName: "Sender",
+          settings: { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, ...settings },
+        },
+      });
+      expect(res.statusCode, res.body).toBe(201);
+      return res.json().id as string;
+    },
+    async authorize(serverId, caller = t.admin) {
+      const res = await request(caller, { method: "POST", url: `/api/email-servers/${serverId}/oauth/authorize` });
+      expect(res.statusCode, res.body).toBe(200);
+      return new URL(res.json().authorizationUrl);
+    },
+    async followIssuer(authorizationUrl) {
+      const res = await fetch(authorizationUrl, { redirect: "manual" });
+      expect(res.status).toBe(302);
+      return new URL(res.headers.get("location") as string);
+    },
+    async callback(callbackUrl, caller = t.admin) {
+      const res = await request(caller, { method: "GET", url: `${callbackUrl.pathname}${callbackUrl.search}` });
+      expect(res.statusCode, res.body).toBe(303);
+      expect(res.headers["cache-control"]).toBe("no-store");
+      return new URL(String(res.headers.location), "http://localhost:8025");
+    },
+    async connect(serverId, caller = t.admin) {
+      return h.callback(await h.followIssuer(await h.authorize(serverId, caller)), caller);
+    },
+    async server(serverId) {
+      const res = await request(t.admin, { method: "GET", url: `/api/email-servers/${serverId}` });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json();
+    },
+    async tokenRow(serverId) {
+      return t.mailroom.ctx.db.selectFrom("oauth_tokens").selectAll().where("server_id", "=", serverId).executeTakeFirst();
+    },
+    async audit(action) {
+      let query = t.mailroom.ctx.db.selectFrom("audit_log").select(["action", "target_id", "after"]).orderBy("id");
+      if (action) query = query.where("action", "=", action);
+      return query.execute();
+    },
+    async expectNoLeaks(extra = []) {
+      const db = t.mailroom.ctx.db;
+      const tables = await Promise.all([
+        db.selectFrom("audit_log").selectAll().execute(),
+        db.selectFrom("oauth_tokens").selectAll().execute(),
+        db.selectFrom("oauth_authorizations").selectAll().execute(),
+        db.selectFrom("email_servers").selectAll().execute(),
+      ]);
+      const places: Array<[string, string]> = [
+        ["logs", t.logs.join("\n")],
+        ["answers", answers.join("\n")],
+        ["audit", JSON.stringify(tables[0])],
+        ["database", JSON.stringify(tables.slice(1))],
+      ];
+      const secrets = [...issuer.issued, ...issuer.requests.map((r) => r.codeVerifier ?? ""), CLIENT_SECRET, ...extra].filter(
+        (s) => s.length >= 8,
+      );
+      expect(secrets.length).toBeGreaterThan(0);
+      for (const secret of secrets) {
+        for (const [where, text] of places) {
+          if (text.includes(secret)) throw new Error(`a secret (${secret.slice(0, 6)}…) appears in ${where}`);
+        }
+      }
+    },
+    async close() {
+      await t.close();
+      await issuer.stop();
+    },
+  };
+  return h;
+}
+
+/** The search parameters of Mailroom's redirect after a callback. */
+export function outcomeOf(location: URL): { page: string; oauth: string | null; code: string | null } {
+  return { page: location.pathname, oauth: location.searchParams.get("oauth"), code: location.searchParams.get("code") };
+}
