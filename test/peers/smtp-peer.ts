@@ -106,6 +106,7 @@ export interface AuthAttempt {
 }
 
 export interface SmtpPeer {
+  /** The address listened on (127.0.0.1); connect to "localhost" for the certificate to match. */
   host: string;
   port: number;
   security: PeerSecurity;
@@ -122,7 +123,7 @@ export interface SmtpPeer {
   readonly sawData: boolean;
   /** Replace the scripted faults (counters restart from the new values). */
   setFaults(faults: PeerFaults): void;
-  /** Replace the expected credentials. */
+  /** Replace the expected credentials and methods. Whether AUTH is offered at all (and required) is fixed at start. */
   setAuth(auth: PeerAuth | undefined): void;
   /** Resolves once `count` messages have been received, or rejects after `timeoutMs`. */
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
