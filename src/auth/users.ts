@@ -37,6 +37,13 @@ export interface GroupView {
   updatedAt: string;
 }
 
+/** A short password has its own code (as in `mailroom user reset-password`); the rest is validation_failed. */
+function inputError(problems: FieldProblem[]): MailroomError {
+  const password = problems.filter((p) => p.field === "password");
+  if (!password.length) return fieldError("validation_failed", problems);
+  return fieldError("weak_password", [...password, ...problems.filter((p) => p.field !== "password")]);
+}
+
 function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
 }
@@ -77,7 +84,7 @@ export class UserService {
   /** Creates a user; without a password, one is generated and returned once. */
   async create(input: UserInput, actor: Actor): Promise<{ user: UserView; generatedPassword: string | null }> {
     const problems = this.checkInput(input, true);
-    if (problems.length) throw fieldError("validation_failed", problems);
+    if (problems.length) throw inputError(problems);
     const generatedPassword = input.password ? null : generatePassword();
     const password = input.password ?? (generatedPassword as string);
     const now = Date.now();
@@ -107,7 +114,7 @@ export class UserService {
 
   async update(id: string, input: UserInput, actor: Actor): Promise<UserView> {
     const problems = this.checkInput(input, false);
-    if (problems.length) throw fieldError("validation_failed", problems);
+    if (problems.length) throw inputError(problems);
     await this.db.transaction().execute(async (trx) => {
       const before = await this.getRow(id, trx);
       const changes: Partial<UsersTable> = { updated_at: Date.now() };

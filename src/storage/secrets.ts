@@ -58,9 +58,18 @@ export class SecretBox {
       throw new MailroomError("secret_key_missing", `A stored secret was encrypted with key ${id}, which is not loaded.`);
     }
     const raw = Buffer.from(payload, "base64url");
-    const decipher = createDecipheriv("aes-256-gcm", entry.key, raw.subarray(0, IV_BYTES));
-    decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-    return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString("utf8");
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", entry.key, raw.subarray(0, IV_BYTES));
+      decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+      return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString("utf8");
+    } catch {
+      // GCM's tag check failed (or the payload is cut short): the stored value was altered.
+      // Answer with the catalogue's code and its fix instead of crypto's bare message.
+      throw new MailroomError(
+        "secret_key_missing",
+        `A stored secret could not be decrypted with key ${id}: it was altered or damaged; set the secret again.`,
+      );
+    }
   }
 
   /** True when the ciphertext was made with an older key. */
@@ -96,12 +105,24 @@ export function loadSecretBox(dataDir: string, secretKeyEnv?: string): SecretBox
   return new SecretBox(lines.map((l) => parseKey(l, file)));
 }
 
+/**
+ * Replaces the key file all at once (a crash never leaves it cut short, which would lose
+ * every secret) and with mode 0600 even if the old file was readable by others.
+ */
+function writeKeyFile(file: string, text: string): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temporary, text, { mode: 0o600 });
+  fs.chmodSync(temporary, 0o600);
+  fs.renameSync(temporary, file);
+}
+
 /** Writes the key file with a new key first, keeping the old ones for decryption. */
 export function addKeyToFile(dataDir: string): SecretKey {
   const file = path.join(dataDir, KEY_FILE);
   const text = generateKeyText();
   const old = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
-  fs.writeFileSync(file, `${text}\n${old}`, { mode: 0o600 });
+  fs.mkdirSync(dataDir, { recursive: true });
+  writeKeyFile(file, `${text}\n${old}`);
   return parseKey(text, file);
 }
 
@@ -112,5 +133,5 @@ export function pruneKeyFile(dataDir: string): void {
     .readFileSync(file, "utf8")
     .split("\n")
     .find((l) => l.trim() !== "");
-  fs.writeFileSync(file, `${first}\n`, { mode: 0o600 });
+  writeKeyFile(file, `${first}\n`);
 }

@@ -1,0 +1,132 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
+import { generateKeyText } from "../../src/storage/secrets.js";
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`no ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe("loadConfig", () => {
+  it("has the documented defaults", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 8025,
+      host: "127.0.0.1",
+      publicUrl: "http://localhost:8025",
+      dataDir: path.resolve("./data"),
+      logLevel: "info",
+    });
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.secretKey).toBeUndefined();
+    expect(config.adminEmail).toBeUndefined();
+  });
+
+  it("reads every variable", () => {
+    const key = generateKeyText();
+    const config = loadConfig({
+      MAILROOM_PORT: "9000",
+      MAILROOM_HOST: "0.0.0.0",
+      MAILROOM_PUBLIC_URL: "https://mail.example.com/",
+      MAILROOM_DATA_DIR: "/var/lib/mailroom",
+      DATABASE_URL: "postgres://mailroom:pw@db.example.com:5432/mailroom",
+      MAILROOM_SECRET_KEY: key,
+      MAILROOM_ADMIN_EMAIL: "admin@example.com",
+      MAILROOM_ADMIN_PASSWORD: "a long enough password",
+      MAILROOM_LOG_LEVEL: "warn",
+      MAILROOM_GOOGLE_TOKEN_URL: "http://127.0.0.1:9999/token",
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      host: "0.0.0.0",
+      publicUrl: "https://mail.example.com",
+      dataDir: "/var/lib/mailroom",
+      databaseUrl: "postgres://mailroom:pw@db.example.com:5432/mailroom",
+      secretKey: key,
+      adminEmail: "admin@example.com",
+      logLevel: "warn",
+      oauth: { googleTokenUrl: "http://127.0.0.1:9999/token" },
+    });
+  });
+
+  it("the public URL defaults to the port", () => {
+    expect(loadConfig({ MAILROOM_PORT: "8080" }).publicUrl).toBe("http://localhost:8080");
+  });
+
+  it("treats an empty variable as unset", () => {
+    const config = loadConfig({
+      MAILROOM_PORT: "",
+      MAILROOM_HOST: "",
+      MAILROOM_LOG_LEVEL: "",
+      MAILROOM_SECRET_KEY: "",
+      DATABASE_URL: "",
+      MAILROOM_PUBLIC_URL: "",
+    });
+    expect(config).toMatchObject({ port: 8025, host: "127.0.0.1", logLevel: "info", publicUrl: "http://localhost:8025" });
+    expect(config.secretKey).toBeUndefined();
+    expect(config.databaseUrl).toBeUndefined();
+  });
+
+  it("accepts several secret keys, comma-separated", () => {
+    const [a, b] = [generateKeyText(), generateKeyText()];
+    expect(loadConfig({ MAILROOM_SECRET_KEY: `${a}, ${b}` }).secretKey).toBe(`${a},${b}`);
+  });
+
+  it.each([
+    ["MAILROOM_PORT", "abc"],
+    ["MAILROOM_PORT", "-1"],
+    ["MAILROOM_PORT", "65536"],
+    ["MAILROOM_PORT", "80.5"],
+    ["MAILROOM_HOST", "not a host!"],
+    ["MAILROOM_HOST", "http://localhost"],
+    ["MAILROOM_PUBLIC_URL", "mail.example.com"],
+    ["MAILROOM_PUBLIC_URL", "ftp://mail.example.com"],
+    ["MAILROOM_LOG_LEVEL", "verbose"],
+    ["MAILROOM_LOG_LEVEL", "INFO"],
+    ["DATABASE_URL", "mysql://db.example.com/mailroom"],
+    ["DATABASE_URL", "not a url"],
+    ["MAILROOM_ADMIN_EMAIL", "admin"],
+    ["MAILROOM_ADMIN_EMAIL", "admin@localhost"],
+    ["MAILROOM_ADMIN_PASSWORD", "short"],
+    ["MAILROOM_GOOGLE_AUTH_URL", "not a url"],
+    ["MAILROOM_GOOGLE_TOKEN_URL", "file:///etc/passwd"],
+    ["MAILROOM_GOOGLE_REVOKE_URL", "revoke"],
+    ["MAILROOM_GOOGLE_USERINFO_URL", "userinfo"],
+    ["MAILROOM_MICROSOFT_AUTHORITY", "login.microsoftonline.com"],
+    ["MAILROOM_WORKERS", "maybe"],
+    ["MAILROOM_RETRY_SCHEDULE", "1m,5m"],
+    ["MAILROOM_WORKER_CONCURRENCY", "0"],
+    ["MAILROOM_MAX_ATTEMPTS", "many"],
+  ])("%s=%s is a ConfigError naming the variable and what it accepts", (name, value) => {
+    const error = configError({ [name]: value });
+    expect(error.message).toContain(name);
+    expect(error.message).not.toContain("\n");
+    // Says what to do: "use …" or "must …".
+    expect(error.message).toMatch(/use |must /);
+  });
+
+  it("never repeats a secret: the secret key, the admin password, a password in DATABASE_URL", () => {
+    const shortKey = "c2VjcmV0LWtleS10b28tc2hvcnQ=";
+    let error = configError({ MAILROOM_SECRET_KEY: shortKey });
+    expect(error.message).toContain("MAILROOM_SECRET_KEY");
+    expect(error.message).not.toContain(shortKey);
+
+    error = configError({ MAILROOM_SECRET_KEY: `${generateKeyText()},${shortKey}` });
+    expect(error.message).toContain("key 2 of 2");
+    expect(error.message).not.toContain(shortKey);
+
+    error = configError({ MAILROOM_ADMIN_PASSWORD: "hunter2" });
+    expect(error.message).not.toContain("hunter2");
+
+    error = configError({ DATABASE_URL: "mysql://mailroom:hunter2@db.example.com/mailroom" });
+    expect(error.message).toContain("DATABASE_URL");
+    expect(error.message).not.toContain("hunter2");
+    expect(error.message).toContain("mailroom:***@db.example.com");
+  });
+});
