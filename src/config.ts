@@ -30,6 +30,8 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   databaseUrl?: string;
+  /** How long an SQLite write waits for another writer (the CLI, say) before answering 503. */
+  sqliteBusyMs: number;
   secretKey?: string;
   adminEmail?: string;
   adminPassword?: string;
@@ -154,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     publicUrl,
     dataDir: path.resolve(overrides.dataDir ?? env.MAILROOM_DATA_DIR ?? "./data"),
     databaseUrl,
+    sqliteBusyMs: parseCount(env, "MAILROOM_SQLITE_BUSY_MS", 5000, 0, 600_000),
     secretKey,
     adminEmail,
     adminPassword,

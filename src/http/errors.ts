@@ -93,5 +93,6 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   const mapped = toMailroomError(error);
   if (mapped.status >= 500) request.log.error({ err: error }, "request failed");
   if (mapped.code === "rate_limited" && !reply.hasHeader("retry-after")) reply.header("retry-after", "60");
+  if (mapped.code === "storage_busy") reply.header("retry-after", "1");
   void reply.status(mapped.status).send(mapped.toBody());
 }

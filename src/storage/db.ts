@@ -34,6 +34,8 @@ export interface OpenOptions {
   databaseUrl?: string;
   /** PostgreSQL pool size. */
   poolSize?: number;
+  /** How long an SQLite write waits for another writer before failing with SQLITE_BUSY. */
+  busyTimeoutMs?: number;
 }
 
 export function openStorage(options: OpenOptions): Storage {
@@ -49,7 +51,7 @@ export function openStorage(options: OpenOptions): Storage {
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.
-  sqlite.pragma("busy_timeout = 5000");
+  sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   return { db, dialect: "sqlite", sqlitePath, close: () => db.destroy() };
 }

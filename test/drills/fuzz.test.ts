@@ -50,7 +50,27 @@ function randomValue(r: () => number, depth = 0): unknown {
     case 6:
       return Array.from({ length: Math.floor(r() * 4) }, () => randomValue(r, depth + 1));
     default: {
-      const keys = ["name", "driver", "settings", "to", "subject", "from", "email", "password", "permissions", "value", "mode", "host", "port", "messages", "headers", "attachments", "idempotencyKey", "server", "extra"];
+      const keys = [
+        "name",
+        "driver",
+        "settings",
+        "to",
+        "subject",
+        "from",
+        "email",
+        "password",
+        "permissions",
+        "value",
+        "mode",
+        "host",
+        "port",
+        "messages",
+        "headers",
+        "attachments",
+        "idempotencyKey",
+        "server",
+        "extra",
+      ];
       return Object.fromEntries(
         Array.from({ length: Math.floor(r() * 5) }, () => [keys[Math.floor(r() * keys.length)], randomValue(r, depth + 1)]),
       );
@@ -108,9 +128,17 @@ describe("fuzzing every route with malformed requests", () => {
                 ? "{not json"
                 : "x".repeat(Math.floor(r() * 200_000));
       }
-      const res = await t.app.inject({ method: method as "GET", url: `${url}${r() < 0.2 ? "?limit=-1&offset=abc&q=%00" : ""}`, headers, payload });
+      const res = await t.app.inject({
+        method: method as "GET",
+        url: `${url}${r() < 0.2 ? "?limit=-1&offset=abc&q=%00" : ""}`,
+        headers,
+        payload,
+      });
       statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-      if (res.statusCode >= 500) throw new Error(`${method} ${url} → ${res.statusCode} ${res.body.slice(0, 500)} (payload ${String(payload).slice(0, 200)})`);
+      if (res.statusCode >= 500)
+        throw new Error(
+          `${method} ${url} → ${res.statusCode} ${res.body.slice(0, 500)} (payload ${String(payload).slice(0, 200)})`,
+        );
       if (res.statusCode >= 400) {
         const body = res.json();
         expect(typeof body.code).toBe("string");
