@@ -41,6 +41,8 @@ export interface PeerFaults {
   rejectSenders?: string[];
   /** Close the connection in the middle of DATA for the next `times` messages. */
   dropDuringData?: { times: number };
+  /** Faults by chance, for drills: a share of messages answered 451, a share cut mid-DATA. */
+  random?: { tempFailRate: number; dropRate: number; random?: () => number };
   /** Answer MAIL FROM with 530 5.7.0 until the client has issued STARTTLS. */
   requireStartTls?: boolean;
 }
@@ -272,8 +274,11 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
-      const drop = faults.dropDuringData && faults.dropDuringData.times > 0;
-      if (drop && faults.dropDuringData) faults.dropDuringData.times--;
+      const chance = faults.random ? (faults.random.random ?? Math.random) : undefined;
+      const scripted = faults.dropDuringData && faults.dropDuringData.times > 0;
+      if (scripted && faults.dropDuringData) faults.dropDuringData.times--;
+      const drop = scripted || (chance !== undefined && chance() < (faults.random?.dropRate ?? 0));
+      const tempFail = !drop && chance !== undefined && chance() < (faults.random?.tempFailRate ?? 0);
       stream.on("data", (chunk: Buffer) => {
         chunks.push(chunk);
         if (drop) {
@@ -285,6 +290,7 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
       });
       stream.on("end", () => {
         if (drop) return;
+        if (tempFail) return callback(smtpError(451, "4.3.0 Temporary failure (drill), try again later"));
         const fail = faults.failMessages;
         if (fail && fail.times > 0) {
           fail.times--;
