@@ -1,0 +1,55 @@
+import fs from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkValue, parseSettings } from "../../src/core/settings.js";
+import { drivers } from "../../src/drivers/registry.js";
+import { redactionPaths } from "../../src/logger.js";
+
+const folders = fs
+  .readdirSync(path.resolve("src/drivers"), { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
+
+describe("the driver contract", () => {
+  it("registers every driver folder, and nothing that has no folder", () => {
+    expect(drivers.map((d) => d.id).sort()).toEqual([...folders].sort());
+  });
+
+  describe.each(drivers.map((d) => [d.id, d] as const))("%s", (_id, driver) => {
+    it("describes itself and every field for the admin", () => {
+      expect(driver.label.trim()).not.toBe("");
+      expect(driver.description.trim()).not.toBe("");
+      const keys = driver.fields.map((f) => f.key);
+      expect(new Set(keys).size).toBe(keys.length);
+      for (const f of driver.fields) {
+        expect(f.label.trim(), f.key).not.toBe("");
+        expect(f.help.trim(), f.key).not.toBe("");
+        expect(f.key).toMatch(/^[a-z][A-Za-z0-9]*$/);
+        if (f.type === "select") expect(f.options?.length, f.key).toBeGreaterThan(0);
+        if (f.secret) {
+          expect(f.type, f.key).toBe("text");
+          expect(f.default, f.key).toBeUndefined();
+          expect(redactionPaths(), f.key).toContain(f.key);
+        }
+      }
+    });
+
+    it("has defaults that pass its own validation", () => {
+      for (const f of driver.fields) {
+        if (f.default === undefined || f.default === null || f.secret || f.readOnly) continue;
+        expect(checkValue(f, f.default), f.key).toHaveProperty("value");
+      }
+      expect(parseSettings(driver, {}).problems).toEqual([]);
+    });
+
+    it("can send, and lists what it needs before it can", () => {
+      expect(typeof driver.createTransport).toBe("function");
+      if (driver.oauthProvider) {
+        expect(driver.fields.find((f) => f.key === "redirectUri")?.readOnly).toBe(true);
+        expect(driver.derive?.({ publicUrl: "https://mail.example.com" }).redirectUri).toMatch(
+          /^https:\/\/mail\.example\.com\/oauth\/(google|microsoft)\/callback$/,
+        );
+      }
+    });
+  });
+});
