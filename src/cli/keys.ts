@@ -2,6 +2,7 @@ import { createMailroom } from "../app.js";
 import type { Config } from "../config.js";
 import { cliActor } from "../core/audit.js";
 import { reencryptAll } from "../core/key-rotation.js";
+import { reencryptOAuthSecrets } from "../oauth/key-rotation.js";
 import { migrateToLatest } from "../storage/db.js";
 import { addKeyToFile, pruneKeyFile } from "../storage/secrets.js";
 
@@ -16,8 +17,12 @@ export async function keysCommand(config: Config): Promise<number> {
   try {
     await migrateToLatest(mailroom.ctx.db);
     const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor);
+    // OAuth tokens and PKCE verifiers are secrets too: without this, pruning the old key
+    // would leave every authorized Gmail / Microsoft 365 server unable to send. Pruning
+    // waits for both, so a failure here keeps the old key and a second run finishes.
+    const oauth = await mailroom.ctx.db.transaction().execute((trx) => reencryptOAuthSecrets(trx, mailroom.ctx.secrets));
     if (!config.secretKey) pruneKeyFile(config.dataDir);
-    console.log(`Re-encrypted ${count} secret(s) with key ${mailroom.ctx.secrets.currentKeyId}.`);
+    console.log(`Re-encrypted ${count} secret(s) and ${oauth} OAuth token(s) with key ${mailroom.ctx.secrets.currentKeyId}.`);
     if (config.secretKey?.includes(",")) {
       console.log("Every secret now uses the first key in MAILROOM_SECRET_KEY: remove the others from it.");
     }

@@ -35,7 +35,11 @@ export function secretEnvName(serverName: string, key: string): string {
   return `MAILROOM_SECRET_${part(serverName)}_${part(key)}`;
 }
 
-function exportServer(view: EmailServerView): ExportedServer {
+/**
+ * `used` keeps the variable names already given in this file: "Main SMTP" and "main-smtp"
+ * would otherwise share one variable, and an import would give both the same secret.
+ */
+function exportServer(view: EmailServerView, used: Set<string> = new Set()): ExportedServer {
   const driver = findDriver(view.driver);
   const settings: Record<string, unknown> = {};
   for (const f of driver?.fields ?? []) {
@@ -43,7 +47,13 @@ function exportServer(view: EmailServerView): ExportedServer {
     if (f.readOnly) continue;
     if (f.secret) {
       // The value never leaves: the file names the variable that will hold it on import.
-      if ((value as { set: boolean }).set) settings[f.key] = `\${${secretEnvName(view.name, f.key)}}`;
+      if ((value as { set: boolean }).set) {
+        const base = secretEnvName(view.name, f.key);
+        let name = base;
+        for (let n = 2; used.has(name); n++) name = `${base}_${n}`;
+        used.add(name);
+        settings[f.key] = `\${${name}}`;
+      }
     } else if (value !== null) {
       settings[f.key] = value;
     }
@@ -60,7 +70,8 @@ function exportServer(view: EmailServerView): ExportedServer {
 
 export async function exportServers(mailroom: Mailroom): Promise<ExportFile> {
   const { items } = await mailroom.servers.list({ limit: 10_000 });
-  return { version: 1, servers: items.map(exportServer) };
+  const used = new Set<string>();
+  return { version: 1, servers: items.map((view) => exportServer(view, used)) };
 }
 
 export interface ImportStep {

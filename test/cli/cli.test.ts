@@ -15,6 +15,15 @@ import { availableDialects, freshConfig, tempDir } from "../helpers/databases.js
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const run = promisify(execFile);
 
+/** Every migration file, in order: what a first `migrate` applies. */
+async function migrationNames(): Promise<string[]> {
+  return fs
+    .readdirSync(path.join(root, "src/storage/migrations"))
+    .filter((f) => /^\d+_.+\.ts$/.test(f))
+    .map((f) => f.replace(/\.ts$/, ""))
+    .sort();
+}
+
 interface CliResult {
   code: number;
   stdout: string;
@@ -145,6 +154,7 @@ describe.each(await availableDialects())("the mailroom command on %s", (dialect)
     const first = await cli(["migrate"], env);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/^Applied: 001_initial, 002_messages/);
+    expect(first.stdout.trim().split(": ")[1].split(", ")).toEqual(await migrationNames());
     const again = await cli(["migrate"], env);
     expect(again.code).toBe(0);
     expect(again.stdout.trim()).toBe("The database is up to date.");
@@ -391,9 +401,44 @@ describe.each(await availableDialects())("the mailroom command on %s", (dialect)
     const before = await mailroom.ctx.db.selectFrom("email_servers").select(["name", "secrets"]).execute();
     expect(before.some((r) => r.secrets.includes(`mr1:${oldKeyId}:`))).toBe(true);
 
+    // An authorized OAuth server: its tokens are secrets under the same key.
+    const gmail = await mailroom.servers.create(
+      {
+        name: "Rotated Gmail",
+        driver: "gmail",
+        fromAddress: "me@example.com",
+        settings: { clientId: "id", clientSecret: "cli-gmail-secret" },
+      },
+      systemActor,
+    );
+    const now = Date.now();
+    await mailroom.ctx.db
+      .insertInto("oauth_tokens")
+      .values({
+        server_id: gmail.id,
+        provider: "google",
+        account: "me@example.com",
+        scopes: "https://mail.google.com/",
+        refresh_token: mailroom.ctx.secrets.encrypt("cli-refresh-token"),
+        access_token: mailroom.ctx.secrets.encrypt("cli-access-token"),
+        access_expires_at: now + 3_600_000,
+        access_obtained_at: now,
+        grant_expires_at: null,
+        generation: 1,
+        lease_owner: null,
+        lease_until: null,
+        refreshed_at: now,
+        refresh_error_code: null,
+        refresh_error: null,
+        refresh_error_at: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+
     const res = await cli(["keys", "rotate"], env);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/^Re-encrypted 3 secret\(s\) with key [0-9a-f]{8}\./);
+    expect(res.stdout).toMatch(/^Re-encrypted 4 secret\(s\) and 2 OAuth token\(s\) with key [0-9a-f]{8}\./);
 
     const newKey = fs.readFileSync(keyFile, "utf8").trim();
     expect(newKey).not.toBe(oldKey);
@@ -411,6 +456,13 @@ describe.each(await availableDialects())("the mailroom command on %s", (dialect)
       password: "imported-smtp-password-1",
     });
     expect(mailroom.servers.secretsOf(await mailroom.servers.getRow("Bulk Mailgun"))).toEqual({ apiKey: mailgunKey });
+    const tokens = await mailroom.ctx.db
+      .selectFrom("oauth_tokens")
+      .selectAll()
+      .where("server_id", "=", gmail.id)
+      .executeTakeFirstOrThrow();
+    expect(mailroom.ctx.secrets.decrypt(tokens.refresh_token)).toBe("cli-refresh-token");
+    expect(mailroom.ctx.secrets.decrypt(tokens.access_token!)).toBe("cli-access-token");
     const audit = await mailroom.ctx.db.selectFrom("audit_log").selectAll().where("action", "=", "keys.rotate").execute();
     expect(audit).toHaveLength(1);
     expect(audit[0].actor_type).toBe("cli");

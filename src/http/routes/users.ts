@@ -1,4 +1,4 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { UserInput } from "../../auth/users.js";
@@ -34,6 +34,17 @@ const TokenBody = Type.Object(
 export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const { users, tokens } = mailroom;
   const id = (request: { params: unknown }) => (request.params as { id: string }).id;
+
+  /**
+   * users.manage is not super admin: without this, its holder could set a super admin's
+   * password or email, sign in as them and hold every permission.
+   */
+  const requireSuperAdminFor = async (request: FastifyRequest, userId: string, verb: string) => {
+    const target = await users.get(userId);
+    if (target.superAdmin && !requirePrincipal(request).superAdmin) {
+      throw new MailroomError("forbidden", `Only a super admin can ${verb} a super admin (${target.email}).`);
+    }
+  };
 
   app.get("/api/users", { schema: { tags: ["users"], summary: "List users", querystring: ListQuery } }, async (request) =>
     users.list(request.query as { limit?: number; offset?: number }),
@@ -74,6 +85,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       if (input.superAdmin !== undefined && !requirePrincipal(request).superAdmin) {
         throw new MailroomError("forbidden", "Only a super admin can grant or remove super admin.");
       }
+      await requireSuperAdminFor(request, id(request), "change");
       return users.update(id(request), input, actorOf(request));
     },
   );
@@ -81,6 +93,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     "/api/users/:id",
     { schema: { tags: ["users"], summary: "Delete a user", params: IdParams } },
     async (request, reply) => {
+      await requireSuperAdminFor(request, id(request), "delete");
       await users.remove(id(request), actorOf(request));
       return reply.status(204).send();
     },
