@@ -375,8 +375,8 @@ export class TokenStore {
       generation: row.generation,
       account: row.account,
     };
-    const known = this.cache.get(serverId);
-    if (!known || known.generation <= token.generation) this.cache.set(serverId, token);
+    // Only the one flight of this server writes here, so what it read is the latest.
+    this.cache.set(serverId, token);
     return token;
   }
 
