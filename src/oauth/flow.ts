@@ -239,6 +239,13 @@ export class OAuthFlow {
     for (const [key, value] of Object.entries(query)) {
       if (typeof value === "string") currentUrl.searchParams.set(key, value);
     }
+    // openid-client compares an `iss` response parameter with one fixed issuer; Microsoft's
+    // is per tenant, so a well-formed one is checked here instead.
+    const [before, after] = client.endpoints.issuer.split("{tenantid}");
+    const iss = currentUrl.searchParams.get("iss");
+    if (iss !== null && after !== undefined && iss.startsWith(before) && iss.endsWith(after)) {
+      currentUrl.searchParams.delete("iss");
+    }
     let tokens: oidc.TokenEndpointResponse;
     try {
       tokens = await oidc.authorizationCodeGrant(client.config, currentUrl, {

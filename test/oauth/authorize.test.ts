@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN_PASSWORD } from "../helpers/app.js";
 import { availableDialects } from "../helpers/databases.js";
 import { CLIENT_ID, FROM, type Harness, outcomeOf, startHarness } from "./harness.js";
+import { TENANT_ID } from "./issuer.js";
 
 const s256 = (verifier: string) => createHash("sha256").update(verifier).digest("base64url");
 
@@ -85,6 +86,20 @@ describe.each(dialects)("Authorize account on %s", (dialect) => {
       const actions = (await h.audit()).filter((a) => a.target_id === id).map((a) => a.action);
       expect(actions).toEqual(expect.arrayContaining(["email_server.oauth.start", "email_server.oauth.authorize"]));
       await h.expectNoLeaks();
+    });
+
+    it("checks an iss parameter in the provider's reply against the provider's issuer", async () => {
+      const own = kind === "google" ? h.issuer.url : `${h.issuer.url}/${TENANT_ID}/v2.0`;
+      const id = await h.createServer();
+      h.issuer.server.service.once("beforeAuthorizeRedirect", ({ url }: { url: URL }) => url.searchParams.set("iss", own));
+      expect(outcomeOf(await h.connect(id)).oauth).toBe("success");
+
+      const other = await h.createServer();
+      h.issuer.server.service.once("beforeAuthorizeRedirect", ({ url }: { url: URL }) =>
+        url.searchParams.set("iss", "https://issuer.attacker.example"),
+      );
+      expect(outcomeOf(await h.connect(other))).toMatchObject({ oauth: "error", code: "oauth_exchange_failed" });
+      expect(await h.tokenRow(other)).toBeUndefined();
     });
 
     it("disconnects: revokes where the provider can, forgets the tokens, back to not_authorized", async () => {
