@@ -136,6 +136,64 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
     });
   });
 
+  describe("statuses", () => {
+    it("a failing server becomes ready again when its configuration changes", async () => {
+      const created = await createServer(t, serverBody("smtp", "Fault then fix"));
+      await t.mailroom.servers.setFault(created.id, "failing", "535 authentication failed");
+      expect((await get(created.id)).json()).toMatchObject({ status: "failing", statusDetail: "535 authentication failed" });
+      const res = await t.request(t.admin, {
+        method: "PATCH",
+        url: `/api/email-servers/${created.id}/settings/password`,
+        payload: { value: "the right password" },
+      });
+      expect(res.json()).toMatchObject({ status: "ready", statusDetail: null });
+    });
+
+    it("reauthorization_required stays through setting changes until a new grant", async () => {
+      const created = await createServer(t, serverBody("gmail", "Revoked grant"));
+      await t.mailroom.ctx.db.transaction().execute((trx) =>
+        t.mailroom.servers.recordGrant(trx, created.id, {
+          account: "me@example.com",
+          scopes: "https://mail.google.com/",
+          authorizedAt: Date.now(),
+          expiresAt: null,
+        }),
+      );
+      expect((await get(created.id)).json().status).toBe("ready");
+      await t.mailroom.servers.setFault(created.id, "reauthorization_required", "invalid_grant");
+      expect((await get(created.id)).json().status).toBe("reauthorization_required");
+      const res = await t.request(t.admin, {
+        method: "PATCH",
+        url: `/api/email-servers/${created.id}/settings/port`,
+        payload: { value: 465 },
+      });
+      expect(res.json().status).toBe("reauthorization_required");
+      // An incomplete configuration says so first: that is what the admin must fix.
+      const cleared = await t.request(t.admin, {
+        method: "DELETE",
+        url: `/api/email-servers/${created.id}/settings/clientId`,
+      });
+      expect(cleared.json()).toMatchObject({ status: "incomplete", missingSettings: ["clientId"] });
+    });
+  });
+
+  describe("concurrent writers", () => {
+    it("two creates with the same name: one 201, the other 409 name_taken", async () => {
+      const replies = await Promise.all(
+        [1, 2, 3, 4].map((n) =>
+          t.request(t.admin, {
+            method: "POST",
+            url: "/api/email-servers",
+            payload: serverBody("capture", n % 2 ? "Racer" : "RACER"),
+          }),
+        ),
+      );
+      expect(replies.map((r) => r.statusCode).sort()).toEqual([201, 409, 409, 409]);
+      for (const r of replies.filter((x) => x.statusCode === 409)) expect(r.json().code).toBe("name_taken");
+      expect((await listServers(t, "racer")).total).toBe(1);
+    });
+  });
+
   describe("list and search", () => {
     let ids: Record<string, string>;
     beforeAll(async () => {
@@ -629,6 +687,21 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       );
       expect(body.message).toMatch(/make another server the default first/);
       expect((await get(id)).statusCode).toBe(200);
+    });
+
+    it("keeps the delivery history of a deleted server", async () => {
+      const server = await createServer(t, serverBody("capture", "Has history"));
+      const sent = await t.request(t.admin, {
+        method: "POST",
+        url: "/api/messages",
+        payload: { server: server.id, to: "someone@example.com", subject: "Kept", text: "History" },
+      });
+      expect(sent.statusCode, sent.body).toBe(202);
+      const { id } = sent.json();
+      expect((await t.request(t.admin, { method: "DELETE", url: `/api/email-servers/${server.id}` })).statusCode).toBe(204);
+      const message = await t.request(t.admin, { method: "GET", url: `/api/messages/${id}` });
+      expect(message.statusCode, message.body).toBe(200);
+      expect(message.body).toContain("Has history");
     });
 
     it("deletes another server, frees its name and never reuses its id", async () => {
