@@ -36,7 +36,12 @@ export interface Mailroom {
 }
 
 export function createMailroom(config: Config, log: Logger = createLogger(config.logLevel)): Mailroom {
-  const storage = openStorage({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, busyTimeoutMs: config.sqliteBusyMs });
+  const storage = openStorage({
+    dataDir: config.dataDir,
+    databaseUrl: config.databaseUrl,
+    busyTimeoutMs: config.sqliteBusyMs,
+    onPoolError: (error) => log.warn({ err: error }, "a database connection failed; the pool replaces it"),
+  });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = { config, storage, db: storage.db, secrets, log };
   const servers = new EmailServerService(ctx);

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import { isEmailAddress, isHost } from "./core/validate.js";
 
@@ -30,6 +31,8 @@ export interface Config {
   publicUrl: string;
   dataDir: string;
   databaseUrl?: string;
+  /** PEM of certificate authorities SMTP servers may be signed by, besides the system's (MAILROOM_EXTRA_CA_FILE). */
+  extraCa?: string;
   /** How long an SQLite write waits for another writer (the CLI, say) before answering 503. */
   sqliteBusyMs: number;
   secretKey?: string;
@@ -84,6 +87,20 @@ function parseSecretKeys(raw: string): string {
     }
   });
   return keys.join(",");
+}
+
+function readCaFile(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, "utf8");
+  } catch {
+    throw new ConfigError(`MAILROOM_EXTRA_CA_FILE=${file} cannot be read: give the path of a PEM file of CA certificates.`);
+  }
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new ConfigError(`MAILROOM_EXTRA_CA_FILE=${file} holds no PEM certificate ("-----BEGIN CERTIFICATE-----").`);
+  }
+  return pem;
 }
 
 function parseCount(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
@@ -157,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     dataDir: path.resolve(overrides.dataDir ?? env.MAILROOM_DATA_DIR ?? "./data"),
     databaseUrl,
     sqliteBusyMs: parseCount(env, "MAILROOM_SQLITE_BUSY_MS", 5000, 0, 600_000),
+    extraCa: readCaFile(env.MAILROOM_EXTRA_CA_FILE),
     secretKey,
     adminEmail,
     adminPassword,

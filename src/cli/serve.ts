@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { type BootstrapResult, bootstrap, createMailroom, type Mailroom } from "../app.js";
 import type { Config } from "../config.js";
 import { buildServer } from "../http/server.js";
+import { startOAuthHealthCheck } from "../oauth/health.js";
 
 export interface RunningMailroom {
   mailroom: Mailroom;
@@ -18,6 +19,9 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
   const app = await buildServer(mailroom);
   await app.listen({ port: config.port, host: config.host });
   if (config.delivery.enabled) mailroom.worker.start();
+  // Daily: a quiet OAuth server learns of a revoked grant before its next message, and
+  // Microsoft's 90-day inactivity window never closes.
+  const stopHealthCheck = config.delivery.enabled ? startOAuthHealthCheck(mailroom) : async () => {};
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
@@ -30,6 +34,7 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
     stop: () => {
       stopping ??= (async () => {
         await app.close();
+        await stopHealthCheck();
         await mailroom.close();
       })();
       return stopping;

@@ -52,6 +52,7 @@ export class TransportCache {
       log: this.ctx.log.child({ server: row.name }),
       tokens,
       poolSize: this.poolSize,
+      trustedCa: this.ctx.config.extraCa,
     });
   }
 

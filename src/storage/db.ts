@@ -34,6 +34,7 @@ export interface OpenOptions {
   databaseUrl?: string;
   /** PostgreSQL pool size. */
   poolSize?: number;
+  onPoolError?: (error: Error) => void;
   /** How long an SQLite write waits for another writer before failing with SQLITE_BUSY. */
   busyTimeoutMs?: number;
 }
@@ -41,6 +42,9 @@ export interface OpenOptions {
 export function openStorage(options: OpenOptions): Storage {
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
+    // An idle connection dropped by the server must not crash the process: the pool
+    // replaces it, and the next query reports any lasting outage as storage_busy.
+    pool.on("error", (error) => options.onPoolError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: "postgres", close: () => db.destroy() };
   }

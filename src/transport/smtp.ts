@@ -69,7 +69,7 @@ export function smtpEndpoint(ctx: TransportContext, trustedCa?: string): SmtpEnd
     security,
     verifyCertificate: s.verifyCertificate !== false,
     timeoutMs: timeoutSeconds * 1000,
-    trustedCa,
+    trustedCa: trustedCa ?? ctx.trustedCa,
   };
 }
 

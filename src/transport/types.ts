@@ -106,6 +106,8 @@ export interface TransportContext {
   tokens?: AccessTokenProvider;
   /** Connections to keep open per server (pooled drivers). */
   poolSize: number;
+  /** PEM of extra certificate authorities to trust for TLS (MAILROOM_EXTRA_CA_FILE). */
+  trustedCa?: string;
 }
 
 export interface Transport {

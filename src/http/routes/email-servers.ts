@@ -86,7 +86,14 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
     "/api/email-servers/:id",
     { schema: { tags, summary: "Delete a server (not the default); its delivery history stays", params: IdParams } },
     async (request, reply) => {
-      await servers.remove((request.params as { id: string }).id, actorOf(request));
+      const row = await servers.getRow((request.params as { id: string }).id);
+      // A deleted server's OAuth grant is revoked at the provider first, so no token outlives it.
+      if (row.is_default !== 1 && row.oauth_account) {
+        await mailroom.oauth.flow.disconnect(row.id, actorOf(request)).catch((error: unknown) => {
+          request.log.warn({ err: (error as Error)?.message }, "could not revoke the OAuth grant of a deleted server");
+        });
+      }
+      await servers.remove(row.id, actorOf(request));
       return reply.status(204).send();
     },
   );
