@@ -25,6 +25,11 @@ export async function keysCommand(config: Config): Promise<number> {
     console.log(`Re-encrypted ${count} secret(s) and ${oauth} OAuth token(s) with key ${mailroom.ctx.secrets.currentKeyId}.`);
     if (config.secretKey?.includes(",")) {
       console.log("Every secret now uses the first key in MAILROOM_SECRET_KEY: remove the others from it.");
+    } else if (config.secretKey) {
+      // With one key there is nothing to rotate to: say how, rather than report success.
+      console.log(
+        "MAILROOM_SECRET_KEY holds one key, so nothing changed: to rotate, set it to 'NEW,OLD' (new key first), run this again, then remove OLD.",
+      );
     }
     return 0;
   } finally {

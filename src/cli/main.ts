@@ -183,6 +183,11 @@ function settingHint(error: unknown, config: Config | undefined): string | null 
     case "EADDRNOTAVAIL":
       return `MAILROOM_HOST=${config?.host} is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its addresses.`;
   }
+  if ((e?.code === "ENOENT" || e?.code === "EACCES" || e?.code === "EPERM" || e?.code === "ENOTDIR") && e.path) {
+    // A file named on the command line (import, --output) or the data folder.
+    const why = e.code === "ENOENT" || e.code === "ENOTDIR" ? "no such file or directory" : "permission denied";
+    return `cannot use ${e.path}: ${why}.`;
+  }
   if (config?.databaseUrl && e?.code && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|28P01|28000|3D000)$/.test(e.code)) {
     // pg's own message names the user or database, never the password.
     const reason = e.message || e.code;

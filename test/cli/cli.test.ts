@@ -7,9 +7,11 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { createMailroom, type Mailroom } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
 import { systemActor } from "../../src/core/audit.js";
 import { buildServer } from "../../src/http/server.js";
-import { KEY_FILE } from "../../src/storage/secrets.js";
+import { migrateToLatest } from "../../src/storage/db.js";
+import { generateKeyText, KEY_FILE } from "../../src/storage/secrets.js";
 import { availableDialects, freshConfig, tempDir } from "../helpers/databases.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -96,6 +98,41 @@ describe("configuration errors", () => {
       expect(res.stderr).toContain(String(port));
     } finally {
       blocker.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("keys rotate with MAILROOM_SECRET_KEY: new key first, old after; one key alone says how", async () => {
+    const dataDir = tempDir();
+    const [oldKey, newKey] = [generateKeyText(), generateKeyText()];
+    try {
+      const base = { MAILROOM_DATA_DIR: dataDir, MAILROOM_LOG_LEVEL: "silent" };
+      const before = createMailroom(loadConfig({ ...base, MAILROOM_SECRET_KEY: oldKey }));
+      await migrateToLatest(before.ctx.db);
+      await before.servers.create(
+        { name: "Env key", driver: "postmark", fromAddress: "a@example.com", settings: { serverToken: "env-key-token" } },
+        systemActor,
+      );
+      await before.close();
+
+      const single = await cli(["keys", "rotate"], { ...base, MAILROOM_SECRET_KEY: oldKey });
+      expect(single.code, single.stderr).toBe(0);
+      expect(single.stdout).toContain("Re-encrypted 0 secret(s)");
+      expect(single.stdout).toContain("'NEW,OLD'");
+
+      const rotated = await cli(["keys", "rotate"], { ...base, MAILROOM_SECRET_KEY: `${newKey},${oldKey}` });
+      expect(rotated.code, rotated.stderr).toBe(0);
+      expect(rotated.stdout).toContain("Re-encrypted 1 secret(s)");
+      expect(rotated.stdout).toContain("remove the others");
+      expect(fs.existsSync(path.join(dataDir, KEY_FILE))).toBe(false);
+
+      const after = createMailroom(loadConfig({ ...base, MAILROOM_SECRET_KEY: newKey }));
+      try {
+        expect(after.servers.secretsOf(await after.servers.getRow("Env key"))).toEqual({ serverToken: "env-key-token" });
+      } finally {
+        await after.close();
+      }
+    } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
@@ -385,6 +422,11 @@ describe.each(await availableDialects())("the mailroom command on %s", (dialect)
     expect(twice.code).not.toBe(0);
     expect(twice.stderr).toContain("twice");
     expect(JSON.stringify((await mailroom.servers.list()).items)).toBe(before);
+
+    const missingFile = path.join(dataDir, "no-such-file.yaml");
+    const absent = await cli(["servers", "import", missingFile], env);
+    expect(absent.code).toBe(1);
+    expect(absent.stderr.trim()).toBe(`mailroom: cannot use ${missingFile}: no such file or directory.`);
 
     fs.writeFileSync(file, "servers: [");
     const broken = await cli(["servers", "import", file], env);

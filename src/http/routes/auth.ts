@@ -81,7 +81,7 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit:
     {
       schema: {
         tags: ["auth"],
-        summary: "Change your own password (ends your other sessions)",
+        summary: "Change your own password; every session of yours ends, this one too: sign in again",
         body: Type.Object(
           { currentPassword: Type.String({ maxLength: 1024 }), newPassword: Type.String({ maxLength: 1024 }) },
           { additionalProperties: false },
