@@ -424,7 +424,8 @@ export class EmailServerService {
         .where("is_default", "=", 1)
         .executeTakeFirst();
       await trx.updateTable("email_servers").set({ is_default: null }).where("is_default", "=", 1).execute();
-      await trx.updateTable("email_servers").set({ is_default: 1, updated_at: Date.now() }).where("id", "=", row.id).execute();
+      const updatedAt = Date.now();
+      await trx.updateTable("email_servers").set({ is_default: 1, updated_at: updatedAt }).where("id", "=", row.id).execute();
       await writeAudit(trx, actor, {
         action: "email_server.default",
         targetType: "email_server",
@@ -432,7 +433,8 @@ export class EmailServerService {
         before: { default: previous ?? null },
         after: { default: { id: row.id, name: row.name } },
       });
-      return { ...row, is_default: 1 };
+      // The reply shows the row as stored, with its new updatedAt.
+      return { ...row, is_default: 1, updated_at: updatedAt };
     });
   }
 

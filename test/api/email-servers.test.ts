@@ -643,6 +643,8 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       let res = await t.request(t.admin, { method: "POST", url: `/api/email-servers/${a.id}/default` });
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json()).toMatchObject({ id: a.id, isDefault: true });
+      // The reply is the server as stored now.
+      expect(res.json()).toEqual((await get(a.id)).json());
       expect(await defaults()).toEqual([a.id]);
       res = await t.request(t.admin, { method: "POST", url: `/api/email-servers/${b.id}/default` });
       expect(await defaults()).toEqual([b.id]);
