@@ -40,9 +40,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(dialect: Dialect, kind: IssuerKind): Promise<Harness> {
+export async function startHarness(dialect: Dialect, kind: IssuerKind, env: Record<string, string> = {}): Promise<Harness> {
   const issuer = await startIssuer(kind);
-  const t = await startTestApp(dialect, issuer.env);
+  const t = await startTestApp(dialect, { ...issuer.env, ...env });
   const answers: string[] = [];
   const driver = kind === "google" ? "gmail" : "microsoft365";
   let servers = 0;
