@@ -11,7 +11,12 @@ const MAX_TEXT = 2000;
 export function checkValue(f: DriverField, raw: unknown): { value: SettingValue } | { problem: string } {
   switch (f.type) {
     case "integer": {
-      if (typeof raw !== "number" || !Number.isInteger(raw)) return { problem: "must be a whole number" };
+      const range = f.min !== undefined && f.max !== undefined ? ` from ${f.min} to ${f.max}` : "";
+      if (typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw)) {
+        // The usual slip: "587" from a form field. Say exactly what to send instead.
+        return { problem: `must be a whole number${range} sent as a JSON number: ${raw.trim()}, not "${raw}"` };
+      }
+      if (typeof raw !== "number" || !Number.isInteger(raw)) return { problem: `must be a whole number${range}` };
       if (f.min !== undefined && raw < f.min) return { problem: `must be at least ${f.min}` };
       if (f.max !== undefined && raw > f.max) return { problem: `must be at most ${f.max}` };
       return { value: raw };

@@ -101,7 +101,7 @@ describe.each(await availableDialects())("bad input on %s", (dialect) => {
         "invalid_setting",
       );
       expect(body.message).toContain("settings.port");
-      expect(body.message).toMatch(/whole number/);
+      expect(body.message).toBe('settings.port: must be a whole number from 1 to 65535 sent as a JSON number: 587, not "587"');
       expect(body.details).toEqual([{ field: "settings.port", message: expect.any(String) }]);
       await expectNothingStored();
     });
