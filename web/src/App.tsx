@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { type ReactNode, useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError, api, setCsrfToken, setUnauthenticatedHandler, type User } from "./api";
 import { ConfirmHost } from "./components/Confirm";
 import { Layout } from "./components/Layout";
@@ -102,27 +102,36 @@ export function App() {
   );
 }
 
+/** Pages with parameters: the first pattern that matches the path wins. */
+const ROUTES: { pattern: string; render: (p: Record<string, string>) => ReactNode }[] = [
+  { pattern: "/servers/new", render: () => <ServerPage id={null} key="new" /> },
+  { pattern: "/servers/:id", render: (p) => <ServerPage id={p.id} key={p.id} /> },
+  { pattern: "/servers", render: () => <ServersPage /> },
+  { pattern: "/messages/:id", render: (p) => <MessagePage id={p.id} key={p.id} /> },
+  { pattern: "/messages", render: () => <MessagesPage /> },
+  {
+    pattern: "/capture/:serverId/:id",
+    render: (p) => <CapturedMessagePage serverId={p.serverId} id={p.id} key={`${p.serverId}/${p.id}`} />,
+  },
+  { pattern: "/capture/:serverId", render: (p) => <CapturePage serverId={p.serverId} key={p.serverId} /> },
+  { pattern: "/capture", render: () => <CapturePage /> },
+  { pattern: "/users", render: () => <UsersPage /> },
+  { pattern: "/groups", render: () => <GroupsPage /> },
+  { pattern: "/tokens", render: () => <TokensPage /> },
+  { pattern: "/audit", render: () => <AuditPage /> },
+];
+
 function Page({ path, session, onPasswordChanged }: { path: string; session: Session; onPasswordChanged: () => void }) {
   const { can } = session;
-  let params: Record<string, string> | null;
   if (path === "/" || path === "") {
     if (can("messages.view")) return <OverviewPage />;
     if (can("email-servers.view")) return <ServersPage />;
     return <AccountPage onPasswordChanged={onPasswordChanged} />;
   }
-  if (path === "/servers") return <ServersPage />;
-  if (path === "/servers/new") return <ServerPage id={null} key="new" />;
-  if ((params = match("/servers/:id", path))) return <ServerPage id={params.id} key={params.id} />;
-  if (path === "/messages") return <MessagesPage />;
-  if ((params = match("/messages/:id", path))) return <MessagePage id={params.id} key={params.id} />;
-  if (path === "/capture") return <CapturePage />;
-  if ((params = match("/capture/:serverId", path))) return <CapturePage serverId={params.serverId} key={params.serverId} />;
-  if ((params = match("/capture/:serverId/:id", path)))
-    return <CapturedMessagePage serverId={params.serverId} id={params.id} key={`${params.serverId}/${params.id}`} />;
-  if (path === "/users") return <UsersPage />;
-  if (path === "/groups") return <GroupsPage />;
-  if (path === "/tokens") return <TokensPage />;
-  if (path === "/audit") return <AuditPage />;
   if (path === "/account") return <AccountPage onPasswordChanged={onPasswordChanged} />;
+  for (const route of ROUTES) {
+    const params = match(route.pattern, path);
+    if (params) return route.render(params);
+  }
   return <NotFound />;
 }

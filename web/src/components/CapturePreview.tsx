@@ -71,6 +71,7 @@ export function CapturePreview({ message }: { message: CapturedMessage }) {
           </button>
         ))}
       </div>
+      {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a tab panel takes focus (ARIA practices), so its text can be scrolled by keyboard */}
       <div role="tabpanel" id={`preview-panel-${tab}`} aria-labelledby={`preview-tab-${tab}`} className="tabpanel" tabIndex={0}>
         {tab === "html" && p.html !== null && (
           <iframe title={`HTML of “${p.subject || "the message"}”`} sandbox="" srcDoc={p.html} className="html-preview" />
@@ -87,6 +88,7 @@ export function CapturePreview({ message }: { message: CapturedMessage }) {
             </thead>
             <tbody>
               {p.headers.map((h, i) => (
+                // biome-ignore lint/suspicious/noArrayIndexKey: headers repeat (Received) and never reorder
                 <tr key={`${h.key}-${i}`}>
                   <th scope="row">{h.key}</th>
                   <td className="break">{h.value}</td>
@@ -101,6 +103,7 @@ export function CapturePreview({ message }: { message: CapturedMessage }) {
           ) : (
             <ul className="attachments">
               {p.attachments.map((a, i) => (
+                // biome-ignore lint/suspicious/noArrayIndexKey: attachments may share a name and never reorder
                 <li key={`${a.filename}-${i}`}>
                   <strong>{a.filename ?? "(no name)"}</strong> <span className="muted">{a.contentType}</span> ·{" "}
                   {formatBytes(a.size)}

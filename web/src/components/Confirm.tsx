@@ -1,4 +1,7 @@
-/** One modal question at a time (<dialog>: focus stays inside, Escape cancels), asked from anywhere. */
+/**
+ * One modal question at a time, asked from anywhere. A <dialog> opened with showModal keeps
+ * focus inside, focuses its first button (Cancel: the safe choice) and cancels on Escape.
+ */
 import { useEffect, useRef, useState } from "react";
 
 export interface ConfirmOptions {
@@ -72,7 +75,7 @@ export function ConfirmHost() {
           <h2 id="confirm-title">{pending.title}</h2>
           <p id="confirm-message">{pending.message}</p>
           <div className="actions">
-            <button type="button" className="button" onClick={() => close(false)} autoFocus>
+            <button type="button" className="button" onClick={() => close(false)}>
               {pending.cancelLabel ?? "Cancel"}
             </button>
             <button type="submit" className={pending.danger ? "button danger" : "button primary"}>

@@ -1,4 +1,4 @@
-import { type ReactNode, useEffect, useState } from "react";
+import { type ReactNode, useState } from "react";
 import type { Permission } from "../api";
 import { Link, useLocation } from "../router";
 import { useSession } from "../session";
@@ -28,7 +28,6 @@ export function Layout({ children }: { children: ReactNode }) {
   const { user, can, signOut } = useSession();
   const { path } = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);
-  useEffect(() => setMenuOpen(false), [path]);
   const items = NAV.filter((item) => can(item.permission));
 
   return (
@@ -57,14 +56,19 @@ export function Layout({ children }: { children: ReactNode }) {
           <ul>
             {items.map((item) => (
               <li key={item.to}>
-                <Link to={item.to} aria-current={isCurrent(item, path) ? "page" : undefined}>
+                <Link to={item.to} aria-current={isCurrent(item, path) ? "page" : undefined} onClick={() => setMenuOpen(false)}>
                   {item.label}
                 </Link>
               </li>
             ))}
           </ul>
           <div className="account">
-            <Link to="/account" aria-current={path === "/account" ? "page" : undefined} title={user.email}>
+            <Link
+              to="/account"
+              aria-current={path === "/account" ? "page" : undefined}
+              title={user.email}
+              onClick={() => setMenuOpen(false)}
+            >
               <span className="visually-hidden">Account: </span>
               {user.name || user.email}
             </Link>

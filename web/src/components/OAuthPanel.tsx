@@ -172,8 +172,8 @@ export function OAuthPanel({
             {fromMismatch && (
               <Alert kind="warning">
                 The from address {fromAddress} is not the authorized account {account}. {provider.label} sends as it only if it is
-                one of that account’s {driver.oauthProvider === "microsoft" ? "“Send As” addresses" : "“Send mail as” aliases"};
-                otherwise set the from address to {account}.
+                one of that account’s {driver.oauthProvider === "microsoft" ? "“Send As” addresses" : "“Send mail as” aliases"}.
+                Otherwise set the from address to {account}.
               </Alert>
             )}
             {canEdit && (

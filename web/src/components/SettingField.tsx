@@ -84,7 +84,7 @@ export function SettingView({ field, value }: { field: DriverField; value: FormV
     <div className="setting" data-setting={field.key}>
       <Label field={field} id={`label-${field.key}`} />
       <div className="setting-row">
-        <div className="setting-value" aria-labelledby={`label-${field.key}`} role="group">
+        <div className="setting-value">
           {text ? <span className="value-text">{text}</span> : <span className="muted">Not set</span>}
         </div>
         <div className="setting-actions">{text && <CopyButton text={text} label={`Copy ${field.label}`} />}</div>
@@ -99,7 +99,7 @@ export function SecretView({ field, set }: { field: DriverField; set: boolean })
     <div className="setting" data-setting={field.key}>
       <Label field={field} id={`label-${field.key}`} />
       <div className="setting-row">
-        <div className="setting-value" role="group" aria-labelledby={`label-${field.key}`}>
+        <div className="setting-value">
           <SecretState set={set} />
         </div>
       </div>
@@ -201,7 +201,7 @@ export function SettingInput({
       <div className="setting-row">
         <div className="setting-control">{control}</div>
         <div className="setting-actions">
-          <CopyButton text={text} label={`Copy ${field.label}`} />
+          {field.type !== "boolean" && <CopyButton text={text} label={`Copy ${field.label}`} />}
           <button
             type="button"
             className="button small"
@@ -238,11 +238,7 @@ export function SecretInput({
     <div className="setting" data-setting={field.key}>
       {action === "replace" ? <Label field={field} htmlFor={id} /> : <Label field={field} id={`label-${field.key}`} />}
       <div className="setting-row">
-        <div
-          className="setting-control"
-          role={action === "replace" ? undefined : "group"}
-          aria-labelledby={action === "replace" ? undefined : `label-${field.key}`}
-        >
+        <div className="setting-control">
           <SecretState set={storedSet} pending={pending} />
           {action === "replace" && (
             <input

@@ -168,6 +168,7 @@ function TestResult({ report, to }: { report: TestReport; to: string }) {
       )}
       <ol className="steps">
         {report.steps.map((s, i) => (
+          // biome-ignore lint/suspicious/noArrayIndexKey: a report's steps never reorder
           <li key={`${s.step}-${i}`} className={s.ok ? "step ok" : "step failed"}>
             <span className="step-icon" aria-hidden="true">
               {s.ok ? "✓" : "✗"}
@@ -184,7 +185,8 @@ function TestResult({ report, to }: { report: TestReport; to: string }) {
       {report.transcript.length > 0 && (
         <details className="transcript">
           <summary>Transcript ({report.transcript.length} lines, passwords and tokens removed)</summary>
-          <pre>{report.transcript.join("\n")}</pre>
+          {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a long transcript scrolls, so keyboard users must be able to reach it */}
+          <pre tabIndex={0}>{report.transcript.join("\n")}</pre>
         </details>
       )}
     </div>

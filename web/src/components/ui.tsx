@@ -71,7 +71,10 @@ export const MESSAGE_STATUS_LABELS: Record<string, string> = {
   held: "Held",
 };
 
-/** Copies text to the clipboard and says so (politely, for screen readers too). */
+/**
+ * Copies text to the clipboard and says so (politely, for screen readers too). `label` is the
+ * accessible name, e.g. "Copy the redirect URI"; it starts with the visible "Copy".
+ */
 export function CopyButton({ text, label, className }: { text: string; label: string; className?: string }) {
   const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
   useEffect(() => {
@@ -87,10 +90,12 @@ export function CopyButton({ text, label, className }: { text: string; label: st
       setState("failed");
     }
   };
+  const rest = label.replace(/^Copy\b/, "");
   return (
     <>
-      <button type="button" className={className ?? "button small"} onClick={copy} aria-label={label}>
+      <button type="button" className={className ?? "button small"} onClick={copy}>
         {state === "copied" ? "Copied" : "Copy"}
+        {rest && <span className="visually-hidden">{rest}</span>}
       </button>
       <span className="visually-hidden" aria-live="polite">
         {state === "copied" ? "Copied to the clipboard" : state === "failed" ? "Could not copy: select the text instead" : ""}
@@ -113,12 +118,14 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(true);
   const seq = useRef(0);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: the caller lists what the loader depends on
+  // The latest loader, so that reload() stays the same function while the inputs change.
+  const loader = useRef(load);
+  loader.current = load;
   const reload = useCallback(async () => {
     const mine = ++seq.current;
     setLoading(true);
     try {
-      const value = await load();
+      const value = await loader.current();
       if (mine === seq.current) {
         setData(value);
         setError(null);
@@ -128,10 +135,12 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
     } finally {
       if (mine === seq.current) setLoading(false);
     }
-  }, deps);
+  }, []);
+  const key = JSON.stringify(deps);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: loads again whenever the caller's inputs (key) change
   useEffect(() => {
     void reload();
-  }, [reload]);
+  }, [reload, key]);
   return { data, error, loading, reload, setData };
 }
 

@@ -151,6 +151,7 @@ export function MessagePage({ id }: { id: string }) {
             </thead>
             <tbody>
               {m.attempts.map((a, i) => (
+                // biome-ignore lint/suspicious/noArrayIndexKey: attempts only ever grow at the end
                 <tr key={`${a.at}-${i}`}>
                   <th scope="row" data-label="When">
                     <Time value={a.at} />

@@ -40,21 +40,24 @@ export function ServersPage() {
     }
     setBusy(`${what}:${server.id}`);
     try {
+      let next: typeof notice;
       if (what === "copy") {
         const copy = await api<EmailServer>("POST", `/api/email-servers/${encodeURIComponent(server.id)}/copy`);
-        setNotice({
+        next = {
           kind: "success",
           text: `Copied “${server.name}” as “${copy.name}”.`,
           link: { to: `/servers/${copy.id}`, label: `Open ${copy.name}` },
-        });
+        };
       } else if (what === "default") {
         await api("POST", `/api/email-servers/${encodeURIComponent(server.id)}/default`);
-        setNotice({ kind: "success", text: `“${server.name}” is now the default server.` });
+        next = { kind: "success", text: `“${server.name}” is now the default server.` };
       } else {
         await api("DELETE", `/api/email-servers/${encodeURIComponent(server.id)}`);
-        setNotice({ kind: "success", text: `Deleted “${server.name}”.` });
+        next = { kind: "success", text: `Deleted “${server.name}”.` };
       }
+      // The message appears with the list it describes.
       await servers.reload();
+      setNotice(next);
     } catch (e) {
       setNotice({ kind: "error", text: errorMessage(e) });
     } finally {
@@ -158,7 +161,7 @@ export function ServersPage() {
                             className="button small"
                             onClick={() => act(s, "default")}
                             disabled={busy !== null}
-                            aria-label={`Make ${s.name} the default`}
+                            aria-label={`Make default: ${s.name}`}
                           >
                             Make default
                           </button>

@@ -1,0 +1,435 @@
+/**
+ * The admin UI in a real browser (Debian's Chromium) against a real Mailroom process, a real
+ * SMTP server and a real OAuth issuer. The scenarios run in order and share one Mailroom:
+ * each builds on what the one before created, as an administrator would.
+ */
+
+import path from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type MockIssuer, startIssuer } from "../oauth/issuer.js";
+import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
+import {
+  blockedSandboxScripts,
+  browserMissing,
+  checked,
+  checkScreen,
+  gone,
+  launchBrowser,
+  newContext,
+  visible,
+  watchConsole,
+} from "./browser.js";
+import { ADMIN_EMAIL, ADMIN_PASSWORD, type E2eMailroom, startMailroom } from "./mailroom.js";
+
+const missing = browserMissing();
+if (missing) console.warn(`Skipping the browser tests: ${missing}.`);
+
+const SMTP_USER = "relay-user";
+const SMTP_PASSWORD = "smtp-pass-Zq7-unique-8841";
+const WRONG_PASSWORD = "wrong-pass-Kx2-unique-5530";
+const CLIENT_SECRET = "gmail-client-secret-Yt5-unique-2207";
+const VIEWER_EMAIL = "viewer@example.com";
+const VIEWER_PASSWORD = "viewer password 123";
+const VIEWER_NEW_PASSWORD = "viewer password 456";
+/** Every secret typed into the UI: none may ever show in the page's HTML. */
+const SECRETS = [SMTP_PASSWORD, WRONG_PASSWORD, CLIENT_SECRET];
+
+describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, () => {
+  let mailroom: E2eMailroom;
+  let smtp: SmtpPeer;
+  let issuer: MockIssuer;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let consoleErrors: string[];
+  let apiToken = "";
+  const html: string[] = [];
+
+  /** Checks the screen (axe, both widths, screenshots) and keeps its HTML for the secret check. */
+  async function screen(name: string): Promise<void> {
+    html.push(await page.content());
+    await checkScreen(page, name);
+  }
+
+  async function signIn(email: string, password: string): Promise<void> {
+    await page.goto("/");
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await visible(page.getByRole("button", { name: "Sign out" }));
+  }
+
+  async function openServer(name: string): Promise<void> {
+    await page.goto("/servers");
+    await page.getByRole("link", { name, exact: true }).click();
+    await visible(page.getByRole("heading", { level: 1, name }));
+  }
+
+  /** A driver setting's control, by its key. */
+  function setting(key: string) {
+    return page.locator(`#setting-${key}`);
+  }
+
+  async function clipboard(): Promise<string> {
+    return page.evaluate(() => navigator.clipboard.readText());
+  }
+
+  beforeAll(async () => {
+    smtp = await startSmtpPeer({ security: "none", auth: { user: SMTP_USER, password: SMTP_PASSWORD } });
+    issuer = await startIssuer("google");
+    mailroom = await startMailroom(issuer.env);
+    browser = await launchBrowser();
+    context = await newContext(browser, mailroom.url);
+    page = await context.newPage();
+    consoleErrors = watchConsole(page);
+  }, 60_000);
+
+  afterEach(async (context) => {
+    if (context.task.result?.state !== "fail" || !page) return;
+    const name = context.task.name.replace(/[^a-z0-9]+/gi, "-").slice(0, 60);
+    await page.screenshot({ path: path.join(SCREENSHOTS, `FAILED-${name}.png`), fullPage: true }).catch(() => {});
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await mailroom?.stop();
+    await smtp?.close();
+    await issuer?.stop();
+    const summary = checked.map(
+      (c) => `${c.name}@${c.width}: ${c.problems.length ? c.problems.join("; ") : "no serious or critical violations"}`,
+    );
+    console.log(`axe-core, ${checked.length} checks:\n${summary.join("\n")}`);
+  });
+
+  it("signs in, by keyboard alone, after a wrong password", async () => {
+    await page.goto("/");
+    await visible(page.getByRole("heading", { name: "Sign in" }));
+    await page.getByText("First start?").click();
+    await screen("signin");
+
+    await page.getByLabel("Email").fill(ADMIN_EMAIL);
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await visible(page.getByText("do not match an active account"));
+
+    // Keyboard only: Tab to each field, type, Enter.
+    await page.goto("/");
+    await visible(page.getByRole("heading", { name: "Sign in" }));
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("signin-email");
+    await page.keyboard.type(ADMIN_EMAIL);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(ADMIN_PASSWORD);
+    await page.keyboard.press("Enter");
+    await visible(page.getByRole("heading", { level: 1, name: "Overview" }));
+    // Focus is visible: the focused control draws an outline.
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Tab");
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement as Element).outlineStyle);
+    expect(outline).not.toBe("none");
+  });
+
+  it("creates a Capture server, sends a test email and shows it in Messages with its preview", async () => {
+    await page.goto("/servers");
+    await visible(page.getByRole("row", { name: /Capture/ }));
+    await screen("servers");
+
+    await page.getByRole("link", { name: "New server" }).click();
+    await visible(page.getByRole("heading", { level: 1, name: "New email server" }));
+    await screen("server-new");
+    await page.getByLabel("Driver").selectOption({ label: "Capture" });
+    await visible(setting("retention"));
+    await page.getByLabel(/^Name/).fill("Dev capture");
+    await page.getByLabel(/^From address/).fill("app@example.com");
+    await page.getByLabel("From name").fill("Example App");
+    await page.getByRole("button", { name: "Create server" }).click();
+    await visible(page.getByText("Created “Dev capture”."));
+    await visible(page.getByRole("heading", { level: 1, name: /Dev capture/ }));
+
+    // The admin's own address is prefilled.
+    expect(await page.getByLabel("Send to").inputValue()).toBe(ADMIN_EMAIL);
+    await page.getByRole("button", { name: "Send test email" }).click();
+    await visible(page.getByText(`The test email was sent to ${ADMIN_EMAIL}`));
+    await visible(page.locator(".step.ok", { hasText: "Send the test email" }));
+    await screen("server-capture-tested");
+
+    // The captured test email, with its preview.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Messages" }).click();
+    await page.getByRole("link", { name: "Captured mail" }).click();
+    await page.getByLabel("Capture server").selectOption({ label: "Dev capture" });
+    await page.getByRole("link", { name: 'Mailroom test message from "Dev capture"' }).click();
+    await visible(page.getByRole("tab", { name: "Text" }));
+    await visible(page.getByText("If you can read it, the server works."));
+    await screen("captured-message");
+    await page.getByRole("tab", { name: /Headers/ }).click();
+    await visible(page.getByRole("rowheader", { name: "Subject" }));
+  });
+
+  it("creates an API token shown once, and a message sent with it shows in the log with its HTML preview", async () => {
+    await page.goto("/tokens");
+    await page.getByRole("button", { name: "New token" }).click();
+    await page.getByLabel(/^Name/).fill("Billing app");
+    await page.getByLabel(/View messages/).check();
+    await page.getByRole("button", { name: "Create token" }).click();
+    await visible(page.getByText("it is shown only once"));
+    apiToken = (await page.locator("#new-token").textContent())?.trim() ?? "";
+    expect(apiToken.length).toBeGreaterThan(20);
+    await page.getByRole("button", { name: "Copy the new token" }).click();
+    expect(await clipboard()).toBe(apiToken);
+    await screen("tokens");
+    // Shown once: after a reload only its prefix is left.
+    await page.reload();
+    await visible(page.getByRole("rowheader", { name: /Billing app/ }));
+    expect(await page.content()).not.toContain(apiToken);
+
+    const sent = await mailroom.api("POST", "/api/messages", apiToken, {
+      server: "Dev capture",
+      to: "customer@example.com",
+      subject: "Your invoice",
+      text: "Invoice attached.",
+      html: '<h1 id="greeting">Hello</h1><p>Your invoice is ready.</p><script>parent.document.title = "escaped";</script>',
+      attachments: [{ filename: "invoice.txt", contentType: "text/plain", content: Buffer.from("total: 42").toString("base64") }],
+    });
+    expect(sent.status, JSON.stringify(sent.json)).toBe(202);
+    const id = (sent.json as { id: string }).id;
+    await expect
+      .poll(async () => ((await mailroom.api("GET", `/api/messages/${id}`, apiToken)).json as { status: string }).status, {
+        timeout: 15_000,
+      })
+      .toBe("sent");
+
+    await page.goto("/messages");
+    await visible(page.getByRole("link", { name: "Your invoice" }));
+    await page.getByLabel("Recipient").fill("customer@");
+    await visible(page.getByText("1 message", { exact: true }));
+    await page.getByLabel("Status").selectOption("sent");
+    await visible(page.getByRole("link", { name: "Your invoice" }));
+    await screen("messages");
+
+    await page.getByRole("link", { name: "Your invoice" }).click();
+    await visible(page.getByRole("heading", { name: "Attempts" }));
+    await visible(page.getByRole("cell", { name: /sent/ }).first());
+    const frame = page.locator("iframe.html-preview");
+    await visible(frame);
+    // Sandboxed with no permissions at all: its script never ran.
+    expect(await frame.getAttribute("sandbox")).toBe("");
+    expect(await page.frameLocator("iframe.html-preview").locator("#greeting").textContent()).toBe("Hello");
+    expect(await page.title()).not.toBe("escaped");
+    expect(blockedSandboxScripts.length).toBeGreaterThan(0);
+    await page.getByRole("tab", { name: /Attachments/ }).click();
+    await visible(page.getByText("invoice.txt"));
+    await page.getByRole("tab", { name: "HTML" }).click();
+    await screen("message");
+  });
+
+  it("checks an SMTP server's connection step by step, then shows the 535 hint for a broken password", async () => {
+    await page.goto("/servers/new");
+    await page.getByLabel(/^Name/).fill("Relay");
+    await page.getByLabel(/^From address/).fill("app@example.com");
+    await setting("host").fill("127.0.0.1");
+    await setting("port").fill(String(smtp.port));
+    await setting("security").selectOption("none");
+    await setting("username").fill(SMTP_USER);
+    await page.getByRole("button", { name: "Enter Password" }).click();
+    await page.locator("#setting-password").fill(SMTP_PASSWORD);
+    expect(await page.content()).not.toContain(SMTP_PASSWORD);
+    await page.getByRole("button", { name: "Create server" }).click();
+    await visible(page.getByText("Created “Relay”."));
+    await visible(page.locator('[data-setting="password"]').getByText("Set", { exact: true }));
+
+    await page.getByRole("button", { name: "Check connection" }).click();
+    await visible(page.getByText("The connection works: every step passed. No email was sent."));
+    for (const step of ["Connect", "Greeting (EHLO)", "Log in"]) {
+      await visible(page.locator(".step.ok", { hasText: step }));
+    }
+    expect(smtp.sawData).toBe(false);
+    await page.getByText(/^Transcript/).click();
+    await visible(page.locator(".transcript pre"));
+    await screen("server-smtp-checked");
+
+    // Break the password without saving: the draft test borrows nothing but the new value.
+    await page.getByRole("button", { name: "Replace Password" }).click();
+    await page.locator("#setting-password").fill(WRONG_PASSWORD);
+    await page.getByRole("button", { name: "Check connection" }).click();
+    await visible(page.locator(".step.failed", { hasText: "Log in" }));
+    await visible(page.getByText("What to do:"));
+    await visible(page.getByText(/rejected the username or password \(535\)/));
+    expect(await page.content()).not.toContain(WRONG_PASSWORD);
+    await screen("server-smtp-failed");
+
+    // Leaving with unsaved changes asks first; staying keeps them.
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Email servers" }).click();
+    await visible(page.getByRole("dialog", { name: "Leave without saving?" }));
+    await page.getByRole("button", { name: "Stay on this page" }).click();
+    await visible(page.getByText("Unsaved changes"));
+    await page.getByRole("button", { name: "Discard changes" }).click();
+    await visible(page.getByText("All changes saved"));
+  });
+
+  it("connects a Gmail server through the OAuth issuer, shows the account, then disconnects", async () => {
+    await page.goto("/servers/new?driver=gmail");
+    await visible(page.getByRole("heading", { name: "Connect Google Gmail" }));
+    await page.getByLabel(/^Name/).fill("Gmail");
+    await page.getByLabel(/^From address/).fill("sender@example.com");
+    await setting("clientId").fill("mailroom-e2e.apps.example");
+    await page.getByRole("button", { name: "Enter Client secret" }).click();
+    await page.locator("#setting-clientSecret").fill(CLIENT_SECRET);
+    await page.getByRole("button", { name: "Create server" }).click();
+    await visible(page.getByText("Created “Gmail”."));
+    await visible(page.getByText("Not authorized", { exact: true }).first());
+
+    await page.getByRole("button", { name: "Copy the redirect URI" }).click();
+    expect(await clipboard()).toBe(`${mailroom.url}/oauth/google/callback`);
+
+    // To the issuer and back through Mailroom's callback, in this browser with its session.
+    await page.getByRole("button", { name: "Authorize account" }).click();
+    await visible(page.getByText("The account is authorized: this server can send now."), 15_000);
+    expect(new URL(page.url()).search).toBe("");
+    await visible(page.locator(".pill", { hasText: "Ready" }));
+    await visible(page.locator(".account-name", { hasText: "sender@example.com" }));
+    await visible(page.getByText("https://mail.google.com/", { exact: false }));
+    await screen("server-gmail-authorized");
+
+    await page.getByRole("button", { name: "Disconnect" }).click();
+    await visible(page.getByRole("dialog", { name: /Disconnect sender@example.com/ }));
+    await page.getByRole("dialog").getByRole("button", { name: "Disconnect" }).click();
+    await visible(page.getByText("No account is authorized yet"));
+    expect(issuer.revocations).toBe(1);
+  });
+
+  it("copies and clears settings, copies a server, makes it the default and deletes (never the default)", async () => {
+    // Copy one setting to the clipboard; clear another back to its default; clear a secret.
+    await openServer("Relay");
+    await page.getByRole("button", { name: "Copy Host" }).click();
+    expect(await clipboard()).toBe("127.0.0.1");
+    expect(await page.getByRole("button", { name: "Clear Timeout (seconds) (back to its default)" }).isDisabled()).toBe(true);
+    await setting("timeoutSeconds").fill("45");
+    await page.getByRole("button", { name: "Save" }).click();
+    await visible(page.getByText("Saved “Relay”."));
+    await page.getByRole("button", { name: "Clear Timeout (seconds) (back to its default)" }).click();
+    expect(await setting("timeoutSeconds").inputValue()).toBe("30");
+    await page.getByRole("button", { name: "Clear Password" }).click();
+    await visible(page.getByText("will be cleared when you save"));
+    await page.getByRole("button", { name: "Save" }).click();
+    await visible(page.getByText("Saved “Relay”."));
+    await visible(page.locator('[data-setting="password"]').getByText("Not set", { exact: true }));
+    expect(await setting("timeoutSeconds").inputValue()).toBe("30");
+
+    // A validation error shows beside its field.
+    await setting("port").fill("70000");
+    await page.getByRole("button", { name: "Save" }).click();
+    await visible(page.locator("#error-port", { hasText: "at most 65535" }));
+    await page.getByRole("button", { name: "Discard changes" }).click();
+
+    // Copy a server, make the copy the default, delete the old default.
+    await page.goto("/servers");
+    await page.getByRole("button", { name: "Copy Dev capture" }).click();
+    await visible(page.getByText(/Copied “Dev capture” as “(.+)”/));
+    const copyName = (await page.locator(".alert-success").textContent())?.match(/as “(.+?)”/)?.[1] ?? "";
+    expect(copyName).not.toBe("");
+
+    const defaultDelete = page.getByRole("button", { name: "Delete Capture", exact: true });
+    expect(await defaultDelete.isDisabled()).toBe(true);
+    await visible(page.getByText("The default server can’t be deleted"));
+
+    await page.getByRole("button", { name: `Make default: ${copyName}` }).click();
+    await visible(page.getByText(`“${copyName}” is now the default server.`));
+    // Default first.
+    expect(await page.locator("tbody tr").first().textContent()).toContain(copyName);
+    expect(await page.getByRole("button", { name: `Delete ${copyName}`, exact: true }).isDisabled()).toBe(true);
+
+    await page.getByRole("button", { name: "Delete Capture", exact: true }).click();
+    const dialog = page.getByRole("dialog", { name: "Delete “Capture”?" });
+    await visible(dialog);
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    await gone(page.getByRole("dialog"));
+    await page.getByRole("button", { name: "Delete Capture", exact: true }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete Capture" }).click();
+    await visible(page.getByText("Deleted “Capture”."));
+    await gone(page.getByRole("link", { name: "Capture", exact: true }));
+
+    // Search filters as you type.
+    await page.getByLabel("Search").fill("relay");
+    await visible(page.getByText("1 server match “relay”"));
+    await gone(page.getByRole("link", { name: "Gmail", exact: true }));
+  });
+
+  it("manages groups and users, and shows the audit log and the overview chart", async () => {
+    await page.goto("/groups");
+    await page.getByRole("button", { name: "New group" }).click();
+    await page.getByLabel(/^Name/).fill("Viewers");
+    await page.getByLabel(/View email servers/).check();
+    await page.getByLabel(/View messages/).check();
+    await page.getByRole("button", { name: "Create group" }).click();
+    await visible(page.getByText("Created the group Viewers."));
+    await screen("groups");
+
+    await page.goto("/users");
+    await page.getByRole("button", { name: "New user" }).click();
+    await page.locator("#user-new-email").fill(VIEWER_EMAIL);
+    await page.getByLabel(/^Name/).fill("Vera Viewer");
+    await page.getByLabel("Password", { exact: true }).fill(VIEWER_PASSWORD);
+    await page.getByLabel(/^Viewers/).check();
+    await page.getByRole("button", { name: "Create user" }).click();
+    await visible(page.getByText(`Created ${VIEWER_EMAIL}.`));
+    await screen("users");
+
+    await page.goto("/audit");
+    await visible(page.getByText("email_server.create").first());
+    await screen("audit");
+
+    await page.goto("/");
+    await visible(page.locator(".server-chart"));
+    expect(await page.locator("rect.bar-sent").count()).toBeGreaterThan(0);
+    await screen("overview");
+    await page.getByText("30 days").click();
+    await visible(page.locator('svg[aria-label*="in the last 30 days"]'));
+
+    await page.goto("/account");
+    await screen("account");
+  });
+
+  it("shows a read-only user the settings with no edit controls, and lets them change their password", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await visible(page.getByText("You are signed out."));
+    await signIn(VIEWER_EMAIL, VIEWER_PASSWORD);
+
+    await page.goto("/servers");
+    await visible(page.getByRole("link", { name: "Relay", exact: true }));
+    for (const name of ["New server", "Copy", "Make default", "Delete"]) {
+      expect(await page.getByRole("button", { name: new RegExp(`^${name}`) }).count(), name).toBe(0);
+      expect(await page.getByRole("link", { name: new RegExp(`^${name}`) }).count(), name).toBe(0);
+    }
+    await screen("servers-readonly");
+
+    await openServer("Gmail");
+    await visible(page.getByText("changing them needs the “Edit email servers” permission"));
+    expect(await page.locator("main input, main select, main textarea").count()).toBe(0);
+    for (const name of [/^Save/, /^Replace/, /^Clear/, /^Enter/, /^Disconnect/, /Authorize/, /Check connection/, /Send test/]) {
+      expect(await page.getByRole("button", { name }).count(), String(name)).toBe(0);
+    }
+    await visible(page.locator('[data-setting="clientSecret"]').getByText("Set", { exact: true }));
+    await page.getByRole("button", { name: "Copy Client ID" }).click();
+    expect(await clipboard()).toBe("mailroom-e2e.apps.example");
+    await screen("server-readonly");
+
+    // Their own password: changing it signs them out.
+    await page.goto("/account");
+    await page.getByLabel("Current password").fill(VIEWER_PASSWORD);
+    await page.getByLabel("New password", { exact: true }).fill(VIEWER_NEW_PASSWORD);
+    await page.getByLabel("New password again").fill(VIEWER_NEW_PASSWORD);
+    await page.getByRole("button", { name: "Change password" }).click();
+    await visible(page.getByText("Your password is changed: sign in with the new one."));
+    await signIn(VIEWER_EMAIL, VIEWER_NEW_PASSWORD);
+  });
+
+  it("never put a secret in the page, and the page never broke its Content-Security-Policy", () => {
+    expect(html.length).toBeGreaterThan(10);
+    for (const secret of SECRETS) {
+      for (const snapshot of html) expect(snapshot).not.toContain(secret);
+    }
+    expect(consoleErrors).toEqual([]);
+  });
+});
