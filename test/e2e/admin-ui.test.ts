@@ -3,7 +3,6 @@
  * SMTP server and a real OAuth issuer. The scenarios run in order and share one Mailroom:
  * each builds on what the one before created, as an administrator would.
  */
-
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +16,7 @@ import {
   gone,
   launchBrowser,
   newContext,
+  SCREENSHOTS,
   visible,
   watchConsole,
 } from "./browser.js";
