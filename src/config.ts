@@ -113,7 +113,7 @@ function parseCount(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
 }
 
 function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
-  const workers = env.MAILROOM_WORKERS ?? "on";
+  const workers = env.MAILROOM_WORKERS || "on";
   if (workers !== "on" && workers !== "off") throw new ConfigError(`MAILROOM_WORKERS=${workers} is not valid: use on or off.`);
   let backoff = [60, 300, 1800, 7200, 21600].map((s) => s * 1000);
   if (env.MAILROOM_RETRY_SCHEDULE) {

@@ -16,13 +16,11 @@ export async function keysCommand(config: Config): Promise<number> {
   const mailroom = createMailroom(config);
   try {
     await migrateToLatest(mailroom.ctx.db);
-    const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor);
-    // OAuth tokens and PKCE verifiers are secrets too: without this, pruning the old key
-    // would leave every authorized Gmail / Microsoft 365 server unable to send. Pruning
-    // waits for both, so a failure here keeps the old key and a second run finishes.
-    const oauth = await mailroom.ctx.db.transaction().execute((trx) => reencryptOAuthSecrets(trx, mailroom.ctx.secrets));
+    // OAuth tokens and PKCE verifiers are secrets too, re-encrypted in the same transaction:
+    // the old key is dropped only once everything uses the new one.
+    const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor, [reencryptOAuthSecrets]);
     if (!config.secretKey) pruneKeyFile(config.dataDir);
-    console.log(`Re-encrypted ${count} secret(s) and ${oauth} OAuth token(s) with key ${mailroom.ctx.secrets.currentKeyId}.`);
+    console.log(`Re-encrypted ${count} secret(s), OAuth tokens included, with key ${mailroom.ctx.secrets.currentKeyId}.`);
     if (config.secretKey?.includes(",")) {
       console.log("Every secret now uses the first key in MAILROOM_SECRET_KEY: remove the others from it.");
     } else if (config.secretKey) {

@@ -268,4 +268,32 @@ describe.each(await availableDialects())("users, groups, tokens and the audit lo
       expect(byAction.items.every((e: { action: string }) => e.action === "email_server.setting.update")).toBe(true);
     });
   });
+  describe("handing out permissions", () => {
+    it("lets a users.manage holder grant only the permissions they hold", async () => {
+      const wide = await t.request(manager, {
+        method: "POST",
+        url: "/api/groups",
+        payload: { name: "Everything", permissions: ["users.manage", "email-servers.update"] },
+      });
+      expect(wide.statusCode).toBe(403);
+      expect(wide.json()).toMatchObject({ code: "forbidden", details: { permission: "email-servers.update" } });
+
+      const own = await t.request(manager, {
+        method: "POST",
+        url: "/api/groups",
+        payload: { name: "Managers", permissions: ["users.manage"] },
+      });
+      expect(own.statusCode).toBe(201);
+
+      const adminGroup = await t.mailroom.users.createGroup(
+        { name: "Server admins", permissions: ["email-servers.update"] },
+        systemActor,
+      );
+      const me = (await t.request(manager, { method: "GET", url: "/api/auth/me" })).json().user.id;
+      const join = await t.request(manager, { method: "PATCH", url: `/api/users/${me}`, payload: { groupIds: [adminGroup.id] } });
+      expect(join.statusCode).toBe(403);
+      expect(join.json().code).toBe("forbidden");
+      expect((await t.mailroom.users.get(me)).permissions).not.toContain("email-servers.update");
+    });
+  });
 });

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
+import type { Permission } from "../../auth/permissions.js";
 import type { UserInput } from "../../auth/users.js";
 import { MailroomError } from "../../core/errors.js";
 import { actorOf, requirePrincipal } from "../auth.js";
@@ -46,6 +47,20 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     }
   };
 
+  /** Nobody hands out a permission they lack, through a group or a membership. */
+  const requireHeld = async (request: FastifyRequest, granted: string[], how: string) => {
+    const principal = requirePrincipal(request);
+    if (principal.superAdmin) return;
+    const lacking = granted.find((p) => !principal.permissions.has(p as Permission));
+    if (lacking) {
+      throw new MailroomError("forbidden", `You cannot ${how} '${lacking}': you do not have it yourself.`, {
+        permission: lacking,
+      });
+    }
+  };
+  const groupPermissions = async (groupIds: string[] | undefined) =>
+    (await Promise.all((groupIds ?? []).map((g) => users.getGroup(g)))).flatMap((g) => g.permissions);
+
   app.get("/api/users", { schema: { tags: ["users"], summary: "List users", querystring: ListQuery } }, async (request) =>
     users.list(request.query as { limit?: number; offset?: number }),
   );
@@ -63,6 +78,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       if (input.superAdmin && !requirePrincipal(request).superAdmin) {
         throw new MailroomError("forbidden", "Only a super admin can create another super admin.");
       }
+      await requireHeld(request, await groupPermissions(input.groupIds), "add someone to a group that grants");
       const { user, generatedPassword } = await users.create(input, actorOf(request));
       return reply.status(201).send({ ...user, generatedPassword });
     },
@@ -86,6 +102,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         throw new MailroomError("forbidden", "Only a super admin can grant or remove super admin.");
       }
       await requireSuperAdminFor(request, id(request), "change");
+      await requireHeld(request, await groupPermissions(input.groupIds), "add someone to a group that grants");
       return users.update(id(request), input, actorOf(request));
     },
   );
@@ -100,16 +117,22 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   );
 
   app.get("/api/groups", { schema: { tags: ["users"], summary: "List groups" } }, async () => users.listGroups());
-  app.post("/api/groups", { schema: { tags: ["users"], summary: "Create a group", body: GroupBody } }, async (request, reply) =>
-    reply.status(201).send(await users.createGroup(request.body as { name: string; permissions: string[] }, actorOf(request))),
-  );
+  app.post("/api/groups", { schema: { tags: ["users"], summary: "Create a group", body: GroupBody } }, async (request, reply) => {
+    const body = request.body as { name: string; permissions: string[] };
+    await requireHeld(request, body.permissions, "give a group");
+    return reply.status(201).send(await users.createGroup(body, actorOf(request)));
+  });
   app.get("/api/groups/:id", { schema: { tags: ["users"], summary: "One group", params: IdParams } }, async (request) =>
     users.getGroup(id(request)),
   );
   app.put(
     "/api/groups/:id",
     { schema: { tags: ["users"], summary: "Replace a group's name and permissions", params: IdParams, body: GroupBody } },
-    async (request) => users.updateGroup(id(request), request.body as { name: string; permissions: string[] }, actorOf(request)),
+    async (request) => {
+      const body = request.body as { name: string; permissions: string[] };
+      await requireHeld(request, body.permissions, "give a group");
+      return users.updateGroup(id(request), body, actorOf(request));
+    },
   );
   app.delete(
     "/api/groups/:id",
