@@ -211,7 +211,7 @@ describe.each(await availableDialects())("users, groups, tokens and the audit lo
       expectError(await t.request(t.admin, { method: "DELETE", url: `/api/tokens/${created.id}` }), 404, "token_not_found");
       const actions = (await auditEntries(t, `&targetId=${created.id}`)).map((e) => e.action);
       expect(actions).toEqual(["token.revoke", "token.create"]);
-      expect(JSON.stringify(await auditEntries(t))).not.toContain(created.token.split("_")[2]);
+      expect(JSON.stringify(await auditEntries(t))).not.toContain(created.token.slice("mrt_0123456789abcdef_".length));
     });
 
     it("refuses a token without permissions, with an unknown server, or already expired", async () => {
