@@ -71,6 +71,24 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     return page.locator(`#setting-${key}`);
   }
 
+  /** Queues a message with the API token and waits until it is sent or failed. */
+  async function send(message: Record<string, unknown>): Promise<{ id: string; status: string }> {
+    const queued = await mailroom.api("POST", "/api/messages", apiToken, message);
+    expect(queued.status, JSON.stringify(queued.json)).toBe(202);
+    const { id } = queued.json as { id: string };
+    let status = "queued";
+    await expect
+      .poll(
+        async () => {
+          status = ((await mailroom.api("GET", `/api/messages/${id}`, apiToken)).json as { status: string }).status;
+          return status === "sent" || status === "failed";
+        },
+        { timeout: 15_000 },
+      )
+      .toBe(true);
+    return { id, status };
+  }
+
   async function clipboard(): Promise<string> {
     return page.evaluate(() => navigator.clipboard.readText());
   }
@@ -184,7 +202,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.getByRole("rowheader", { name: /Billing app/ }));
     expect(await page.content()).not.toContain(apiToken);
 
-    const sent = await mailroom.api("POST", "/api/messages", apiToken, {
+    const invoice = await send({
       server: "Dev capture",
       to: "customer@example.com",
       subject: "Your invoice",
@@ -192,13 +210,10 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
       html: '<h1 id="greeting">Hello</h1><p>Your invoice is ready.</p><script>parent.document.title = "escaped";</script>',
       attachments: [{ filename: "invoice.txt", contentType: "text/plain", content: Buffer.from("total: 42").toString("base64") }],
     });
-    expect(sent.status, JSON.stringify(sent.json)).toBe(202);
-    const id = (sent.json as { id: string }).id;
-    await expect
-      .poll(async () => ((await mailroom.api("GET", `/api/messages/${id}`, apiToken)).json as { status: string }).status, {
-        timeout: 15_000,
-      })
-      .toBe("sent");
+    expect(invoice.status).toBe("sent");
+    for (const n of [1, 2, 3]) {
+      await send({ server: "Dev capture", to: `user${n}@example.com`, subject: `Welcome, user ${n}`, text: "Hello." });
+    }
 
     await page.goto("/messages");
     await visible(page.getByRole("link", { name: "Your invoice" }));
@@ -249,6 +264,15 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.locator(".transcript pre"));
     await screen("server-smtp-checked");
 
+    // Mail through it: the peer refuses one recipient, so some messages fail for good.
+    smtp.setFaults({ rejectRecipients: ["nobody@example.com"] });
+    const outcomes: string[] = [];
+    for (const to of ["ann@example.com", "bob@example.com", "nobody@example.com", "cid@example.com", "nobody@example.com"]) {
+      outcomes.push((await send({ server: "Relay", to, subject: `Report for ${to}`, text: "Numbers inside." })).status);
+    }
+    expect(outcomes.filter((o) => o === "failed")).toHaveLength(2);
+    await openServer("Relay");
+
     // Break the password without saving: the draft test borrows nothing but the new value.
     await page.getByRole("button", { name: "Replace Password" }).click();
     await page.locator("#setting-password").fill(WRONG_PASSWORD);
@@ -266,6 +290,22 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.getByText("Unsaved changes"));
     await page.getByRole("button", { name: "Discard changes" }).click();
     await visible(page.getByText("All changes saved"));
+  });
+
+  it("shows a failed message with the server's answer, and retries it", async () => {
+    await page.goto("/messages?status=failed");
+    await visible(page.getByRole("link", { name: "Report for nobody@example.com" }));
+    await page.getByRole("link", { name: "Report for nobody@example.com" }).first().click();
+    await visible(page.getByRole("heading", { name: "Attempts" }));
+    await visible(page.locator(".attempts code", { hasText: "550" }));
+    await screen("message-failed");
+
+    smtp.setFaults({});
+    await page.getByRole("button", { name: "Retry" }).click();
+    await visible(page.getByText("Queued again"));
+    // The page looks again while the message waits, until it is sent.
+    await visible(page.locator(".status-line .pill", { hasText: "Sent" }), 20_000);
+    expect(await page.getByRole("button", { name: "Retry" }).count()).toBe(0);
   });
 
   it("connects a Gmail server through the OAuth issuer, shows the account, then disconnects", async () => {

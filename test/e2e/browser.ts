@@ -87,7 +87,10 @@ export async function checkScreen(page: Page, name: string): Promise<void> {
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       if (overflow > 1) problems.push(`390px: the page is ${overflow}px wider than the window`);
     }
+    // A full-page picture shows the page's end, so the sticky save bar belongs there too.
+    const unstick = await page.addStyleTag({ content: ".save-bar { position: static !important; }" });
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${size.width}.png`), fullPage: true });
+    await unstick.evaluate((element) => (element as unknown as { remove(): void }).remove());
   }
   await page.setViewportSize(WIDE);
   if (problems.length) throw new Error(`Screen "${name}":\n${problems.join("\n")}`);

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { type Attempt, api, type CapturedMessage, type EmailServer, errorMessage, type Message } from "../api";
 import { CapturePreview } from "../components/CapturePreview";
 import { Alert, ErrorAlert, formatAddress, Loading, PageTitle, StatusPill, Time, useLoad } from "../components/ui";
@@ -13,6 +13,15 @@ export function MessagePage({ id }: { id: string }) {
   const [busy, setBusy] = useState(false);
   const message = useLoad(() => api<MessageWithAttempts>("GET", `/api/messages/${encodeURIComponent(id)}`), [id]);
   const m = message.data;
+
+  // While it waits or is being sent, look again every couple of seconds.
+  const pending = m?.status === "queued" || m?.status === "sending";
+  const { reload } = message;
+  useEffect(() => {
+    if (!pending) return;
+    const timer = setInterval(() => void reload(), 2000);
+    return () => clearInterval(timer);
+  }, [pending, reload]);
 
   // A Capture server kept the message itself: show it. Other drivers keep nothing to show.
   const preview = useLoad(async () => {

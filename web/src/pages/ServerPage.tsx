@@ -107,6 +107,10 @@ export function ServerPage({ id }: { id: string | null }) {
 
   const dirty = Boolean(draft && initial && !sameDraft(draft, initial));
   useLeaveGuard(canEdit && dirty);
+  // A message about the last save or authorization is out of date once the form changes.
+  useEffect(() => {
+    if (dirty) setBanner(null);
+  }, [dirty]);
 
   const driver = useMemo(() => drivers?.find((d) => d.id === draft?.driver) ?? null, [drivers, draft?.driver]);
 
@@ -123,11 +127,14 @@ export function ServerPage({ id }: { id: string | null }) {
   }
   if (!drivers || !draft || !driver) return <Loading what="Loading the server" />;
 
-  const setGeneral = (key: "name" | "fromAddress" | "fromName", value: string) => setDraft({ ...draft, [key]: value });
-  const setSetting = (key: string, value: FormValue) => setDraft({ ...draft, settings: { ...draft.settings, [key]: value } });
+  // Updates build on the latest state: two quick edits in a row must both be kept.
+  const setGeneral = (key: "name" | "fromAddress" | "fromName", value: string) =>
+    setDraft((d) => (d ? { ...d, [key]: value } : d));
+  const setSetting = (key: string, value: FormValue) =>
+    setDraft((d) => (d ? { ...d, settings: { ...d.settings, [key]: value } } : d));
   const setSecret = (key: string, action: SecretAction) => {
     if (action !== "replace") delete secretValues.current[key];
-    setDraft({ ...draft, secrets: { ...draft.secrets, [key]: action } });
+    setDraft((d) => (d ? { ...d, secrets: { ...d.secrets, [key]: action } } : d));
   };
 
   const changeDriver = (driverId: string) => {
@@ -274,167 +281,171 @@ export function ServerPage({ id }: { id: string | null }) {
         </Alert>
       )}
 
-      <form onSubmit={submit} noValidate aria-labelledby="general-heading">
-        {(formError || errorList.length > 0) && (
-          <div className="alert alert-error error-summary" role="alert" tabIndex={-1} ref={summaryRef}>
-            <p>
-              <strong>{formError ?? "Some fields need attention."}</strong>
-            </p>
-            {errorList.length > 0 && (
-              <ul>
-                {errorList.map(([path, message]) => {
-                  const target = controlId(path);
-                  const label = GENERAL_LABELS[path] ?? driver.fields.find((f) => `settings.${f.key}` === path)?.label ?? path;
-                  return (
-                    <li key={path}>
-                      {target ? (
-                        <a
-                          href={`#${target}`}
-                          onClick={(e) => {
-                            e.preventDefault();
-                            document.getElementById(target)?.focus();
-                          }}
-                        >
-                          {label}: {message}
-                        </a>
-                      ) : (
-                        `${label}: ${message}`
-                      )}
-                    </li>
-                  );
-                })}
-              </ul>
-            )}
-          </div>
-        )}
-
-        <section className="panel" aria-labelledby="general-heading">
-          <h2 id="general-heading">General</h2>
-          {canEdit ? (
-            <>
-              <TextField
-                id="server-name"
-                label="Name"
-                required
-                value={draft.name}
-                error={errors.name}
-                help="How applications and this list name the server."
-                onChange={(v) => setGeneral("name", v)}
-              />
-              <div className="field">
-                <label htmlFor="server-driver">
-                  Driver
-                  <span className="required" aria-hidden="true">
-                    {" "}
-                    *
-                  </span>
-                </label>
-                <p className="help" id="server-driver-help">
-                  {driver.description}
-                  {saved && saved.driver !== draft.driver && " Saving with another driver forgets the old driver’s secrets."}
-                </p>
-                <select
-                  id="server-driver"
-                  value={draft.driver}
-                  onChange={(e) => changeDriver(e.target.value)}
-                  aria-describedby="server-driver-help"
-                >
-                  {drivers.map((d) => (
-                    <option key={d.id} value={d.id}>
-                      {d.label}
-                    </option>
-                  ))}
-                </select>
-                {errors.driver && <p className="field-error">{errors.driver}</p>}
-              </div>
-              <TextField
-                id="server-from-address"
-                label="From address"
-                type="email"
-                value={draft.fromAddress}
-                error={errors.fromAddress}
-                help="The address messages come from unless an application gives another allowed one."
-                onChange={(v) => setGeneral("fromAddress", v)}
-              />
-              <TextField
-                id="server-from-name"
-                label="From name"
-                value={draft.fromName}
-                error={errors.fromName}
-                help="The name shown beside the from address, e.g. “Acme Support”."
-                onChange={(v) => setGeneral("fromName", v)}
-              />
-            </>
-          ) : (
-            <dl className="facts">
-              <dt>Name</dt>
-              <dd>{draft.name}</dd>
-              <dt>Driver</dt>
-              <dd>{driver.label}</dd>
-              <dt>From address</dt>
-              <dd>
-                {draft.fromAddress || "—"}{" "}
-                {draft.fromAddress && <CopyButton text={draft.fromAddress} label="Copy the from address" />}
-              </dd>
-              <dt>From name</dt>
-              <dd>{draft.fromName || "—"}</dd>
-            </dl>
+      <div className="server-layout">
+        <form onSubmit={submit} noValidate aria-labelledby="general-heading" className="server-form">
+          {(formError || errorList.length > 0) && (
+            <div className="alert alert-error error-summary" role="alert" tabIndex={-1} ref={summaryRef}>
+              <p>
+                <strong>{formError ?? "Some fields need attention."}</strong>
+              </p>
+              {errorList.length > 0 && (
+                <ul>
+                  {errorList.map(([path, message]) => {
+                    const target = controlId(path);
+                    const label = GENERAL_LABELS[path] ?? driver.fields.find((f) => `settings.${f.key}` === path)?.label ?? path;
+                    return (
+                      <li key={path}>
+                        {target ? (
+                          <a
+                            href={`#${target}`}
+                            onClick={(e) => {
+                              e.preventDefault();
+                              document.getElementById(target)?.focus();
+                            }}
+                          >
+                            {label}: {message}
+                          </a>
+                        ) : (
+                          `${label}: ${message}`
+                        )}
+                      </li>
+                    );
+                  })}
+                </ul>
+              )}
+            </div>
           )}
-        </section>
 
-        {oauth && (
-          <OAuthPanel
-            driver={driver}
-            saved={savedSameDriver}
-            fromAddress={draft.fromAddress}
-            canEdit={canEdit}
-            dirty={dirty}
-            clientReady={clientReady}
-            renderField={renderField}
-            saveFirst={save}
-            onChanged={load}
-          />
-        )}
+          <section className="panel" aria-labelledby="general-heading">
+            <h2 id="general-heading">General</h2>
+            {canEdit ? (
+              <>
+                <TextField
+                  id="server-name"
+                  label="Name"
+                  required
+                  value={draft.name}
+                  error={errors.name}
+                  help="How applications and this list name the server."
+                  onChange={(v) => setGeneral("name", v)}
+                />
+                <div className="field">
+                  <label htmlFor="server-driver">
+                    Driver
+                    <span className="required" aria-hidden="true">
+                      {" "}
+                      *
+                    </span>
+                  </label>
+                  <p className="help" id="server-driver-help">
+                    {driver.description}
+                    {saved && saved.driver !== draft.driver && " Saving with another driver forgets the old driver’s secrets."}
+                  </p>
+                  <select
+                    id="server-driver"
+                    value={draft.driver}
+                    onChange={(e) => changeDriver(e.target.value)}
+                    aria-describedby="server-driver-help"
+                  >
+                    {drivers.map((d) => (
+                      <option key={d.id} value={d.id}>
+                        {d.label}
+                      </option>
+                    ))}
+                  </select>
+                  {errors.driver && <p className="field-error">{errors.driver}</p>}
+                </div>
+                <TextField
+                  id="server-from-address"
+                  label="From address"
+                  type="email"
+                  value={draft.fromAddress}
+                  error={errors.fromAddress}
+                  help="The address messages come from unless an application gives another allowed one."
+                  onChange={(v) => setGeneral("fromAddress", v)}
+                />
+                <TextField
+                  id="server-from-name"
+                  label="From name"
+                  value={draft.fromName}
+                  error={errors.fromName}
+                  help="The name shown beside the from address, e.g. “Acme Support”."
+                  onChange={(v) => setGeneral("fromName", v)}
+                />
+              </>
+            ) : (
+              <dl className="facts">
+                <dt>Name</dt>
+                <dd>{draft.name}</dd>
+                <dt>Driver</dt>
+                <dd>{driver.label}</dd>
+                <dt>From address</dt>
+                <dd>
+                  {draft.fromAddress || "—"}{" "}
+                  {draft.fromAddress && <CopyButton text={draft.fromAddress} label="Copy the from address" />}
+                </dd>
+                <dt>From name</dt>
+                <dd>{draft.fromName || "—"}</dd>
+              </dl>
+            )}
+          </section>
 
-        <section className="panel" aria-labelledby="settings-heading">
-          <h2 id="settings-heading">{driver.label} settings</h2>
+          {oauth && (
+            <OAuthPanel
+              driver={driver}
+              saved={savedSameDriver}
+              fromAddress={draft.fromAddress}
+              canEdit={canEdit}
+              dirty={dirty}
+              clientReady={clientReady}
+              renderField={renderField}
+              saveFirst={save}
+              onChanged={load}
+            />
+          )}
+
+          <section className="panel" aria-labelledby="settings-heading">
+            <h2 id="settings-heading">{driver.label} settings</h2>
+            {canEdit && (
+              <p className="muted">
+                Fields marked <span aria-hidden="true">*</span>
+                <span className="visually-hidden">required</span> are required. Clear puts a setting back to its default.
+              </p>
+            )}
+            <div className="settings">{otherFields.map(renderField)}</div>
+          </section>
+
           {canEdit && (
-            <p className="muted">
-              Fields marked <span aria-hidden="true">*</span>
-              <span className="visually-hidden">required</span> are required. Clear puts a setting back to its default.
-            </p>
-          )}
-          <div className="settings">{otherFields.map(renderField)}</div>
-        </section>
-
-        {canEdit && (
-          <div className={`save-bar${dirty ? " is-dirty" : ""}`}>
-            <span className="save-state" aria-live="polite">
-              {dirty ? "Unsaved changes" : saved ? "All changes saved" : "Not saved yet"}
-            </span>
-            {dirty && saved && (
-              <button type="button" className="button" onClick={discard}>
-                Discard changes
+            <div className={`save-bar${dirty ? " is-dirty" : ""}`}>
+              <span className="save-state" aria-live="polite">
+                {dirty ? "Unsaved changes" : saved ? "All changes saved" : "Not saved yet"}
+              </span>
+              {dirty && saved && (
+                <button type="button" className="button" onClick={discard}>
+                  Discard changes
+                </button>
+              )}
+              <button type="submit" className="button primary" disabled={saving || (!dirty && !!saved)}>
+                {saving ? "Saving…" : saved ? "Save" : "Create server"}
               </button>
-            )}
-            <button type="submit" className="button primary" disabled={saving || (!dirty && !!saved)}>
-              {saving ? "Saving…" : saved ? "Save" : "Create server"}
-            </button>
-          </div>
-        )}
-      </form>
+            </div>
+          )}
+        </form>
 
-      {can("email-servers.test") && (
-        <TestPanel
-          serverId={saved?.id ?? null}
-          useDraft={dirty || !saved}
-          draft={payloadOrProblems}
-          defaultTo={user.email}
-          onFieldErrors={(fields) => {
-            if (Object.keys(fields).length) showErrors(fields, "The test found fields to fix first.");
-          }}
-        />
-      )}
+        {can("email-servers.test") && (
+          <aside className="server-aside" aria-label="Test this server">
+            <TestPanel
+              serverId={saved?.id ?? null}
+              useDraft={dirty || !saved}
+              draft={payloadOrProblems}
+              defaultTo={user.email}
+              onFieldErrors={(fields) => {
+                if (Object.keys(fields).length) showErrors(fields, "The test found fields to fix first.");
+              }}
+            />
+          </aside>
+        )}
+      </div>
     </section>
   );
 }

@@ -338,14 +338,14 @@ function UserEditor({
           required
           value={form.email}
           error={errors.email}
-          onChange={(v) => setForm({ ...form, email: v })}
+          onChange={(v) => setForm((f) => ({ ...f, email: v }))}
         />
         <Field
           id={`${prefix}-name`}
           label="Name"
           value={form.name}
           error={errors.name}
-          onChange={(v) => setForm({ ...form, name: v })}
+          onChange={(v) => setForm((f) => ({ ...f, name: v }))}
         />
       </div>
       <Field
@@ -355,7 +355,7 @@ function UserEditor({
         value={form.password}
         error={errors.password}
         help={user ? "Leave empty to keep the current one." : "Leave empty to generate a one-time password, shown once."}
-        onChange={(v) => setForm({ ...form, password: v })}
+        onChange={(v) => setForm((f) => ({ ...f, password: v }))}
       />
       <fieldset className="checks">
         <legend>Groups</legend>
@@ -366,12 +366,10 @@ function UserEditor({
               type="checkbox"
               id={`${prefix}-group-${g.id}`}
               checked={form.groupIds.includes(g.id)}
-              onChange={(e) =>
-                setForm({
-                  ...form,
-                  groupIds: e.target.checked ? [...form.groupIds, g.id] : form.groupIds.filter((x) => x !== g.id),
-                })
-              }
+              onChange={(e) => {
+                const on = e.target.checked;
+                setForm((f) => ({ ...f, groupIds: on ? [...f.groupIds, g.id] : f.groupIds.filter((x) => x !== g.id) }));
+              }}
             />
             <label htmlFor={`${prefix}-group-${g.id}`}>
               {g.name} <span className="muted">({g.permissions.map(permissionLabel).join(", ") || "no permissions"})</span>
@@ -384,7 +382,7 @@ function UserEditor({
           id={`${prefix}-disabled`}
           type="checkbox"
           checked={form.disabled}
-          onChange={(e) => setForm({ ...form, disabled: e.target.checked })}
+          onChange={(e) => setForm((f) => ({ ...f, disabled: e.target.checked }))}
         />
         <label htmlFor={`${prefix}-disabled`}>Disabled (cannot sign in)</label>
       </div>
@@ -394,7 +392,7 @@ function UserEditor({
             id={`${prefix}-super`}
             type="checkbox"
             checked={form.superAdmin}
-            onChange={(e) => setForm({ ...form, superAdmin: e.target.checked })}
+            onChange={(e) => setForm((f) => ({ ...f, superAdmin: e.target.checked }))}
           />
           <label htmlFor={`${prefix}-super`}>Super admin (every permission)</label>
         </div>
