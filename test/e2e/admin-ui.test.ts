@@ -173,9 +173,12 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.locator(".step.ok", { hasText: "Send the test email" }));
     await screen("server-capture-tested");
 
-    // The captured test email, with its preview.
+    // The captured test email, with its preview: from the test's link, and from Messages.
+    await page.getByRole("link", { name: "Open it in Captured mail" }).click();
+    await visible(page.getByRole("link", { name: 'Mailroom test message from "Dev capture"' }));
+    expect(await page.getByLabel("Capture server").inputValue()).not.toBe("");
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Messages" }).click();
-    await page.getByRole("link", { name: "Captured mail" }).click();
+    await page.getByRole("link", { name: "Captured mail", exact: true }).click();
     await page.getByLabel("Capture server").selectOption({ label: "Dev capture" });
     await page.getByRole("link", { name: 'Mailroom test message from "Dev capture"' }).click();
     await visible(page.getByRole("tab", { name: "Text" }));
@@ -236,6 +239,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await page.getByRole("tab", { name: /Attachments/ }).click();
     await visible(page.getByText("invoice.txt"));
     await page.getByRole("tab", { name: "HTML" }).click();
+    await page.frameLocator("iframe.html-preview").locator("#greeting").waitFor();
     await screen("message");
   });
 

@@ -12,10 +12,11 @@ export interface Bucket {
 const HEIGHT = 180;
 const PAD = { top: 10, right: 8, bottom: 24, left: 36 };
 
+/** A round top for the axis that halves into whole numbers (0, half, top). */
 function niceMax(value: number): number {
   if (value <= 4) return 4;
   const magnitude = 10 ** Math.floor(Math.log10(value));
-  for (const step of [1, 2, 2.5, 5, 10]) {
+  for (const step of [1, 2, 4, 6, 8, 10]) {
     if (step * magnitude >= value) return step * magnitude;
   }
   return 10 * magnitude;

@@ -2,7 +2,7 @@
  * "Check connection" and "Send test email" for a server: the saved one, or the form as it is
  * now (a draft test, borrowing unchanged secrets from the saved server).
  */
-import { type FormEvent, useId, useState } from "react";
+import { type FormEvent, type ReactNode, useId, useState } from "react";
 import { ApiError, api, type TestReport } from "../api";
 import type { Payload } from "../serverForm";
 import { Alert } from "./ui";
@@ -36,6 +36,7 @@ export function TestPanel({
   draft,
   defaultTo,
   onFieldErrors,
+  afterSend,
 }: {
   serverId: string | null;
   /** Test the form as it is (unsaved changes, or a server not saved yet). */
@@ -44,6 +45,8 @@ export function TestPanel({
   draft: () => Payload | null;
   defaultTo: string;
   onFieldErrors: (fields: Record<string, string>) => void;
+  /** Shown after a test email was sent, e.g. where to find it. */
+  afterSend?: ReactNode;
 }) {
   const [to, setTo] = useState(defaultTo);
   const [running, setRunning] = useState<"check" | "send" | null>(null);
@@ -134,13 +137,13 @@ export function TestPanel({
             {error instanceof ApiError && Object.keys(error.fields).length > 0 && " The fields above say what to fix."}
           </Alert>
         )}
-        {report && <TestResult report={report} to={to} />}
+        {report && <TestResult report={report} to={to} afterSend={afterSend} />}
       </div>
     </section>
   );
 }
 
-function TestResult({ report, to }: { report: TestReport; to: string }) {
+function TestResult({ report, to, afterSend }: { report: TestReport; to: string; afterSend?: ReactNode }) {
   return (
     <div className="test-report">
       {report.ok ? (
@@ -148,6 +151,7 @@ function TestResult({ report, to }: { report: TestReport; to: string }) {
           {report.mode === "send"
             ? `The test email was sent${to ? ` to ${to}` : ""}. Check that it arrived.`
             : "The connection works: every step passed. No email was sent."}
+          {report.mode === "send" && afterSend && <p>{afterSend}</p>}
         </Alert>
       ) : (
         <Alert kind="error">

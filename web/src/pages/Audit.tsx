@@ -5,11 +5,21 @@ import { Link } from "../router";
 
 const LIMIT = 50;
 
+/** Nested objects as "settings.port"-style keys, so a change shows only what changed inside. */
+function flatten(value: unknown, prefix = "", out: Record<string, unknown> = {}): Record<string, unknown> {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [key, inner] of Object.entries(value)) flatten(inner, prefix ? `${prefix}.${key}` : key, out);
+  } else if (prefix) {
+    out[prefix] = value;
+  }
+  return out;
+}
+
 /** The fields that differ between before and after, as "key: old → new". */
 function changes(before: unknown, after: unknown): string[] {
-  const b = (before && typeof before === "object" ? before : {}) as Record<string, unknown>;
-  const a = (after && typeof after === "object" ? after : {}) as Record<string, unknown>;
-  const show = (v: unknown) => (v === undefined ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+  const b = flatten(before);
+  const a = flatten(after);
+  const show = (v: unknown) => (v === undefined || v === null ? "—" : typeof v === "string" ? v : JSON.stringify(v));
   const lines: string[] = [];
   for (const key of new Set([...Object.keys(b), ...Object.keys(a)])) {
     const x = show(b[key]);
@@ -72,10 +82,10 @@ export function AuditPage() {
                 const lines = changes(e.before, e.after);
                 return (
                   <tr key={e.id}>
-                    <th scope="row" data-label="When">
+                    <th scope="row" data-label="When" className="nowrap">
                       <Time value={e.at} />
                     </th>
-                    <td data-label="Who" className="break">
+                    <td data-label="Who" className="who">
                       {e.actor.label}
                       {e.ip && <span className="muted"> ({e.ip})</span>}
                     </td>

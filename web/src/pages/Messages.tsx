@@ -72,7 +72,7 @@ export function MessagesPage() {
       <PageTitle>Messages</PageTitle>
       <MessagesTabs current="log" />
       <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter messages">
-        <div className="field">
+        <div className="field small">
           <label htmlFor="filter-status">Status</label>
           <select id="filter-status" value={filters.status} onChange={(e) => setFilter({ status: e.target.value })}>
             <option value="">Any status</option>
@@ -83,7 +83,7 @@ export function MessagesPage() {
             ))}
           </select>
         </div>
-        <div className="field">
+        <div className="field small">
           <label htmlFor="filter-server">Server</label>
           {servers.data ? (
             <select id="filter-server" value={filters.server} onChange={(e) => setFilter({ server: e.target.value })}>

@@ -439,6 +439,11 @@ export function ServerPage({ id }: { id: string | null }) {
               useDraft={dirty || !saved}
               draft={payloadOrProblems}
               defaultTo={user.email}
+              afterSend={
+                saved && saved.driver === "capture" && !dirty && can("messages.view") ? (
+                  <Link to={`/capture/${saved.id}`}>Open it in Captured mail</Link>
+                ) : null
+              }
               onFieldErrors={(fields) => {
                 if (Object.keys(fields).length) showErrors(fields, "The test found fields to fix first.");
               }}

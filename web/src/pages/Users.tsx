@@ -591,7 +591,7 @@ export function TokensPage() {
   const revoke = async (t: Token) => {
     const ok = await confirmDialog({
       title: `Revoke the token ${t.name}?`,
-      message: `Applications using ${t.prefix}… get 401 from now on. This cannot be undone.`,
+      message: `Applications using ${t.prefix} get 401 from now on. This cannot be undone.`,
       confirmLabel: `Revoke ${t.name}`,
       danger: true,
     });
@@ -670,7 +670,7 @@ export function TokensPage() {
             {tokens.data.items.map((t) => (
               <tr key={t.id}>
                 <th scope="row" data-label="Name">
-                  {t.name} <code className="muted">{t.prefix}…</code>
+                  {t.name} <code className="muted">{t.prefix}</code>
                 </th>
                 <td data-label="Permissions">{t.permissions.join(", ")}</td>
                 <td data-label="Servers">{t.serverIds ? t.serverIds.map(serverName).join(", ") : "All"}</td>
