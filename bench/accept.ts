@@ -4,11 +4,9 @@
  *
  *   npm run bench -- accept --seconds=20 --db=sqlite|postgres
  */
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { startMailroom } from "../src/cli/serve.js";
 import { systemActor } from "../src/core/audit.js";
-import { arg, type BenchDialect, benchConfig, report } from "./lib.js";
+import { arg, autocannon, type BenchDialect, benchConfig, report } from "./lib.js";
 
 const seconds = Number(arg("seconds", "20"));
 const dialect = arg("db", "sqlite") as BenchDialect;
@@ -25,37 +23,22 @@ try {
   console.log(`# accept: ${seconds}s, ${connections} connections, ${dialect}, delivery paused, node ${process.version}`);
 
   // autocannon runs in its own process so the load generator does not share Mailroom's event loop.
-  const autocannon = createRequire(import.meta.url).resolve("autocannon/autocannon.js");
   const body = JSON.stringify({ to: "someone@example.com", subject: "Accept bench", text: "Hello." });
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        autocannon,
-        "-j",
-        "-c",
-        String(connections),
-        "-d",
-        String(seconds),
-        "-m",
-        "POST",
-        "-H",
-        `authorization=Bearer ${token}`,
-        "-H",
-        "content-type=application/json",
-        "-b",
-        body,
-        `${running.url}/api/messages`,
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    let text = "";
-    child.stdout.on("data", (d) => {
-      text += d;
-    });
-    child.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`autocannon exited ${code}`))));
-  });
-  const result = JSON.parse(out);
+  const result = await autocannon([
+    "-c",
+    String(connections),
+    "-d",
+    String(seconds),
+    "-m",
+    "POST",
+    "-H",
+    `authorization=Bearer ${token}`,
+    "-H",
+    "content-type=application/json",
+    "-b",
+    body,
+    `${running.url}/api/messages`,
+  ]);
   report(`accept_${dialect}_requests_per_second`, result.requests.average, "req/s");
   report(`accept_${dialect}_latency_p50`, result.latency.p50, "ms");
   report(`accept_${dialect}_latency_p99`, result.latency.p99, "ms");

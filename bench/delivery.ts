@@ -8,11 +8,12 @@
 import nodemailer from "nodemailer";
 import { startMailroom } from "../src/cli/serve.js";
 import { systemActor } from "../src/core/audit.js";
-import { arg, type BenchDialect, benchConfig, report, startSink } from "./lib.js";
+import { arg, autocannon, type BenchDialect, benchConfig, report, startSinkProcess } from "./lib.js";
 
 const N = Number(arg("n", "20000"));
 const dialect = arg("db", "sqlite") as BenchDialect;
 const POOL = 5;
+const modes = arg("modes", "batch,single").split(",");
 const BATCH = 1000;
 
 async function bareNodemailer(port: number): Promise<number> {
@@ -77,15 +78,23 @@ async function mailroom(port: number, mode: "batch" | "single"): Promise<number>
         if (res.status !== 202) throw new Error(`batch: ${res.status} ${await res.text()}`);
       }
     } else {
-      let next = 0;
-      const lanes = Array.from({ length: 32 }, async () => {
-        while (next < N) {
-          const i = next++;
-          const res = await fetch(`${running.url}/api/messages`, { method: "POST", headers, body: JSON.stringify(message(i)) });
-          if (res.status !== 202) throw new Error(`single: ${res.status} ${await res.text()}`);
-        }
-      });
-      await Promise.all(lanes);
+      // The client is its own process (autocannon), as an application would be.
+      const result = await autocannon([
+        "-c",
+        "32",
+        "-a",
+        String(N),
+        "-m",
+        "POST",
+        "-H",
+        `authorization=Bearer ${token}`,
+        "-H",
+        "content-type=application/json",
+        "-b",
+        JSON.stringify(message(0)),
+        `${running.url}/api/messages`,
+      ]);
+      if (result.non2xx + result.errors > 0) throw new Error(`single: ${result.non2xx} non-2xx, ${result.errors} errors`);
     }
     const db = running.mailroom.ctx.db;
     for (;;) {
@@ -104,17 +113,16 @@ async function mailroom(port: number, mode: "batch" | "single"): Promise<number>
   }
 }
 
-const sink = await startSink();
+const sink = await startSinkProcess();
 try {
   console.log(`# delivery: ${N} messages, ${dialect}, pool ${POOL}, node ${process.version}`);
   const bare = await bareNodemailer(sink.port);
   report("bare_nodemailer_rate", bare, "msg/s");
-  const batch = await mailroom(sink.port, "batch");
-  report(`mailroom_${dialect}_batch_rate`, batch, "msg/s");
-  report(`mailroom_${dialect}_batch_ratio`, batch / bare, "x");
-  const single = await mailroom(sink.port, "single");
-  report(`mailroom_${dialect}_single_rate`, single, "msg/s");
-  report(`mailroom_${dialect}_single_ratio`, single / bare, "x");
+  for (const mode of modes as ("batch" | "single")[]) {
+    const rate = await mailroom(sink.port, mode);
+    report(`mailroom_${dialect}_${mode}_rate`, rate, "msg/s");
+    report(`mailroom_${dialect}_${mode}_ratio`, rate / bare, "x");
+  }
 } finally {
   await sink.close();
 }

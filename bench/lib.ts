@@ -27,6 +27,51 @@ export async function startSink(): Promise<{ port: number; count: () => number; 
   return { port, count: () => received, close: () => new Promise((r) => server.close(() => r())) };
 }
 
+/** Runs the sink in a child process (see sink.ts). */
+export async function startSinkProcess(): Promise<{ port: number; close: () => Promise<void> }> {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, ["--import", "tsx", new URL("./sink.ts", import.meta.url).pathname], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const match = /port (\d+)/.exec(out);
+      if (match) resolve(Number(match[1]));
+    });
+    child.on("exit", (code) => reject(new Error(`sink exited ${code}`)));
+  });
+  return {
+    port,
+    close: () =>
+      new Promise((resolve) => {
+        child.on("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** Runs autocannon in a child process; resolves with its JSON result. */
+export async function autocannon(args: string[]): Promise<{
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+}> {
+  const { spawn } = await import("node:child_process");
+  const { createRequire } = await import("node:module");
+  const bin = createRequire(import.meta.url).resolve("autocannon/autocannon.js");
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, "-j", ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let text = "";
+    child.stdout.on("data", (d) => {
+      text += d;
+    });
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(text)) : reject(new Error(`autocannon exited ${code}`))));
+  });
+}
+
 export type BenchDialect = "sqlite" | "postgres";
 
 /** A config on a fresh database, SQLite in a temp folder or a new PostgreSQL database. */

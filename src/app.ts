@@ -14,6 +14,7 @@ import { OAuthService } from "./oauth/service.js";
 import { TransportCache } from "./queue/transports.js";
 import { DeliveryWorker } from "./queue/worker.js";
 import { migrateToLatest, openStorage } from "./storage/db.js";
+import { GroupCommit } from "./storage/group-commit.js";
 import { loadSecretBox } from "./storage/secrets.js";
 
 /** Everything a running Mailroom holds: the context and one instance of each service. */
@@ -43,7 +44,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
     onPoolError: (error) => log.warn({ err: error }, "a database connection failed; the pool replaces it"),
   });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
-  const ctx: AppContext = { config, storage, db: storage.db, secrets, log };
+  const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db) };
   const servers = new EmailServerService(ctx);
   const oauth = new OAuthService(ctx, servers);
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });

@@ -2,6 +2,7 @@ import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Storage } from "../storage/db.js";
+import type { GroupCommit } from "../storage/group-commit.js";
 import type { Database } from "../storage/schema.js";
 import type { SecretBox } from "../storage/secrets.js";
 
@@ -12,4 +13,6 @@ export interface AppContext {
   db: Kysely<Database>;
   secrets: SecretBox;
   log: Logger;
+  /** Shares one transaction among small concurrent writes (accepted messages, delivery results). */
+  commits: GroupCommit;
 }

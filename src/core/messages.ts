@@ -125,7 +125,7 @@ export class MessageService {
       prepared.push({ row: this.toRow(checked, server, principal, now, prefix), key: input.idempotencyKey });
     }
 
-    const results = await this.db.transaction().execute(async (trx) => {
+    const results = await this.ctx.commits.run(async (trx) => {
       const out: { id: string; status: MessageStatus; replayed: boolean }[] = [];
       for (const { row, key } of prepared) {
         if (key) {

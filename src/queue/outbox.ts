@@ -62,57 +62,59 @@ export interface Outcome {
   uncountAttempt?: boolean;
 }
 
+export interface Settlement {
+  id: string;
+  outcome: Outcome;
+  attempt?: AttemptRecord;
+}
+
 /**
  * Records how a claimed message ended, only if this worker still holds its lease (if the
- * lease ran out and another worker took it, that worker's result counts). Returns whether
- * the update applied.
+ * lease ran out and another worker took the message, that worker's result counts).
+ * Returns whether it applied. Runs inside the caller's transaction (a group commit).
  */
 export async function settleMessage(
-  db: Kysely<Database>,
+  trx: Kysely<Database>,
   owner: string,
-  id: string,
-  outcome: Outcome,
-  attempt?: AttemptRecord,
+  { id, outcome, attempt }: Settlement,
 ): Promise<boolean> {
-  return db.transaction().execute(async (trx) => {
-    const now = Date.now();
-    const result = await trx
-      .updateTable("messages")
-      .set((eb) => ({
-        status: outcome.status,
-        lease_owner: null,
-        next_attempt_at: outcome.nextAttemptAt ?? now,
-        updated_at: now,
-        ...(outcome.errorCode !== undefined ? { last_error_code: outcome.errorCode, last_error: outcome.error ?? null } : {}),
-        ...(outcome.providerMessageId ? { provider_message_id: outcome.providerMessageId } : {}),
-        ...(outcome.status === "sent" ? { sent_at: now } : {}),
-        ...(outcome.uncountAttempt ? { attempts: eb("attempts", "-", 1) } : {}),
-      }))
-      .where("id", "=", id)
-      .where("lease_owner", "=", owner)
-      .where("status", "=", "sending")
-      .executeTakeFirst();
-    const applied = Number(result.numUpdatedRows) === 1;
-    if (applied && attempt) {
-      await trx
-        .insertInto("message_attempts")
-        .values({
-          message_id: attempt.messageId,
-          server_id: attempt.serverId,
-          server_name: attempt.serverName,
-          started_at: attempt.startedAt,
-          duration_ms: attempt.durationMs,
-          outcome: attempt.outcome,
-          error_code: attempt.errorCode ?? null,
-          remote_code: attempt.remote?.code ?? null,
-          remote_command: attempt.remote?.command ?? null,
-          remote_response: attempt.remote?.response?.slice(0, 2000) ?? null,
-          provider_message_id: attempt.providerMessageId ?? null,
-        })
-        .execute();
-    }
-    return applied;
-  });
+  const now = Date.now();
+  const result = await trx
+    .updateTable("messages")
+    .set((eb) => ({
+      status: outcome.status,
+      lease_owner: null,
+      next_attempt_at: outcome.nextAttemptAt ?? now,
+      updated_at: now,
+      ...(outcome.errorCode !== undefined ? { last_error_code: outcome.errorCode, last_error: outcome.error ?? null } : {}),
+      ...(outcome.providerMessageId ? { provider_message_id: outcome.providerMessageId } : {}),
+      ...(outcome.status === "sent" ? { sent_at: now } : {}),
+      ...(outcome.uncountAttempt ? { attempts: eb("attempts", "-", 1) } : {}),
+    }))
+    .where("id", "=", id)
+    .where("lease_owner", "=", owner)
+    .where("status", "=", "sending")
+    .executeTakeFirst();
+  const applied = Number(result.numUpdatedRows) === 1;
+  if (applied && attempt) {
+    await trx
+      .insertInto("message_attempts")
+      .values({
+        message_id: attempt.messageId,
+        server_id: attempt.serverId,
+        server_name: attempt.serverName,
+        started_at: attempt.startedAt,
+        duration_ms: attempt.durationMs,
+        outcome: attempt.outcome,
+        error_code: attempt.errorCode ?? null,
+        remote_code: attempt.remote?.code ?? null,
+        remote_command: attempt.remote?.command ?? null,
+        remote_response: attempt.remote?.response?.slice(0, 2000) ?? null,
+        provider_message_id: attempt.providerMessageId ?? null,
+      })
+      .execute();
+  }
+  return applied;
 }
 
 /** On shutdown: gives back what this worker holds, untouched, for another to send. */

@@ -81,7 +81,8 @@ export class DeliveryWorker {
     while (this.running) {
       const free = this.options.concurrency - this.inFlight.size;
       let claimedAll = false;
-      if (free > 0) {
+      // Claim in groups (a quarter of the concurrency at least), not one message per completion.
+      if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
         try {
           const claimed = await claimDueMessages(this.ctx.db, this.ctx.storage.dialect, this.owner, free, this.options.leaseMs);
           // Each server is read once per batch, so a settings change applies to the next batch.
@@ -208,7 +209,7 @@ export class DeliveryWorker {
   }
 
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {
-    const applied = await settleMessage(this.ctx.db, this.owner, message.id, outcome, attempt);
+    const applied = await this.ctx.commits.run((trx) => settleMessage(trx, this.owner, { id: message.id, outcome, attempt }));
     if (!applied) this.ctx.log.warn({ message: message.id }, "lease lost before the result was recorded");
     if (applied && attempt) {
       this.metrics?.attempts.inc({ server: attempt.serverName, outcome: attempt.outcome });

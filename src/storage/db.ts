@@ -1,7 +1,15 @@
 import fs from "node:fs";
 import path from "node:path";
 import SQLite from "better-sqlite3";
-import { Kysely, type Migration, type MigrationProvider, Migrator, PostgresDialect, SqliteDialect } from "kysely";
+import {
+  Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  PostgresDialect,
+  type SqliteDatabase,
+  SqliteDialect,
+} from "kysely";
 import pg from "pg";
 import type { DialectName } from "./dialect.js";
 import * as m001 from "./migrations/001_initial.js";
@@ -56,8 +64,29 @@ export function openStorage(options: OpenOptions): Storage {
   sqlite.pragma("foreign_keys = ON");
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return { db, dialect: "sqlite", sqlitePath, close: () => db.destroy() };
+}
+
+/**
+ * Kysely prepares every query anew; the queue runs the same few statements thousands of
+ * times a second, so prepared statements are kept (up to a bound) and reused.
+ */
+function withStatementCache(sqlite: SQLite.Database, limit = 200): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let statement = cache.get(text);
+      if (!statement) {
+        statement = sqlite.prepare(text);
+        // Oldest first: a Map iterates in insertion order.
+        if (cache.size >= limit) cache.delete(cache.keys().next().value as string);
+        cache.set(text, statement);
+      }
+      return statement;
+    },
+  };
 }
 
 /** Brings the schema up to date. Safe to call from several processes: Kysely takes a lock. */

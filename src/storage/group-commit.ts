@@ -1,0 +1,65 @@
+import type { Kysely } from "kysely";
+import type { Database } from "./schema.js";
+
+type Job<T> = (trx: Kysely<Database>) => Promise<T>;
+
+interface Pending {
+  job: Job<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: small writes that arrive together (messages accepted by concurrent
+ * requests, results of concurrent deliveries) share one transaction, so the database
+ * commits once for many of them. Each caller still hears of its own write only after the
+ * commit. If a group fails, its jobs are run again one transaction each, so one bad job
+ * cannot fail the others.
+ */
+export class GroupCommit {
+  private pending: Pending[] = [];
+  private draining: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly maxGroup = 200,
+  ) {}
+
+  run<T>(job: Job<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ job, resolve: resolve as (value: unknown) => void, reject });
+      this.draining ??= this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    // Let the rest of this turn of the event loop join the first group.
+    await new Promise((r) => setImmediate(r));
+    while (this.pending.length) {
+      const group = this.pending.splice(0, this.maxGroup);
+      if (group.length === 1) {
+        await this.alone(group[0]);
+        continue;
+      }
+      try {
+        const results = await this.db.transaction().execute(async (trx) => {
+          const out: unknown[] = [];
+          for (const p of group) out.push(await p.job(trx));
+          return out;
+        });
+        group.forEach((p, i) => p.resolve(results[i]));
+      } catch {
+        for (const p of group) await this.alone(p);
+      }
+    }
+    this.draining = null;
+  }
+
+  private async alone(p: Pending): Promise<void> {
+    try {
+      p.resolve(await this.db.transaction().execute(p.job));
+    } catch (error) {
+      p.reject(error);
+    }
+  }
+}
