@@ -3,6 +3,7 @@
  * SMTP server and a real OAuth issuer. The scenarios run in order and share one Mailroom:
  * each builds on what the one before created, as an administrator would.
  */
+import { rmSync } from "node:fs";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -94,6 +95,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
   }
 
   beforeAll(async () => {
+    rmSync(SCREENSHOTS, { recursive: true, force: true });
     smtp = await startSmtpPeer({ security: "none", auth: { user: SMTP_USER, password: SMTP_PASSWORD } });
     issuer = await startIssuer("google");
     mailroom = await startMailroom(issuer.env);
@@ -393,6 +395,8 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await page.getByRole("dialog").getByRole("button", { name: "Delete Capture" }).click();
     await visible(page.getByText("Deleted “Capture”."));
     await gone(page.getByRole("link", { name: "Capture", exact: true }));
+
+    await screen("servers-after-changes");
 
     // Search filters as you type.
     await page.getByLabel("Search").fill("relay");

@@ -89,7 +89,16 @@ export async function checkScreen(page: Page, name: string): Promise<void> {
     }
     // A full-page picture shows the page's end, so the sticky save bar belongs there too.
     const unstick = await page.addStyleTag({ content: ".save-bar { position: static !important; }" });
-    await page.screenshot({ path: path.join(SCREENSHOTS, `${name}-${size.width}.png`), fullPage: true });
+    const file = path.join(SCREENSHOTS, `${name}-${size.width}.png`);
+    if (await page.locator("iframe").count()) {
+      // Chromium leaves a sandboxed frame blank in full-page captures: make the window as tall as the page instead.
+      const height = await page.evaluate(() => document.documentElement.scrollHeight);
+      await page.setViewportSize({ width: size.width, height });
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: file });
+    } else {
+      await page.screenshot({ path: file, fullPage: true });
+    }
     await unstick.evaluate((element) => (element as unknown as { remove(): void }).remove());
   }
   await page.setViewportSize(WIDE);
