@@ -128,7 +128,8 @@ export function ServersPage() {
                 </th>
                 <td data-label="Driver">{driverLabel(s.driver)}</td>
                 <td data-label="From" className="break">
-                  {s.fromName ? `${s.fromName} <${s.fromAddress}>` : s.fromAddress || "—"}
+                  {s.fromName && <span className="from-name">{s.fromName}</span>}
+                  {s.fromAddress || "—"}
                 </td>
                 <td data-label="Status">
                   <StatusPill status={s.status} />
