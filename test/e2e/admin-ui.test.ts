@@ -386,13 +386,19 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     expect(await page.locator("tbody tr").first().textContent()).toContain(copyName);
     expect(await page.getByRole("button", { name: `Delete ${copyName}`, exact: true }).isDisabled()).toBe(true);
 
-    await page.getByRole("button", { name: "Delete Capture", exact: true }).click();
-    const dialog = page.getByRole("dialog", { name: "Delete “Capture”?" });
-    await visible(dialog);
-    await dialog.getByRole("button", { name: "Cancel" }).click();
+    // By keyboard: the dialog names the server, starts on Cancel, Escape closes it and focus comes back.
+    const deleteCapture = page.getByRole("button", { name: "Delete Capture", exact: true });
+    await deleteCapture.focus();
+    await page.keyboard.press("Enter");
+    await visible(page.getByRole("dialog", { name: "Delete “Capture”?" }));
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Cancel");
+    await page.keyboard.press("Escape");
     await gone(page.getByRole("dialog"));
-    await page.getByRole("button", { name: "Delete Capture", exact: true }).click();
-    await page.getByRole("dialog").getByRole("button", { name: "Delete Capture" }).click();
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("aria-label"))).toBe("Delete Capture");
+    await page.keyboard.press("Enter");
+    await visible(page.getByRole("dialog"));
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
     await visible(page.getByText("Deleted “Capture”."));
     await gone(page.getByRole("link", { name: "Capture", exact: true }));
 
@@ -402,6 +408,24 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await page.getByLabel("Search").fill("relay");
     await visible(page.getByText("1 server match “relay”"));
     await gone(page.getByRole("link", { name: "Gmail", exact: true }));
+  });
+
+  it("opens the menu on a phone-sized window by keyboard", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto("/servers");
+    const menu = page.getByRole("button", { name: "Menu" });
+    await visible(menu);
+    expect(await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit log" }).isVisible()).toBe(false);
+    await menu.focus();
+    await page.keyboard.press("Enter");
+    expect(await menu.getAttribute("aria-expanded")).toBe("true");
+    const audit = page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Audit log" });
+    await visible(audit);
+    await audit.focus();
+    await page.keyboard.press("Enter");
+    await visible(page.getByRole("heading", { level: 1, name: "Audit log" }));
+    expect(await menu.getAttribute("aria-expanded")).toBe("false");
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it("manages groups and users, and shows the audit log and the overview chart", async () => {
