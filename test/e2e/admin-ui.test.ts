@@ -7,7 +7,7 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type MockIssuer, startIssuer } from "../oauth/issuer.js";
+import { answers, type MockIssuer, startIssuer } from "../oauth/issuer.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 import {
   blockedSandboxScripts,
@@ -343,6 +343,19 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await page.getByRole("dialog").getByRole("button", { name: "Disconnect" }).click();
     await visible(page.getByText("No account is authorized yet"));
     expect(issuer.revocations).toBe(1);
+
+    // A refusal comes back as a precise banner with the fix.
+    issuer.next.push(answers.invalidClient());
+    await page.getByRole("button", { name: "Authorize account" }).click();
+    await visible(
+      page.getByText(/Authorization failed \(oauth_invalid_client\): The provider rejected the client ID or client secret/),
+      15_000,
+    );
+    await visible(page.getByText("No account is authorized yet"));
+    // A reply Mailroom cannot tie to a server lands on the list, with the reason.
+    await page.goto("/oauth/google/callback?state=not-one-of-ours&code=whatever");
+    await visible(page.getByText(/Authorization failed \(oauth_state_invalid\)/));
+    expect(new URL(page.url()).pathname).toBe("/servers");
   });
 
   it("copies and clears settings, copies a server, makes it the default and deletes (never the default)", async () => {

@@ -1,10 +1,10 @@
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { errorCatalogue } from "../../../src/core/errors.js";
 import { ApiError, api, type Driver, type DriverField, type EmailServer, errorMessage, type List } from "../api";
 import { OAuthPanel } from "../components/OAuthPanel";
 import { SecretInput, SecretView, SettingInput, SettingView } from "../components/SettingField";
 import { TestPanel } from "../components/TestPanel";
 import { Alert, CopyButton, ErrorAlert, Loading, PageTitle, StatusPill } from "../components/ui";
+import { oauthBanner } from "../oauthBanner";
 import { Link, navigate, useLeaveGuard, useLocation } from "../router";
 import {
   type Draft,
@@ -42,17 +42,6 @@ function controlId(path: string): string | undefined {
   if (GENERAL_IDS[path]) return GENERAL_IDS[path];
   if (path.startsWith("settings.")) return `setting-${path.slice(9)}`;
   return undefined;
-}
-
-function oauthBanner(search: URLSearchParams): { kind: "success" | "error"; text: string } | null {
-  const outcome = search.get("oauth");
-  if (outcome === "success") return { kind: "success", text: "The account is authorized: this server can send now." };
-  if (outcome === "error") {
-    const code = search.get("code") ?? "oauth_provider_error";
-    const entry = (errorCatalogue as Record<string, { summary: string } | undefined>)[code];
-    return { kind: "error", text: `Authorization failed (${code}): ${entry?.summary ?? "the provider refused; try again."}` };
-  }
-  return null;
 }
 
 export function ServerPage({ id }: { id: string | null }) {

@@ -2,7 +2,8 @@ import { useEffect, useState } from "react";
 import { api, type Driver, type EmailServer, errorMessage, type List, query, type Stats } from "../api";
 import { confirmDialog } from "../components/Confirm";
 import { Alert, ErrorAlert, Loading, PageTitle, StatusPill, timeAgo, useLoad } from "../components/ui";
-import { Link } from "../router";
+import { oauthBanner } from "../oauthBanner";
+import { Link, navigate, useLocation } from "../router";
 import { useSession } from "../session";
 
 export function ServersPage() {
@@ -14,6 +15,12 @@ export function ServersPage() {
     null,
   );
   const [busy, setBusy] = useState<string | null>(null);
+  // An authorization the callback could not tie to a server comes back here.
+  const { search: params } = useLocation();
+  const [oauthOutcome] = useState(() => oauthBanner(new URLSearchParams(window.location.search)));
+  useEffect(() => {
+    if (params.get("oauth")) void navigate("/servers", { replace: true, force: true });
+  }, [params]);
 
   // Filter as you type, without a request per key press.
   useEffect(() => {
@@ -94,6 +101,7 @@ export function ServersPage() {
             : ""}
         </p>
       </div>
+      {oauthOutcome && <Alert kind={oauthOutcome.kind}>{oauthOutcome.text}</Alert>}
       {notice && (
         <Alert kind={notice.kind} onDismiss={() => setNotice(null)}>
           {notice.text} {notice.link && <Link to={notice.link.to}>{notice.link.label}</Link>}
