@@ -337,6 +337,10 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.locator(".account-name", { hasText: "sender@example.com" }));
     await visible(page.getByText("https://mail.google.com/", { exact: false }));
     await screen("server-gmail-authorized");
+    // A from address other than the authorized account gets a warning, even before saving.
+    await page.getByLabel(/^From address/).fill("someone-else@example.com");
+    await visible(page.getByText("is not the authorized account sender@example.com"));
+    await page.getByRole("button", { name: "Discard changes" }).click();
 
     await page.getByRole("button", { name: "Disconnect" }).click();
     await visible(page.getByRole("dialog", { name: /Disconnect sender@example.com/ }));

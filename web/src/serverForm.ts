@@ -18,8 +18,11 @@ export interface Draft {
   secrets: Record<string, SecretAction>;
 }
 
-/** Keys of an OAuth driver's connect panel: shown there, not among the other settings. */
-export const OAUTH_CLIENT_KEYS = ["redirectUri", "clientId", "clientSecret"];
+/**
+ * Keys of an OAuth driver's connect panel: shown there, not among the other settings. The
+ * tenant (Microsoft Entra) is copied from the same app registration as the client ID.
+ */
+export const OAUTH_CLIENT_KEYS = ["redirectUri", "tenant", "clientId", "clientSecret"];
 export const OAUTH_GRANT_KEYS = ["authorizedAccount", "grantedScopes", "authorizedAt"];
 
 export function toFormValue(field: DriverField, value: SettingValue | null | undefined): FormValue {

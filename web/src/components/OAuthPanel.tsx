@@ -93,6 +93,7 @@ export function OAuthPanel({
     }
   };
 
+  const tenantField = field("tenant");
   const idField = field("clientId");
   const secretField = field("clientSecret");
   const authorizeLabel = dirty || !saved ? "Save and authorize account" : account ? "Authorize again" : "Authorize account";
@@ -120,7 +121,8 @@ export function OAuthPanel({
           )}
         </li>
         <li>
-          <h3>Paste the client ID and secret</h3>
+          <h3>Paste the {tenantField ? "tenant, client ID" : "client ID"} and secret</h3>
+          {tenantField && renderField(tenantField)}
           {idField && renderField(idField)}
           {secretField && renderField(secretField)}
         </li>
