@@ -22,7 +22,18 @@ function niceMax(value: number): number {
   return 10 * magnitude;
 }
 
-export function BarChart({ buckets, label, labelEvery }: { buckets: Bucket[]; label: string; labelEvery: number }) {
+export function BarChart({
+  buckets,
+  label,
+  labelEvery,
+  scaleTo = 0,
+}: {
+  buckets: Bucket[];
+  label: string;
+  labelEvery: number;
+  /** The largest bar of every chart shown together, so that they share one scale. */
+  scaleTo?: number;
+}) {
   const ref = useRef<HTMLDivElement>(null);
   const [width, setWidth] = useState(600);
   useEffect(() => {
@@ -33,14 +44,14 @@ export function BarChart({ buckets, label, labelEvery }: { buckets: Bucket[]; la
     return () => observer.disconnect();
   }, []);
 
-  const max = niceMax(Math.max(0, ...buckets.map((b) => b.sent + b.failed)));
+  const max = niceMax(Math.max(scaleTo, ...buckets.map((b) => b.sent + b.failed)));
   const plotW = width - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const slot = plotW / Math.max(1, buckets.length);
   const barW = Math.max(2, slot * 0.7);
   const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
   const ticks = [0, max / 2, max];
-  // Fewer labels when the bars are narrow, so they never overlap.
+  // Fewer labels when the bars are narrow, so they never overlap; the newest bar always has one.
   const every = Math.max(labelEvery, Math.ceil(44 / slot));
 
   return (
@@ -65,7 +76,7 @@ export function BarChart({ buckets, label, labelEvery }: { buckets: Bucket[]; la
               <rect x={PAD.left + i * slot} y={PAD.top} width={slot} height={plotH} fill="transparent" />
               {b.sent > 0 && <rect x={x} y={sentTop} width={barW} height={PAD.top + plotH - sentTop} className="bar-sent" />}
               {b.failed > 0 && <rect x={x} y={failedTop} width={barW} height={sentTop - failedTop} className="bar-failed" />}
-              {i % every === 0 && (
+              {(buckets.length - 1 - i) % every === 0 && (
                 <text x={PAD.left + i * slot + slot / 2} y={HEIGHT - 6} textAnchor="middle" className="axis-label">
                   {b.label}
                 </text>

@@ -37,6 +37,8 @@ export function OverviewPage() {
   const s = stats.data;
   const range = s?.ranges[rangeKey];
   const meta = RANGES.find((r) => r.key === rangeKey)!;
+  // One scale for every server's chart, so that their bars compare.
+  const scale = Math.max(0, ...(range?.series.flatMap((x) => x.sent.map((sent, i) => sent + (x.failed[i] ?? 0))) ?? []));
 
   return (
     <section>
@@ -141,6 +143,7 @@ export function OverviewPage() {
                     </figcaption>
                     <BarChart
                       buckets={buckets}
+                      scaleTo={scale}
                       label={`${series.serverName}: ${sent} sent and ${failed} failed in ${meta.long}, per ${rangeKey === "24h" ? "hour" : "day"}.`}
                       labelEvery={rangeKey === "24h" ? 3 : 5}
                     />
