@@ -10,7 +10,7 @@ export interface Bucket {
 }
 
 const HEIGHT = 180;
-const PAD = { top: 10, right: 8, bottom: 24, left: 36 };
+const PAD = { top: 10, right: 20, bottom: 24, left: 36 };
 
 /** A round top for the axis that halves into whole numbers (0, half, top). */
 function niceMax(value: number): number {

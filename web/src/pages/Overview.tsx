@@ -3,6 +3,7 @@ import { api, type Stats, type StatsRange } from "../api";
 import { BarChart, type Bucket } from "../components/BarChart";
 import { ErrorAlert, Loading, PageTitle, StatusPill, timeAgo, useLoad } from "../components/ui";
 import { Link } from "../router";
+import { useSession } from "../session";
 
 type RangeKey = "24h" | "30d";
 
@@ -32,6 +33,7 @@ function sum(values: number[]): number {
 }
 
 export function OverviewPage() {
+  const canViewServers = useSession().can("email-servers.view");
   const [rangeKey, setRangeKey] = useState<RangeKey>("24h");
   const stats = useLoad(() => api<Stats>("GET", "/api/stats"), []);
   const s = stats.data;
@@ -89,7 +91,8 @@ export function OverviewPage() {
               <ul className="attention">
                 {s.attention.map((a) => (
                   <li key={a.id}>
-                    <Link to={`/servers/${a.id}`}>{a.name}</Link> <StatusPill status={a.status} />
+                    {canViewServers ? <Link to={`/servers/${a.id}`}>{a.name}</Link> : <strong>{a.name}</strong>}{" "}
+                    <StatusPill status={a.status} />
                     {a.statusDetail && <span className="status-detail">{a.statusDetail}</span>}
                   </li>
                 ))}
