@@ -58,6 +58,8 @@ interface StoredPayload {
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 export const MAX_BATCH = 1000;
+// 100 rows of 24 columns stay well under both databases' limits on bound parameters.
+const INSERT_CHUNK = 100;
 
 export interface QueueSettings {
   maxAttempts: number;
@@ -127,8 +129,21 @@ export class MessageService {
 
     const results = await this.ctx.commits.run(async (trx) => {
       const out: { id: string; status: MessageStatus; replayed: boolean }[] = [];
+      // Rows without an idempotency key go in multi-row inserts: a batch of 1,000 is ten statements.
+      let buffered: MessagesTable[] = [];
+      const flush = async () => {
+        for (let i = 0; i < buffered.length; i += INSERT_CHUNK) {
+          await trx
+            .insertInto("messages")
+            .values(buffered.slice(i, i + INSERT_CHUNK))
+            .execute();
+        }
+        buffered = [];
+      };
       for (const { row, key } of prepared) {
         if (key) {
+          // A key may repeat within the batch: what came before must be in the table first.
+          await flush();
           const existing = await trx
             .selectFrom("messages")
             .select(["id", "status", "created_at"])
@@ -144,9 +159,10 @@ export class MessageService {
           row.idempotency_scope = scope;
           row.idempotency_key = key;
         }
-        await trx.insertInto("messages").values(row).execute();
+        buffered.push(row);
         out.push({ id: row.id, status: row.status, replayed: false });
       }
+      await flush();
       return out;
     });
     if (results.some((r) => !r.replayed)) this.onQueued();

@@ -76,6 +76,24 @@ describe.each(await availableDialects())("messages API on %s", (dialect) => {
     expect(again.headers["idempotent-replay"]).toBe("true");
   });
 
+  it("stores a key repeated within one batch once", async () => {
+    const res = await t.request(app, {
+      method: "POST",
+      url: "/api/messages/batch",
+      payload: {
+        messages: [
+          { to: "a@example.com", subject: "1", idempotencyKey: `batch-${dialect}` },
+          { to: "b@example.com", subject: "2" },
+          { to: "a@example.com", subject: "1", idempotencyKey: `batch-${dialect}` },
+        ],
+      },
+    });
+    expect(res.statusCode).toBe(202);
+    const [first, second, third] = res.json().items;
+    expect(third.id).toBe(first.id);
+    expect(second.id).not.toBe(first.id);
+  });
+
   it("queues a batch in one transaction: all or nothing", async () => {
     const before = await total();
     const bad = await t.request(app, {
