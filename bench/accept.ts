@@ -10,7 +10,7 @@ import { arg, autocannon, type BenchDialect, benchConfig, report } from "./lib.j
 
 const seconds = Number(arg("seconds", "20"));
 const dialect = arg("db", "sqlite") as BenchDialect;
-const connections = Number(arg("connections", "32"));
+const connections = Number(arg("connections", "10"));
 
 const { config, drop } = await benchConfig(dialect, { MAILROOM_WORKERS: "off" });
 const running = await startMailroom(config);
