@@ -179,6 +179,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await page.getByRole("link", { name: "Open it in Captured mail" }).click();
     await visible(page.getByRole("link", { name: 'Mailroom test message from "Dev capture"' }));
     expect(await page.getByLabel("Capture server").inputValue()).not.toBe("");
+    await screen("captured-list");
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Messages" }).click();
     await page.getByRole("link", { name: "Captured mail", exact: true }).click();
     await page.getByLabel("Capture server").selectOption({ label: "Dev capture" });
