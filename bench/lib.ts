@@ -1,10 +1,6 @@
-import { randomBytes } from "node:crypto";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import pg from "pg";
 import { SMTPServer } from "smtp-server";
-import { type Config, loadConfig } from "../src/config.js";
+import type { Config } from "../src/config.js";
+import { freshConfig } from "../test/helpers/databases.js";
 
 /** A sink that accepts every message and throws it away: the cheapest SMTP peer there is. */
 export async function startSink(): Promise<{ port: number; count: () => number; close: () => Promise<void> }> {
@@ -75,46 +71,16 @@ export async function autocannon(args: string[]): Promise<{
 export type BenchDialect = "sqlite" | "postgres";
 
 /** A config on a fresh database, SQLite in a temp folder or a new PostgreSQL database. */
-export async function benchConfig(
+export function benchConfig(
   dialect: BenchDialect,
   env: Record<string, string> = {},
 ): Promise<{ config: Config; drop: () => Promise<void> }> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "mailroom-bench-"));
-  const adminUrl = process.env.MAILROOM_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  let dbName: string | undefined;
-  let databaseUrl: string | undefined;
-  if (dialect === "postgres") {
-    dbName = `mailroom_bench_${randomBytes(4).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`create database ${dbName}`);
-    await admin.end();
-    const url = new URL(adminUrl);
-    url.pathname = `/${dbName}`;
-    databaseUrl = url.toString();
-  }
-  const config = loadConfig({
-    MAILROOM_DATA_DIR: dataDir,
-    MAILROOM_PORT: "0",
-    MAILROOM_LOG_LEVEL: "silent",
+  return freshConfig(dialect, {
     MAILROOM_ADMIN_EMAIL: "bench@example.com",
     MAILROOM_ADMIN_PASSWORD: "bench-password-123",
     MAILROOM_POLL_MS: "20",
-    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
-  return {
-    config,
-    async drop() {
-      fs.rmSync(dataDir, { recursive: true, force: true });
-      if (dbName) {
-        const admin = new pg.Client({ connectionString: adminUrl });
-        await admin.connect();
-        await admin.query(`drop database if exists ${dbName} with (force)`);
-        await admin.end();
-      }
-    },
-  };
 }
 
 /** One figure per line, `name value unit`, for scripts to read. */

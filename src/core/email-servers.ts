@@ -170,28 +170,15 @@ export class EmailServerService {
     for (const [key, value] of Object.entries(parsed.secretChanges)) {
       if (value !== null) secrets[key] = this.ctx.secrets.encrypt(value);
     }
-    const now = Date.now();
-    const row: Row = {
+    const row = freshRow({
       id: newId(),
       name: base.name,
       driver: driver.id,
       from_address: base.fromAddress,
       from_name: base.fromName,
-      is_default: null,
       settings: JSON.stringify(parsed.settings),
       secrets: JSON.stringify(secrets),
-      status: "incomplete",
-      fault: null,
-      fault_detail: null,
-      fault_at: null,
-      search_text: "",
-      oauth_account: null,
-      oauth_scopes: null,
-      oauth_authorized_at: null,
-      oauth_expires_at: null,
-      created_at: now,
-      updated_at: now,
-    };
+    });
     this.refreshDerived(row);
     return this.write(async (trx) => {
       await this.lockDefault(trx);
@@ -227,27 +214,21 @@ export class EmailServerService {
       if (value === null) delete secrets[key];
       else secrets[key] = value;
     }
-    const now = Date.now();
     const row: Row = {
-      id: saved?.id ?? "draft",
-      name: base.name,
-      driver: driver.id,
-      from_address: base.fromAddress,
-      from_name: base.fromName,
-      is_default: null,
-      settings: JSON.stringify(parsed.settings),
-      secrets: "{}",
-      status: "incomplete",
-      fault: null,
-      fault_detail: null,
-      fault_at: null,
-      search_text: "",
+      ...freshRow({
+        id: saved?.id ?? "draft",
+        name: base.name,
+        driver: driver.id,
+        from_address: base.fromAddress,
+        from_name: base.fromName,
+        settings: JSON.stringify(parsed.settings),
+        secrets: "{}",
+      }),
+      // The saved server's grant: a draft of it tests with its authorized account.
       oauth_account: saved?.oauth_account ?? null,
       oauth_scopes: saved?.oauth_scopes ?? null,
       oauth_authorized_at: saved?.oauth_authorized_at ?? null,
       oauth_expires_at: saved?.oauth_expires_at ?? null,
-      created_at: now,
-      updated_at: now,
     };
     return { row, secrets };
   }
@@ -379,22 +360,15 @@ export class EmailServerService {
   async copy(idOrName: string, actor: Actor): Promise<EmailServerView & { notice: string | null }> {
     const view = await this.write(async (trx) => {
       const source = await this.getRow(idOrName, trx);
-      const now = Date.now();
-      const row: Row = {
-        ...source,
+      const row = freshRow({
         id: newId(),
         name: await this.copyName(trx, source.name),
-        is_default: null,
-        fault: null,
-        fault_detail: null,
-        fault_at: null,
-        oauth_account: null,
-        oauth_scopes: null,
-        oauth_authorized_at: null,
-        oauth_expires_at: null,
-        created_at: now,
-        updated_at: now,
-      };
+        driver: source.driver,
+        from_address: source.from_address,
+        from_name: source.from_name,
+        settings: source.settings,
+        secrets: source.secrets,
+      });
       this.refreshDerived(row);
       await trx.insertInto("email_servers").values(row).execute();
       await writeAudit(trx, actor, {
@@ -681,6 +655,26 @@ export class EmailServerService {
       settings,
     };
   }
+}
+
+/** A new row: not the default, no fault, no OAuth grant; status and search text to be derived. */
+function freshRow(fields: Pick<Row, "id" | "name" | "driver" | "from_address" | "from_name" | "settings" | "secrets">): Row {
+  const now = Date.now();
+  return {
+    ...fields,
+    is_default: null,
+    status: "incomplete",
+    fault: null,
+    fault_detail: null,
+    fault_at: null,
+    search_text: "",
+    oauth_account: null,
+    oauth_scopes: null,
+    oauth_authorized_at: null,
+    oauth_expires_at: null,
+    created_at: now,
+    updated_at: now,
+  };
 }
 
 /**

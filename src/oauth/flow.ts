@@ -18,12 +18,18 @@ export const STATE_TTL_MS = 10 * 60_000;
 /** Finished or expired authorizations are kept this long, so a late reply says "expired". */
 const KEEP_MS = 24 * 60 * 60_000;
 
-/** Who is asking: the signed-in user and the session cookie their browser carries. */
+/**
+ * Who is asking. `binding` is a random value kept in a short-lived cookie of the browser
+ * that started the authorization (SameSite=Lax, path /oauth): the session cookie is
+ * SameSite=Strict, so a browser coming back from the provider's site does not send it,
+ * and the callback recognises the browser by this cookie and the user by the state.
+ */
 export interface Requester {
   principal: Principal | null;
-  /** The session cookie, when the request was authenticated by one (not by an API token). */
-  sessionCookie: string | null;
+  binding: string | null;
   actor: Actor;
+  /** The user behind a state, as they are now (permissions, disabled). */
+  loadUser?: (userId: string) => Promise<Principal | null>;
 }
 
 export type CallbackOutcome =
@@ -69,8 +75,8 @@ export class OAuthFlow {
 
   /** Starts an authorization and returns the provider's URL for the browser. */
   async start(idOrName: string, requester: Requester): Promise<{ authorizationUrl: string; expiresAt: string }> {
-    const { principal, sessionCookie } = requester;
-    if (principal?.kind !== "user" || !sessionCookie) {
+    const { principal, binding } = requester;
+    if (principal?.kind !== "user" || !binding) {
       throw new MailroomError(
         "oauth_session_required",
         "Authorize from the admin UI while signed in: an API token cannot finish the provider's sign-in in a browser.",
@@ -99,7 +105,7 @@ export class OAuthFlow {
           server_id: row.id,
           provider: provider.id,
           user_id: principal.id,
-          session_hash: sha256(sessionCookie),
+          session_hash: sha256(binding),
           code_verifier: this.ctx.secrets.encrypt(verifier),
           redirect_uri: redirectUri,
           created_at: now,
@@ -199,22 +205,28 @@ export class OAuthFlow {
       );
     }
 
-    // 2. The person: the same user in the same session, still allowed to change the server.
-    const { principal, sessionCookie } = requester;
-    if (!principal) {
-      throw new Refusal("unauthenticated", "Sign in to Mailroom in this browser, then use 'Authorize account' again.");
-    }
-    if (
-      principal.kind !== "user" ||
-      principal.id !== claimed.user_id ||
-      !sessionCookie ||
-      sha256(sessionCookie) !== claimed.session_hash
-    ) {
+    // 2. The browser that started it, and its user as they are now, still allowed to change the server.
+    if (!requester.binding || sha256(requester.binding) !== claimed.session_hash) {
       throw new Refusal(
         "oauth_session_mismatch",
-        "The authorization was started by another user or in another session; finish it in the session that started it.",
+        "The authorization was started in another browser; use 'Authorize account' again in this one.",
       );
     }
+    const signedIn = requester.principal;
+    if (signedIn && (signedIn.kind !== "user" || signedIn.id !== claimed.user_id)) {
+      throw new Refusal(
+        "oauth_session_mismatch",
+        "The authorization was started by another user; finish it signed in as that user.",
+      );
+    }
+    const principal = signedIn ?? (await requester.loadUser?.(claimed.user_id)) ?? null;
+    if (!principal) {
+      throw new Refusal(
+        "unauthenticated",
+        "The user who started the authorization is disabled or gone; sign in and start again.",
+      );
+    }
+    requester.actor = { type: "user", id: principal.id, label: principal.label, ip: requester.actor.ip };
     if (!can(principal, "email-servers.update")) {
       throw new Refusal("forbidden", "Authorizing an account needs the permission 'email-servers.update'.");
     }

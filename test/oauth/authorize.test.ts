@@ -216,7 +216,20 @@ describe.each(dialects)("Refused authorizations on %s", (dialect) => {
       "oauth_session_mismatch",
     );
 
-    await expectRefused(await h.callback(await h.followIssuer(await h.authorize(id)), null), id, "unauthenticated");
+    // A browser with no cookies at all did not start it.
+    await expectRefused(await h.callback(await h.followIssuer(await h.authorize(id)), null), id, "oauth_session_mismatch");
+  });
+
+  it("accepts the starting browser coming back from the provider without its SameSite=Strict session cookie", async () => {
+    const id = await h.createServer();
+    const toCallback = await h.followIssuer(await h.authorize(id));
+    // Back from another site, the browser sends the Lax binding cookie but not the Strict session cookie.
+    const returning = { headers: { cookie: `mailroom_oauth=${h.bindingOf(h.t.admin)}` } };
+    const location = await h.callback(toCallback, returning);
+    expect(outcomeOf(location).oauth).toBe("success");
+    expect((await h.server(id)).status).toBe("ready");
+    const [entry] = (await h.audit("email_server.oauth.authorize")).slice(-1);
+    expect(entry?.target_id).toBe(id);
   });
 
   it("refuses when the user lost email-servers.update between start and callback", async () => {

@@ -28,8 +28,10 @@ export interface Harness {
   authorize(serverId: string, caller?: Caller): Promise<URL>;
   /** What the issuer redirects the browser to (Mailroom's callback with code and state). */
   followIssuer(authorizationUrl: URL): Promise<URL>;
-  /** GETs the callback as the browser of `caller`; returns Mailroom's redirect. */
+  /** GETs the callback as the browser of `caller` (its cookies, the binding cookie too); returns Mailroom's redirect. */
   callback(callbackUrl: URL, caller?: Caller | null): Promise<URL>;
+  /** The binding cookie "Authorize account" gave this caller's browser. */
+  bindingOf(caller: Caller): string | undefined;
   /** The whole path; returns Mailroom's final redirect. */
   connect(serverId: string, caller?: Caller): Promise<URL>;
   server(serverId: string): Promise<Record<string, unknown> & { status: string; statusDetail: string | null }>;
@@ -44,6 +46,8 @@ export async function startHarness(dialect: Dialect, kind: IssuerKind, env: Reco
   const issuer = await startIssuer(kind);
   const t = await startTestApp(dialect, { ...issuer.env, ...env });
   const answers: string[] = [];
+  // Each caller is a browser: it keeps the binding cookie its "Authorize account" set.
+  const bindings = new Map<Caller, string>();
   const driver = kind === "google" ? "gmail" : "microsoft365";
   let servers = 0;
 
@@ -78,6 +82,9 @@ export async function startHarness(dialect: Dialect, kind: IssuerKind, env: Reco
     async authorize(serverId, caller = t.admin) {
       const res = await request(caller, { method: "POST", url: `/api/email-servers/${serverId}/oauth/authorize` });
       expect(res.statusCode, res.body).toBe(200);
+      const binding = res.cookies.find((c) => c.name === "mailroom_oauth");
+      expect(binding).toMatchObject({ httpOnly: true, sameSite: "Lax", path: "/oauth" });
+      bindings.set(caller, binding?.value as string);
       return new URL(res.json().authorizationUrl);
     },
     async followIssuer(authorizationUrl) {
@@ -86,10 +93,18 @@ export async function startHarness(dialect: Dialect, kind: IssuerKind, env: Reco
       return new URL(res.headers.get("location") as string);
     },
     async callback(callbackUrl, caller = t.admin) {
-      const res = await request(caller, { method: "GET", url: `${callbackUrl.pathname}${callbackUrl.search}` });
+      const binding = caller ? bindings.get(caller) : undefined;
+      const cookie = [caller?.headers.cookie, binding ? `mailroom_oauth=${binding}` : undefined].filter(Boolean).join("; ");
+      const res = await request(caller && { headers: { ...caller.headers, cookie } }, {
+        method: "GET",
+        url: `${callbackUrl.pathname}${callbackUrl.search}`,
+      });
       expect(res.statusCode, res.body).toBe(303);
       expect(res.headers["cache-control"]).toBe("no-store");
       return new URL(String(res.headers.location), "http://localhost:8025");
+    },
+    bindingOf(caller) {
+      return bindings.get(caller);
     },
     async connect(serverId, caller = t.admin) {
       return h.callback(await h.followIssuer(await h.authorize(serverId, caller)), caller);

@@ -1,17 +1,16 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance } from "fastify";
 import type { Mailroom } from "../../app.js";
-import { SESSION_COOKIE } from "../../auth/sessions.js";
-import type { Requester } from "../../oauth/flow.js";
+import { MailroomError } from "../../core/errors.js";
+import { STATE_TTL_MS } from "../../oauth/flow.js";
 import { providers } from "../../oauth/providers/index.js";
 import { actorOf } from "../auth.js";
 import { IdParams } from "../schemas.js";
 
 const tags = ["email servers"];
 
-function requesterOf(request: FastifyRequest): Requester {
-  const cookie = request.authVia === "session" ? request.cookies[SESSION_COOKIE] : undefined;
-  return { principal: request.principal, sessionCookie: cookie ?? null, actor: actorOf(request) };
-}
+/** The browser-binding cookie of an authorization in progress (see Requester in src/oauth/flow.ts). */
+const BINDING_COOKIE = "mailroom_oauth";
 
 export function oauthRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const { flow } = mailroom.oauth;
@@ -25,7 +24,29 @@ export function oauthRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         params: IdParams,
       },
     },
-    async (request) => flow.start((request.params as { id: string }).id, requesterOf(request)),
+    async (request, reply) => {
+      if (request.authVia !== "session") {
+        throw new MailroomError(
+          "oauth_session_required",
+          "Authorize from the admin UI while signed in: an API token cannot finish the provider's sign-in in a browser.",
+        );
+      }
+      const binding = randomBytes(32).toString("base64url");
+      const result = await flow.start((request.params as { id: string }).id, {
+        principal: request.principal,
+        binding,
+        actor: actorOf(request),
+      });
+      reply.setCookie(BINDING_COOKIE, binding, {
+        httpOnly: true,
+        // Lax: the provider's redirect back is a cross-site navigation, which Strict would strip.
+        sameSite: "lax",
+        secure: mailroom.ctx.config.publicUrl.startsWith("https:"),
+        path: "/oauth",
+        maxAge: STATE_TTL_MS / 1000,
+      });
+      return result;
+    },
   );
 
   app.delete(
@@ -47,7 +68,13 @@ export function oauthRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       },
       async (request, reply) => {
         const query = (request.query ?? {}) as Record<string, unknown>;
-        const outcome = await flow.complete(provider.id, query, requesterOf(request));
+        const outcome = await flow.complete(provider.id, query, {
+          principal: request.principal,
+          binding: request.cookies[BINDING_COOKIE] ?? null,
+          actor: actorOf(request),
+          loadUser: (userId) => mailroom.users.principalFor(userId),
+        });
+        reply.clearCookie(BINDING_COOKIE, { path: "/oauth" });
         void reply.header("cache-control", "no-store").header("referrer-policy", "no-referrer");
         return reply.redirect(outcome.location, 303);
       },
