@@ -47,7 +47,7 @@ export class GroupCommit {
           for (const p of group) out.push(await p.job(trx));
           return out;
         });
-        group.forEach((p, i) => p.resolve(results[i]));
+        for (const [i, p] of group.entries()) p.resolve(results[i]);
       } catch {
         for (const p of group) await this.alone(p);
       }
