@@ -33,6 +33,8 @@ export interface EmailServerView {
   statusDetail: string | null;
   missingSettings: string[];
   settings: Record<string, SettingValue | { set: boolean } | null>;
+  /** When the OAuth grant itself ends, if the provider said (Microsoft, Google's Testing apps). */
+  oauthExpiresAt: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -143,6 +145,7 @@ export class EmailServerService {
       statusDetail: this.statusDetail(row, missing),
       missingSettings: missing,
       settings,
+      oauthExpiresAt: iso(row.oauth_expires_at),
       createdAt: iso(row.created_at) as string,
       updatedAt: iso(row.updated_at) as string,
     };

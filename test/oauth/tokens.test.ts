@@ -202,6 +202,7 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
     expect(server.status).toBe("ready");
     expect(server.statusDetail).toMatch(/^The authorization expires in 7 days \(\d{4}-\d\d-\d\d\): authorize the account again/);
     expect(Number((await h.tokenRow(id))?.grant_expires_at)).toBeGreaterThan(Date.now() + 6 * 24 * 3600_000);
+    expect(Date.parse(String(server.oauthExpiresAt))).toBeGreaterThan(Date.now() + 6 * 24 * 3600_000);
 
     const other = await h.createServer();
     await h.connect(other);
