@@ -58,9 +58,14 @@ try {
     headers: { cookie, "x-csrf-token": csrfToken },
   });
   const { authorizationUrl } = (await authorize.json()) as { authorizationUrl: string };
+  // The browser's binding cookie for this authorization (sent back to /oauth, SameSite=Lax).
+  const binding = (authorize.headers.get("set-cookie") ?? "").split(";")[0];
   const toCallback = await fetch(authorizationUrl, { redirect: "manual" });
   const callback = new URL(toCallback.headers.get("location") as string);
-  const back = await fetch(`${base}${callback.pathname}${callback.search}`, { headers: { cookie }, redirect: "manual" });
+  const back = await fetch(`${base}${callback.pathname}${callback.search}`, {
+    headers: { cookie: `${cookie}; ${binding}` },
+    redirect: "manual",
+  });
   if (!String(back.headers.get("location")).includes("oauth=success"))
     throw new Error(`authorization failed: ${back.headers.get("location")}`);
 

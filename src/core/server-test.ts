@@ -8,6 +8,8 @@ export interface TestRequest {
   mode: "check" | "send";
   /** Recipient: for `send` the test message's, for `check` the RCPT TO probe's. */
   to: string;
+  /** Hears each step as it ends, for an answer that shows them one by one. */
+  onStep?: (step: TestStep) => void;
 }
 
 export interface TestReport extends CheckResult {
@@ -38,11 +40,13 @@ export async function testServer(
   try {
     transport = transports.build(row, secrets);
   } catch (error) {
-    steps.push({ step: "configuration", ok: false, ms: 0, detail: (error as Error).message });
+    const step = { step: "configuration", ok: false, ms: 0, detail: (error as Error).message };
+    steps.push(step);
+    request.onStep?.(step);
     return { ok: false, mode: request.mode, steps, transcript: [], error: failure(error) };
   }
   try {
-    const check = await transport.check({ from: row.from_address, to: request.to });
+    const check = await transport.check({ from: row.from_address, to: request.to, onStep: request.onStep });
     const report: TestReport = { ok: !check.error && check.steps.every((s) => s.ok), mode: request.mode, ...check };
     if (!report.ok || request.mode === "check") return report;
     const started = Date.now();
@@ -61,11 +65,15 @@ export async function testServer(
         attachments: [],
         headers: {},
       });
-      report.steps.push({ step: "send", ok: true, ms: Date.now() - started, detail: result.response ?? "accepted" });
+      const step = { step: "send", ok: true, ms: Date.now() - started, detail: result.response ?? "accepted" };
+      report.steps.push(step);
+      request.onStep?.(step);
       report.messageId = messageId;
     } catch (error) {
       const f = failure(error);
-      report.steps.push({ step: "send", ok: false, ms: Date.now() - started, detail: f.message });
+      const step = { step: "send", ok: false, ms: Date.now() - started, detail: f.message };
+      report.steps.push(step);
+      request.onStep?.(step);
       report.error = f;
       report.ok = false;
     }

@@ -234,7 +234,15 @@ export class CheckSteps {
   readonly steps: TestStep[] = [];
   private error: CheckResult["error"];
 
-  constructor(readonly transcript: HttpTranscript) {}
+  constructor(
+    readonly transcript: HttpTranscript,
+    private readonly onStep?: (step: TestStep) => void,
+  ) {}
+
+  private record(step: TestStep): void {
+    this.steps.push(step);
+    this.onStep?.(step);
+  }
 
   /** Runs one step; `work` answers the step's detail. Answers false once a step has failed. */
   async run(step: string, work: () => Promise<string>): Promise<boolean> {
@@ -242,7 +250,7 @@ export class CheckSteps {
     const started = performance.now();
     try {
       const detail = await work();
-      this.steps.push({ step, ok: true, ms: Math.round(performance.now() - started), detail });
+      this.record({ step, ok: true, ms: Math.round(performance.now() - started), detail });
       return true;
     } catch (err) {
       this.fail(step, err, Math.round(performance.now() - started));
@@ -255,7 +263,7 @@ export class CheckSteps {
     const delivery = err instanceof DeliveryError ? err : undefined;
     const code: ErrorCode = delivery?.code ?? "internal_error";
     const message = redact(err instanceof Error ? err.message : String(err), this.transcript.secrets);
-    this.steps.push({ step, ok: false, ms, detail: message });
+    this.record({ step, ok: false, ms, detail: message });
     const remote = delivery && Object.keys(delivery.remote).length > 0 ? delivery.remote : undefined;
     this.error = { code, message, hint: errorCatalogue[code].summary, ...(remote ? { remote } : {}) };
   }

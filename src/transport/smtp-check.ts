@@ -13,7 +13,7 @@ import { errorCatalogue } from "../core/errors.js";
 import type { SmtpEndpoint } from "./smtp.js";
 import { type SmtpErrorContext, toSmtpDeliveryError } from "./smtp-errors.js";
 import { SmtpTranscript } from "./transcript.js";
-import { type CheckResult, DeliveryError, type TestStep } from "./types.js";
+import { type CheckProbe, type CheckResult, DeliveryError, type TestStep } from "./types.js";
 
 export type SmtpLogin =
   | { kind: "password"; user: string; pass: string }
@@ -22,7 +22,7 @@ export type SmtpLogin =
 export interface SmtpCheckInput {
   endpoint: SmtpEndpoint;
   login?: SmtpLogin;
-  probe: { from: string; to: string };
+  probe: CheckProbe;
   errorContext: SmtpErrorContext;
 }
 
@@ -181,6 +181,10 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
   const { endpoint, login, probe, errorContext } = input;
   const transcript = new SmtpTranscript(errorContext.redactor);
   const steps: TestStep[] = [];
+  const record = (s: TestStep) => {
+    steps.push(s);
+    probe.onStep?.(s);
+  };
   const timeoutMs = endpoint.timeoutMs;
   let connection: SMTPConnection | undefined;
   let socket: net.Socket | undefined;
@@ -189,7 +193,7 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
     const start = performance.now();
     try {
       const { value, detail } = await run();
-      steps.push({ step: name, ok: true, ms: elapsed(start), detail: errorContext.redactor.redact(detail) });
+      record({ step: name, ok: true, ms: elapsed(start), detail: errorContext.redactor.redact(detail) });
       return value;
     } catch (err) {
       throw err instanceof StepFailure ? err : new StepFailure(name, err, elapsed(start));
@@ -253,12 +257,12 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
       const tlsSocket = conn._socket instanceof tls.TLSSocket ? conn._socket : undefined;
       const detail = tlsSocket ? `STARTTLS: ${describeTls(tlsSocket, endpoint)}` : "STARTTLS";
       transcript.note(detail);
-      steps.push({ step: "tls", ok: true, ms: transcript.startTlsMs ?? 0, detail: errorContext.redactor.redact(detail) });
+      record({ step: "tls", ok: true, ms: transcript.startTlsMs ?? 0, detail: errorContext.redactor.redact(detail) });
     } else if (endpoint.security === "none") {
-      steps.push({ step: "tls", ok: true, ms: 0, detail: "Security is None: the login and the mail travel unencrypted" });
+      record({ step: "tls", ok: true, ms: 0, detail: "Security is None: the login and the mail travel unencrypted" });
     }
     const capabilities = transcript.ehloCapabilities;
-    steps.push({
+    record({
       step: "ehlo",
       ok: true,
       ms: Math.max(0, handshakeMs - (transcript.startTlsMs ?? 0)),
@@ -308,7 +312,7 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
           responseCode: reply.status,
         });
       }
-      steps.push({ step: name, ok: true, ms: reply.ms, detail: `${detail}: ${reply.response}` });
+      record({ step: name, ok: true, ms: reply.ms, detail: `${detail}: ${reply.response}` });
     }
     const reset = replies.find((r) => r.command === "RSET");
     await step("reset", async () => {
@@ -320,7 +324,7 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
     const failure = err instanceof StepFailure ? err : new StepFailure("check", err);
     const mapped = toSmtpDeliveryError(failure.failure, errorContext);
     const remote = mapped.remote.response ? ` The server said: ${mapped.remote.response}` : "";
-    steps.push({ step: failure.step, ok: false, ms: failure.ms, detail: `${mapped.message}${remote}` });
+    record({ step: failure.step, ok: false, ms: failure.ms, detail: `${mapped.message}${remote}` });
     return { steps, transcript: transcript.lines(), error: errorOf(mapped) };
   } finally {
     connection?.close();

@@ -20,6 +20,7 @@ import {
 import { Redactor } from "./transcript.js";
 import {
   type AccessTokenProvider,
+  type CheckProbe,
   type CheckResult,
   DeliveryError,
   type OutgoingMessage,
@@ -259,7 +260,7 @@ export class SmtpTransport implements Transport {
     return { providerMessageId: providerMessageId(attempt.info), response: attempt.info.response };
   }
 
-  async check(probe: { from: string; to: string }): Promise<CheckResult> {
+  async check(probe: CheckProbe): Promise<CheckResult> {
     let login: SmtpLogin | undefined;
     const redactor = this.redactor();
     let stopListening = () => {};
@@ -269,8 +270,10 @@ export class SmtpTransport implements Transport {
         user = await this.oauthUser();
       } catch (err) {
         const e = err as DeliveryError;
+        const step = { step: "auth", ok: false, ms: 0, detail: e.message };
+        probe.onStep?.(step);
         return {
-          steps: [{ step: "auth", ok: false, ms: 0, detail: e.message }],
+          steps: [step],
           transcript: [],
           error: { code: e.code, message: e.message, hint: hintFor(e) },
         };

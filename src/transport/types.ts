@@ -110,9 +110,16 @@ export interface TransportContext {
   trustedCa?: string;
 }
 
+/** What a check probes with; `onStep` hears each step as it ends (the test endpoint streams them). */
+export interface CheckProbe {
+  from: string;
+  to: string;
+  onStep?: (step: TestStep) => void;
+}
+
 export interface Transport {
   send(message: OutgoingMessage): Promise<SendResult>;
   /** Proves connection and credentials without delivering anything. */
-  check(probe: { from: string; to: string }): Promise<CheckResult>;
+  check(probe: CheckProbe): Promise<CheckResult>;
   close(): Promise<void>;
 }

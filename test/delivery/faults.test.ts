@@ -158,6 +158,35 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
     }
   });
 
+  it("streams the steps one by one when asked for NDJSON", async () => {
+    const res = await t.request(t.admin, {
+      method: "POST",
+      url: "/api/email-servers/Peer/test",
+      headers: { accept: "application/x-ndjson" },
+      payload: { mode: "check", to: "probe@example.com" },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toContain("application/x-ndjson");
+    const lines = res.body
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const report = lines.at(-1);
+    expect(report.type).toBe("report");
+    expect(lines.slice(0, -1).map((l) => l.type)).toEqual(report.report.steps.map(() => "step"));
+    expect(lines.slice(0, -1).map((l) => l.step)).toEqual(report.report.steps);
+    expect(report.report.ok).toBe(true);
+    // A bad request still answers a plain JSON error before anything streams.
+    const missing = await t.request(t.admin, {
+      method: "POST",
+      url: "/api/email-servers/nope/test",
+      headers: { accept: "application/x-ndjson" },
+      payload: { mode: "check", to: "probe@example.com" },
+    });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().code).toBe("email_server_not_found");
+  });
+
   it("check mode proves the login without delivering anything", async () => {
     const res = await t.request(t.admin, {
       method: "POST",

@@ -251,20 +251,7 @@ export function setUnauthenticatedHandler(handler: () => void): void {
  * only when there is one (an empty JSON body is an error to the server).
  */
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: "application/json" };
-  if (method !== "GET" && csrfToken) headers["x-csrf-token"] = csrfToken;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  let response: Response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin",
-    });
-  } catch {
-    throw new ApiError(0, "network_error", "Mailroom did not answer: check that it is running and your network.");
-  }
+  const response = await send(method, path, body, "application/json");
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   let data: unknown = null;
@@ -273,18 +260,73 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   } catch {
     data = null;
   }
-  if (!response.ok) {
-    const e = (data ?? {}) as { code?: string; message?: string; details?: unknown };
-    const error = new ApiError(
-      response.status,
-      e.code ?? "http_error",
-      e.message ?? `Mailroom answered ${response.status} ${response.statusText}.`,
-      e.details,
-    );
-    if (response.status === 401 && !path.startsWith("/api/auth/login")) onUnauthenticated();
-    throw error;
-  }
+  if (!response.ok) throw failure(response, path, data);
   return data as T;
+}
+
+async function send(method: string, path: string, body: unknown, accept: string): Promise<Response> {
+  const headers: Record<string, string> = { accept };
+  if (method !== "GET" && csrfToken) headers["x-csrf-token"] = csrfToken;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  try {
+    return await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw new ApiError(0, "network_error", "Mailroom did not answer: check that it is running and your network.");
+  }
+}
+
+function failure(response: Response, path: string, data: unknown): ApiError {
+  const e = (data ?? {}) as { code?: string; message?: string; details?: unknown };
+  if (response.status === 401 && !path.startsWith("/api/auth/login")) onUnauthenticated();
+  return new ApiError(
+    response.status,
+    e.code ?? "http_error",
+    e.message ?? `Mailroom answered ${response.status} ${response.statusText}.`,
+    e.details,
+  );
+}
+
+/**
+ * POSTs a server test and hears each step as the server finishes it (the answer is one
+ * JSON line per step, then the whole report), so the panel can show them one by one.
+ */
+export async function streamTest(path: string, body: unknown, onStep: (step: TestStep) => void): Promise<TestReport> {
+  const response = await send("POST", path, body, "application/x-ndjson");
+  if (!response.ok || !response.body) {
+    const text = await response.text();
+    let data: unknown = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    throw failure(response, path, data);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffered += value;
+    let end = buffered.indexOf("\n");
+    while (end >= 0) {
+      const line = JSON.parse(buffered.slice(0, end)) as
+        | { type: "step"; step: TestStep }
+        | { type: "report"; report: TestReport }
+        | { type: "error"; error: { code: string; message: string } };
+      buffered = buffered.slice(end + 1);
+      if (line.type === "step") onStep(line.step);
+      else if (line.type === "report") return line.report;
+      else throw new ApiError(500, line.error.code, line.error.message);
+      end = buffered.indexOf("\n");
+    }
+  }
+  throw new ApiError(0, "network_error", "The test's answer ended early: check that Mailroom is still running.");
 }
 
 /** Query string from the defined, non-empty values. */

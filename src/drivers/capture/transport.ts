@@ -33,8 +33,8 @@ export function createCaptureTransport(ctx: TransportContext): Transport {
       return { providerMessageId: id, response: `captured as ${id}` };
     },
 
-    async check(): Promise<CheckResult> {
-      const checks = new CheckSteps(new HttpTranscript([]));
+    async check(probe): Promise<CheckResult> {
+      const checks = new CheckSteps(new HttpTranscript([]), probe.onStep);
       await checks.run("folder", async () => {
         const folder = captureFolder(ctx.dataDir, ctx.serverId);
         try {

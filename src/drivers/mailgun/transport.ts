@@ -81,8 +81,8 @@ export function createMailgunTransport(ctx: TransportContext, options: MailgunOp
       };
     },
 
-    async check(): Promise<CheckResult> {
-      const checks = new CheckSteps(new HttpTranscript(secrets));
+    async check(probe): Promise<CheckResult> {
+      const checks = new CheckSteps(new HttpTranscript(secrets), probe.onStep);
       let domainInfo: ProviderResponse | undefined;
       let failure: unknown;
       // One request proves everything: an answer (connect), not 401 (key), not 404 (domain).

@@ -137,8 +137,8 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
       };
     },
 
-    async check(): Promise<CheckResult> {
-      const checks = new CheckSteps(new HttpTranscript(secrets));
+    async check(probe): Promise<CheckResult> {
+      const checks = new CheckSteps(new HttpTranscript(secrets), probe.onStep);
       let server: ProviderResponse | undefined;
       let failure: unknown;
       try {

@@ -146,7 +146,7 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
     },
 
     async check(probe): Promise<CheckResult> {
-      const checks = new CheckSteps(new HttpTranscript([]));
+      const checks = new CheckSteps(new HttpTranscript([]), probe.onStep);
       await checks.run("program", async () => {
         const problem = await sendmailProblem(command.path);
         if (problem) throw new DeliveryError("sendmail_not_found", "server", `${problem}.`);

@@ -156,8 +156,8 @@ export function createSesTransport(ctx: TransportContext, options: SesOptions = 
       }
     },
 
-    async check(): Promise<CheckResult> {
-      const checks = new CheckSteps(new HttpTranscript(secrets));
+    async check(checkProbe): Promise<CheckResult> {
+      const checks = new CheckSteps(new HttpTranscript(secrets), checkProbe.onStep);
       const probe = makeClient(options.timeoutMs ?? 15_000);
       recordTo(probe, checks.transcript);
       try {

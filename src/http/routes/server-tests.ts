@@ -1,10 +1,11 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
 import { MailroomError } from "../../core/errors.js";
-import { testServer } from "../../core/server-test.js";
+import { type TestReport, testServer } from "../../core/server-test.js";
 import { isEmailAddress } from "../../core/validate.js";
+import type { TestStep } from "../../transport/types.js";
 import { requirePrincipal } from "../auth.js";
 import { IdParams } from "../schemas.js";
 
@@ -14,6 +15,31 @@ const modeFields = {
 };
 
 const tags = ["email servers"];
+
+type Run = (onStep?: (step: TestStep) => void) => Promise<TestReport>;
+
+/**
+ * Answers a test as JSON, or, for `Accept: application/x-ndjson`, as one line per step the
+ * moment it ends and a last line with the whole report: the admin watches the steps come.
+ */
+async function answer(request: FastifyRequest, reply: FastifyReply, run: Run): Promise<TestReport | undefined> {
+  if (!String(request.headers.accept ?? "").includes("application/x-ndjson")) return run();
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(200, {
+    ...(reply.getHeaders() as Record<string, string>),
+    "content-type": "application/x-ndjson; charset=utf-8",
+    "cache-control": "no-store",
+  });
+  try {
+    const report = await run((step) => raw.write(`${JSON.stringify({ type: "step", step })}\n`));
+    raw.end(`${JSON.stringify({ type: "report", report })}\n`);
+  } catch (error) {
+    request.log.error({ err: error }, "server test failed");
+    raw.end(`${JSON.stringify({ type: "error", error: new MailroomError("internal_error").toBody() })}\n`);
+  }
+  return undefined;
+}
 
 export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   /** The test recipient: the one given, else the caller's own email. */
@@ -37,13 +63,13 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
         body: Type.Object(modeFields, { additionalProperties: false }),
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const body = request.body as { mode: "check" | "send"; to?: string };
       const row = await mailroom.servers.getRow((request.params as { id: string }).id);
-      return testServer(mailroom.transports, row, mailroom.servers.secretsOf(row), {
-        mode: body.mode,
-        to: recipient(request, body.to),
-      });
+      const to = recipient(request, body.to);
+      return answer(request, reply, (onStep) =>
+        testServer(mailroom.transports, row, mailroom.servers.secretsOf(row), { mode: body.mode, to, onStep }),
+      );
     },
   );
 
@@ -72,10 +98,11 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
         ),
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const body = request.body as { mode: "check" | "send"; to?: string; basedOn?: string; server: EmailServerInput };
       const { row, secrets } = await mailroom.servers.draft(body.server, body.basedOn);
-      return testServer(mailroom.transports, row, secrets, { mode: body.mode, to: recipient(request, body.to) });
+      const to = recipient(request, body.to);
+      return answer(request, reply, (onStep) => testServer(mailroom.transports, row, secrets, { mode: body.mode, to, onStep }));
     },
   );
 }

@@ -3,7 +3,7 @@
  * now (a draft test, borrowing unchanged secrets from the saved server).
  */
 import { type FormEvent, type ReactNode, useId, useState } from "react";
-import { ApiError, api, type TestReport } from "../api";
+import { ApiError, streamTest, type TestReport, type TestStep } from "../api";
 import type { Payload } from "../serverForm";
 import { Alert } from "./ui";
 
@@ -51,12 +51,15 @@ export function TestPanel({
   const [to, setTo] = useState(defaultTo);
   const [running, setRunning] = useState<"check" | "send" | null>(null);
   const [report, setReport] = useState<TestReport | null>(null);
+  // Steps as the server finishes them, while the test runs.
+  const [live, setLive] = useState<TestStep[]>([]);
   const [error, setError] = useState<ApiError | Error | null>(null);
   const toId = useId();
 
   const run = async (mode: "check" | "send") => {
     setReport(null);
     setError(null);
+    setLive([]);
     let body: unknown;
     let path: string;
     if (useDraft || !serverId) {
@@ -76,7 +79,7 @@ export function TestPanel({
     }
     setRunning(mode);
     try {
-      setReport(await api<TestReport>("POST", path, body));
+      setReport(await streamTest(path, body, (step) => setLive((steps) => [...steps, step])));
     } catch (e) {
       if (e instanceof ApiError) {
         const fields = { ...e.fields };
@@ -127,9 +130,12 @@ export function TestPanel({
       </form>
       <div aria-live="polite" className="test-result">
         {running && (
-          <p className="loading" role="status">
-            {running === "check" ? "Checking the connection…" : "Sending a test email…"}
-          </p>
+          <>
+            <p className="loading" role="status">
+              {running === "check" ? "Checking the connection…" : "Sending a test email…"}
+            </p>
+            <StepList steps={live} />
+          </>
         )}
         {error && (
           <Alert kind="error">
@@ -170,22 +176,7 @@ function TestResult({ report, to, afterSend }: { report: TestReport; to: string;
           )}
         </Alert>
       )}
-      <ol className="steps">
-        {report.steps.map((s, i) => (
-          // biome-ignore lint/suspicious/noArrayIndexKey: a report's steps never reorder
-          <li key={`${s.step}-${i}`} className={s.ok ? "step ok" : "step failed"}>
-            <span className="step-icon" aria-hidden="true">
-              {s.ok ? "✓" : "✗"}
-            </span>
-            <span className="step-name">
-              {stepLabel(s.step)}
-              <span className="visually-hidden">{s.ok ? ": passed" : ": failed"}</span>
-            </span>
-            <span className="step-ms">{s.ms} ms</span>
-            {s.detail && <span className="step-detail">{s.detail}</span>}
-          </li>
-        ))}
-      </ol>
+      <StepList steps={report.steps} />
       {report.transcript.length > 0 && (
         <details className="transcript">
           <summary>Transcript ({report.transcript.length} lines, passwords and tokens removed)</summary>
@@ -194,5 +185,26 @@ function TestResult({ report, to, afterSend }: { report: TestReport; to: string;
         </details>
       )}
     </div>
+  );
+}
+
+function StepList({ steps }: { steps: TestStep[] }) {
+  return (
+    <ol className="steps">
+      {steps.map((s, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: a test's steps never reorder
+        <li key={`${s.step}-${i}`} className={s.ok ? "step ok" : "step failed"}>
+          <span className="step-icon" aria-hidden="true">
+            {s.ok ? "✓" : "✗"}
+          </span>
+          <span className="step-name">
+            {stepLabel(s.step)}
+            <span className="visually-hidden">{s.ok ? ": passed" : ": failed"}</span>
+          </span>
+          <span className="step-ms">{s.ms} ms</span>
+          {s.detail && <span className="step-detail">{s.detail}</span>}
+        </li>
+      ))}
+    </ol>
   );
 }
