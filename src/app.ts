@@ -46,11 +46,13 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db) };
   const servers = new EmailServerService(ctx);
-  const oauth = new OAuthService(ctx, servers);
+  const metrics = new Metrics(ctx);
+  const oauth = new OAuthService(ctx, servers, {
+    onRefresh: (serverId, result) => metrics.tokenRefreshes.inc({ server_id: serverId, result }),
+  });
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
-  const metrics = new Metrics(ctx);
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, metrics);
   messages.onQueued = () => worker.wake();
   return {

@@ -24,8 +24,8 @@ export class Metrics {
   });
   readonly tokenRefreshes = new Counter({
     name: "mailroom_oauth_token_refreshes_total",
-    help: "OAuth access token refreshes by server and result (ok, failed, invalid_grant)",
-    labelNames: ["server", "result"],
+    help: "OAuth access token refreshes by server id and result (ok, failed, invalid_grant)",
+    labelNames: ["server_id", "result"],
     registers: [this.registry],
   });
   readonly httpRequests = new Counter({

@@ -19,6 +19,8 @@ export interface TokenStoreOptions {
   requestTimeoutSeconds?: number;
   /** First wait between looks at a lease another process holds. */
   waitPollMs?: number;
+  /** Hears each refresh's result (for the metrics). */
+  onRefresh?: (serverId: string, result: "ok" | "failed" | "invalid_grant") => void;
 }
 
 /** A new grant's tokens, as the callback received them. */
@@ -73,7 +75,7 @@ export class TokenStore {
   constructor(
     private readonly ctx: AppContext,
     private readonly servers: EmailServerService,
-    options: TokenStoreOptions = {},
+    private readonly options: TokenStoreOptions = {},
   ) {
     this.marginMs = options.refreshMarginMs ?? 5 * 60_000;
     this.leaseMs = options.leaseMs ?? 60_000;
@@ -277,6 +279,7 @@ export class TokenStore {
       .returningAll()
       .executeTakeFirst();
     if (stored) {
+      this.options.onRefresh?.(serverId, "ok");
       this.ctx.log.debug(
         { serverId, provider: provider.id, expiresAt: iso(now + lifetime * 1000) },
         "OAuth access token refreshed",
@@ -304,6 +307,7 @@ export class TokenStore {
     const failure = describeFailure(error);
     const at = Date.now();
     const kind = classify(failure, error);
+    this.options.onRefresh?.(serverId, kind === "reauthorize" ? "invalid_grant" : "failed");
     const when = iso(at);
     if (kind === "reauthorize") {
       const detail =

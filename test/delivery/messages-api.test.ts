@@ -66,6 +66,16 @@ describe.each(await availableDialects())("messages API on %s", (dialect) => {
     expect(captured.raw).toContain(`Message-ID: <${sent.messageId}>`);
   });
 
+  it("counts what happened in /metrics", async () => {
+    const text = (await t.request(null, { method: "GET", url: "/metrics" })).body;
+    expect(text).toMatch(/mailroom_delivery_attempts_total\{server="Capture",outcome="sent"\} [1-9]/);
+    expect(text).toMatch(/mailroom_messages\{server="Capture",status="sent"\} [1-9]/);
+    expect(text).toContain("mailroom_queue_depth ");
+    expect(text).toContain("mailroom_queue_oldest_age_seconds ");
+    expect(text).toMatch(/mailroom_delivery_latency_seconds_count\{server="Capture"\} [1-9]/);
+    expect(text).toMatch(/mailroom_http_requests_total\{method="POST",route="\/api\/messages",status="202"\} [1-9]/);
+  });
+
   it("returns the first message for a repeated idempotency key", async () => {
     const body = { to: "a@example.com", subject: "once", text: "x", idempotencyKey: `key-${dialect}` };
     const first = await send(body);

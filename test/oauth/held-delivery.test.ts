@@ -91,6 +91,9 @@ describe.each(await availableDialects())("held mail after a revoked grant on %s"
         .sort();
       expect(subjects).toEqual(["held 1", "held 2", "held 3"]);
       expect((await h.server(id)).status).toBe("ready");
+      const metrics = (await h.t.request(null, { method: "GET", url: "/metrics" })).body;
+      expect(metrics).toContain(`mailroom_oauth_token_refreshes_total{server_id="${id}",result="invalid_grant"} 1`);
+      expect(metrics).toMatch(/mailroom_delivery_attempts_total\{server="[^"]+",outcome="sent"\} 4/);
       await h.expectNoLeaks();
     }, 60_000);
   });
