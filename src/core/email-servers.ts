@@ -1,22 +1,30 @@
 import { type Kysely, sql } from "kysely";
-import { driverIds, findDriver } from "../drivers/registry.js";
-import type { Driver } from "../drivers/types.js";
-import { grantNotice } from "../oauth/grant-notice.js";
-import type { Database, EmailServersTable } from "../storage/schema.js";
-import { type Actor, SECRET_CHANGED, SECRET_UNCHANGED, writeAudit } from "./audit.js";
+import { findDriver } from "../drivers/registry.js";
+import type { Database } from "../storage/schema.js";
+import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
-import { type FieldProblem, fieldError, MailroomError } from "./errors.js";
-import { iso, newId } from "./ids.js";
 import {
-  checkValue,
-  defaultValue,
-  isEmptySetting,
-  missingSettings,
-  parseSettings,
-  type Settings,
-  type SettingValue,
-} from "./settings.js";
-import { hasControlCharacters, isEmailAddress } from "./validate.js";
+  auditView,
+  checkServerFields,
+  clearFailing,
+  driverOf,
+  editableField,
+  freshRow,
+  missingOf,
+  NAME_MAX,
+  parseJson,
+  type Row,
+  refreshDerived,
+  requireDriver,
+  resetSetting,
+  type SecretMap,
+  settingsError,
+  statusDetail,
+} from "./email-server-rows.js";
+import { fieldError, MailroomError } from "./errors.js";
+import { iso, newId } from "./ids.js";
+import { checkValue, isEmptySetting, parseSettings, type Settings, type SettingValue } from "./settings.js";
+import { hasControlCharacters } from "./validate.js";
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
 export type ServerFault = "failing" | "reauthorization_required";
@@ -48,16 +56,8 @@ export interface EmailServerInput {
   isDefault?: boolean;
 }
 
-type Row = EmailServersTable;
-type SecretMap = Record<string, string>;
-
-const NAME_MAX = 64;
 /** Advisory lock key for changes of the default server (any constant unique to this purpose). */
 const DEFAULT_SERVER_LOCK = 0x6d72_6466;
-
-function parseJson<T>(text: string): T {
-  return JSON.parse(text) as T;
-}
 
 export class EmailServerService {
   constructor(private readonly ctx: AppContext) {}
@@ -118,7 +118,7 @@ export class EmailServerService {
   }
 
   toView(row: Row): EmailServerView {
-    const driver = this.driverOf(row);
+    const driver = driverOf(row);
     const stored = parseJson<Settings>(row.settings);
     const secretKeys = Object.keys(parseJson<SecretMap>(row.secrets));
     const derived: Record<string, string | null> = {
@@ -133,7 +133,7 @@ export class EmailServerService {
       else if (f.readOnly) settings[f.key] = derived[f.key] ?? null;
       else settings[f.key] = stored[f.key] ?? null;
     }
-    const missing = this.missing(driver, row, stored, secretKeys);
+    const missing = missingOf(driver, row, stored, secretKeys);
     return {
       id: row.id,
       name: row.name,
@@ -142,7 +142,7 @@ export class EmailServerService {
       fromName: row.from_name,
       isDefault: row.is_default === 1,
       status: row.status as ServerStatus,
-      statusDetail: this.statusDetail(row, missing),
+      statusDetail: statusDetail(row, missing),
       missingSettings: missing,
       settings,
       oauthExpiresAt: iso(row.oauth_expires_at),
@@ -158,15 +158,15 @@ export class EmailServerService {
    * import` checks every server of a file first, so a bad one cannot stop it half-way.
    */
   checkInput(input: EmailServerInput): void {
-    const driver = this.requireDriver(input.driver);
-    this.checkServerFields(input);
+    const driver = requireDriver(input.driver);
+    checkServerFields(input);
     const parsed = parseSettings(driver, input.settings ?? {});
     if (parsed.problems.length) throw settingsError(parsed);
   }
 
   async create(input: EmailServerInput, actor: Actor): Promise<EmailServerView> {
-    const driver = this.requireDriver(input.driver);
-    const base = this.checkServerFields(input);
+    const driver = requireDriver(input.driver);
+    const base = checkServerFields(input);
     const parsed = parseSettings(driver, input.settings ?? {});
     if (parsed.problems.length) throw settingsError(parsed);
     const secrets: SecretMap = {};
@@ -182,7 +182,7 @@ export class EmailServerService {
       settings: JSON.stringify(parsed.settings),
       secrets: JSON.stringify(secrets),
     });
-    this.refreshDerived(row);
+    refreshDerived(row);
     return this.write(async (trx) => {
       await this.lockDefault(trx);
       await this.assertNameFree(trx, row.name);
@@ -196,7 +196,7 @@ export class EmailServerService {
         action: "email_server.create",
         targetType: "email_server",
         targetId: row.id,
-        after: this.auditView(row, Object.keys(secrets)),
+        after: auditView(row, Object.keys(secrets)),
       });
       return row;
     });
@@ -207,8 +207,8 @@ export class EmailServerService {
    * out are borrowed from the saved server `basedOn` (the form being edited), as is its grant.
    */
   async draft(input: EmailServerInput, basedOn?: string): Promise<{ row: Row; secrets: Record<string, string> }> {
-    const driver = this.requireDriver(input.driver);
-    const base = this.checkServerFields({ ...input, name: input.name || "Draft" });
+    const driver = requireDriver(input.driver);
+    const base = checkServerFields({ ...input, name: input.name || "Draft" });
     const parsed = parseSettings(driver, input.settings ?? {});
     if (parsed.problems.length) throw fieldError("invalid_setting", parsed.problems);
     const saved = basedOn ? await this.getRow(basedOn) : undefined;
@@ -238,8 +238,8 @@ export class EmailServerService {
 
   /** PUT: replaces the whole configuration at once. Omitted secrets keep their value. */
   async replace(idOrName: string, input: EmailServerInput, actor: Actor): Promise<EmailServerView> {
-    const driver = this.requireDriver(input.driver);
-    const base = this.checkServerFields(input);
+    const driver = requireDriver(input.driver);
+    const base = checkServerFields(input);
     const parsed = parseSettings(driver, input.settings ?? {});
     if (parsed.problems.length) throw settingsError(parsed);
     return this.write(async (trx) => {
@@ -264,8 +264,8 @@ export class EmailServerService {
         secrets: JSON.stringify(secrets),
         updated_at: Date.now(),
       };
-      this.clearFailing(row);
-      this.refreshDerived(row);
+      clearFailing(row);
+      refreshDerived(row);
       if (row.status === "ready") await releaseHeldMessages(trx, row.id);
       if (input.isDefault && before.is_default !== 1) {
         await trx.updateTable("email_servers").set({ is_default: null }).where("is_default", "=", 1).execute();
@@ -276,8 +276,8 @@ export class EmailServerService {
         action: "email_server.update",
         targetType: "email_server",
         targetId: row.id,
-        before: this.auditView(before, []),
-        after: this.auditView(row, Object.keys(parsed.secretChanges)),
+        before: auditView(before, []),
+        after: auditView(row, Object.keys(parsed.secretChanges)),
       });
       return row;
     });
@@ -287,8 +287,8 @@ export class EmailServerService {
   async setSetting(idOrName: string, key: string, value: unknown, actor: Actor): Promise<EmailServerView> {
     return this.write(async (trx) => {
       const before = await this.getRow(idOrName, trx);
-      const driver = this.driverOf(before);
-      const f = this.editableField(driver, key);
+      const driver = driverOf(before);
+      const f = editableField(driver, key);
       const row: Row = { ...before, updated_at: Date.now() };
       // Blank means "clear", as in a whole-settings PUT: a required setting becomes missing.
       const empty = isEmptySetting(value);
@@ -304,7 +304,7 @@ export class EmailServerService {
         row.secrets = JSON.stringify(secrets);
       } else {
         const settings = parseJson<Settings>(before.settings);
-        if (empty) this.resetSetting(settings, driver, key);
+        if (empty) resetSetting(settings, driver, key);
         else {
           const checked = checkValue(f, value);
           if ("problem" in checked) throw fieldError("invalid_setting", [{ field: `settings.${key}`, message: checked.problem }]);
@@ -320,8 +320,8 @@ export class EmailServerService {
   async clearSetting(idOrName: string, key: string, actor: Actor): Promise<EmailServerView> {
     return this.write(async (trx) => {
       const before = await this.getRow(idOrName, trx);
-      const driver = this.driverOf(before);
-      const f = this.editableField(driver, key);
+      const driver = driverOf(before);
+      const f = editableField(driver, key);
       const row: Row = { ...before, updated_at: Date.now() };
       if (f.secret) {
         const secrets = parseJson<SecretMap>(before.secrets);
@@ -329,7 +329,7 @@ export class EmailServerService {
         row.secrets = JSON.stringify(secrets);
       } else {
         const settings = parseJson<Settings>(before.settings);
-        this.resetSetting(settings, driver, key);
+        resetSetting(settings, driver, key);
         row.settings = JSON.stringify(settings);
       }
       return this.saveSettingChange(trx, actor, "email_server.setting.clear", before, row, f.secret ? [key] : []);
@@ -351,7 +351,7 @@ export class EmailServerService {
         action: "email_server.delete",
         targetType: "email_server",
         targetId: row.id,
-        before: this.auditView(row, []),
+        before: auditView(row, []),
       });
       return row;
     });
@@ -372,14 +372,14 @@ export class EmailServerService {
         settings: source.settings,
         secrets: source.secrets,
       });
-      this.refreshDerived(row);
+      refreshDerived(row);
       await trx.insertInto("email_servers").values(row).execute();
       await writeAudit(trx, actor, {
         action: "email_server.copy",
         targetType: "email_server",
         targetId: row.id,
         before: { copiedFrom: source.id, name: source.name },
-        after: this.auditView(row, []),
+        after: auditView(row, []),
       });
       return row;
     });
@@ -420,7 +420,7 @@ export class EmailServerService {
     await this.write(async (trx) => {
       const row = await this.getRow(serverId, trx);
       const next: Row = { ...row, fault, fault_detail: detail, fault_at: fault ? Date.now() : null };
-      this.refreshDerived(next);
+      refreshDerived(next);
       await trx
         .updateTable("email_servers")
         .set({ fault: next.fault, fault_detail: next.fault_detail, fault_at: next.fault_at, status: next.status })
@@ -455,7 +455,7 @@ export class EmailServerService {
       next.fault_detail = null;
       next.fault_at = null;
     }
-    this.refreshDerived(next);
+    refreshDerived(next);
     await trx.updateTable("email_servers").set(next).where("id", "=", row.id).execute();
     if (grant) await releaseHeldMessages(trx, row.id);
     return next;
@@ -490,85 +490,18 @@ export class EmailServerService {
     row: Row,
     changedSecrets: string[],
   ): Promise<Row> {
-    this.clearFailing(row);
-    this.refreshDerived(row);
+    clearFailing(row);
+    refreshDerived(row);
     await trx.updateTable("email_servers").set(row).where("id", "=", row.id).execute();
     if (row.status === "ready") await releaseHeldMessages(trx, row.id);
     await writeAudit(trx, actor, {
       action,
       targetType: "email_server",
       targetId: row.id,
-      before: this.auditView(before, []),
-      after: this.auditView(row, changedSecrets),
+      before: auditView(before, []),
+      after: auditView(row, changedSecrets),
     });
     return row;
-  }
-
-  private requireDriver(id: unknown): Driver {
-    const driver = typeof id === "string" ? findDriver(id) : undefined;
-    if (!driver) {
-      throw new MailroomError("unknown_driver", `Unknown driver '${String(id)}': use one of ${driverIds.join(", ")}.`, {
-        field: "driver",
-        validDrivers: driverIds,
-      });
-    }
-    return driver;
-  }
-
-  private driverOf(row: Row): Driver {
-    return this.requireDriver(row.driver);
-  }
-
-  private editableField(driver: Driver, key: string) {
-    const f = driver.fields.find((x) => x.key === key);
-    if (!f) {
-      throw new MailroomError(
-        "unknown_setting",
-        `The ${driver.label} driver has no setting '${key}'; its settings are ${driver.fields.map((x) => x.key).join(", ")}.`,
-        { field: key, settings: driver.fields.map((x) => x.key) },
-      );
-    }
-    if (f.readOnly) {
-      throw new MailroomError("read_only_setting", `'${f.label}' is set by Mailroom and cannot be edited or cleared.`, {
-        field: key,
-      });
-    }
-    return f;
-  }
-
-  private resetSetting(settings: Settings, driver: Driver, key: string): void {
-    const f = driver.fields.find((x) => x.key === key);
-    const fallback = f ? defaultValue(f) : undefined;
-    if (fallback === undefined) delete settings[key];
-    else settings[key] = fallback;
-  }
-
-  private checkServerFields(input: EmailServerInput): { name: string; fromAddress: string; fromName: string } {
-    const problems: FieldProblem[] = [];
-    const name = typeof input.name === "string" ? input.name.trim() : "";
-    if (typeof input.name !== "string" || name.length < 1 || name.length > NAME_MAX) {
-      problems.push({ field: "name", message: `must be 1 to ${NAME_MAX} characters` });
-    } else if (hasControlCharacters(input.name)) {
-      // Checked before trimming: a trailing CR/LF is refused, not silently dropped.
-      problems.push({ field: "name", message: "must not contain control characters such as CR or LF" });
-    }
-    const fromAddress = typeof input.fromAddress === "string" ? input.fromAddress.trim() : "";
-    if (fromAddress !== "" && !isEmailAddress(fromAddress)) {
-      problems.push({ field: "fromAddress", message: "must be an email address, e.g. noreply@example.com" });
-    }
-    const fromName = typeof input.fromName === "string" ? input.fromName.trim() : "";
-    if (typeof input.fromName === "string" && hasControlCharacters(input.fromName)) {
-      problems.push({ field: "fromName", message: "must not contain control characters such as CR or LF" });
-    } else if (fromName.length > 200) {
-      problems.push({ field: "fromName", message: "must be at most 200 characters" });
-    }
-    if (problems.length) {
-      // A line break in a name is a header injection attempt: its own code, named first.
-      const control = problems.filter((p) => p.message.includes("control characters"));
-      if (control.length) throw fieldError("control_characters", [...control, ...problems.filter((p) => !control.includes(p))]);
-      throw fieldError("validation_failed", problems);
-    }
-    return { name, fromAddress, fromName };
   }
 
   private async assertNameFree(db: Kysely<Database>, name: string, exceptId?: string): Promise<void> {
@@ -595,89 +528,6 @@ export class EmailServerService {
       if (!taken) return candidate;
     }
   }
-
-  private missing(driver: Driver, row: Row, settings: Settings, secretKeys: string[]): string[] {
-    const missing = missingSettings(driver, settings, secretKeys);
-    return row.from_address === "" ? ["fromAddress", ...missing] : missing;
-  }
-
-  /** Recomputes status and search text from the row's own columns. */
-  private refreshDerived(row: Row): void {
-    const driver = this.driverOf(row);
-    const settings = parseJson<Settings>(row.settings);
-    const secretKeys = Object.keys(parseJson<SecretMap>(row.secrets));
-    row.status = this.computeStatus(driver, row, this.missing(driver, row, settings, secretKeys));
-    const words = [row.name, driver.id, driver.label, row.from_address, row.from_name];
-    for (const f of driver.fields) {
-      if (f.secret || f.readOnly || settings[f.key] === undefined) continue;
-      words.push(f.label, String(settings[f.key]));
-    }
-    row.search_text = words.join("\n").toLowerCase();
-  }
-
-  private computeStatus(driver: Driver, row: Row, missing: string[]): ServerStatus {
-    if (missing.length) return "incomplete";
-    if (row.fault === "reauthorization_required") return "reauthorization_required";
-    if (driver.oauthProvider && !row.oauth_account) return "not_authorized";
-    if (row.fault === "failing") return "failing";
-    return "ready";
-  }
-
-  private statusDetail(row: Row, missing: string[]): string | null {
-    if (missing.length) return `Missing: ${missing.join(", ")}.`;
-    if (row.fault) return row.fault_detail;
-    if (row.status === "not_authorized") return "Authorize an account to send through this server.";
-    if (row.oauth_account) return grantNotice(row);
-    return null;
-  }
-
-  /** A configuration change is the admin's fix for a failing server: try it again. */
-  private clearFailing(row: Row): void {
-    if (row.fault === "failing") {
-      row.fault = null;
-      row.fault_detail = null;
-      row.fault_at = null;
-    }
-  }
-
-  /** What the audit log keeps: the server without secrets, each secret as changed/unchanged. */
-  private auditView(row: Row, changedSecrets: string[]): Record<string, unknown> {
-    const driver = findDriver(row.driver);
-    const settings: Record<string, unknown> = { ...parseJson<Settings>(row.settings) };
-    const secretKeys = Object.keys(parseJson<SecretMap>(row.secrets));
-    for (const f of driver?.fields.filter((x) => x.secret) ?? []) {
-      if (changedSecrets.includes(f.key)) settings[f.key] = SECRET_CHANGED;
-      else if (secretKeys.includes(f.key)) settings[f.key] = SECRET_UNCHANGED;
-    }
-    return {
-      name: row.name,
-      driver: row.driver,
-      fromAddress: row.from_address,
-      fromName: row.from_name,
-      isDefault: row.is_default === 1,
-      settings,
-    };
-  }
-}
-
-/** A new row: not the default, no fault, no OAuth grant; status and search text to be derived. */
-function freshRow(fields: Pick<Row, "id" | "name" | "driver" | "from_address" | "from_name" | "settings" | "secrets">): Row {
-  const now = Date.now();
-  return {
-    ...fields,
-    is_default: null,
-    status: "incomplete",
-    fault: null,
-    fault_detail: null,
-    fault_at: null,
-    search_text: "",
-    oauth_account: null,
-    oauth_scopes: null,
-    oauth_authorized_at: null,
-    oauth_expires_at: null,
-    created_at: now,
-    updated_at: now,
-  };
 }
 
 /**
@@ -692,16 +542,6 @@ export async function releaseHeldMessages(db: Kysely<Database>, serverId: string
     .where("server_id", "=", serverId)
     .where("status", "=", "held")
     .execute();
-}
-
-/** The error for a settings object with problems: a mistyped key is unknown_setting, as on PATCH. */
-function settingsError(parsed: { problems: FieldProblem[]; unknownKeys: string[] }): MailroomError {
-  if (!parsed.unknownKeys.length) return fieldError("invalid_setting", parsed.problems);
-  const first = `settings.${parsed.unknownKeys[0]}`;
-  return fieldError("unknown_setting", [
-    ...parsed.problems.filter((p) => p.field === first),
-    ...parsed.problems.filter((p) => p.field !== first),
-  ]);
 }
 
 /** A race between two writers can still hit a unique index: answer it like the check would. */
