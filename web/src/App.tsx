@@ -6,6 +6,7 @@ import { Loading } from "./components/ui";
 import { AccountPage } from "./pages/Account";
 import { AuditPage } from "./pages/Audit";
 import { CapturedMessagePage, CapturePage } from "./pages/Capture";
+import { GroupsPage } from "./pages/Groups";
 import { MessagePage } from "./pages/MessagePage";
 import { MessagesPage } from "./pages/Messages";
 import { NotFound } from "./pages/NotFound";
@@ -13,7 +14,8 @@ import { OverviewPage } from "./pages/Overview";
 import { ServerPage } from "./pages/ServerPage";
 import { ServersPage } from "./pages/Servers";
 import { SignInPage } from "./pages/SignIn";
-import { GroupsPage, TokensPage, UsersPage } from "./pages/Users";
+import { TokensPage } from "./pages/Tokens";
+import { UsersPage } from "./pages/Users";
 import { match, navigate, useLocation } from "./router";
 import { canDo, type Session, SessionContext } from "./session";
 

@@ -1,0 +1,103 @@
+/** What the Users, Groups and API tokens pages share. */
+import { PERMISSIONS, type Permission } from "../api";
+import { Link } from "../router";
+
+export function PeopleTabs({ current }: { current: "users" | "groups" | "tokens" }) {
+  return (
+    <nav className="tabs" aria-label="Users and access">
+      <Link to="/users" aria-current={current === "users" ? "page" : undefined}>
+        Users
+      </Link>
+      <Link to="/groups" aria-current={current === "groups" ? "page" : undefined}>
+        Groups
+      </Link>
+      <Link to="/tokens" aria-current={current === "tokens" ? "page" : undefined}>
+        API tokens
+      </Link>
+    </nav>
+  );
+}
+
+export function permissionLabel(p: string): string {
+  return PERMISSIONS.find((x) => x.key === p)?.label ?? p;
+}
+
+export function PermissionChecks({
+  idPrefix,
+  value,
+  onChange,
+  legend,
+}: {
+  idPrefix: string;
+  value: Permission[];
+  onChange: (next: Permission[]) => void;
+  legend: string;
+}) {
+  return (
+    <fieldset className="checks">
+      <legend>{legend}</legend>
+      {PERMISSIONS.map((p) => (
+        <div key={p.key} className="check">
+          <input
+            type="checkbox"
+            id={`${idPrefix}-${p.key}`}
+            checked={value.includes(p.key)}
+            onChange={(e) => onChange(e.target.checked ? [...value, p.key] : value.filter((x) => x !== p.key))}
+          />
+          <label htmlFor={`${idPrefix}-${p.key}`}>
+            {p.label} <span className="muted">({p.key})</span>
+          </label>
+        </div>
+      ))}
+    </fieldset>
+  );
+}
+
+export function Field({
+  id,
+  label,
+  value,
+  onChange,
+  type = "text",
+  error,
+  help,
+  required,
+}: {
+  id: string;
+  label: string;
+  value: string;
+  onChange: (v: string) => void;
+  type?: string;
+  error?: string;
+  help?: string;
+  required?: boolean;
+}) {
+  const describedBy = [help && `${id}-help`, error && `${id}-error`].filter(Boolean).join(" ") || undefined;
+  return (
+    <div className="field">
+      <label htmlFor={id}>
+        {label}
+        {required && <span className="visually-hidden"> (required)</span>}
+      </label>
+      {help && (
+        <p className="help" id={`${id}-help`}>
+          {help}
+        </p>
+      )}
+      <input
+        id={id}
+        type={type}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        aria-invalid={error ? true : undefined}
+        aria-describedby={describedBy}
+        autoComplete={type === "password" ? "new-password" : "off"}
+      />
+      {error && (
+        <p className="field-error" id={`${id}-error`}>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
