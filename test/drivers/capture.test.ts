@@ -7,37 +7,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { captureDriver } from "../../src/drivers/capture/index.js";
 import { captureFolder, listCaptured, readCaptured, removeCaptured } from "../../src/drivers/capture/store.js";
 import { createCaptureTransport } from "../../src/drivers/capture/transport.js";
-import { DeliveryError, type OutgoingMessage, type TransportContext } from "../../src/transport/types.js";
+import { DeliveryError, type TransportContext } from "../../src/transport/types.js";
+import { PDF, PNG, sampleMessage } from "./sample.js";
 
 const SERVER_ID = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
-const PNG = Buffer.from(
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
-  "base64",
-);
-const PDF = Buffer.from("%PDF-1.4\n% Mailroom test \u00e9\u00e8\n%%EOF\n", "utf8");
-
-let n = 0;
-function sampleMessage(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
-  n += 1;
-  return {
-    id: `3b4c5d6e-0000-4000-8000-${String(n).padStart(12, "0")}`,
-    messageId: `3b4c5d6e.${n}.capture@mailroom.test`,
-    from: { address: "sender@example.com", name: "Zoë Sender" },
-    to: [{ address: "rcpt@example.org", name: "Jürgen" }],
-    cc: [{ address: "cc@example.org" }],
-    bcc: [{ address: "hidden@example.org" }],
-    replyTo: [],
-    subject: "Grüße aus Zürich — ✉ 日本語",
-    text: "Hallo! Ünïcödé text body.\nSecond line.",
-    html: '<p>Hallo <b>Welt</b> — ✓</p><img src="cid:logo@mailroom">',
-    attachments: [
-      { filename: "bericht-ä.pdf", contentType: "application/pdf", content: PDF },
-      { filename: "logo.png", contentType: "image/png", content: PNG, contentId: "logo@mailroom" },
-    ],
-    headers: { "X-Mailroom-Test": "yes" },
-    ...overrides,
-  };
-}
 
 let dataDir: string;
 

@@ -5,37 +5,15 @@ import { errorCatalogue } from "../../src/core/errors.js";
 import { mailgunDriver } from "../../src/drivers/mailgun/index.js";
 import { createMailgunTransport, mailgunBase } from "../../src/drivers/mailgun/transport.js";
 import { retryAfterMs } from "../../src/transport/http.js";
-import { DeliveryError, type OutgoingMessage, type TransportContext } from "../../src/transport/types.js";
+import type { OutgoingMessage, TransportContext } from "../../src/transport/types.js";
 import { type ProviderPeer, startProviderPeer } from "../peers/provider-peer.js";
+import { sampleMessage as baseMessage, PDF, PNG, sendError } from "./sample.js";
+
+const sampleMessage = (overrides: Partial<OutgoingMessage> = {}) =>
+  baseMessage({ from: { address: "sender@mg.example.com", name: "Zoë Sender" }, replyTo: [], ...overrides });
 
 const API_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0";
 const DOMAIN = "mg.example.com";
-const PNG = Buffer.from(
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
-  "base64",
-);
-const PDF = Buffer.from("%PDF-1.4\n% Mailroom test \u00e9\u00e8\n%%EOF\n", "utf8");
-
-function sampleMessage(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
-  return {
-    id: "0d9f3c1e-5b7a-4c2e-9f00-1a2b3c4d5e6f",
-    messageId: "0d9f3c1e.mailgun@mailroom.test",
-    from: { address: "sender@mg.example.com", name: "Zoë Sender" },
-    to: [{ address: "rcpt@example.org", name: "Jürgen" }],
-    cc: [{ address: "cc@example.org" }],
-    bcc: [{ address: "hidden@example.org" }],
-    replyTo: [],
-    subject: "Grüße aus Zürich — ✉ 日本語",
-    text: "Hallo! Ünïcödé text body.\nSecond line.",
-    html: '<p>Hallo <b>Welt</b> — ✓</p><img src="cid:logo@mailroom">',
-    attachments: [
-      { filename: "bericht-ä.pdf", contentType: "application/pdf", content: PDF },
-      { filename: "logo.png", contentType: "image/png", content: PNG, contentId: "logo@mailroom" },
-    ],
-    headers: { "X-Mailroom-Test": "yes" },
-    ...overrides,
-  };
-}
 
 let peer: ProviderPeer;
 
@@ -50,15 +28,6 @@ function context(settings: Record<string, string> = {}, apiKey = API_KEY): Trans
     log: pino({ level: "silent" }),
     poolSize: 1,
   };
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 beforeAll(async () => {

@@ -3,36 +3,18 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { errorCatalogue } from "../../src/core/errors.js";
 import { postmarkDriver } from "../../src/drivers/postmark/index.js";
 import { createPostmarkTransport, formatAddress } from "../../src/drivers/postmark/transport.js";
-import { DeliveryError, type OutgoingMessage, type TransportContext } from "../../src/transport/types.js";
+import type { OutgoingMessage, TransportContext } from "../../src/transport/types.js";
 import { type ProviderPeer, startProviderPeer } from "../peers/provider-peer.js";
+import { sampleMessage as baseMessage, PDF, PNG, sendError } from "./sample.js";
+
+const sampleMessage = (overrides: Partial<OutgoingMessage> = {}) =>
+  baseMessage({
+    from: { address: "sender@example.com", name: 'Zoë "Z" Sender, Ltd' },
+    replyTo: [{ address: "replies@example.com" }],
+    ...overrides,
+  });
 
 const TOKEN = "b7c3e9a2-41d8-4f0e-9c6b-2e5a7d1f8c30";
-const PNG = Buffer.from(
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
-  "base64",
-);
-const PDF = Buffer.from("%PDF-1.4\n% Mailroom test \u00e9\u00e8\n%%EOF\n", "utf8");
-
-function sampleMessage(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
-  return {
-    id: "1e2f3a4b-5c6d-4e7f-8a9b-0c1d2e3f4a5b",
-    messageId: "1e2f3a4b.postmark@mailroom.test",
-    from: { address: "sender@example.com", name: 'Zoë "Z" Sender, Ltd' },
-    to: [{ address: "rcpt@example.org", name: "Jürgen" }],
-    cc: [{ address: "cc@example.org" }],
-    bcc: [{ address: "hidden@example.org" }],
-    replyTo: [{ address: "replies@example.com" }],
-    subject: "Grüße aus Zürich — ✉ 日本語",
-    text: "Hallo! Ünïcödé text body.\nSecond line.",
-    html: '<p>Hallo <b>Welt</b> — ✓</p><img src="cid:logo@mailroom">',
-    attachments: [
-      { filename: "bericht-ä.pdf", contentType: "application/pdf", content: PDF },
-      { filename: "logo.png", contentType: "image/png", content: PNG, contentId: "logo@mailroom" },
-    ],
-    headers: { "X-Mailroom-Test": "yes" },
-    ...overrides,
-  };
-}
 
 let peer: ProviderPeer;
 
@@ -47,15 +29,6 @@ function context(settings: Record<string, string> = {}, serverToken = TOKEN): Tr
     log: pino({ level: "silent" }),
     poolSize: 1,
   };
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 beforeAll(async () => {

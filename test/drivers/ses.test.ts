@@ -3,38 +3,13 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { errorCatalogue } from "../../src/core/errors.js";
 import { sesDriver } from "../../src/drivers/ses/index.js";
 import { createSesTransport } from "../../src/drivers/ses/transport.js";
-import { DeliveryError, type OutgoingMessage, type TransportContext } from "../../src/transport/types.js";
+import type { TransportContext } from "../../src/transport/types.js";
 import { startProviderPeer } from "../peers/provider-peer.js";
 import { type SesPeer, startSesPeer } from "../peers/ses-peer.js";
+import { PDF, PNG, sampleMessage, sendError } from "./sample.js";
 
 const ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const PNG = Buffer.from(
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
-  "base64",
-);
-const PDF = Buffer.from("%PDF-1.4\n% Mailroom test \u00e9\u00e8\n%%EOF\n", "utf8");
-
-function sampleMessage(overrides: Partial<OutgoingMessage> = {}): OutgoingMessage {
-  return {
-    id: "2a3b4c5d-6e7f-4a8b-9c0d-1e2f3a4b5c6d",
-    messageId: "2a3b4c5d.ses@mailroom.test",
-    from: { address: "sender@example.com", name: "Zoë Sender" },
-    to: [{ address: "rcpt@example.org", name: "Jürgen" }],
-    cc: [{ address: "cc@example.org" }],
-    bcc: [{ address: "hidden@example.org" }],
-    replyTo: [],
-    subject: "Grüße aus Zürich — ✉ 日本語",
-    text: "Hallo! Ünïcödé text body.\nSecond line.",
-    html: '<p>Hallo <b>Welt</b> — ✓</p><img src="cid:logo@mailroom">',
-    attachments: [
-      { filename: "bericht-ä.pdf", contentType: "application/pdf", content: PDF },
-      { filename: "logo.png", contentType: "image/png", content: PNG, contentId: "logo@mailroom" },
-    ],
-    headers: { "X-Mailroom-Test": "yes" },
-    ...overrides,
-  };
-}
 
 let peer: SesPeer;
 
@@ -49,15 +24,6 @@ function context(settings: Record<string, string> = {}): TransportContext {
     log: pino({ level: "silent" }),
     poolSize: 1,
   };
-}
-
-async function sendError(promise: Promise<unknown>): Promise<DeliveryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DeliveryError);
-  return err as DeliveryError;
 }
 
 beforeAll(async () => {
