@@ -545,7 +545,7 @@ export async function releaseHeldMessages(db: Kysely<Database>, serverId: string
 }
 
 /** A race between two writers can still hit a unique index: answer it like the check would. */
-export function translateUniqueViolation(error: unknown): unknown {
+function translateUniqueViolation(error: unknown): unknown {
   const text = String((error as Error)?.message ?? "");
   if (/UNIQUE constraint failed: email_servers|email_servers_name/.test(text)) {
     return new MailroomError("name_taken", "An email server with that name already exists; choose another name.", {

@@ -62,11 +62,6 @@ export class TransportCache {
     await cached?.transport.close();
   }
 
-  /** Closes transports of servers that no longer exist. */
-  async prune(existingIds: Set<string>): Promise<void> {
-    for (const id of [...this.entries.keys()]) if (!existingIds.has(id)) await this.forget(id);
-  }
-
   async closeAll(): Promise<void> {
     const all = [...this.entries.values()];
     this.entries.clear();

@@ -1,6 +1,7 @@
 /** Small shared pieces: page headings, alerts, status pills, copy buttons, loading states. */
 import { type ReactNode, useCallback, useEffect, useRef, useState } from "react";
-import { ApiError, type ServerStatus } from "../api";
+import { ApiError, api, errorMessage, type ServerStatus } from "../api";
+import { type ConfirmOptions, confirmDialog } from "./Confirm";
 
 /** The page's h1; it takes focus when the page opens, so screen readers hear where they are. */
 export function PageTitle({ children, title }: { children: ReactNode; title?: string }) {
@@ -213,4 +214,33 @@ export function Pager({
       </button>
     </nav>
   );
+}
+
+/** What a page's last action did. */
+export type Notice = { kind: "success" | "error"; text: string } | null;
+
+export function NoticeAlert({ notice, onDismiss }: { notice: Notice; onDismiss: () => void }) {
+  return notice ? (
+    <Alert kind={notice.kind} onDismiss={onDismiss}>
+      {notice.text}
+    </Alert>
+  ) : null;
+}
+
+/** Asks first (naming what goes), deletes, says what happened and reloads the list. */
+export async function confirmThenDelete(
+  ask: ConfirmOptions,
+  path: string,
+  done: string,
+  reload: () => Promise<unknown>,
+  say: (notice: Notice) => void,
+): Promise<void> {
+  if (!(await confirmDialog({ danger: true, ...ask }))) return;
+  try {
+    await api("DELETE", path);
+    say({ kind: "success", text: done });
+    await reload();
+  } catch (e) {
+    say({ kind: "error", text: errorMessage(e) });
+  }
 }

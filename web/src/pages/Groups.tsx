@@ -1,9 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { ApiError, api, errorMessage, type Group, type List, type Permission } from "../api";
-import { confirmDialog } from "../components/Confirm";
-import { Alert, ErrorAlert, Loading, PageTitle, useLoad } from "../components/ui";
-
-type Notice = { kind: "success" | "error"; text: string } | null;
+import { Alert, confirmThenDelete, ErrorAlert, Loading, type Notice, NoticeAlert, PageTitle, useLoad } from "../components/ui";
 
 import { Field, PeopleTabs, PermissionChecks, permissionLabel } from "./people";
 
@@ -12,22 +9,19 @@ export function GroupsPage() {
   const [editing, setEditing] = useState<string | "new" | null>(null);
   const [notice, setNotice] = useState<Notice>(null);
 
-  const remove = async (g: Group) => {
-    const ok = await confirmDialog({
-      title: `Delete the group ${g.name}?`,
-      message: `Its ${g.members} ${g.members === 1 ? "member loses" : "members lose"} the permissions it gives.`,
-      confirmLabel: `Delete ${g.name}`,
-      danger: true,
-    });
-    if (!ok) return;
-    try {
-      await api("DELETE", `/api/groups/${encodeURIComponent(g.id)}`);
-      setNotice({ kind: "success", text: `Deleted the group ${g.name}.` });
-      await groups.reload();
-    } catch (e) {
-      setNotice({ kind: "error", text: errorMessage(e) });
-    }
-  };
+  const remove = (g: Group) =>
+    confirmThenDelete(
+      {
+        title: `Delete the group ${g.name}?`,
+        message: `Its ${g.members} ${g.members === 1 ? "member loses" : "members lose"} the permissions it gives.`,
+        confirmLabel: `Delete ${g.name}`,
+        danger: true,
+      },
+      `/api/groups/${encodeURIComponent(g.id)}`,
+      `Deleted the group ${g.name}.`,
+      groups.reload,
+      setNotice,
+    );
 
   return (
     <section>
@@ -40,11 +34,7 @@ export function GroupsPage() {
         )}
       </div>
       <PeopleTabs current="groups" />
-      {notice && (
-        <Alert kind={notice.kind} onDismiss={() => setNotice(null)}>
-          {notice.text}
-        </Alert>
-      )}
+      <NoticeAlert notice={notice} onDismiss={() => setNotice(null)} />
       {editing === "new" && (
         <GroupEditor
           onCancel={() => setEditing(null)}

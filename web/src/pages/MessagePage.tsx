@@ -1,7 +1,18 @@
 import { useEffect, useState } from "react";
 import { type Attempt, api, type CapturedMessage, type EmailServer, errorMessage, type Message } from "../api";
 import { CapturePreview } from "../components/CapturePreview";
-import { Alert, ErrorAlert, formatAddress, Loading, PageTitle, StatusPill, Time, useLoad } from "../components/ui";
+import {
+  Alert,
+  ErrorAlert,
+  formatAddress,
+  Loading,
+  type Notice,
+  NoticeAlert,
+  PageTitle,
+  StatusPill,
+  Time,
+  useLoad,
+} from "../components/ui";
 import { Link } from "../router";
 import { useSession } from "../session";
 
@@ -9,7 +20,7 @@ type MessageWithAttempts = Message & { attempts: Attempt[] };
 
 export function MessagePage({ id }: { id: string }) {
   const { can } = useSession();
-  const [notice, setNotice] = useState<{ kind: "success" | "error"; text: string } | null>(null);
+  const [notice, setNotice] = useState<Notice>(null);
   const [busy, setBusy] = useState(false);
   const message = useLoad(() => api<MessageWithAttempts>("GET", `/api/messages/${encodeURIComponent(id)}`), [id]);
   const m = message.data;
@@ -77,11 +88,7 @@ export function MessagePage({ id }: { id: string }) {
           )}
         </div>
       </div>
-      {notice && (
-        <Alert kind={notice.kind} onDismiss={() => setNotice(null)}>
-          {notice.text}
-        </Alert>
-      )}
+      <NoticeAlert notice={notice} onDismiss={() => setNotice(null)} />
       {m.lastError && m.status !== "sent" && (
         <Alert kind={m.status === "failed" ? "error" : "warning"}>
           <strong>{m.lastError.message}</strong> <span className="muted">({m.lastError.code})</span>

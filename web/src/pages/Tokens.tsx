@@ -1,9 +1,18 @@
 import { type FormEvent, useState } from "react";
 import { ApiError, api, type EmailServer, errorMessage, type List, type Permission, type Token } from "../api";
-import { confirmDialog } from "../components/Confirm";
-import { Alert, CopyButton, ErrorAlert, Loading, PageTitle, Time, timeAgo, useLoad } from "../components/ui";
-
-type Notice = { kind: "success" | "error"; text: string } | null;
+import {
+  Alert,
+  CopyButton,
+  confirmThenDelete,
+  ErrorAlert,
+  Loading,
+  type Notice,
+  NoticeAlert,
+  PageTitle,
+  Time,
+  timeAgo,
+  useLoad,
+} from "../components/ui";
 
 import { Field, PeopleTabs, PermissionChecks } from "./people";
 
@@ -15,22 +24,19 @@ export function TokensPage() {
   const [notice, setNotice] = useState<Notice>(null);
   const serverName = (id: string) => servers.data?.items.find((s) => s.id === id)?.name ?? id;
 
-  const revoke = async (t: Token) => {
-    const ok = await confirmDialog({
-      title: `Revoke the token ${t.name}?`,
-      message: `Applications using ${t.prefix} get 401 from now on. This cannot be undone.`,
-      confirmLabel: `Revoke ${t.name}`,
-      danger: true,
-    });
-    if (!ok) return;
-    try {
-      await api("DELETE", `/api/tokens/${encodeURIComponent(t.id)}`);
-      setNotice({ kind: "success", text: `Revoked ${t.name}.` });
-      await tokens.reload();
-    } catch (e) {
-      setNotice({ kind: "error", text: errorMessage(e) });
-    }
-  };
+  const revoke = (t: Token) =>
+    confirmThenDelete(
+      {
+        title: `Revoke the token ${t.name}?`,
+        message: `Applications using ${t.prefix} get 401 from now on. This cannot be undone.`,
+        confirmLabel: `Revoke ${t.name}`,
+        danger: true,
+      },
+      `/api/tokens/${encodeURIComponent(t.id)}`,
+      `Revoked ${t.name}.`,
+      tokens.reload,
+      setNotice,
+    );
 
   return (
     <section>
@@ -43,11 +49,7 @@ export function TokensPage() {
         )}
       </div>
       <PeopleTabs current="tokens" />
-      {notice && (
-        <Alert kind={notice.kind} onDismiss={() => setNotice(null)}>
-          {notice.text}
-        </Alert>
-      )}
+      <NoticeAlert notice={notice} onDismiss={() => setNotice(null)} />
       {created && (
         <Alert kind="warning" onDismiss={() => setCreated(null)}>
           <p>

@@ -1,10 +1,17 @@
 import { type FormEvent, useState } from "react";
 import { ApiError, api, errorMessage, type Group, type List, type User } from "../api";
-import { confirmDialog } from "../components/Confirm";
-import { Alert, CopyButton, ErrorAlert, Loading, PageTitle, useLoad } from "../components/ui";
+import {
+  Alert,
+  CopyButton,
+  confirmThenDelete,
+  ErrorAlert,
+  Loading,
+  type Notice,
+  NoticeAlert,
+  PageTitle,
+  useLoad,
+} from "../components/ui";
 import { useSession } from "../session";
-
-type Notice = { kind: "success" | "error"; text: string } | null;
 
 import { Field, PeopleTabs, permissionLabel } from "./people";
 
@@ -25,22 +32,19 @@ export function UsersPage() {
   const [notice, setNotice] = useState<Notice>(null);
   const [generated, setGenerated] = useState<{ email: string; password: string } | null>(null);
 
-  const remove = async (u: User) => {
-    const ok = await confirmDialog({
-      title: `Delete ${u.email}?`,
-      message: `${u.name || u.email} can no longer sign in. Their changes stay in the audit log.`,
-      confirmLabel: `Delete ${u.email}`,
-      danger: true,
-    });
-    if (!ok) return;
-    try {
-      await api("DELETE", `/api/users/${encodeURIComponent(u.id)}`);
-      setNotice({ kind: "success", text: `Deleted ${u.email}.` });
-      await users.reload();
-    } catch (e) {
-      setNotice({ kind: "error", text: errorMessage(e) });
-    }
-  };
+  const remove = (u: User) =>
+    confirmThenDelete(
+      {
+        title: `Delete ${u.email}?`,
+        message: `${u.name || u.email} can no longer sign in. Their changes stay in the audit log.`,
+        confirmLabel: `Delete ${u.email}`,
+        danger: true,
+      },
+      `/api/users/${encodeURIComponent(u.id)}`,
+      `Deleted ${u.email}.`,
+      users.reload,
+      setNotice,
+    );
 
   return (
     <section>
@@ -53,11 +57,7 @@ export function UsersPage() {
         )}
       </div>
       <PeopleTabs current="users" />
-      {notice && (
-        <Alert kind={notice.kind} onDismiss={() => setNotice(null)}>
-          {notice.text}
-        </Alert>
-      )}
+      <NoticeAlert notice={notice} onDismiss={() => setNotice(null)} />
       {generated && (
         <Alert kind="warning" onDismiss={() => setGenerated(null)}>
           <p>
