@@ -13,7 +13,11 @@ export const errorCatalogue = {
     summary: "A field is missing, has the wrong type or an invalid value; details name each field.",
   },
   unknown_field: { status: 400, summary: "The request has a field this route does not accept; details name it." },
-  control_characters: { status: 400, summary: "A name or header value contains control characters such as CR or LF." },
+  control_characters: {
+    status: 400,
+    summary:
+      "A value contains a control character (NUL, CR, LF, TAB, ESC, DEL…); details name the field. Remove it: only a message's text, html and attachment content may hold line breaks and tabs.",
+  },
   // Authentication and permissions
   unauthenticated: { status: 401, summary: "Sign in, or send an API token as 'Authorization: Bearer <token>'." },
   invalid_credentials: { status: 401, summary: "The email or password is wrong, or the account is disabled." },

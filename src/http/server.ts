@@ -9,6 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Mailroom } from "../app.js";
 import { MailroomError } from "../core/errors.js";
 import { registerAuth } from "./auth.js";
+import { registerControlCharacterCheck } from "./control-characters.js";
 import { errorHandler } from "./errors.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes, type LoginLimit } from "./routes/auth.js";
@@ -84,6 +85,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   await app.register(swaggerUi, { routePrefix: "/api/docs" });
 
   registerAuth(app, mailroom);
+  registerControlCharacterCheck(app);
   app.addHook("onResponse", async (request, reply) => {
     mailroom.metrics.httpRequests.inc({
       method: request.method,

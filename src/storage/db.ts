@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import path from "node:path";
 import SQLite from "better-sqlite3";
 import {
@@ -15,6 +14,7 @@ import type { DialectName } from "./dialect.js";
 import * as m001 from "./migrations/001_initial.js";
 import * as m002 from "./migrations/002_messages.js";
 import * as m003 from "./migrations/003_oauth.js";
+import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold epoch milliseconds, which fit a JS number exactly.
@@ -56,10 +56,14 @@ export function openStorage(options: OpenOptions): Storage {
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: "postgres", close: () => db.destroy() };
   }
-  fs.mkdirSync(options.dataDir, { recursive: true });
+  ensurePrivateFolder(options.dataDir);
   const sqlitePath = path.join(options.dataDir, "mailroom.db");
+  // SQLite would create the database 0644 less the umask; it gives the -wal and -shm files it
+  // creates later the database file's own mode, so a 0600 database keeps all three private.
+  ensurePrivateFile(sqlitePath);
   const sqlite = new SQLite(sqlitePath);
   sqlite.pragma("journal_mode = WAL");
+  for (const suffix of ["-wal", "-shm"]) tightenPrivateFile(`${sqlitePath}${suffix}`);
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.

@@ -82,7 +82,7 @@ export async function storeCaptured(
   retention: number,
 ): Promise<string> {
   const folder = captureFolder(dataDir, serverId);
-  await fs.mkdir(folder, { recursive: true });
+  await fs.mkdir(folder, { recursive: true, mode: 0o700 });
   const safeName = messageId.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 128) || randomUUID();
   const id = `${String(nextStamp()).padStart(STAMP_DIGITS, "0")}-${safeName}`;
   const temp = path.join(folder, `.tmp-${randomUUID()}`);
