@@ -302,7 +302,7 @@ function FirstMessage({ created, info, servers }: { created: Created; info: Info
           </div>
         </>
       )}
-      <p>
+      <p className="break">
         Every field of a message (cc, HTML, attachments, idempotency keys) and every other call:{" "}
         <a href={info.apiDocsUrl}>the API reference at {info.apiDocsUrl}</a>.
       </p>
