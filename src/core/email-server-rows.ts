@@ -116,7 +116,12 @@ export function computeStatus(driver: Driver, row: Row, missing: string[]): Serv
 }
 
 export function statusDetail(row: Row, missing: string[]): string | null {
-  if (missing.length) return `Missing: ${missing.join(", ")}.`;
+  if (missing.length) {
+    // The labels the form shows ("Client secret"), not the API's keys ("clientSecret").
+    const fields = driverOf(row).fields;
+    const label = (key: string) => (key === "fromAddress" ? "From address" : (fields.find((f) => f.key === key)?.label ?? key));
+    return `Missing: ${missing.map(label).join(", ")}.`;
+  }
   if (row.fault) return row.fault_detail;
   if (row.status === "not_authorized") return "Authorize an account to send through this server.";
   if (row.oauth_account) return grantNotice(row);

@@ -2,6 +2,7 @@ import { type Kysely, sql } from "kysely";
 import { canUseServer, type Principal } from "../auth/permissions.js";
 import type { Database, MessageStatus, MessagesTable } from "../storage/schema.js";
 import type { Address, OutgoingMessage } from "../transport/types.js";
+import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
 import type { EmailServerService } from "./email-servers.js";
 import { MailroomError } from "./errors.js";
@@ -27,6 +28,8 @@ export interface MessageView {
   createdAt: string;
   updatedAt: string;
   sentAt: string | null;
+  /** A server test's email: written to the log settled, never retried. */
+  test: boolean;
 }
 
 export interface AttemptView {
@@ -43,6 +46,8 @@ export interface MessageFilter {
   status?: MessageStatus;
   server?: string;
   recipient?: string;
+  /** Words of the subject or a recipient's address, as typed (case-insensitive). */
+  q?: string;
   since?: string;
   until?: string;
   limit?: number;
@@ -241,8 +246,13 @@ export class MessageService {
       query = query.where("server_id", "=", server?.id ?? filter.server);
     }
     if (filter.recipient) {
-      const pattern = `%${filter.recipient.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      query = query.where(sql<boolean>`recipient_search like ${pattern} escape '\\'`);
+      query = query.where(sql<boolean>`recipient_search like ${likePattern(filter.recipient)} escape '\\'`);
+    }
+    if (filter.q?.trim()) {
+      const pattern = likePattern(filter.q.trim());
+      query = query.where(
+        sql<boolean>`(lower(subject) like ${pattern} escape '\\' or recipient_search like ${pattern} escape '\\')`,
+      );
     }
     if (filter.since) query = query.where("created_at", ">=", parseTime("since", filter.since));
     if (filter.until) query = query.where("created_at", "<", parseTime("until", filter.until));
@@ -285,10 +295,16 @@ export class MessageService {
     return row;
   }
 
-  /** Queues a failed or held message again, with a fresh set of attempts. */
-  async retry(id: string, principal: Principal): Promise<MessageView> {
+  /**
+   * Queues a failed or held message again. The attempts it made still count ("2 of 6" after a
+   * retry), so the log and the count agree; only a message that used them all gets a fresh set.
+   */
+  async retry(id: string, principal: Principal, actor: Actor): Promise<MessageView> {
     const row = await this.getRow(id);
     if (!canUseServer(principal, row.server_id)) throw new MailroomError("server_not_allowed");
+    if (row.is_test === 1) {
+      throw new MailroomError("message_not_retryable", "This is a server test's email: run the test again instead.");
+    }
     if (row.status !== "failed" && row.status !== "held") {
       throw new MailroomError(
         "message_not_retryable",
@@ -296,15 +312,36 @@ export class MessageService {
       );
     }
     const now = Date.now();
-    await this.db
-      .updateTable("messages")
-      .set({ status: "queued", attempts: 0, next_attempt_at: now, updated_at: now })
-      .where("id", "=", id)
-      .where("status", "in", ["failed", "held"])
-      .execute();
+    const attempts = row.attempts < row.max_attempts ? row.attempts : 0;
+    await this.ctx.commits.run(async (trx) => {
+      const result = await trx
+        .updateTable("messages")
+        .set({ status: "queued", attempts, next_attempt_at: now, updated_at: now })
+        .where("id", "=", id)
+        .where("status", "in", ["failed", "held"])
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return;
+      await writeAudit(
+        trx,
+        actor,
+        {
+          action: "message.retry",
+          targetType: "message",
+          targetId: id,
+          before: { status: row.status, attempts: row.attempts, lastError: row.last_error_code },
+          after: { status: "queued", attempts },
+        },
+        now,
+      );
+    });
     this.onQueued();
     return toView(await this.getRow(id));
   }
+}
+
+/** A LIKE pattern that finds `text` anywhere, its own %, _ and \ taken literally. */
+function likePattern(text: string): string {
+  return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 function parseTime(field: string, value: string): number {
@@ -338,6 +375,7 @@ function toView(row: MessagesTable): MessageView {
     createdAt: iso(row.created_at) as string,
     updatedAt: iso(row.updated_at) as string,
     sentAt: iso(row.sent_at),
+    test: row.is_test === 1,
   };
 }
 

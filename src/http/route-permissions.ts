@@ -18,6 +18,7 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/auth/logout": "signed-in",
   "GET /api/auth/me": "signed-in",
   "POST /api/auth/password": "signed-in",
+  "GET /api/info": "signed-in",
 
   "GET /api/drivers": "email-servers.view",
   "GET /api/email-servers": "email-servers.view",
@@ -41,6 +42,13 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/messages/:id/retry": "messages.send",
   "GET /api/capture/:serverId/messages": "messages.view",
   "GET /api/capture/:serverId/messages/:id": "messages.view",
+  // Captured mail is the Capture server's data: clearing it is a change to the server.
+  "DELETE /api/capture/:serverId/messages": "email-servers.update",
+  "DELETE /api/capture/:serverId/messages/:id": "email-servers.update",
+  "GET /api/capture/:serverId/messages/:id/raw": "messages.view",
+  "GET /api/capture/:serverId/messages/:id/attachments/:index": "messages.view",
+  // It sends mail; the handler also asks for messages.view, as it reads the captured message.
+  "POST /api/capture/:serverId/messages/:id/release": "messages.send",
   "GET /api/stats": "messages.view",
 
   "GET /api/users": "users.manage",
@@ -58,6 +66,7 @@ export const routePermissions: Record<string, RouteAccess> = {
   "DELETE /api/tokens/:id": "users.manage",
 
   "GET /api/audit": "audit.view",
+  "GET /api/audit/filters": "audit.view",
 };
 
 export function routeKey(method: string, url: string): string {

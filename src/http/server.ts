@@ -16,6 +16,7 @@ import { authRoutes, type LoginLimit } from "./routes/auth.js";
 import { captureRoutes } from "./routes/capture.js";
 import { emailServerRoutes } from "./routes/email-servers.js";
 import { healthRoutes } from "./routes/health.js";
+import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
@@ -95,6 +96,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   });
   healthRoutes(app, mailroom);
   authRoutes(app, mailroom, options.loginLimit ?? { max: 10, timeWindow: 60_000 });
+  infoRoutes(app, mailroom);
   emailServerRoutes(app, mailroom);
   oauthRoutes(app, mailroom);
   serverTestRoutes(app, mailroom);

@@ -128,6 +128,8 @@ export interface MessagesTable {
   created_at: number;
   updated_at: number;
   sent_at: number | null;
+  /** 1 for a server test's email (settled when written, never retried); 0, the default, otherwise. */
+  is_test?: number;
 }
 
 export interface MessageAttemptsTable {

@@ -113,7 +113,7 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       const res = await createServer(t, { name: "Half done", driver: "smtp", settings: { port: 465, security: "tls" } });
       expect(res.status).toBe("incomplete");
       expect(res.missingSettings).toEqual(["fromAddress", "host"]);
-      expect(res.statusDetail).toContain("host");
+      expect(res.statusDetail).toBe("Missing: From address, Host.");
       expect(res.settings).toMatchObject({ port: 465, security: "tls", host: null, password: { set: false } });
       expect((await get(res.id)).json().status).toBe("incomplete");
     });

@@ -9,15 +9,36 @@ export type Permission =
   | "users.manage"
   | "audit.view";
 
-export const PERMISSIONS: { key: Permission; label: string }[] = [
-  { key: "email-servers.view", label: "View email servers" },
-  { key: "email-servers.update", label: "Edit email servers" },
-  { key: "email-servers.test", label: "Test email servers" },
-  { key: "messages.send", label: "Send and retry messages" },
-  { key: "messages.view", label: "View messages" },
-  { key: "users.manage", label: "Manage users, groups and tokens" },
-  { key: "audit.view", label: "View the audit log" },
+/** Each permission with what it allows, in the words the forms show. */
+export const PERMISSIONS: { key: Permission; label: string; allows: string }[] = [
+  { key: "email-servers.view", label: "View email servers", allows: "See the servers and their settings (never secrets)." },
+  {
+    key: "email-servers.update",
+    label: "Edit email servers",
+    allows: "Create, change, copy and delete servers, authorize accounts, clear captured mail.",
+  },
+  { key: "email-servers.test", label: "Test email servers", allows: "Check a server’s connection and send test emails." },
+  {
+    key: "messages.send",
+    label: "Send and retry messages",
+    allows: "Queue messages (POST /api/messages) and retry failed ones.",
+  },
+  {
+    key: "messages.view",
+    label: "View messages",
+    allows: "Read the delivery log, each message’s status and attempts, and captured mail.",
+  },
+  { key: "users.manage", label: "Manage users, groups and tokens", allows: "Add and change users, groups and API tokens." },
+  { key: "audit.view", label: "View the audit log", allows: "Read who changed what, and when." },
 ];
+
+/** What the server tells the UI about itself, for ready-to-run examples. */
+export interface Info {
+  publicUrl: string;
+  apiDocsUrl: string;
+  /** SMTP submission for applications, or null while it is off. */
+  smtp: { host: string; port: number | null; tlsPort: number | null } | null;
+}
 
 export interface User {
   id: string;
@@ -73,6 +94,8 @@ export interface Driver {
   description: string;
   oauthProvider: "google" | "microsoft" | null;
   fields: DriverField[];
+  /** Values Mailroom sets, known before a server is saved (the OAuth redirect URI). */
+  derived?: Record<string, string>;
 }
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
@@ -107,6 +130,10 @@ export interface TestReport {
   steps: TestStep[];
   transcript: string[];
   messageId?: string;
+  /** The test email's entry in the delivery log. */
+  logId?: string;
+  /** What the server called it (a Capture server: the captured message's id). */
+  providerMessageId?: string;
   error?: { code: string; message: string; hint: string; remote?: { code?: number; command?: string; response?: string } };
 }
 
@@ -136,6 +163,8 @@ export interface Message {
   createdAt: string;
   updatedAt: string;
   sentAt: string | null;
+  /** A server test's email. */
+  test?: boolean;
 }
 
 export interface Attempt {
@@ -202,7 +231,7 @@ export interface AuditEntry {
   at: string;
   actor: { type: string; id: string | null; label: string };
   action: string;
-  target: { type: string; id: string | null };
+  target: { type: string; id: string | null; label?: string | null };
   before: unknown;
   after: unknown;
   ip: string | null;

@@ -29,12 +29,14 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
   const { servers } = mailroom;
 
   app.get("/api/drivers", { schema: { tags, summary: "Every driver with its settings" } }, async () => ({
-    items: drivers.map(({ id, label, description, fields, oauthProvider }) => ({
+    items: drivers.map(({ id, label, description, fields, oauthProvider, derive }) => ({
       id,
       label,
       description,
       oauthProvider: oauthProvider ?? null,
       fields,
+      // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
+      derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
     })),
     total: drivers.length,
   }));

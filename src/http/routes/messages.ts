@@ -3,7 +3,7 @@ import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { MessageInput } from "../../core/message-input.js";
 import { MAX_BATCH, type MessageFilter } from "../../core/messages.js";
-import { requirePrincipal } from "../auth.js";
+import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, listQueryProperties } from "../schemas.js";
 
 // 10 MB of message content arrives as base64 inside JSON: about 4/3 of it, plus the JSON around it.
@@ -56,6 +56,7 @@ const MessageQuery = Type.Object(
     status: Type.Optional(Type.Union(["queued", "sending", "sent", "failed", "held"].map((s) => Type.Literal(s)))),
     server: Type.Optional(Type.String({ maxLength: 200 })),
     recipient: Type.Optional(Type.String({ maxLength: 320 })),
+    q: Type.Optional(Type.String({ maxLength: 200 })),
     since: Type.Optional(Type.String({ maxLength: 64 })),
     until: Type.Optional(Type.String({ maxLength: 64 })),
   },
@@ -111,7 +112,8 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     {
       schema: {
         tags,
-        summary: "The delivery log, newest first, filtered by status, server, recipient and time",
+        summary:
+          "The delivery log, newest first, filtered by status, server, recipient, time and q (words of the subject or a recipient)",
         querystring: MessageQuery,
       },
     },
@@ -127,6 +129,6 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   app.post(
     "/api/messages/:id/retry",
     { schema: { tags, summary: "Queue a failed or held message again", params: IdParams } },
-    async (request) => messages.retry((request.params as { id: string }).id, requirePrincipal(request)),
+    async (request) => messages.retry((request.params as { id: string }).id, requirePrincipal(request), actorOf(request)),
   );
 }

@@ -67,8 +67,10 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
       const body = request.body as { mode: "check" | "send"; to?: string };
       const row = await mailroom.servers.getRow((request.params as { id: string }).id);
       const to = recipient(request, body.to);
+      // A saved server's test email goes to the delivery log, where "Open it" finds it.
+      const log = { db: mailroom.ctx.db, createdBy: requirePrincipal(request).id };
       return answer(request, reply, (onStep) =>
-        testServer(mailroom.transports, row, mailroom.servers.secretsOf(row), { mode: body.mode, to, onStep }),
+        testServer(mailroom.transports, row, mailroom.servers.secretsOf(row), { mode: body.mode, to, onStep, log }),
       );
     },
   );

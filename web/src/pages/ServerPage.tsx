@@ -1,5 +1,5 @@
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ApiError, api, type Driver, type DriverField, type EmailServer, errorMessage, type List } from "../api";
+import { ApiError, api, type Driver, type DriverField, type EmailServer, errorMessage, type List, type TestReport } from "../api";
 import { OAuthPanel } from "../components/OAuthPanel";
 import { SecretInput, SecretView, SettingInput, SettingView } from "../components/SettingField";
 import { TestPanel } from "../components/TestPanel";
@@ -259,6 +259,22 @@ export function ServerPage({ id }: { id: string | null }) {
           </div>
         )}
       </div>
+      {can("email-servers.test") && (
+        // On a phone the test panel comes after the whole form: a way there without scrolling.
+        <p className="jump-to-test">
+          <button
+            type="button"
+            className="button small"
+            onClick={() => {
+              const heading = document.getElementById("test-heading");
+              heading?.scrollIntoView({ block: "start" });
+              heading?.focus({ preventScroll: true });
+            }}
+          >
+            Jump to Test this server
+          </button>
+        </p>
+      )}
       {banner && (
         <Alert kind={banner.kind} onDismiss={() => setBanner(null)}>
           {banner.text}
@@ -428,9 +444,16 @@ export function ServerPage({ id }: { id: string | null }) {
               useDraft={dirty || !saved}
               draft={payloadOrProblems}
               defaultTo={user.email}
-              afterSend={
-                saved && saved.driver === "capture" && !dirty && can("messages.view") ? (
-                  <Link to={`/capture/${saved.id}`}>Open it in Captured mail</Link>
+              afterSend={(report: TestReport) =>
+                can("messages.view") && saved && !dirty ? (
+                  <>
+                    {saved.driver === "capture" && report.providerMessageId && (
+                      <Link to={`/capture/${saved.id}/${encodeURIComponent(report.providerMessageId)}`}>
+                        Open it in Captured mail
+                      </Link>
+                    )}{" "}
+                    {report.logId && <Link to={`/messages/${report.logId}`}>See it in the delivery log</Link>}
+                  </>
                 ) : null
               }
               onFieldErrors={(fields) => {

@@ -35,7 +35,8 @@ export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSi
           Mailroom
         </p>
         <PageTitle>Sign in</PageTitle>
-        {notice && <Alert kind="info">{notice}</Alert>}
+        {/* Once a sign-in fails, its error is the news: an older notice above it would mislead. */}
+        {notice && !error && <Alert kind="info">{notice}</Alert>}
         {error && <Alert kind="error">{error}</Alert>}
         <form onSubmit={submit} className="stack">
           <div className="field">

@@ -1,18 +1,15 @@
-/** What the Users, Groups and API tokens pages share. */
+/** What the Users, Groups and API tokens pages share (API tokens have a navigation entry of their own). */
 import { PERMISSIONS, type Permission } from "../api";
 import { Link } from "../router";
 
-export function PeopleTabs({ current }: { current: "users" | "groups" | "tokens" }) {
+export function PeopleTabs({ current }: { current: "users" | "groups" }) {
   return (
-    <nav className="tabs" aria-label="Users and access">
+    <nav className="tabs" aria-label="Users and groups">
       <Link to="/users" aria-current={current === "users" ? "page" : undefined}>
         Users
       </Link>
       <Link to="/groups" aria-current={current === "groups" ? "page" : undefined}>
         Groups
-      </Link>
-      <Link to="/tokens" aria-current={current === "tokens" ? "page" : undefined}>
-        API tokens
       </Link>
     </nav>
   );
@@ -43,10 +40,16 @@ export function PermissionChecks({
             id={`${idPrefix}-${p.key}`}
             checked={value.includes(p.key)}
             onChange={(e) => onChange(e.target.checked ? [...value, p.key] : value.filter((x) => x !== p.key))}
+            aria-describedby={`${idPrefix}-${p.key}-allows`}
           />
-          <label htmlFor={`${idPrefix}-${p.key}`}>
-            {p.label} <span className="muted">({p.key})</span>
-          </label>
+          <div>
+            <label htmlFor={`${idPrefix}-${p.key}`}>
+              {p.label} <span className="muted">({p.key})</span>
+            </label>
+            <p className="help check-help" id={`${idPrefix}-${p.key}-allows`}>
+              {p.allows}
+            </p>
+          </div>
         </div>
       ))}
     </fieldset>
