@@ -156,7 +156,7 @@ function isProxyAddress(entry: string): boolean {
 
 function parseTrustProxy(raw: string | undefined): false | number | string[] {
   const value = raw?.trim();
-  if (!value || value === "false") return false;
+  if (!value || value === "false" || value === "0") return false;
   const help =
     "use the number of proxies in front of Mailroom (e.g. 1), or their addresses and CIDR ranges separated by commas (e.g. 10.0.0.0/8,192.168.1.5)";
   if (/^\d+$/.test(value)) {
