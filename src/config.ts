@@ -164,9 +164,7 @@ function parseTrustProxy(raw: string | undefined): false | number | string[] {
     return Number(value);
   }
   if (value === "true") {
-    throw new ConfigError(
-      `MAILROOM_TRUST_PROXY=true would let any client choose its own address (X-Forwarded-For): ${help}.`,
-    );
+    throw new ConfigError(`MAILROOM_TRUST_PROXY=true would let any client choose its own address (X-Forwarded-For): ${help}.`);
   }
   const entries = value.split(",").map((e) => e.trim());
   const bad = entries.find((e) => !isProxyAddress(e));

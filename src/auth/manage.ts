@@ -38,7 +38,10 @@ export function userNotManageable(
   );
 }
 
-export function groupNotManageable(manager: Manager, group: { name: string; permissions: readonly string[] }): MailroomError | null {
+export function groupNotManageable(
+  manager: Manager,
+  group: { name: string; permissions: readonly string[] },
+): MailroomError | null {
   const lacking = lackedBy(manager, group.permissions);
   if (!lacking.length) return null;
   return new MailroomError(

@@ -138,7 +138,12 @@ export class SignInThrottle {
         .updateTable("auth_failures")
         .set((eb) => ({
           failures: eb("failures", "-", 1),
-          blocked_until: eb.case().when("blocked_until", "=", blockedUntil).then(previousBlockedUntil).else(eb.ref("blocked_until")).end(),
+          blocked_until: eb
+            .case()
+            .when("blocked_until", "=", blockedUntil)
+            .then(previousBlockedUntil)
+            .else(eb.ref("blocked_until"))
+            .end(),
         }))
         .where("key", "=", key)
         .where("failures", ">", 0)

@@ -5,13 +5,7 @@ import { can, canUseServer, type Permission, type Principal } from "../auth/perm
 import { SESSION_COOKIE } from "../auth/sessions.js";
 import type { Actor } from "../core/audit.js";
 import { MailroomError } from "../core/errors.js";
-import {
-  allowedBeforePasswordChange,
-  type RouteAccess,
-  routeKey,
-  routePermissions,
-  serverParamOf,
-} from "./route-permissions.js";
+import { allowedBeforePasswordChange, type RouteAccess, routeKey, routePermissions, serverParamOf } from "./route-permissions.js";
 
 declare module "fastify" {
   interface FastifyRequest {

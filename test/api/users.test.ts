@@ -170,7 +170,11 @@ describe.each(await availableDialects())("users, groups, tokens and the audit lo
       expectError(await t.request(fresh, { method: "GET", url: "/api/users" }), 403, "forbidden");
 
       // A manager's reset of an existing password is one-time too; the CLI's as well.
-      await t.request(manager, { method: "PATCH", url: `/api/users/${created.id}`, payload: { password: "reset by the manager" } });
+      await t.request(manager, {
+        method: "PATCH",
+        url: `/api/users/${created.id}`,
+        payload: { password: "reset by the manager" },
+      });
       expect((await t.mailroom.users.get(created.id)).mustChangePassword).toBe(true);
       await t.mailroom.users.update(created.id, { password: "mine once more!", mustChangePassword: false }, systemActor);
       await t.mailroom.users.resetPassword("one-time@example.com", systemActor);

@@ -80,7 +80,11 @@ describe.each(await availableDialects())("a hostile users.manage holder on %s", 
 
   it("cannot delete, rename or narrow a group that grants what the manager lacks", async () => {
     const target = await someone(["email-servers.update"]);
-    expectError(await t.request(manager, { method: "DELETE", url: `/api/groups/${target.groupId}` }), 403, "group_not_manageable");
+    expectError(
+      await t.request(manager, { method: "DELETE", url: `/api/groups/${target.groupId}` }),
+      403,
+      "group_not_manageable",
+    );
     const narrowed = await t.request(manager, {
       method: "PUT",
       url: `/api/groups/${target.groupId}`,
@@ -116,7 +120,11 @@ describe.each(await availableDialects())("a hostile users.manage holder on %s", 
   });
 
   it("cannot revoke a token made by the operator that carries what the manager lacks", async () => {
-    const { view } = await t.mailroom.tokens.create({ name: "operator's", permissions: ["email-servers.update"] }, systemActor, null);
+    const { view } = await t.mailroom.tokens.create(
+      { name: "operator's", permissions: ["email-servers.update"] },
+      systemActor,
+      null,
+    );
     expectError(await t.request(manager, { method: "DELETE", url: `/api/tokens/${view.id}` }), 403, "token_not_manageable");
   });
 

@@ -241,11 +241,7 @@ describe.each(await availableDialects())("a hostile API token on %s", (dialect) 
       const own = await t.request(token, { method: "GET", url: `/api/messages/${sent.json().id}` });
       expect(own.statusCode, own.body).toBe(200);
       expect(own.json()).toMatchObject({ id: sent.json().id, status: expect.any(String) });
-      const other = expectError(
-        await t.request(token, { method: "GET", url: `/api/messages/${messageOfB}` }),
-        403,
-        "forbidden",
-      );
+      const other = expectError(await t.request(token, { method: "GET", url: `/api/messages/${messageOfB}` }), 403, "forbidden");
       expect(other.details).toEqual({ permission: "messages.view" });
       // An unknown id answers the same: existence is not revealed.
       expectError(

@@ -3,8 +3,8 @@ import { type Kysely, sql } from "kysely";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerView } from "../../core/email-servers.js";
 import { iso } from "../../core/ids.js";
-import { requirePrincipal } from "../auth.js";
 import type { Database } from "../../storage/schema.js";
+import { requirePrincipal } from "../auth.js";
 
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
@@ -91,7 +91,8 @@ async function range(db: Kysely<Database>, scope: Scope, now: number, bucketMs: 
 
 /** A where-clause keeping only the rows of servers in scope. */
 function inScope(scope: Scope) {
-  return sql<boolean>`${scope === null ? sql`1 = 1` : scope.length ? sql`server_id in (${sql.join(scope)})` : sql`1 = 0`}`;
+  if (scope === null) return sql<boolean>`1 = 1`;
+  return scope.length ? sql<boolean>`server_id in (${sql.join(scope)})` : sql<boolean>`1 = 0`;
 }
 
 /** The overview: delivery per server over 24 hours and 30 days, the queue, and servers needing attention. */

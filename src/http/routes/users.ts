@@ -200,8 +200,10 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
           throw error;
         })
       : null;
-  const tokenRefusal = async (request: FastifyRequest, token: { name: string; permissions: string[]; createdBy: string | null }) =>
-    tokenNotManageable(requirePrincipal(request), token, await ownerOf(token.createdBy));
+  const tokenRefusal = async (
+    request: FastifyRequest,
+    token: { name: string; permissions: string[]; createdBy: string | null },
+  ) => tokenNotManageable(requirePrincipal(request), token, await ownerOf(token.createdBy));
 
   app.get("/api/tokens", { schema: { tags: ["tokens"], summary: "List API tokens (never their values)" } }, async (request) => {
     const page = await tokens.list();
