@@ -17,7 +17,7 @@ export const errorCatalogue = {
   // Authentication and permissions
   unauthenticated: { status: 401, summary: "Sign in, or send an API token as 'Authorization: Bearer <token>'." },
   invalid_credentials: { status: 401, summary: "The email or password is wrong, or the account is disabled." },
-  invalid_token: { status: 401, summary: "The API token is unknown, revoked or expired." },
+  invalid_token: { status: 401, summary: "The API token is unknown, revoked or expired, or its owner is disabled or deleted." },
   csrf_failed: { status: 403, summary: "A cookie-authenticated write needs the X-CSRF-Token header from the login reply." },
   forbidden: { status: 403, summary: "You lack the permission this action needs; details name it." },
   server_not_allowed: { status: 403, summary: "This API token is limited to other email servers." },
