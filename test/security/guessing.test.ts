@@ -102,16 +102,19 @@ describe.each(await availableDialects())("password guessing on %s", (dialect) =>
     expectError(await login(email, "wrong"), 401, "invalid_credentials");
   });
 
-  it("one address trying many accounts is slowed after 20 failures; another address is not", async () => {
+  it("one address trying many accounts is slowed after 20 failures, its successes never count; another address is not", async () => {
+    const email = await newUser();
     // Unknown accounts: the answer (and the count) is the same as for known ones.
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 19; i++) {
       expectError(await login(`nobody-${i}@example.com`, "wrong", "203.0.113.7"), 401, "invalid_credentials");
     }
-    const emails = [await newUser()];
-    const refused = expectError(await login(emails[0], "wrong", "203.0.113.7"), 429, "too_many_attempts");
+    // Someone at that address signing in rightly, again and again, is neither refused nor counted.
+    for (let i = 0; i < 3; i++) expect((await login(email, ADMIN_PASSWORD, "203.0.113.7")).statusCode).toBe(200);
+    expectError(await login("nobody-19@example.com", "wrong", "203.0.113.7"), 401, "invalid_credentials");
+    const refused = expectError(await login(email, "wrong", "203.0.113.7"), 429, "too_many_attempts");
     expect(refused.message).toContain("from your address");
-    expectError(await login(emails[0], "wrong", "203.0.113.8"), 401, "invalid_credentials");
-    expect((await login(emails[0], ADMIN_PASSWORD, "203.0.113.8")).statusCode).toBe(200);
+    expectError(await login(email, "wrong", "203.0.113.8"), 401, "invalid_credentials");
+    expect((await login(email, ADMIN_PASSWORD, "203.0.113.8")).statusCode).toBe(200);
   });
 
   it("parallel guesses are counted too: at most 5 of 20 at once are checked", async () => {
