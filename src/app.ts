@@ -55,13 +55,14 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, metrics);
   messages.onQueued = () => worker.wake();
+  const users = new UserService(storage.db);
   return {
     ctx,
     servers,
     oauth,
-    users: new UserService(storage.db),
+    users,
     sessions: new SessionStore(storage.db),
-    tokens: new TokenService(storage.db),
+    tokens: new TokenService(storage.db, users),
     messages,
     transports,
     worker,
@@ -92,6 +93,7 @@ export async function bootstrap(mailroom: Mailroom): Promise<BootstrapResult> {
     const { config } = mailroom.ctx;
     if ((await mailroom.users.count()) === 0) {
       const email = config.adminEmail ?? "admin@mailroom.localhost";
+      // Without MAILROOM_ADMIN_PASSWORD the password is generated, and so one-time.
       const { generatedPassword } = await mailroom.users.create(
         { email, name: "Administrator", password: config.adminPassword, superAdmin: true },
         systemActor,

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { isEmailAddress, isHost } from "./core/validate.js";
 
@@ -39,6 +40,11 @@ export interface Config {
   adminEmail?: string;
   adminPassword?: string;
   logLevel: LogLevel;
+  /**
+   * Which proxies' X-Forwarded-For Mailroom believes (MAILROOM_TRUST_PROXY): false (none,
+   * the default), a hop count, or their addresses and CIDR ranges. Passed to Fastify's trustProxy.
+   */
+  trustProxy: false | number | string[];
   oauth: OAuthEndpointOverrides;
   delivery: DeliveryConfig;
 }
@@ -136,6 +142,36 @@ function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
   };
 }
 
+// proxy-addr's names for whole ranges, which Fastify accepts beside addresses.
+const proxyRangeNames = ["loopback", "linklocal", "uniquelocal"];
+
+function isProxyAddress(entry: string): boolean {
+  if (proxyRangeNames.includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split("/");
+  const version = net.isIP(address);
+  if (!version || rest.length) return false;
+  if (prefix === undefined) return true;
+  return /^\d+$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
+function parseTrustProxy(raw: string | undefined): false | number | string[] {
+  const value = raw?.trim();
+  if (!value || value === "false" || value === "0") return false;
+  const help =
+    "use the number of proxies in front of Mailroom (e.g. 1), or their addresses and CIDR ranges separated by commas (e.g. 10.0.0.0/8,192.168.1.5)";
+  if (/^\d+$/.test(value)) {
+    if (Number(value) < 1 || Number(value) > 20) throw new ConfigError(`MAILROOM_TRUST_PROXY=${value} is not valid: ${help}.`);
+    return Number(value);
+  }
+  if (value === "true") {
+    throw new ConfigError(`MAILROOM_TRUST_PROXY=true would let any client choose its own address (X-Forwarded-For): ${help}.`);
+  }
+  const entries = value.split(",").map((e) => e.trim());
+  const bad = entries.find((e) => !isProxyAddress(e));
+  if (bad !== undefined) throw new ConfigError(`MAILROOM_TRUST_PROXY: '${bad}' is not an address or CIDR range: ${help}.`);
+  return entries;
+}
+
 /** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const port = overrides.port ?? (env.MAILROOM_PORT ? parsePort("MAILROOM_PORT", env.MAILROOM_PORT) : 8025);
@@ -179,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     adminEmail,
     adminPassword,
     logLevel,
+    trustProxy: overrides.trustProxy ?? parseTrustProxy(env.MAILROOM_TRUST_PROXY),
     oauth: {
       googleAuthUrl: optionalUrl("MAILROOM_GOOGLE_AUTH_URL"),
       googleTokenUrl: optionalUrl("MAILROOM_GOOGLE_TOKEN_URL"),

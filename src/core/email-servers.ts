@@ -68,10 +68,14 @@ export class EmailServerService {
 
   // ---- reading ----
 
+  /** `serverIds` (a token's server limit) keeps only those servers; null or absent: every server. */
   async list(
-    options: { q?: string; limit?: number; offset?: number } = {},
+    options: { q?: string; limit?: number; offset?: number; serverIds?: readonly string[] | null } = {},
   ): Promise<{ items: EmailServerView[]; total: number }> {
     let query = this.db.selectFrom("email_servers");
+    if (options.serverIds) {
+      query = options.serverIds.length ? query.where("id", "in", options.serverIds) : query.where(sql<boolean>`1 = 0`);
+    }
     const q = options.q?.trim().toLowerCase();
     if (q) {
       const pattern = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;

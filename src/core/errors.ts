@@ -21,11 +21,19 @@ export const errorCatalogue = {
   // Authentication and permissions
   unauthenticated: { status: 401, summary: "Sign in, or send an API token as 'Authorization: Bearer <token>'." },
   invalid_credentials: { status: 401, summary: "The email or password is wrong, or the account is disabled." },
-  invalid_token: { status: 401, summary: "The API token is unknown, revoked or expired." },
+  invalid_token: { status: 401, summary: "The API token is unknown, revoked or expired, or its owner is disabled or deleted." },
   csrf_failed: { status: 403, summary: "A cookie-authenticated write needs the X-CSRF-Token header from the login reply." },
   forbidden: { status: 403, summary: "You lack the permission this action needs; details name it." },
   server_not_allowed: { status: 403, summary: "This API token is limited to other email servers." },
   rate_limited: { status: 429, summary: "Too many requests; wait the number of seconds in Retry-After." },
+  password_change_required: {
+    status: 403,
+    summary: "Your password was set by someone else: choose your own with POST /api/auth/password, then sign in again.",
+  },
+  too_many_attempts: {
+    status: 429,
+    summary: "Too many wrong passwords for this account or from this address; wait the seconds in Retry-After.",
+  },
   // Email servers
   email_server_not_found: { status: 404, summary: "No email server has that id or name." },
   name_taken: { status: 409, summary: "Another email server already has that name; choose another." },
@@ -44,6 +52,18 @@ export const errorCatalogue = {
   group_name_taken: { status: 409, summary: "Another group already has that name." },
   unknown_permission: { status: 400, summary: "The permission is not one Mailroom knows; details list the valid ones." },
   token_not_found: { status: 404, summary: "No API token has that id." },
+  user_not_manageable: {
+    status: 403,
+    summary: "You may change only users whose every permission you hold, and never a super admin; details name what you lack.",
+  },
+  group_not_manageable: {
+    status: 403,
+    summary: "You may edit or delete only groups whose every permission you hold; details name what you lack.",
+  },
+  token_not_manageable: {
+    status: 403,
+    summary: "You may revoke only tokens of users you may change (your own included); the message says why not.",
+  },
   weak_password: { status: 400, summary: "Passwords need at least 12 characters." },
   last_super_admin: { status: 409, summary: "This would leave no active super admin; make another user super admin first." },
   not_found: { status: 404, summary: "No such route or resource." },

@@ -232,19 +232,28 @@ export class MessageService {
         server.status === "ready" || server.status === "failing" ? null : `The server is ${server.status.replaceAll("_", " ")}.`,
       provider_message_id: null,
       created_by: principal.id,
+      created_by_type: principal.kind,
       created_at: now,
       updated_at: now,
       sent_at: null,
     };
   }
 
-  async list(filter: MessageFilter): Promise<{ items: MessageView[]; total: number }> {
+  /** The delivery log; `principal` limited to some servers sees only theirs. */
+  async list(filter: MessageFilter, principal?: Principal): Promise<{ items: MessageView[]; total: number }> {
     let query = this.db.selectFrom("messages");
     if (filter.status) query = query.where("status", "=", filter.status);
     if (filter.server) {
       const server = await this.servers.findRow(filter.server);
+      if (server && principal && !canUseServer(principal, server.id)) {
+        throw new MailroomError("server_not_allowed", `This API token may not see the messages of '${server.name}'.`, {
+          field: "server",
+        });
+      }
       query = query.where("server_id", "=", server?.id ?? filter.server);
     }
+    const scope = principal?.serverIds ?? null;
+    if (scope !== null) query = scope.length ? query.where("server_id", "in", scope) : query.where(sql<boolean>`1 = 0`);
     if (filter.recipient) {
       query = query.where(sql<boolean>`recipient_search like ${likePattern(filter.recipient)} escape '\\'`);
     }
@@ -289,8 +298,17 @@ export class MessageService {
     };
   }
 
+  /** Whether the principal itself queued the message (a send-only token may read those). */
+  static sentBy(principal: Principal, row: MessagesTable): boolean {
+    return row.created_by === principal.id && row.created_by_type === principal.kind;
+  }
+
+  async findRow(id: string): Promise<MessagesTable | undefined> {
+    return this.db.selectFrom("messages").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
   async getRow(id: string): Promise<MessagesTable> {
-    const row = await this.db.selectFrom("messages").selectAll().where("id", "=", id).executeTakeFirst();
+    const row = await this.findRow(id);
     if (!row) throw new MailroomError("message_not_found", `No message has the id '${id}'.`);
     return row;
   }

@@ -38,7 +38,8 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/messages": "messages.send",
   "POST /api/messages/batch": "messages.send",
   "GET /api/messages": "messages.view",
-  "GET /api/messages/:id": "messages.view",
+  // messages.view, or the message's own sender (a send-only token reads its status): checked in the handler.
+  "GET /api/messages/:id": "signed-in",
   "POST /api/messages/:id/retry": "messages.send",
   "GET /api/capture/:serverId/messages": "messages.view",
   "GET /api/capture/:serverId/messages/:id": "messages.view",
@@ -68,6 +69,20 @@ export const routePermissions: Record<string, RouteAccess> = {
   "GET /api/audit": "audit.view",
   "GET /api/audit/filters": "audit.view",
 };
+
+/** What a session whose password someone else set may still do (password_change_required). */
+export const allowedBeforePasswordChange = new Set(["GET /api/auth/me", "POST /api/auth/password", "POST /api/auth/logout"]);
+
+/**
+ * The path parameter that names an email server, for the routes that have one: a token
+ * limited to other servers is refused (server_not_allowed) before the handler runs, on
+ * every such route, present and future.
+ */
+export function serverParamOf(url: string): string | null {
+  if (/^\/api\/email-servers\/:id(\/|$)/.test(url)) return "id";
+  if (/^\/api\/capture\/:serverId(\/|$)/.test(url)) return "serverId";
+  return null;
+}
 
 export function routeKey(method: string, url: string): string {
   return `${method} ${url}`;

@@ -14,6 +14,7 @@ import type { DialectName } from "./dialect.js";
 import * as m001 from "./migrations/001_initial.js";
 import * as m002 from "./migrations/002_messages.js";
 import * as m003 from "./migrations/003_oauth.js";
+import * as m004 from "./migrations/004_trust.js";
 import * as m008 from "./migrations/008_test_messages.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   "001_initial": m001,
   "002_messages": m002,
   "003_oauth": m003,
+  "004_trust": m004,
   "008_test_messages": m008,
 };
 

@@ -40,6 +40,8 @@ export interface UsersTable {
   password_hash: string;
   is_super_admin: number;
   disabled: number;
+  /** 1 while the password is one someone else chose: every route but a few answers password_change_required. */
+  must_change_password: number;
   created_at: number;
   updated_at: number;
 }
@@ -125,6 +127,8 @@ export interface MessagesTable {
   last_error: string | null;
   provider_message_id: string | null;
   created_by: string | null;
+  /** Whether created_by is a user's or a token's id (null before migration 004 for unknown ids). */
+  created_by_type?: "user" | "token" | null;
   created_at: number;
   updated_at: number;
   sent_at: number | null;
@@ -187,6 +191,15 @@ export interface OAuthTokensTable {
   updated_at: number;
 }
 
+/** Failed sign-ins and password changes per key ("account:<email>", "ip:<address>"). */
+export interface AuthFailuresTable {
+  key: string;
+  failures: number;
+  last_failure_at: number;
+  /** No attempt for this key is checked before this time (epoch ms). */
+  blocked_until: number;
+}
+
 export interface Database {
   messages: MessagesTable;
   message_attempts: MessageAttemptsTable;
@@ -196,6 +209,7 @@ export interface Database {
   user_groups: UserGroupsTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
+  auth_failures: AuthFailuresTable;
   audit_log: AuditLogTable;
   oauth_authorizations: OAuthAuthorizationsTable;
   oauth_tokens: OAuthTokensTable;

@@ -32,6 +32,7 @@ const WRONG_PASSWORD = "wrong-pass-Kx2-unique-5530";
 const CLIENT_SECRET = "gmail-client-secret-Yt5-unique-2207";
 const VIEWER_EMAIL = "viewer@example.com";
 const VIEWER_PASSWORD = "viewer password 123";
+const VIEWER_OWN_PASSWORD = "viewer password 789";
 const VIEWER_NEW_PASSWORD = "viewer password 456";
 /** Every secret typed into the UI: none may ever show in the page's HTML. */
 const SECRETS = [SMTP_PASSWORD, WRONG_PASSWORD, CLIENT_SECRET];
@@ -484,10 +485,19 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await screen("account");
   });
 
-  it("shows a read-only user the settings with no edit controls, and lets them change their password", async () => {
+  it("has a new user choose their own password, shows them the settings with no edit controls, and lets them change it", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await visible(page.getByText("You are signed out."));
-    await signIn(VIEWER_EMAIL, VIEWER_PASSWORD);
+    // The admin chose their password: it works once, then they choose their own.
+    await page.getByLabel("Email").fill(VIEWER_EMAIL);
+    await page.getByLabel("Password").fill(VIEWER_PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await visible(page.getByRole("heading", { level: 1, name: "Choose your password" }));
+    await screen("choose-password");
+    await page.getByLabel("New password", { exact: true }).fill(VIEWER_OWN_PASSWORD);
+    await page.getByLabel("New password again").fill(VIEWER_OWN_PASSWORD);
+    await page.getByRole("button", { name: "Save and continue" }).click();
+    await visible(page.getByRole("button", { name: "Sign out" }));
 
     await page.goto("/servers");
     await visible(page.getByRole("link", { name: "Relay", exact: true }));
@@ -510,7 +520,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
 
     // Their own password: changing it signs them out.
     await page.goto("/account");
-    await page.getByLabel("Current password").fill(VIEWER_PASSWORD);
+    await page.getByLabel("Current password").fill(VIEWER_OWN_PASSWORD);
     await page.getByLabel("New password", { exact: true }).fill(VIEWER_NEW_PASSWORD);
     await page.getByLabel("New password again").fill(VIEWER_NEW_PASSWORD);
     await page.getByRole("button", { name: "Change password" }).click();

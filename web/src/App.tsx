@@ -45,7 +45,8 @@ export function App() {
       setUser(null);
     });
     api<Me>("GET", "/api/auth/me")
-      .then((me) => (me.user ? signedIn(me.user, me.csrfToken ?? null) : setUser(null)))
+      // A session still on a one-time password signs in again, to choose its own first.
+      .then((me) => (me.user && !me.user.mustChangePassword ? signedIn(me.user, me.csrfToken ?? null) : setUser(null)))
       .catch((e) => {
         if (!(e instanceof ApiError && e.status === 401)) setNotice(e.message);
         setUser(null);

@@ -48,8 +48,18 @@ export interface User {
   disabled: boolean;
   groups: { id: string; name: string }[];
   permissions: Permission[];
+  /** The password was set by someone else: the user chooses their own before anything else. */
+  mustChangePassword: boolean;
+  /** API tokens of theirs that still work (and stop working if they are deleted). */
+  activeTokens: number;
   createdAt: string;
   updatedAt: string;
+}
+
+/** On users, groups and tokens read with users.manage: whether you may change it, and why not. */
+export interface Manageable {
+  manageable?: boolean;
+  notManageableReason?: string | null;
 }
 
 export interface Group {
@@ -311,7 +321,11 @@ async function send(method: string, path: string, body: unknown, accept: string)
 
 function failure(response: Response, path: string, data: unknown): ApiError {
   const e = (data ?? {}) as { code?: string; message?: string; details?: unknown };
-  if (response.status === 401 && !path.startsWith("/api/auth/login")) onUnauthenticated();
+  // A session whose password someone else set can do nothing until it is changed: the
+  // sign-in page asks for the new one.
+  if ((response.status === 401 && !path.startsWith("/api/auth/login")) || e.code === "password_change_required") {
+    onUnauthenticated();
+  }
   return new ApiError(
     response.status,
     e.code ?? "http_error",

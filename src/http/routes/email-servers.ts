@@ -3,7 +3,7 @@ import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
 import { drivers } from "../../drivers/registry.js";
-import { actorOf } from "../auth.js";
+import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, listQueryProperties } from "../schemas.js";
 
 const ServerBody = Type.Object(
@@ -53,7 +53,11 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         ),
       },
     },
-    async (request) => servers.list(request.query as { q?: string; limit?: number; offset?: number }),
+    async (request) =>
+      servers.list({
+        ...(request.query as { q?: string; limit?: number; offset?: number }),
+        serverIds: requirePrincipal(request).serverIds,
+      }),
   );
 
   app.post(

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
+import { canUseServer } from "../../auth/permissions.js";
+import { MailroomError } from "../../core/errors.js";
 import type { MessageInput } from "../../core/message-input.js";
-import { MAX_BATCH, type MessageFilter } from "../../core/messages.js";
-import { actorOf, requirePrincipal } from "../auth.js";
+import { MAX_BATCH, type MessageFilter, MessageService } from "../../core/messages.js";
+import { actorOf, requirePermission, requirePrincipal } from "../auth.js";
 import { IdParams, listQueryProperties } from "../schemas.js";
 
 // 10 MB of message content arrives as base64 inside JSON: about 4/3 of it, plus the JSON around it.
@@ -117,13 +119,31 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         querystring: MessageQuery,
       },
     },
-    async (request) => messages.list(request.query as MessageFilter),
+    async (request) => messages.list(request.query as MessageFilter, requirePrincipal(request)),
   );
 
   app.get(
     "/api/messages/:id",
-    { schema: { tags, summary: "One message with every attempt and the servers' responses", params: IdParams } },
-    async (request) => messages.get((request.params as { id: string }).id),
+    {
+      schema: {
+        tags,
+        summary:
+          "One message with every attempt and the servers' responses (with messages.view, or without it for a message you sent)",
+        params: IdParams,
+      },
+    },
+    async (request) => {
+      const principal = requirePrincipal(request);
+      const id = (request.params as { id: string }).id;
+      const row = await messages.findRow(id);
+      if (row && MessageService.sentBy(principal, row)) return messages.get(id);
+      // Whoever lacks messages.view learns nothing, not even whether the id exists.
+      requirePermission(request, "messages.view");
+      if (row && !canUseServer(principal, row.server_id)) {
+        throw new MailroomError("server_not_allowed", `This API token may not see the messages of '${row.server_name}'.`);
+      }
+      return messages.get(id);
+    },
   );
 
   app.post(

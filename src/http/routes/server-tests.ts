@@ -6,7 +6,7 @@ import { MailroomError } from "../../core/errors.js";
 import { type TestReport, testServer } from "../../core/server-test.js";
 import { isEmailAddress } from "../../core/validate.js";
 import type { TestStep } from "../../transport/types.js";
-import { requirePrincipal } from "../auth.js";
+import { requirePrincipal, requireServerAccess } from "../auth.js";
 import { IdParams } from "../schemas.js";
 
 const modeFields = {
@@ -102,6 +102,7 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
     },
     async (request, reply) => {
       const body = request.body as { mode: "check" | "send"; to?: string; basedOn?: string; server: EmailServerInput };
+      if (body.basedOn) await requireServerAccess(request, mailroom, body.basedOn);
       const { row, secrets } = await mailroom.servers.draft(body.server, body.basedOn);
       const to = recipient(request, body.to);
       return answer(request, reply, (onStep) => testServer(mailroom.transports, row, secrets, { mode: body.mode, to, onStep }));

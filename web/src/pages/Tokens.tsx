@@ -1,5 +1,15 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, type EmailServer, errorMessage, type Info, type List, type Permission, type Token } from "../api";
+import {
+  ApiError,
+  api,
+  type EmailServer,
+  errorMessage,
+  type Info,
+  type List,
+  type Manageable,
+  type Permission,
+  type Token,
+} from "../api";
 import {
   Alert,
   CopyButton,
@@ -14,12 +24,12 @@ import {
   useLoad,
 } from "../components/ui";
 import { useSession } from "../session";
-import { Field, PermissionChecks } from "./people";
+import { Field, NotManageable, PermissionChecks } from "./people";
 
 type Created = Token & { token: string };
 
 export function TokensPage() {
-  const tokens = useLoad(() => api<List<Token>>("GET", "/api/tokens"), []);
+  const tokens = useLoad(() => api<List<Token & Manageable>>("GET", "/api/tokens"), []);
   const servers = useLoad(() => api<List<EmailServer>>("GET", "/api/email-servers?limit=500").catch(() => null), []);
   const info = useLoad(() => api<Info>("GET", "/api/info").catch(() => null), []);
   const [creating, setCreating] = useState(false);
@@ -109,14 +119,17 @@ export function TokensPage() {
                 <td data-label="Last used">{t.lastUsedAt ? timeAgo(t.lastUsedAt) : "never"}</td>
                 <td data-label="Expires">{t.expiresAt ? <Time value={t.expiresAt} /> : "never"}</td>
                 <td className="actions-cell">
-                  <button
-                    type="button"
-                    className="button small danger-outline"
-                    onClick={() => void revoke(t)}
-                    aria-label={`Revoke ${t.name}`}
-                  >
-                    Revoke
-                  </button>
+                  <NotManageable item={t} />
+                  {t.manageable !== false && (
+                    <button
+                      type="button"
+                      className="button small danger-outline"
+                      onClick={() => void revoke(t)}
+                      aria-label={`Revoke ${t.name}`}
+                    >
+                      Revoke
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}
@@ -164,6 +177,10 @@ function TokenEditor({
   return (
     <form className="panel editor" onSubmit={submit} aria-label="New API token">
       <h2>New API token</h2>
+      <p className="muted">
+        The token is yours: it acts with these permissions only while you hold them yourself, and stops working if your account is
+        disabled or deleted.
+      </p>
       {error && <Alert kind="error">{error}</Alert>}
       <div className="grid-2">
         <Field

@@ -1,5 +1,5 @@
 /** What the Users, Groups and API tokens pages share (API tokens have a navigation entry of their own). */
-import { PERMISSIONS, type Permission } from "../api";
+import { type Manageable, PERMISSIONS, type Permission } from "../api";
 import { Link } from "../router";
 
 export function PeopleTabs({ current }: { current: "users" | "groups" }) {
@@ -13,6 +13,15 @@ export function PeopleTabs({ current }: { current: "users" | "groups" }) {
       </Link>
     </nav>
   );
+}
+
+/**
+ * In place of Edit and Delete on a row you may not change: why not. A users.manage holder
+ * changes only what holds no permission they lack (the server refuses the rest).
+ */
+export function NotManageable({ item }: { item: Manageable }) {
+  if (item.manageable !== false) return null;
+  return <p className="muted not-manageable">{item.notManageableReason}</p>;
 }
 
 export function permissionLabel(p: string): string {
