@@ -55,6 +55,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, metrics);
   messages.onQueued = () => worker.wake();
+  servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   return {
     ctx,
     servers,
