@@ -30,7 +30,8 @@ export type ProviderErrorMapper = (response: ProviderResponse, remote: RemoteRes
 
 export interface RemoteResponse {
   code: number;
-  response: string;
+  /** The body, only when it is the provider's own error shape (redacted). */
+  response?: string;
 }
 
 export interface ProviderRequest {
@@ -104,7 +105,7 @@ export async function callProvider(request: ProviderRequest): Promise<ProviderRe
 
   const ownShape = response.json !== undefined && request.isProviderError?.(response.json) === true;
   const redacted = ownShape ? redact(text.trim(), request.secrets) : "";
-  const remote: RemoteResponse = { code: raw.status, response: redacted.slice(0, MAX_RESPONSE_CHARS) };
+  const remote: RemoteResponse = { code: raw.status, ...(redacted ? { response: redacted.slice(0, MAX_RESPONSE_CHARS) } : {}) };
   // Drivers read the error body through the same redaction as the kept response.
   const seen: ProviderResponse = { ...response, text: redacted, json: parseJson(redacted) };
   throw request.mapError?.(seen, remote) ?? statusError(provider, seen, remote);

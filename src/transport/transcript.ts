@@ -10,10 +10,12 @@
 export const REDACTED = "[redacted]";
 
 /**
- * "AUTH <mechanism> <blob>": the blob is any base64-looking token that is not itself a
- * mechanism name (upper case), so an EHLO line's "AUTH PLAIN LOGIN XOAUTH2" stays readable.
+ * "AUTH <mechanism> <blob>": a SASL mechanism name (upper case, or a common one in lower
+ * case), then any base64-looking token that is not itself a mechanism name, so an EHLO
+ * line's "AUTH PLAIN LOGIN XOAUTH2" and prose such as "SMTP AUTH is enabled" stay readable.
  */
-const AUTH_BLOB = /\b([Aa][Uu][Tt][Hh]\s+[A-Za-z0-9_-]+)\s+(?![A-Z0-9_-]+(?![A-Za-z0-9+/=]))[A-Za-z0-9+/_-]{4,}={0,2}/g;
+const AUTH_BLOB =
+  /\b((?:AUTH|auth)\s+(?:[A-Z0-9_-]{2,}|plain|login|xoauth2|oauthbearer))\s+(?![A-Z0-9_-]+(?![A-Za-z0-9+/=]))[A-Za-z0-9+/_-]{4,}={0,2}/g;
 /** A token that may be base64 (or base64url) of something worth checking. */
 const BASE64_TOKEN = /[A-Za-z0-9+/_-]{8,}={0,2}/g;
 /** Shorter secrets would match inside unrelated decoded bytes. */
