@@ -244,9 +244,7 @@ export class EmailServerService {
   async draft(input: EmailServerInput, basedOn?: string): Promise<{ row: Row; secrets: Record<string, string> }> {
     const driver = this.driver(input.driver);
     const base = checkServerFields({ ...input, name: input.name || "Draft" });
-    const parsed = parseSettings(driver, input.settings ?? {});
-    if (parsed.problems.length) throw fieldError("invalid_setting", parsed.problems);
-    this.checkDestinations(driver, parsed.settings);
+    const parsed = this.parse(driver, input.settings ?? {});
     const found = basedOn ? await this.getRow(basedOn) : undefined;
     const saved = found && found.driver === driver.id ? found : undefined;
     const moved = saved ? changedDestinations(driver, parseJson<Settings>(saved.settings), parsed.settings) : [];

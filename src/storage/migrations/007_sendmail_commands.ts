@@ -20,6 +20,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   for (const row of rows) {
     const settings = JSON.parse(row.settings) as Record<string, unknown>;
+    if (settings.command !== undefined) continue;
     const program = typeof settings.path === "string" && settings.path.trim() ? settings.path.trim() : SYSTEM_SENDMAIL;
     const args = typeof settings.arguments === "string" ? settings.arguments.trim() : "";
     delete settings.path;
