@@ -1,3 +1,4 @@
+import { isHost } from "../../core/validate.js";
 import { createSmtpTransport } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp/index.js";
@@ -34,6 +35,18 @@ export const microsoft365Driver: Driver = {
     ...oauthClientFields("Microsoft Entra (App registrations)"),
     ...grantFields,
   ],
+  // The tenant is part of the token endpoint's path: a name or an ID, never a path of its own.
+  checkDestinations: (settings) => {
+    const tenant = String(settings.tenant ?? "");
+    return tenant === "" || (isHost(tenant) && !tenant.includes(":"))
+      ? []
+      : [
+          {
+            field: "settings.tenant",
+            message: "must be a tenant ID, a domain such as contoso.onmicrosoft.com, or organizations",
+          },
+        ];
+  },
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/microsoft/callback` }),
   // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
   createTransport: (ctx) => createSmtpTransport(ctx, { flavor: "microsoft365", oauth: true }),
