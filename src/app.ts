@@ -56,6 +56,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, metrics);
   messages.onQueued = () => worker.wake();
   const users = new UserService(storage.db);
+  servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   return {
     ctx,
     servers,

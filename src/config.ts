@@ -1,7 +1,8 @@
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { isEmailAddress, isHost } from "./core/validate.js";
+import { hasControlCharacters, isEmailAddress, isHost } from "./core/validate.js";
+import { type AllowedEndpoint, type OperatorPolicy, parseAllowedEndpoint, type SendmailCommand } from "./transport/operator.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
@@ -47,6 +48,8 @@ export interface Config {
   trustProxy: false | number | string[];
   oauth: OAuthEndpointOverrides;
   delivery: DeliveryConfig;
+  /** What only the operator decides: sendmail commands, endpoints beyond the providers' own. */
+  operator: OperatorPolicy;
 }
 
 /** Thrown for a wrong environment value; its message is the one line printed at start. */
@@ -172,6 +175,66 @@ function parseTrustProxy(raw: string | undefined): false | number | string[] {
   return entries;
 }
 
+/** The sendmail shipped by the system, offered by default when it exists. */
+const SYSTEM_SENDMAIL = "/usr/sbin/sendmail";
+
+/**
+ * MAILROOM_SENDMAIL_COMMANDS: a JSON object of name → [absolute program, ...arguments], e.g.
+ * {"postfix": ["/usr/sbin/sendmail", "-i"]}. Unset: "sendmail" runs /usr/sbin/sendmail -i
+ * when that file exists. "{}" declares none (the sendmail driver then cannot send).
+ */
+function parseSendmailCommands(raw: string | undefined, exists: (file: string) => boolean): Record<string, SendmailCommand> {
+  if (raw === undefined || raw.trim() === "") {
+    return exists(SYSTEM_SENDMAIL) ? { sendmail: { program: SYSTEM_SENDMAIL, args: ["-i"] } } : {};
+  }
+  const usage =
+    'use a JSON object of name to [absolute program path, arguments...], e.g. {"postfix": ["/usr/sbin/sendmail", "-i"]}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`MAILROOM_SENDMAIL_COMMANDS is not valid JSON: ${usage}.`);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError(`MAILROOM_SENDMAIL_COMMANDS is not a JSON object: ${usage}.`);
+  }
+  const commands: Record<string, SendmailCommand> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+      throw new ConfigError(
+        `MAILROOM_SENDMAIL_COMMANDS: the name '${name}' is not valid: use letters, digits, '.', '_' or '-' (at most 64).`,
+      );
+    }
+    const valid =
+      Array.isArray(value) &&
+      value.length > 0 &&
+      value.every((part) => typeof part === "string" && part !== "" && !hasControlCharacters(part));
+    if (!valid || !path.isAbsolute(value[0])) {
+      throw new ConfigError(`MAILROOM_SENDMAIL_COMMANDS: '${name}' must be [absolute program path, arguments...]: ${usage}.`);
+    }
+    commands[name] = { program: value[0], args: value.slice(1) };
+  }
+  return commands;
+}
+
+/** MAILROOM_ALLOWED_ENDPOINTS: comma-separated origins (https://host:port), host:port, or hosts. */
+function parseAllowedEndpoints(raw: string | undefined): AllowedEndpoint[] {
+  if (!raw) return [];
+  return raw
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry) => {
+      const parsed = parseAllowedEndpoint(entry);
+      if (!parsed) {
+        throw new ConfigError(
+          `MAILROOM_ALLOWED_ENDPOINTS: '${entry}' is not valid: use comma-separated origins (https://host:port, no path), host:port, or host names.`,
+        );
+      }
+      return parsed;
+    });
+}
+
 /** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const port = overrides.port ?? (env.MAILROOM_PORT ? parsePort("MAILROOM_PORT", env.MAILROOM_PORT) : 8025);
@@ -224,5 +287,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       microsoftAuthority: optionalUrl("MAILROOM_MICROSOFT_AUTHORITY"),
     },
     delivery: overrides.delivery ?? parseDelivery(env),
+    operator: overrides.operator ?? {
+      sendmailCommands: parseSendmailCommands(env.MAILROOM_SENDMAIL_COMMANDS, fs.existsSync),
+      allowedEndpoints: parseAllowedEndpoints(env.MAILROOM_ALLOWED_ENDPOINTS),
+    },
   };
 }

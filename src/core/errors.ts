@@ -34,6 +34,10 @@ export const errorCatalogue = {
     status: 429,
     summary: "Too many wrong passwords for this account or from this address; wait the seconds in Retry-After.",
   },
+  too_many_tests: {
+    status: 429,
+    summary: "At most 3 server tests run at once per user or token: wait for one to finish.",
+  },
   // Email servers
   email_server_not_found: { status: 404, summary: "No email server has that id or name." },
   name_taken: { status: 409, summary: "Another email server already has that name; choose another." },
@@ -44,6 +48,16 @@ export const errorCatalogue = {
   default_server_delete: {
     status: 409,
     summary: "The default email server cannot be deleted; make another server the default first.",
+  },
+  secret_destination_changed: {
+    status: 409,
+    summary:
+      "A setting that says where the server's secrets go changed: enter the secrets the message names again, in the same request.",
+  },
+  endpoint_not_allowed: {
+    status: 400,
+    summary:
+      "Mailroom may not connect there: use the provider's own address, or ask the operator to list the endpoint in MAILROOM_ALLOWED_ENDPOINTS (link-local and cloud metadata addresses need that too).",
   },
   // Users, groups, tokens
   user_not_found: { status: 404, summary: "No user has that id." },
@@ -149,9 +163,19 @@ export const errorCatalogue = {
   sendmail_not_found: {
     status: 502,
     summary:
-      "The sendmail program does not exist or is not executable at that path: install one (Postfix, msmtp) or fix the path.",
+      "The sendmail program does not exist or is not executable: the operator installs it (Postfix, msmtp) or fixes its path in MAILROOM_SENDMAIL_COMMANDS.",
   },
   sendmail_failed: { status: 502, summary: "The sendmail program exited with an error; its output says why." },
+  sendmail_command_unknown: {
+    status: 409,
+    summary:
+      "The server's sendmail command is not one the operator declared in MAILROOM_SENDMAIL_COMMANDS: pick a declared command in the server's settings.",
+  },
+  not_smtp_server: {
+    status: 502,
+    summary:
+      "What answered on that host and port did not greet with an SMTP 220 line, so it is not an SMTP server: check the host and port (or set Security to TLS for a port that expects TLS from the first byte).",
+  },
   oauth_not_authorized: { status: 409, summary: "No account is authorized for this server: use 'Authorize account'." },
   oauth_reauthorization_required: {
     status: 409,

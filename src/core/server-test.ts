@@ -5,6 +5,9 @@ import { type CheckResult, DeliveryError, type OutgoingMessage, type TestStep } 
 import { errorCatalogue } from "./errors.js";
 import { newId } from "./ids.js";
 
+/** The longest any one wait of a test may be, whatever the server's timeout setting says. */
+export const TEST_MAX_TIMEOUT_MS = 60_000;
+
 export interface TestRequest {
   mode: "check" | "send";
   /** Recipient: for `send` the test message's, for `check` the RCPT TO probe's. */
@@ -45,7 +48,7 @@ export async function testServer(
   const steps: TestStep[] = [];
   let transport: ReturnType<TransportCache["build"]>;
   try {
-    transport = transports.build(row, secrets);
+    transport = transports.build(row, secrets, { maxTimeoutMs: TEST_MAX_TIMEOUT_MS });
   } catch (error) {
     const step = { step: "configuration", ok: false, ms: 0, detail: (error as Error).message };
     steps.push(step);

@@ -92,7 +92,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     // A server named by another parameter (e.g. a Capture server's messages): the Capture
     // server a fresh Mailroom starts with.
     if (/server/i.test(name)) return (await t.mailroom.servers.getRow("Capture")).id;
-    if (name === "key") return "host"; // a setting of the smtp servers idFor creates
+    if (name === "key") return "timeoutSeconds"; // a setting of the smtp servers idFor creates (not where its password goes)
     return "x";
   }
 
@@ -107,7 +107,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
       case "PUT /api/email-servers/:id":
         return serverBody("smtp", unique("Matrix body"));
       case "PATCH /api/email-servers/:id/settings/:key":
-        return { value: "smtp.example.org" };
+        return { value: 45 };
       case "POST /api/users":
         return { email: `${unique("new")}@example.com`, password: ADMIN_PASSWORD };
       case "PATCH /api/users/:id":

@@ -302,6 +302,23 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.getByText("All changes saved"));
   });
 
+  it("asks for the password again when the host changes: a saved password goes only where it was saved for", async () => {
+    await openServer("Relay");
+    const before = smtp.connections;
+    await setting("host").fill("localhost");
+    const note = page.getByText("Host changed, so enter Password again");
+    await visible(note);
+    expect(await setting("password").getAttribute("required")).not.toBeNull();
+    await page.getByRole("button", { name: "Check connection" }).click();
+    await visible(page.getByText("Enter it again: Host changed."));
+    expect(smtp.connections).toBe(before);
+    await screen("server-smtp-host-changed");
+    // Back to the saved host: the saved password is kept again, nothing to type.
+    await setting("host").fill("127.0.0.1");
+    await note.waitFor({ state: "detached" });
+    await visible(page.locator('[data-setting="password"]').getByRole("button", { name: "Replace Password" }));
+  });
+
   it("shows a failed message with the server's answer, and retries it", async () => {
     await page.goto("/messages?status=failed");
     await visible(page.getByRole("link", { name: "Report for nobody@example.com" }));

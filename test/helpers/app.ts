@@ -35,6 +35,8 @@ export async function startTestApp(dialect: Dialect, env: Record<string, string>
     MAILROOM_ADMIN_EMAIL: ADMIN_EMAIL,
     MAILROOM_ADMIN_PASSWORD: ADMIN_PASSWORD,
     MAILROOM_LOG_LEVEL: "debug",
+    // As the default is only where /usr/sbin/sendmail exists: the same on every machine.
+    MAILROOM_SENDMAIL_COMMANDS: JSON.stringify({ sendmail: ["/usr/sbin/sendmail", "-i"] }),
     ...env,
   });
   const logs: string[] = [];

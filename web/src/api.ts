@@ -96,6 +96,8 @@ export interface DriverField {
   min?: number;
   max?: number;
   placeholder?: string;
+  /** Says where the server's secrets go (host, port, account…): changing it needs them again. */
+  destination?: boolean;
 }
 
 export interface Driver {

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
-import { drivers } from "../../drivers/registry.js";
+import { configuredDriver, drivers } from "../../drivers/registry.js";
 import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, listQueryProperties } from "../schemas.js";
 
@@ -29,15 +29,18 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
   const { servers } = mailroom;
 
   app.get("/api/drivers", { schema: { tags, summary: "Every driver with its settings" } }, async () => ({
-    items: drivers.map(({ id, label, description, fields, oauthProvider, derive }) => ({
-      id,
-      label,
-      description,
-      oauthProvider: oauthProvider ?? null,
-      fields,
-      // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
-      derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
-    })),
+    // As this installation offers them: options the operator decides (sendmail commands) filled in.
+    items: drivers
+      .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
+      .map(({ id, label, description, fields, oauthProvider, derive }) => ({
+        id,
+        label,
+        description,
+        oauthProvider: oauthProvider ?? null,
+        fields,
+        // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
+        derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
+      })),
     total: drivers.length,
   }));
 

@@ -14,6 +14,7 @@ import {
   OAUTH_CLIENT_KEYS,
   OAUTH_GRANT_KEYS,
   type Payload,
+  reentryReason,
   type SecretAction,
   sameDraft,
   secretWillBeSet,
@@ -137,7 +138,7 @@ export function ServerPage({ id }: { id: string | null }) {
 
   /** The form as a request; null (with the problems shown beside the fields) when it has some. */
   const payloadOrProblems = (): Payload | null => {
-    const { payload, problems } = toPayload(draft, driver, secretValues.current);
+    const { payload, problems } = toPayload(draft, driver, secretValues.current, saved);
     if (!payload.name) problems.name = "Give the server a name, e.g. “Transactional mail”.";
     if (Object.keys(problems).length) {
       showErrors(problems, "Some fields need attention before this can go on.");
@@ -207,12 +208,15 @@ export function ServerPage({ id }: { id: string | null }) {
     if (field.secret) {
       const storedSet = secretWillBeSet(field.key, { ...draft, secrets: { ...draft.secrets, [field.key]: "keep" } }, saved);
       if (!canEdit) return <SecretView key={field.key} field={field} set={storedSet} />;
+      // A moved destination (a new host, say) gets no saved secret: it must be typed again.
+      const reentry = reentryReason(field.key, draft, driver, saved);
       return (
         <SecretInput
           key={`${draft.driver}-${field.key}`}
           field={field}
           storedSet={storedSet}
-          action={draft.secrets[field.key] ?? "keep"}
+          reentry={reentry}
+          action={reentry ? "replace" : (draft.secrets[field.key] ?? "keep")}
           onAction={(action) => setSecret(field.key, action)}
           onValue={(value) => {
             secretValues.current[field.key] = value;
