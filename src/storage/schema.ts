@@ -128,6 +128,18 @@ export interface MessagesTable {
   created_at: number;
   updated_at: number;
   sent_at: number | null;
+  /** How the message arrived; the column defaults to "api", so an insert may leave it out. */
+  source?: MessageSource;
+  /** JSON {token, username, clientIp, ehlo} of an SMTP submission (never a secret), or NULL. */
+  source_detail?: string | null;
+}
+
+export type MessageSource = "api" | "smtp";
+
+/** The raw MIME of a message stored as its client sent it (SMTP submission). */
+export interface MessageRawTable {
+  message_id: string;
+  mime: Buffer;
 }
 
 export interface MessageAttemptsTable {
@@ -187,6 +199,7 @@ export interface OAuthTokensTable {
 
 export interface Database {
   messages: MessagesTable;
+  message_raw: MessageRawTable;
   message_attempts: MessageAttemptsTable;
   email_servers: EmailServersTable;
   users: UsersTable;
