@@ -4,6 +4,7 @@
  * client. Plus `dialog`, a line-level SMTP client for what real clients hide (EHLO lists,
  * the exact reply to each command).
  */
+import { accessSync, constants } from "node:fs";
 import net from "node:net";
 import tls from "node:tls";
 import type { Permission } from "../../src/auth/permissions.js";
@@ -30,7 +31,11 @@ export interface IntakeHarness {
 }
 
 export async function startIntake(dialect: Dialect, env: Record<string, string> = {}): Promise<IntakeHarness> {
-  const t = await startTestApp(dialect, { MAILROOM_SMTP_PORT: "0", MAILROOM_SMTPS_PORT: "0", ...env });
+  return attachIntake(await startTestApp(dialect, { MAILROOM_SMTP_PORT: "0", MAILROOM_SMTPS_PORT: "0", ...env }));
+}
+
+/** SMTP submission for a test app started elsewhere (e.g. the OAuth harness); close() closes both. */
+export async function attachIntake(t: TestApp): Promise<IntakeHarness> {
   let now = Date.now();
   const h = {
     remote: false,
@@ -71,6 +76,20 @@ export async function startIntake(dialect: Dialect, env: Record<string, string> 
       await t.close();
     },
   });
+}
+
+export const MSMTP = "/usr/bin/msmtp";
+
+/** Whether Debian's msmtp is here; CI installs it, so there its absence fails instead of skipping. */
+export function msmtpAvailable(): boolean {
+  try {
+    accessSync(MSMTP, constants.X_OK);
+    return true;
+  } catch {
+    if (process.env.CI) throw new Error(`CI needs ${MSMTP} (Debian package msmtp)`);
+    console.warn(`[skip] ${MSMTP} is not installed: the msmtp tests need Debian's msmtp ('apt-get install msmtp').`);
+    return false;
+  }
 }
 
 /** One SMTP conversation, a command at a time; each reply is returned whole ("250-…\r\n250 …"). */
