@@ -20,48 +20,7 @@ import type { OutgoingMessage, TransportContext } from "../../src/transport/type
 import { type ProviderPeer, startProviderPeer } from "../peers/provider-peer.js";
 import { type SesPeer, startSesPeer } from "../peers/ses-peer.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
-import { MSMTP, msmtpAvailable } from "./harness.js";
-
-/**
- * What a calendar app or a signing relay sends: a DKIM-Signature over headers and body, a
- * multipart/mixed with a text/calendar part, 8-bit UTF-8 in a header and the body, and
- * folding and spacing a re-composition would change.
- */
-export const SIGNED_INVITE = Buffer.from(
-  [
-    "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=sel1;",
-    "\th=from:to:subject:date:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;",
-    "\tb=dGhpcyBpcyBub3QgYSByZWFsIHNpZ25hdHVyZSwgYnV0IGl0IG11c3Qgc3Vydml2ZQ==",
-    'From: "Zoë Planner" <sender@example.com>',
-    "To: rcpt@example.org",
-    "Subject: Einladung: Planung  (zwei Leerzeichen) ✓",
-    "Date: Tue, 02 Dec 2025 10:00:00 +0100",
-    "Message-ID: <invite-42@example.com>",
-    "X-Custom:   kept   as   is",
-    "MIME-Version: 1.0",
-    'Content-Type: multipart/mixed; boundary="=_b1"',
-    "",
-    "--=_b1",
-    "Content-Type: text/plain; charset=utf-8",
-    "Content-Transfer-Encoding: 8bit",
-    "",
-    "Grüße — bitte annehmen.",
-    "--=_b1",
-    "Content-Type: text/calendar; charset=utf-8; method=REQUEST",
-    "Content-Transfer-Encoding: 8bit",
-    "",
-    "BEGIN:VCALENDAR",
-    "METHOD:REQUEST",
-    "BEGIN:VEVENT",
-    "UID:42@example.com",
-    "SUMMARY:Planung ✓",
-    "DTSTART:20251210T090000Z",
-    "END:VEVENT",
-    "END:VCALENDAR",
-    "--=_b1--",
-    "",
-  ].join("\r\n"),
-);
+import { MSMTP, msmtpAvailable, SIGNED_INVITE } from "./harness.js";
 
 function rawMessage(): OutgoingMessage {
   return {
