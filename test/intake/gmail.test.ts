@@ -8,8 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { createTransport, type SendMailOptions } from "nodemailer";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FROM, type Harness, outcomeOf, startHarness } from "../oauth/harness.js";
 import { waitFor } from "../helpers/wait.js";
+import { FROM, type Harness, outcomeOf, startHarness } from "../oauth/harness.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 import { attachIntake, type IntakeHarness, SIGNED_INVITE } from "./harness.js";
 
@@ -25,7 +25,11 @@ describe("SMTP submission through a Gmail server", () => {
     const ca = path.join(dir, "peer-ca.pem");
     await fs.writeFile(ca, peer.ca);
     // The worker trusts the peer's CA as an operator trusts a private CA: TLS stays verified.
-    oauth = await startHarness("sqlite", "google", { MAILROOM_EXTRA_CA_FILE: ca, MAILROOM_POLL_MS: "50", MAILROOM_SMTPS_PORT: "0" });
+    oauth = await startHarness("sqlite", "google", {
+      MAILROOM_EXTRA_CA_FILE: ca,
+      MAILROOM_POLL_MS: "50",
+      MAILROOM_SMTPS_PORT: "0",
+    });
     h = await attachIntake(oauth.t);
   });
   afterAll(async () => {
@@ -50,7 +54,10 @@ describe("SMTP submission through a Gmail server", () => {
       tls: { ca: h.ca },
       auth: { user: "erp", pass: token },
     });
-    const info = await mailer.sendMail({ raw, envelope: { from: FROM, to: ["rcpt@example.org", "hidden@example.org"] } } as SendMailOptions);
+    const info = await mailer.sendMail({
+      raw,
+      envelope: { from: FROM, to: ["rcpt@example.org", "hidden@example.org"] },
+    } as SendMailOptions);
     mailer.close();
     const id = /queued as (\S+)/.exec(info.response)?.[1] as string;
 
@@ -64,7 +71,10 @@ describe("SMTP submission through a Gmail server", () => {
       const m = await oauth.t.mailroom.messages.get(id);
       return m.status === "sent" ? m : null;
     });
-    expect(sent).toMatchObject({ server: { name: "Workspace" }, source: { kind: "smtp", by: "token legacy-erp", username: "erp" } });
+    expect(sent).toMatchObject({
+      server: { name: "Workspace" },
+      source: { kind: "smtp", by: "token legacy-erp", username: "erp" },
+    });
     await oauth.expectNoLeaks([token]);
   });
 });
