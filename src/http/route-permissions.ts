@@ -42,6 +42,7 @@ export const routePermissions: Record<string, RouteAccess> = {
   "GET /api/capture/:serverId/messages": "messages.view",
   "GET /api/capture/:serverId/messages/:id": "messages.view",
   "GET /api/stats": "messages.view",
+  "GET /api/smtp-submission": "signed-in",
 
   "GET /api/users": "users.manage",
   "POST /api/users": "users.manage",

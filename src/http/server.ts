@@ -18,6 +18,7 @@ import { healthRoutes } from "./routes/health.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
+import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
 import { userRoutes } from "./routes/users.js";
 import { registerWebUi } from "./web-ui.js";
@@ -101,6 +102,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
+  smtpRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();
   return app;

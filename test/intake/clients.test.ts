@@ -276,6 +276,21 @@ describe("what the operator sees", () => {
     expect(text).toMatch(/mailroom_smtp_messages_total\{result="too_big"\} [1-9]/);
   });
 
+  it("GET /api/smtp-submission gives an app's settings", async () => {
+    const res = await h.t.request(h.t.admin, { method: "GET", url: "/api/smtp-submission" });
+    expect(res.json()).toEqual({
+      enabled: true,
+      host: "localhost",
+      port: h.port,
+      tlsPort: h.tlsPort,
+      maxSize: 25 * 1024 * 1024,
+      maxRecipients: 100,
+      fingerprint: h.intake.certificate?.fingerprint,
+      selfSigned: true,
+    });
+    expect((await h.t.request(null, { method: "GET", url: "/api/smtp-submission" })).statusCode).toBe(401);
+  });
+
   it("the delivery log's API shows where a message came from", async () => {
     const { items } = await h.t.mailroom.messages.list({ recipient: "rcpt@example.org" });
     const res = await h.t.request(h.t.admin, { method: "GET", url: `/api/messages/${items[0].id}` });

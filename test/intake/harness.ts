@@ -53,6 +53,8 @@ export async function attachIntake(t: TestApp): Promise<IntakeHarness> {
     isLoopback: (ip) => !h.remote && (ip === "::1" || /^(::ffff:)?127\./.test(ip)),
   });
   await intake.start();
+  // The app's own routes (GET /api/smtp-submission) and close() then see this listener.
+  m.smtp = intake;
   let tokens = 0;
   return Object.assign(h, {
     t,

@@ -1,5 +1,6 @@
 import { type FormEvent, useState } from "react";
 import { ApiError, api, type EmailServer, errorMessage, type List, type Permission, type Token } from "../api";
+import { SmtpSettings } from "../components/SmtpSettings";
 import {
   Alert,
   CopyButton,
@@ -13,7 +14,6 @@ import {
   timeAgo,
   useLoad,
 } from "../components/ui";
-
 import { Field, PeopleTabs, PermissionChecks } from "./people";
 
 export function TokensPage() {
@@ -64,6 +64,7 @@ export function TokensPage() {
           <p>
             Applications send it as <code>Authorization: Bearer &lt;token&gt;</code>.
           </p>
+          <SmtpSettings tokenName={created.name} />
         </Alert>
       )}
       {creating && (
