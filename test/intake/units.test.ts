@@ -124,7 +124,7 @@ describe("prepareSubmission", () => {
     const data = Buffer.from(
       'From: "A, B" <a@example.com>\r\nTo: Team <to@example.com>, list@example.com\r\nCc: cc@example.com\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nMessage-ID: <m1@example.com>\r\nDate: x\r\n\r\nbody\r\n',
     );
-    const s = await prepareSubmission(data, ["TO@example.com", "cc@example.com", "hidden@example.com"], now);
+    const s = prepareSubmission(data, ["TO@example.com", "cc@example.com", "hidden@example.com"], now);
     expect(s).toMatchObject({
       from: { address: "a@example.com", name: "A, B" },
       to: [{ address: "TO@example.com", name: "Team" }],
@@ -141,12 +141,22 @@ describe("prepareSubmission", () => {
     const data = Buffer.from(
       "From: a@example.com\nBcc: x@example.com,\n y@example.com\nSubject: s\nbcc: z@example.com\n\nBcc: in the body stays\n",
     );
-    const s = await prepareSubmission(data, ["x@example.com"], now);
+    const s = prepareSubmission(data, ["x@example.com"], now);
     const text = s.mime.toString();
     expect(text).toMatch(
       /^Message-ID: <[^>]+@example\.com>\nDate: Tue, 02 Dec 2025 10:00:00 \+0000\nFrom: a@example\.com\nSubject: s\n\nBcc: in the body stays\n$/,
     );
     expect(s.clientMessageId).toBe(false);
+  });
+
+  it("decodes encoded words and raw UTF-8 for the log; a comma inside an encoded name stays in the name", () => {
+    const data = Buffer.from(
+      "From: =?iso-8859-1?q?M=FCller=2C_Hans?= <h@example.com>\r\nTo: Zoë <zoë@example.org>\r\nSubject: =?utf-8?B?R3LDvMOfZQ==?=\r\n =?utf-8?q?_aus_K=C3=B6ln?=\r\n\r\nx\r\n",
+    );
+    const s = prepareSubmission(data, ["zoë@example.org"], now);
+    expect(s.from).toEqual({ address: "h@example.com", name: "Müller, Hans" });
+    expect(s.to).toEqual([{ address: "zoë@example.org", name: "Zoë" }]);
+    expect(s.subject).toBe("Grüße aus Köln");
   });
 
   it("keeps bytes that are not UTF-8 as they were", async () => {
@@ -156,7 +166,7 @@ describe("prepareSubmission", () => {
       Buffer.from("\r\n\r\n"),
       Buffer.from([0xff, 0x00, 0xfe]),
     ]);
-    const s = await prepareSubmission(latin1, ["b@example.com"], now);
+    const s = prepareSubmission(latin1, ["b@example.com"], now);
     const expected = Buffer.concat([
       Buffer.from("From: a@example.com\r\nMessage-ID: <l@x>\r\nDate: d\r\nSubject: "),
       Buffer.from([0xe9, 0xe8]),

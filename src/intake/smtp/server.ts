@@ -292,7 +292,7 @@ export class SmtpIntake {
     const transaction = this.transactions.get(session);
     if (!user || !transaction) throw replies.authRequired();
     try {
-      const submission = await prepareSubmission(
+      const submission = prepareSubmission(
         Buffer.concat(chunks),
         session.envelope.rcptTo.map((r) => r.address),
       );
