@@ -3,6 +3,8 @@
  * process of its own (pooled connections, STARTTLS, AUTH with a token), delivered by the
  * SMTP driver to a sink in a third process. Reports the rate at which messages were
  * accepted (250 after each is stored) and the rate from the first message to the last `sent`.
+ * First, the same client sends the same N straight to the sink (plain text, no login): the
+ * client's own ceiling on this machine at this moment, to read the other figures against.
  *
  *   npm run bench -- smtp --n=5000 --connections=4 --db=sqlite|postgres
  */
@@ -67,6 +69,9 @@ try {
   const caFile = path.join(config.dataDir, "bench-ca.pem");
   fs.writeFileSync(caFile, cert.cert);
   console.log(`# smtp: ${N} messages, ${connections} connections (STARTTLS), ${dialect}, node ${process.version}`);
+
+  const bare = await runClient(sink.port, "-", caFile);
+  report("smtp_client_to_sink_per_second", bare.accepted / bare.seconds, "msg/s");
 
   const started = performance.now();
   const client = await runClient(port, token, caFile);
