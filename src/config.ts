@@ -27,6 +27,26 @@ export interface DeliveryConfig {
   backoff: number[];
 }
 
+/** SMTP submission (src/intake/smtp): where it listens, its certificate and its limits. */
+export interface SmtpIntakeConfig {
+  /** Plain port with STARTTLS (MAILROOM_SMTP_PORT); null when off. */
+  port: number | null;
+  /** Implicit TLS port (MAILROOM_SMTPS_PORT); null when off. */
+  tlsPort: number | null;
+  /** PEM files; both unset: a self-signed certificate in the data folder. */
+  certFile?: string;
+  keyFile?: string;
+  /** Largest message in bytes (advertised as SIZE). */
+  maxSize: number;
+  maxRecipients: number;
+  maxConnectionsPerIp: number;
+  idleTimeoutMs: number;
+  /** Failed logins one IP may make in 15 minutes before AUTH is refused to it. */
+  maxAuthFailures: number;
+  /** Offer AUTH on connections that are neither TLS nor from loopback (MAILROOM_SMTP_INSECURE_AUTH). */
+  insecureAuth: boolean;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -50,6 +70,7 @@ export interface Config {
   delivery: DeliveryConfig;
   /** What only the operator decides: sendmail commands, endpoints beyond the providers' own. */
   operator: OperatorPolicy;
+  smtp: SmtpIntakeConfig;
 }
 
 /** Thrown for a wrong environment value; its message is the one line printed at start. */
@@ -235,6 +256,70 @@ function parseAllowedEndpoints(raw: string | undefined): AllowedEndpoint[] {
     });
 }
 
+/** A port, or null for `off`; unset gives `fallback`. */
+function parseOptionalPort(env: NodeJS.ProcessEnv, name: string, fallback: number | null): number | null {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "off") return null;
+  if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError(`${name}=${raw} is not a port: use a whole number from 0 to 65535, or off.`);
+  }
+  return Number(raw);
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, B: 1, K: 1024, KB: 1024, M: 1024 ** 2, MB: 1024 ** 2 };
+
+function parseSize(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const match = /^(\d+)\s*([A-Za-z]*)$/.exec(raw.trim());
+  const unit = SIZE_UNITS[(match?.[2] ?? "").toUpperCase()];
+  const bytes = match && unit ? Number(match[1]) * unit : Number.NaN;
+  if (!(bytes >= 1024 && bytes <= 1024 ** 3)) {
+    throw new ConfigError(`${name}=${raw} is not a size: use bytes or e.g. 25MB, from 1KB to 1024MB.`);
+  }
+  return bytes;
+}
+
+function readableFile(name: string, file: string | undefined, marker: string): string | undefined {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    throw new ConfigError(`${name}=${file} cannot be read: give the path of a PEM file Mailroom may read.`);
+  }
+  if (!text.includes(marker)) throw new ConfigError(`${name}=${file} holds no PEM ${marker.replace(/-/g, "").trim()}.`);
+  return path.resolve(file);
+}
+
+function parseSmtpIntake(env: NodeJS.ProcessEnv): SmtpIntakeConfig {
+  const certFile = readableFile("MAILROOM_SMTP_TLS_CERT", env.MAILROOM_SMTP_TLS_CERT, "-----BEGIN CERTIFICATE-----");
+  // Any PEM private key: "BEGIN PRIVATE KEY", "BEGIN RSA PRIVATE KEY", "BEGIN EC PRIVATE KEY".
+  const keyFile = readableFile("MAILROOM_SMTP_TLS_KEY", env.MAILROOM_SMTP_TLS_KEY, "PRIVATE KEY-----");
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError(
+      "MAILROOM_SMTP_TLS_CERT and MAILROOM_SMTP_TLS_KEY go together: set both, or neither for a self-signed certificate.",
+    );
+  }
+  const insecure = env.MAILROOM_SMTP_INSECURE_AUTH || "off";
+  if (insecure !== "on" && insecure !== "off") {
+    throw new ConfigError(`MAILROOM_SMTP_INSECURE_AUTH=${insecure} is not valid: use on or off.`);
+  }
+  return {
+    port: parseOptionalPort(env, "MAILROOM_SMTP_PORT", 2525),
+    tlsPort: parseOptionalPort(env, "MAILROOM_SMTPS_PORT", null),
+    certFile,
+    keyFile,
+    maxSize: parseSize(env, "MAILROOM_SMTP_MAX_SIZE", 25 * 1024 * 1024),
+    maxRecipients: parseCount(env, "MAILROOM_SMTP_MAX_RECIPIENTS", 100, 1, 500),
+    maxConnectionsPerIp: parseCount(env, "MAILROOM_SMTP_MAX_CONNECTIONS_PER_IP", 20, 1, 10_000),
+    idleTimeoutMs: parseCount(env, "MAILROOM_SMTP_IDLE_TIMEOUT_SECONDS", 300, 1, 3600) * 1000,
+    maxAuthFailures: parseCount(env, "MAILROOM_SMTP_AUTH_FAILURES", 10, 1, 10_000),
+    insecureAuth: insecure === "on",
+  };
+}
+
 /** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const port = overrides.port ?? (env.MAILROOM_PORT ? parsePort("MAILROOM_PORT", env.MAILROOM_PORT) : 8025);
@@ -291,5 +376,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       sendmailCommands: parseSendmailCommands(env.MAILROOM_SENDMAIL_COMMANDS, fs.existsSync),
       allowedEndpoints: parseAllowedEndpoints(env.MAILROOM_ALLOWED_ENDPOINTS),
     },
+    smtp: overrides.smtp ?? parseSmtpIntake(env),
   };
 }

@@ -51,6 +51,7 @@ export const routePermissions: Record<string, RouteAccess> = {
   // It sends mail; the handler also asks for messages.view, as it reads the captured message.
   "POST /api/capture/:serverId/messages/:id/release": "messages.send",
   "GET /api/stats": "messages.view",
+  "GET /api/smtp-submission": "signed-in",
 
   "GET /api/users": "users.manage",
   "POST /api/users": "users.manage",

@@ -22,6 +22,7 @@ import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
+import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
 import { userRoutes } from "./routes/users.js";
 import { registerWebUi } from "./web-ui.js";
@@ -122,6 +123,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
+  smtpRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();
   return app;

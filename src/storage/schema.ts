@@ -134,6 +134,18 @@ export interface MessagesTable {
   sent_at: number | null;
   /** 1 for a server test's email (settled when written, never retried); 0, the default, otherwise. */
   is_test?: number;
+  /** How the message arrived; the column defaults to "api", so an insert may leave it out. */
+  source?: MessageSource;
+  /** JSON {token, username, clientIp, ehlo} of an SMTP submission (never a secret), or NULL. */
+  source_detail?: string | null;
+}
+
+export type MessageSource = "api" | "smtp";
+
+/** The raw MIME of a message stored as its client sent it (SMTP submission). */
+export interface MessageRawTable {
+  message_id: string;
+  mime: Buffer;
 }
 
 export interface MessageAttemptsTable {
@@ -202,6 +214,7 @@ export interface AuthFailuresTable {
 
 export interface Database {
   messages: MessagesTable;
+  message_raw: MessageRawTable;
   message_attempts: MessageAttemptsTable;
   email_servers: EmailServersTable;
   users: UsersTable;

@@ -32,6 +32,12 @@ export interface OutgoingMessage {
   html?: string;
   attachments: Attachment[];
   headers: Record<string, string>;
+  /**
+   * The whole message as its client sent it (SMTP submission). Drivers send these bytes
+   * unchanged to the envelope (to, cc and bcc); text, html, attachments and headers are
+   * empty, and from, subject and messageId are what the bytes' headers say.
+   */
+  raw?: Buffer;
 }
 
 export interface SendResult {

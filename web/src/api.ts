@@ -177,6 +177,30 @@ export interface Message {
   sentAt: string | null;
   /** A server test's email. */
   test?: boolean;
+  source: MessageSource;
+}
+
+/** How a message reached Mailroom: by API, or over SMTP (with the session's facts). */
+export interface MessageSource {
+  kind: "api" | "smtp";
+  /** The principal's label, e.g. "token ci-runner". */
+  by?: string;
+  username?: string;
+  clientIp?: string;
+  ehlo?: string;
+  mailFrom?: string;
+  tls?: boolean;
+}
+
+/** One line: "SMTP · token ci-runner · user printer · 10.0.0.7 · EHLO scanner.local". */
+export function describeSource(source: MessageSource | undefined): string {
+  if (!source) return "API";
+  const parts = [source.kind === "smtp" ? "SMTP" : "API", source.by];
+  if (source.kind === "smtp") {
+    if (source.username) parts.push(`user ${source.username}`);
+    parts.push(source.clientIp, source.ehlo ? `EHLO ${source.ehlo}` : undefined, source.tls ? "TLS" : "no TLS");
+  }
+  return parts.filter(Boolean).join(" · ");
 }
 
 export interface Attempt {

@@ -84,6 +84,60 @@ export function toPostmarkEmail(message: OutgoingMessage, messageStream: string)
   return email;
 }
 
+// Headers Postmark writes from its own fields; the rest of a raw message's headers pass through.
+const POSTMARK_OWN_HEADERS = new Set([
+  "from",
+  "to",
+  "cc",
+  "bcc",
+  "reply-to",
+  "subject",
+  "date",
+  "mime-version",
+  "content-type",
+  "content-transfer-encoding",
+]);
+
+/**
+ * Postmark has no API for raw MIME: a message received over SMTP is parsed into the fields of
+ * `POST /email` (text, html, attachments, its other headers), so its MIME structure and any
+ * signature over it do not survive, but its content, Message-ID and custom headers do.
+ */
+export async function rawToPostmarkEmail(message: OutgoingMessage, messageStream: string): Promise<PostmarkEmail> {
+  const { simpleParser } = await import("mailparser");
+  const parsed = await simpleParser(message.raw ?? Buffer.alloc(0), { keepCidLinks: true, skipTextToHtml: true });
+  const email = toPostmarkEmail(
+    {
+      ...message,
+      subject: parsed.subject ?? message.subject,
+      text: parsed.text,
+      html: typeof parsed.html === "string" ? parsed.html : undefined,
+      headers: {},
+      attachments: parsed.attachments.map((a) => ({
+        filename: a.filename ?? "attachment",
+        contentType: a.contentType,
+        content: a.content,
+        ...(a.contentId && a.contentDisposition === "inline" ? { contentId: a.contentId.replace(/^<|>$/g, "") } : {}),
+      })),
+      raw: undefined,
+    },
+    messageStream,
+  );
+  for (const h of parsed.headerLines) {
+    if (POSTMARK_OWN_HEADERS.has(h.key) || h.key === "message-id") continue;
+    email.Headers.push({ Name: h.line.slice(0, h.line.indexOf(":")).trim(), Value: unfold(h.line) });
+  }
+  return email;
+}
+
+/** A header line's value on one line. */
+function unfold(line: string): string {
+  return line
+    .slice(line.indexOf(":") + 1)
+    .replace(/\r?\n[ \t]+/g, " ")
+    .trim();
+}
+
 /** Postmark's API error codes (https://postmarkapp.com/developer/api/overview#error-codes). */
 const SENDER_NOT_CONFIRMED = new Set([400, 401]);
 const SERVER_FAULTS = new Set([
@@ -129,7 +183,7 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
         method: "POST",
         url: endpointUrl(base, ["email"]),
         headers: { ...headers, "Content-Type": "application/json" },
-        body: JSON.stringify(toPostmarkEmail(message, stream)),
+        body: JSON.stringify(message.raw ? await rawToPostmarkEmail(message, stream) : toPostmarkEmail(message, stream)),
         timeoutMs: options.timeoutMs,
         secrets,
         mapError: mapPostmarkError,

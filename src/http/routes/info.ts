@@ -10,12 +10,12 @@ export interface SmtpSubmissionInfo {
   tlsPort: number | null;
 }
 
-/**
- * SMTP submission (issue 13) is not part of this build yet: null until its listener reports
- * where it listens, so the admin UI shows its example only when it can work.
- */
-function smtpSubmission(_mailroom: Mailroom): SmtpSubmissionInfo | null {
-  return null;
+/** Where the SMTP listener actually listens: null while it is off, so the UI never shows an example that cannot work. */
+function smtpSubmission(mailroom: Mailroom): SmtpSubmissionInfo | null {
+  const port = mailroom.smtp.port("smtp") ?? null;
+  const tlsPort = mailroom.smtp.port("smtps") ?? null;
+  if (port === null && tlsPort === null) return null;
+  return { host: new URL(mailroom.ctx.config.publicUrl).hostname, port, tlsPort };
 }
 
 /** What the admin UI needs to know about this Mailroom to write ready-to-run examples. */

@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { type Attempt, api, type CapturedMessage, type EmailServer, errorMessage, type Message } from "../api";
+import { type Attempt, api, type CapturedMessage, describeSource, type EmailServer, errorMessage, type Message } from "../api";
 import { CapturePreview } from "../components/CapturePreview";
 import { confirmDialog } from "../components/Confirm";
 import {
@@ -159,6 +159,8 @@ export function MessagePage({ id }: { id: string }) {
               <dd className="break">{m.bcc.map(formatAddress).join(", ")}</dd>
             </>
           )}
+          <dt>Source</dt>
+          <dd className="break">{describeSource(m.source)}</dd>
           <dt>Server</dt>
           <dd>{can("email-servers.view") ? <Link to={`/servers/${m.server.id}`}>{m.server.name}</Link> : m.server.name}</dd>
           <dt>Created</dt>

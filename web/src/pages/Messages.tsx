@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { api, type EmailServer, type List, type Message, query } from "../api";
+import { api, describeSource, type EmailServer, type List, type Message, query } from "../api";
 import { ErrorAlert, formatAddress, Loading, Pager, PageTitle, StatusPill, Time, useLoad } from "../components/ui";
 import { Link, navigate, useLocation } from "../router";
 import { useSession } from "../session";
@@ -188,7 +188,14 @@ export function MessagesPage() {
                     <td data-label="To" className="break">
                       {m.to.map(formatAddress).join(", ") || "—"}
                     </td>
-                    <td data-label="Server">{m.server.name}</td>
+                    <td data-label="Server">
+                      {m.server.name}
+                      {m.source?.kind === "smtp" && (
+                        <span className="badge badge-muted" title={describeSource(m.source)}>
+                          SMTP
+                        </span>
+                      )}
+                    </td>
                     <td data-label="Created">
                       <Time value={m.createdAt} />
                     </td>

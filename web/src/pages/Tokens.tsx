@@ -10,6 +10,7 @@ import {
   type Permission,
   type Token,
 } from "../api";
+import { SmtpSettings } from "../components/SmtpSettings";
 import {
   Alert,
   CopyButton,
@@ -76,6 +77,7 @@ export function TokensPage() {
           <p>
             Applications send it as <code>Authorization: Bearer &lt;token&gt;</code>.
           </p>
+          <SmtpSettings tokenName={created.name} />
         </Alert>
       )}
       {created && info.data && <FirstMessage created={created} info={info.data} servers={servers.data?.items ?? []} />}
