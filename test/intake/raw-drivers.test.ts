@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
 import { listCaptured, readCaptured } from "../../src/drivers/capture/store.js";
 import { createCaptureTransport } from "../../src/drivers/capture/transport.js";
 import { createMailgunTransport } from "../../src/drivers/mailgun/transport.js";
@@ -38,12 +39,22 @@ function rawMessage(): OutgoingMessage {
   };
 }
 
+/** What the operator declares, as the environment would: msmtp as a sendmail command, the peers as endpoints. */
+function operator(endpoints: string[]): TransportContext["operator"] {
+  return loadConfig({
+    MAILROOM_SENDMAIL_COMMANDS: JSON.stringify({ msmtp: [MSMTP, "-i", "-C", path.join(dir, "msmtprc")] }),
+    MAILROOM_ALLOWED_ENDPOINTS: endpoints.join(","),
+  }).operator;
+}
+
 function context(
   settings: Record<string, unknown>,
   secrets: Record<string, string> = {},
   dataDir = "/nonexistent",
+  endpoints = [provider.url],
 ): TransportContext {
   return {
+    operator: operator(endpoints),
     serverId: "srv-raw",
     serverName: "Raw",
     fromAddress: "sender@example.com",
@@ -97,7 +108,7 @@ describe("raw MIME through every driver", () => {
     const lines = ["account default", "host localhost", `port ${smtp.port}`, "tls on", "tls_starttls on"];
     lines.push(`tls_trust_file ${path.join(dir, "ca.pem")}`, "auth on", "user relay", "password relay-password");
     await fs.writeFile(rc, `${lines.join("\n")}\nsyslog off\n`, { mode: 0o600 });
-    const transport = sendmailDriver.createTransport?.(context({ path: MSMTP, arguments: `-i -C ${rc}` }));
+    const transport = sendmailDriver.createTransport?.(context({ command: "msmtp" }));
     await transport?.send(rawMessage());
     const [got] = await smtp.waitForMessages(1);
     expect(got.raw.equals(SIGNED_INVITE)).toBe(true);
@@ -119,6 +130,8 @@ describe("raw MIME through every driver", () => {
         context(
           { region: "eu-west-1", accessKeyId: "AKIAIOSFODNN7EXAMPLE", endpoint: ses.endpoint },
           { secretAccessKey: "x".repeat(40) },
+          undefined,
+          [ses.endpoint],
         ),
       );
       await transport.send(rawMessage());
