@@ -9,7 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Mailroom } from "../app.js";
 import { MailroomError } from "../core/errors.js";
 import { registerAuth } from "./auth.js";
-import { errorHandler } from "./errors.js";
+import { errorHandlerFor } from "./errors.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes, type LoginLimit } from "./routes/auth.js";
 import { captureRoutes } from "./routes/capture.js";
@@ -50,7 +50,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   const bodyAjv = makeAjv(false);
   const queryAjv = makeAjv(true);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : queryAjv).compile(schema));
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler(errorHandlerFor(mailroom.ctx.storage.health));
   app.setNotFoundHandler((request, reply) => {
     const error = new MailroomError("not_found", `No route ${request.method} ${request.url.split("?")[0]}.`);
     void reply.status(404).send(error.toBody());

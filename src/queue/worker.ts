@@ -78,6 +78,7 @@ export class DeliveryWorker {
   }
 
   private async loop(): Promise<void> {
+    let claimFailures = 0;
     while (this.running) {
       const free = this.options.concurrency - this.inFlight.size;
       let claimedAll = false;
@@ -98,17 +99,25 @@ export class DeliveryWorker {
             this.inFlight.set(row.id, done);
           }
           claimedAll = claimed.length === free;
+          claimFailures = 0;
+          this.ctx.storage.health.succeeded(claimed.length ? "write" : "read");
         } catch (error) {
-          this.ctx.log.warn({ err: error }, "could not claim messages; trying again shortly");
+          // A database outage is logged once, by the storage health; the claims back off meanwhile.
+          if (!this.ctx.storage.health.failed(error))
+            this.ctx.log.warn({ err: error }, "could not claim messages; trying again shortly");
+          claimFailures++;
         }
       }
-      if (!claimedAll && this.running) await this.idle();
+      if (!claimedAll && this.running) await this.idle(claimFailures);
     }
   }
 
-  private idle(): Promise<void> {
+  /** Waits a poll, or longer after failed claims: twice as long each time, up to 10 s. */
+  private idle(failures = 0): Promise<void> {
+    const { pollMs } = this.options;
+    const wait = Math.min(pollMs * 2 ** Math.min(failures, 10), Math.max(pollMs, 10_000));
     return new Promise((resolve) => {
-      const timer = setTimeout(done, this.options.pollMs);
+      const timer = setTimeout(done, wait);
       function done() {
         clearTimeout(timer);
         resolve();
