@@ -7,8 +7,13 @@
  * /readyz 200, new messages accepted, every accepted message delivered.
  */
 import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
+import { sql } from "kysely";
 import pg from "pg";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMailroom } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
 import { tempDir } from "../helpers/databases.js";
 import { allArrived, countDeliveries, prepareDatabase, readiness, Submitter } from "../helpers/drill.js";
 import { type PrivateCluster, privateClusterUnavailableReason, startPrivateCluster } from "../helpers/private-postgres.js";
@@ -25,6 +30,7 @@ describe.skipIf(unavailable !== null)("PostgreSQL restarted mid-delivery", () =>
   let peer: SmtpPeer;
   let mailroom: MailroomProcess;
   let token: string;
+  let env: Record<string, string>;
 
   beforeAll(async () => {
     cluster = await startPrivateCluster();
@@ -33,7 +39,7 @@ describe.skipIf(unavailable !== null)("PostgreSQL restarted mid-delivery", () =>
     await admin.query("create database mailroom");
     await admin.end();
     peer = await startSmtpPeer({ security: "none" });
-    const env = {
+    env = {
       DATABASE_URL: cluster.url("mailroom"),
       MAILROOM_DATA_DIR: tempDir(),
       MAILROOM_SECRET_KEY: randomBytes(32).toString("base64"),
@@ -100,4 +106,38 @@ describe.skipIf(unavailable !== null)("PostgreSQL restarted mid-delivery", () =>
     expect(output.match(/the database cannot be reached/g)).toHaveLength(1);
     expect(output.match(/the database answers again/g)).toHaveLength(1);
   }, 120_000);
+
+  it("a connection a transaction holds between two queries when the database goes away does not end the process", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: "info" }, new Writable({ write: (chunk, _enc, done) => done(void lines.push(String(chunk))) }));
+    const inProcess = createMailroom(loadConfig({ ...env, MAILROOM_DATA_DIR: tempDir() }), log);
+    const { db, storage } = inProcess.ctx;
+    try {
+      const failure = await db
+        .transaction()
+        .execute(async (trx) => {
+          await sql`select 1`.execute(trx);
+          // Checked out, between two queries: the 57P01 and the end of the connection
+          // arrive with no query to fail. pg then emits 'error' on the client, which ends
+          // the process unless someone listens.
+          cluster.stop("fast");
+          await waitFor("the dropped connection to be noticed", async () => storage.health.current !== null);
+          await sql`select 1`.execute(trx);
+        })
+        .then(
+          () => null,
+          (error: unknown) => error,
+        );
+      expect(storage.health.failed(failure)?.code).toBe("storage_unavailable");
+      expect((await storage.health.probe(db))?.code).toBe("storage_unavailable");
+      cluster.start();
+      expect(await storage.health.probe(db)).toBeNull();
+      expect(storage.health.current).toBeNull();
+      const logged = lines.join("");
+      expect(logged.match(/the database cannot be reached/g)).toHaveLength(1);
+      expect(logged.match(/the database answers again/g)).toHaveLength(1);
+    } finally {
+      await inProcess.close();
+    }
+  });
 });
