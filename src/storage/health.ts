@@ -1,3 +1,5 @@
+import fs from "node:fs/promises";
+import path from "node:path";
 import { type Kysely, sql } from "kysely";
 import { MailroomError } from "../core/errors.js";
 import type { DialectName } from "./dialect.js";
@@ -18,6 +20,19 @@ export interface StorageOutage {
   reason: string;
   /** Failures seen since it started, the first included. */
   failures: number;
+}
+
+/** Free space a full disk must have again before writes count as possible: a megabyte. */
+const WRITE_ROOM = 1 << 20;
+
+/** Writes and removes a file of `bytes` in `dir`: fails with ENOSPC while the disk lacks the room. */
+async function roomFor(dir: string, bytes: number): Promise<void> {
+  const file = path.join(dir, `.write-probe-${process.pid}`);
+  try {
+    await fs.writeFile(file, Buffer.alloc(bytes), { mode: 0o600 });
+  } finally {
+    await fs.rm(file, { force: true });
+  }
 }
 
 /** The part of a pino logger this needs. */
@@ -119,8 +134,11 @@ export class StorageHealth {
       await sql`select 1`.execute(db);
       this.succeeded("read");
       if (this.outage?.fault === "full") {
+        // SQLite reuses its write-ahead log once checkpointed, so a small write can pass on
+        // a full disk while a larger one fails: ask the disk itself for room first.
+        if (this.where.dialect === "sqlite") await roomFor(this.where.dataDir, WRITE_ROOM);
         // A real write of a row nobody reads at run time (Kysely's record of a migration),
-        // rewritten with its own value: it needs disk space on SQLite and PostgreSQL alike.
+        // rewritten with its own value.
         await sql`update kysely_migration set "timestamp" = "timestamp" where name = (select min(name) from kysely_migration)`.execute(
           db,
         );
