@@ -100,7 +100,8 @@ export class DeliveryWorker {
           }
           claimedAll = claimed.length === free;
           claimFailures = 0;
-          this.ctx.storage.health.succeeded(claimed.length ? "write" : "read");
+          // Only an outage of the database ends here: a full disk ends when /readyz finds room.
+          this.ctx.storage.health.succeeded("read");
         } catch (error) {
           // A database outage is logged once, by the storage health; the claims back off meanwhile.
           if (!this.ctx.storage.health.failed(error))
