@@ -35,6 +35,19 @@ async function roomFor(dir: string, bytes: number): Promise<void> {
   }
 }
 
+/** Why the database is not ready, as /readyz tells anyone who asks: no path, no driver message. */
+export interface NotReady {
+  code: "storage_busy" | "storage_unavailable" | "storage_full";
+  message: string;
+}
+
+const NOT_READY: Record<NotReady["code"], string> = {
+  storage_busy: "The database is busy for a moment.",
+  storage_unavailable: "The database cannot be reached; Mailroom reconnects on its own (its log says why).",
+  storage_full:
+    "The database's disk is full; ready again once it has room and a write succeeds (the log names where to free space).",
+};
+
 /** The part of a pino logger this needs. */
 export interface HealthLog {
   error(details: object, message: string): void;
@@ -129,7 +142,7 @@ export class StorageHealth {
   }
 
   /** Readiness: null when the database answers (and, after a full disk, takes a write again). */
-  async probe(db: Kysely<Database>): Promise<MailroomError | null> {
+  async probe(db: Kysely<Database>): Promise<NotReady | null> {
     try {
       await sql`select 1`.execute(db);
       this.succeeded("read");
@@ -146,10 +159,8 @@ export class StorageHealth {
       }
       return null;
     } catch (error) {
-      return (
-        this.failed(error) ??
-        new MailroomError("storage_unavailable", `The database does not answer: ${codeOf(error) ?? "error"}.`)
-      );
+      const code = (this.failed(error)?.code ?? "storage_unavailable") as NotReady["code"];
+      return { code, message: NOT_READY[code] };
     }
   }
 
