@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMailroom } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { tempDir } from "../helpers/databases.js";
-import { allArrived, countDeliveries, prepareDatabase, readiness, Submitter } from "../helpers/drill.js";
 import { type PrivateCluster, privateClusterUnavailableReason, startPrivateCluster } from "../helpers/private-postgres.js";
 import { type MailroomProcess, spawnMailroom } from "../helpers/process.js";
+import { allArrived, countArrivals, prepareDatabase, readiness, Submitter } from "../helpers/storage-drill.js";
 import { waitFor } from "../helpers/wait.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 
@@ -86,7 +86,7 @@ describe.skipIf(unavailable !== null)("PostgreSQL restarted mid-delivery", () =>
     await submitter.stop();
     await allArrived(submitter.accepted, peer);
 
-    const count = countDeliveries(submitter.accepted, peer);
+    const count = countArrivals(submitter.accepted, peer);
     const refusedWith = [...new Set(submitter.refusals.map((r) => `${r.status} ${r.code}`))];
     console.log(
       `PostgreSQL restart drill: sent ${count.sent}, arrived unique ${count.unique}, duplicates ${count.duplicates}, lost ${count.lost}; ${submitter.refusals.length} batches refused (${refusedWith.join(", ")})`,

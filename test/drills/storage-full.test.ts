@@ -10,8 +10,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/databases.js";
-import { allArrived, countDeliveries, prepareDatabase, readiness, Submitter } from "../helpers/drill.js";
 import { type MailroomProcess, spawnMailroom } from "../helpers/process.js";
+import { allArrived, countArrivals, prepareDatabase, readiness, Submitter } from "../helpers/storage-drill.js";
 import { waitFor } from "../helpers/wait.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 
@@ -115,7 +115,7 @@ describe.skipIf(unavailable !== null)("the disk under the data folder fills up",
     await submitter.stop();
     await allArrived(submitter.accepted, peer);
 
-    const count = countDeliveries(submitter.accepted, peer);
+    const count = countArrivals(submitter.accepted, peer);
     const refusedWith = [...new Set(submitter.refusals.map((r) => `${r.status} ${r.code}`))];
     console.log(
       `storage-full drill: sent ${count.sent}, arrived unique ${count.unique}, duplicates ${count.duplicates}, lost ${count.lost}; ${submitter.refusals.length} batches refused (${refusedWith.join(", ")})`,

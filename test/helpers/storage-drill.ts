@@ -1,7 +1,9 @@
 /**
- * What the storage drills share: a database prepared for a `mailroom serve` process (an SMTP
- * server as the default, an API token), a client that keeps submitting messages through the
- * API and notes what was accepted and what was refused, and the final count of deliveries.
+ * What the storage drills (PostgreSQL restarted, disk full) share: a database of their own
+ * prepared for a `mailroom serve` process (an SMTP server as the default, an API token), a
+ * client that keeps submitting messages through the API and notes what was accepted and
+ * what was refused, and the count of what arrived. (The delivery drills' helpers, in
+ * drill.ts, queue into a fresh SQLite database instead.)
  */
 import { bootstrap, createMailroom } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
@@ -94,7 +96,7 @@ export class Submitter {
   }
 }
 
-export interface DeliveryCount {
+export interface ArrivalCount {
   /** Accepted by the API (202). */
   sent: number;
   /** Accepted messages that arrived at least once. */
@@ -105,7 +107,7 @@ export interface DeliveryCount {
   lost: number;
 }
 
-export function countDeliveries(accepted: string[], peer: SmtpPeer): DeliveryCount {
+export function countArrivals(accepted: string[], peer: SmtpPeer): ArrivalCount {
   const arrivals = new Map<string, number>();
   for (const m of peer.received) arrivals.set(m.subject ?? "", (arrivals.get(m.subject ?? "") ?? 0) + 1);
   const unique = accepted.filter((s) => arrivals.has(s)).length;
