@@ -84,6 +84,7 @@ export class DeliveryWorker {
       let claimedAll = false;
       // Claim in groups (a quarter of the concurrency at least), not one message per completion.
       if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
+        const startedAt = Date.now();
         try {
           const claimed = await claimDueMessages(this.ctx.db, this.ctx.storage.dialect, this.owner, free, this.options.leaseMs);
           // Each server is read once per batch, so a settings change applies to the next batch.
@@ -101,7 +102,7 @@ export class DeliveryWorker {
           claimedAll = claimed.length === free;
           claimFailures = 0;
           // Only an outage of the database ends here: a full disk ends when /readyz finds room.
-          this.ctx.storage.health.succeeded("read");
+          this.ctx.storage.health.succeeded("read", startedAt);
         } catch (error) {
           // A database outage is logged once, by the storage health; the claims back off meanwhile.
           if (!this.ctx.storage.health.failed(error))

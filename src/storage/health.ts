@@ -128,12 +128,13 @@ export class StorageHealth {
   }
 
   /**
-   * A query answered (`read`) or a write landed (`write`). A full disk ends only with a
-   * write: reads go on working while nothing can be stored.
+   * A query started at `startedAt` answered (`read`) or a write landed (`write`). A full disk
+   * ends only with a write: reads go on working while nothing can be stored. A query sent
+   * before the outage began proves nothing: it may have been answered just before.
    */
-  succeeded(kind: "read" | "write"): void {
+  succeeded(kind: "read" | "write", startedAt: number): void {
     const outage = this.outage;
-    if (!outage || (outage.fault === "full" && kind !== "write")) return;
+    if (!outage || startedAt <= outage.since || (outage.fault === "full" && kind !== "write")) return;
     this.outage = null;
     this.log?.info(
       { reason: outage.reason, seconds: Math.round((Date.now() - outage.since) / 1000), failures: outage.failures },
@@ -143,9 +144,10 @@ export class StorageHealth {
 
   /** Readiness: null when the database answers (and, after a full disk, takes a write again). */
   async probe(db: Kysely<Database>): Promise<NotReady | null> {
+    const startedAt = Date.now();
     try {
       await sql`select 1`.execute(db);
-      this.succeeded("read");
+      this.succeeded("read", startedAt);
       if (this.outage?.fault === "full") {
         // SQLite reuses its write-ahead log once checkpointed, so a small write can pass on
         // a full disk while a larger one fails: ask the disk itself for room first.
@@ -155,7 +157,7 @@ export class StorageHealth {
         await sql`update kysely_migration set "timestamp" = "timestamp" where name = (select min(name) from kysely_migration)`.execute(
           db,
         );
-        this.succeeded("write");
+        this.succeeded("write", startedAt);
       }
       return null;
     } catch (error) {

@@ -48,8 +48,11 @@ describe("StorageHealth", () => {
     const { lines, health } = recording();
     for (let i = 0; i < 50; i++) expect(health.failed(withCode("SQLITE_IOERR"))?.code).toBe("storage_unavailable");
     expect(health.current).toMatchObject({ fault: "unavailable", failures: 50 });
-    health.succeeded("read");
-    health.succeeded("read");
+    // A query sent before the outage began and answered since proves nothing.
+    health.succeeded("read", (health.current?.since ?? 0) - 1);
+    expect(health.current).not.toBeNull();
+    health.succeeded("read", Date.now() + 1);
+    health.succeeded("read", Date.now() + 1);
     expect(health.current).toBeNull();
     expect(lines).toEqual([
       "error the database file cannot be read or written; requests answer 503 storage_unavailable",
@@ -62,9 +65,9 @@ describe("StorageHealth", () => {
     const error = health.failed(withCode("SQLITE_FULL", "database or disk is full"));
     expect(error).toMatchObject({ code: "storage_full", status: 507 });
     expect(error?.message).toContain("free disk space in /srv/mailroom/data");
-    health.succeeded("read");
+    health.succeeded("read", Date.now() + 1);
     expect(health.current?.fault).toBe("full");
-    health.succeeded("write");
+    health.succeeded("write", Date.now() + 1);
     expect(health.current).toBeNull();
     expect(lines).toHaveLength(2);
   });
