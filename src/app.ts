@@ -8,6 +8,7 @@ import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
+import { SmtpIntake } from "./intake/smtp/server.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { OAuthService } from "./oauth/service.js";
@@ -32,7 +33,9 @@ export interface Mailroom {
   /** Delivers queued messages; started by `serve` (or a test) with worker.start(). */
   worker: DeliveryWorker;
   metrics: Metrics;
-  /** Stops the worker (giving back what it holds), closes transports and the database. */
+  /** SMTP submission; started by `serve` (or a test) with smtp.start(). */
+  smtp: SmtpIntake;
+  /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
 
@@ -55,18 +58,25 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, metrics);
   messages.onQueued = () => worker.wake();
+  const users = new UserService(storage.db);
+  servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
+  const tokens = new TokenService(storage.db, users);
+  const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }) });
   return {
     ctx,
     servers,
     oauth,
-    users: new UserService(storage.db),
+    users,
     sessions: new SessionStore(storage.db),
-    tokens: new TokenService(storage.db),
+    tokens,
     messages,
     transports,
     worker,
     metrics,
+    smtp,
     async close() {
+      // No new message may arrive while the rest shuts down.
+      await smtp.stop();
       await worker.stop();
       await transports.closeAll();
       await storage.close();
@@ -92,6 +102,7 @@ export async function bootstrap(mailroom: Mailroom): Promise<BootstrapResult> {
     const { config } = mailroom.ctx;
     if ((await mailroom.users.count()) === 0) {
       const email = config.adminEmail ?? "admin@mailroom.localhost";
+      // Without MAILROOM_ADMIN_PASSWORD the password is generated, and so one-time.
       const { generatedPassword } = await mailroom.users.create(
         { email, name: "Administrator", password: config.adminPassword, superAdmin: true },
         systemActor,

@@ -1,6 +1,8 @@
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
-import { isEmailAddress, isHost } from "./core/validate.js";
+import { hasControlCharacters, isEmailAddress, isHost } from "./core/validate.js";
+import { type AllowedEndpoint, type OperatorPolicy, parseAllowedEndpoint, type SendmailCommand } from "./transport/operator.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
@@ -27,6 +29,26 @@ export interface DeliveryConfig {
   backoff: number[];
 }
 
+/** SMTP submission (src/intake/smtp): where it listens, its certificate and its limits. */
+export interface SmtpIntakeConfig {
+  /** Plain port with STARTTLS (MAILROOM_SMTP_PORT); null when off. */
+  port: number | null;
+  /** Implicit TLS port (MAILROOM_SMTPS_PORT); null when off. */
+  tlsPort: number | null;
+  /** PEM files; both unset: a self-signed certificate in the data folder. */
+  certFile?: string;
+  keyFile?: string;
+  /** Largest message in bytes (advertised as SIZE). */
+  maxSize: number;
+  maxRecipients: number;
+  maxConnectionsPerIp: number;
+  idleTimeoutMs: number;
+  /** Failed logins one IP may make in 15 minutes before AUTH is refused to it. */
+  maxAuthFailures: number;
+  /** Offer AUTH on connections that are neither TLS nor from loopback (MAILROOM_SMTP_INSECURE_AUTH). */
+  insecureAuth: boolean;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -41,8 +63,16 @@ export interface Config {
   adminEmail?: string;
   adminPassword?: string;
   logLevel: LogLevel;
+  /**
+   * Which proxies' X-Forwarded-For Mailroom believes (MAILROOM_TRUST_PROXY): false (none,
+   * the default), a hop count, or their addresses and CIDR ranges. Passed to Fastify's trustProxy.
+   */
+  trustProxy: false | number | string[];
   oauth: OAuthEndpointOverrides;
   delivery: DeliveryConfig;
+  /** What only the operator decides: sendmail commands, endpoints beyond the providers' own. */
+  operator: OperatorPolicy;
+  smtp: SmtpIntakeConfig;
 }
 
 /** Thrown for a wrong environment value; its message is the one line printed at start. */
@@ -138,6 +168,160 @@ function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
   };
 }
 
+// proxy-addr's names for whole ranges, which Fastify accepts beside addresses.
+const proxyRangeNames = ["loopback", "linklocal", "uniquelocal"];
+
+function isProxyAddress(entry: string): boolean {
+  if (proxyRangeNames.includes(entry)) return true;
+  const [address, prefix, ...rest] = entry.split("/");
+  const version = net.isIP(address);
+  if (!version || rest.length) return false;
+  if (prefix === undefined) return true;
+  return /^\d+$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}
+
+function parseTrustProxy(raw: string | undefined): false | number | string[] {
+  const value = raw?.trim();
+  if (!value || value === "false" || value === "0") return false;
+  const help =
+    "use the number of proxies in front of Mailroom (e.g. 1), or their addresses and CIDR ranges separated by commas (e.g. 10.0.0.0/8,192.168.1.5)";
+  if (/^\d+$/.test(value)) {
+    if (Number(value) < 1 || Number(value) > 20) throw new ConfigError(`MAILROOM_TRUST_PROXY=${value} is not valid: ${help}.`);
+    return Number(value);
+  }
+  if (value === "true") {
+    throw new ConfigError(`MAILROOM_TRUST_PROXY=true would let any client choose its own address (X-Forwarded-For): ${help}.`);
+  }
+  const entries = value.split(",").map((e) => e.trim());
+  const bad = entries.find((e) => !isProxyAddress(e));
+  if (bad !== undefined) throw new ConfigError(`MAILROOM_TRUST_PROXY: '${bad}' is not an address or CIDR range: ${help}.`);
+  return entries;
+}
+
+/** The sendmail shipped by the system, offered by default when it exists. */
+const SYSTEM_SENDMAIL = "/usr/sbin/sendmail";
+
+/**
+ * MAILROOM_SENDMAIL_COMMANDS: a JSON object of name → [absolute program, ...arguments], e.g.
+ * {"postfix": ["/usr/sbin/sendmail", "-i"]}. Unset: "sendmail" runs /usr/sbin/sendmail -i
+ * when that file exists. "{}" declares none (the sendmail driver then cannot send).
+ */
+function parseSendmailCommands(raw: string | undefined, exists: (file: string) => boolean): Record<string, SendmailCommand> {
+  if (raw === undefined || raw.trim() === "") {
+    return exists(SYSTEM_SENDMAIL) ? { sendmail: { program: SYSTEM_SENDMAIL, args: ["-i"] } } : {};
+  }
+  const usage =
+    'use a JSON object of name to [absolute program path, arguments...], e.g. {"postfix": ["/usr/sbin/sendmail", "-i"]}';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(`MAILROOM_SENDMAIL_COMMANDS is not valid JSON: ${usage}.`);
+  }
+  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new ConfigError(`MAILROOM_SENDMAIL_COMMANDS is not a JSON object: ${usage}.`);
+  }
+  const commands: Record<string, SendmailCommand> = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+      throw new ConfigError(
+        `MAILROOM_SENDMAIL_COMMANDS: the name '${name}' is not valid: use letters, digits, '.', '_' or '-' (at most 64).`,
+      );
+    }
+    const valid =
+      Array.isArray(value) &&
+      value.length > 0 &&
+      value.every((part) => typeof part === "string" && part !== "" && !hasControlCharacters(part));
+    if (!valid || !path.isAbsolute(value[0])) {
+      throw new ConfigError(`MAILROOM_SENDMAIL_COMMANDS: '${name}' must be [absolute program path, arguments...]: ${usage}.`);
+    }
+    commands[name] = { program: value[0], args: value.slice(1) };
+  }
+  return commands;
+}
+
+/** MAILROOM_ALLOWED_ENDPOINTS: comma-separated origins (https://host:port), host:port, or hosts. */
+function parseAllowedEndpoints(raw: string | undefined): AllowedEndpoint[] {
+  if (!raw) return [];
+  return raw
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry) => {
+      const parsed = parseAllowedEndpoint(entry);
+      if (!parsed) {
+        throw new ConfigError(
+          `MAILROOM_ALLOWED_ENDPOINTS: '${entry}' is not valid: use comma-separated origins (https://host:port, no path), host:port, or host names.`,
+        );
+      }
+      return parsed;
+    });
+}
+
+/** A port, or null for `off`; unset gives `fallback`. */
+function parseOptionalPort(env: NodeJS.ProcessEnv, name: string, fallback: number | null): number | null {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "off") return null;
+  if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError(`${name}=${raw} is not a port: use a whole number from 0 to 65535, or off.`);
+  }
+  return Number(raw);
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, B: 1, K: 1024, KB: 1024, M: 1024 ** 2, MB: 1024 ** 2 };
+
+function parseSize(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const match = /^(\d+)\s*([A-Za-z]*)$/.exec(raw.trim());
+  const unit = SIZE_UNITS[(match?.[2] ?? "").toUpperCase()];
+  const bytes = match && unit ? Number(match[1]) * unit : Number.NaN;
+  if (!(bytes >= 1024 && bytes <= 1024 ** 3)) {
+    throw new ConfigError(`${name}=${raw} is not a size: use bytes or e.g. 25MB, from 1KB to 1024MB.`);
+  }
+  return bytes;
+}
+
+function readableFile(name: string, file: string | undefined, marker: string): string | undefined {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    throw new ConfigError(`${name}=${file} cannot be read: give the path of a PEM file Mailroom may read.`);
+  }
+  if (!text.includes(marker)) throw new ConfigError(`${name}=${file} holds no PEM ${marker.replace(/-/g, "").trim()}.`);
+  return path.resolve(file);
+}
+
+function parseSmtpIntake(env: NodeJS.ProcessEnv): SmtpIntakeConfig {
+  const certFile = readableFile("MAILROOM_SMTP_TLS_CERT", env.MAILROOM_SMTP_TLS_CERT, "-----BEGIN CERTIFICATE-----");
+  // Any PEM private key: "BEGIN PRIVATE KEY", "BEGIN RSA PRIVATE KEY", "BEGIN EC PRIVATE KEY".
+  const keyFile = readableFile("MAILROOM_SMTP_TLS_KEY", env.MAILROOM_SMTP_TLS_KEY, "PRIVATE KEY-----");
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError(
+      "MAILROOM_SMTP_TLS_CERT and MAILROOM_SMTP_TLS_KEY go together: set both, or neither for a self-signed certificate.",
+    );
+  }
+  const insecure = env.MAILROOM_SMTP_INSECURE_AUTH || "off";
+  if (insecure !== "on" && insecure !== "off") {
+    throw new ConfigError(`MAILROOM_SMTP_INSECURE_AUTH=${insecure} is not valid: use on or off.`);
+  }
+  return {
+    port: parseOptionalPort(env, "MAILROOM_SMTP_PORT", 2525),
+    tlsPort: parseOptionalPort(env, "MAILROOM_SMTPS_PORT", null),
+    certFile,
+    keyFile,
+    maxSize: parseSize(env, "MAILROOM_SMTP_MAX_SIZE", 25 * 1024 * 1024),
+    maxRecipients: parseCount(env, "MAILROOM_SMTP_MAX_RECIPIENTS", 100, 1, 500),
+    maxConnectionsPerIp: parseCount(env, "MAILROOM_SMTP_MAX_CONNECTIONS_PER_IP", 20, 1, 10_000),
+    idleTimeoutMs: parseCount(env, "MAILROOM_SMTP_IDLE_TIMEOUT_SECONDS", 300, 1, 3600) * 1000,
+    maxAuthFailures: parseCount(env, "MAILROOM_SMTP_AUTH_FAILURES", 10, 1, 10_000),
+    insecureAuth: insecure === "on",
+  };
+}
+
 /** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const port = overrides.port ?? (env.MAILROOM_PORT ? parsePort("MAILROOM_PORT", env.MAILROOM_PORT) : 8025);
@@ -181,6 +365,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     adminEmail,
     adminPassword,
     logLevel,
+    trustProxy: overrides.trustProxy ?? parseTrustProxy(env.MAILROOM_TRUST_PROXY),
     oauth: {
       googleAuthUrl: optionalUrl("MAILROOM_GOOGLE_AUTH_URL"),
       googleTokenUrl: optionalUrl("MAILROOM_GOOGLE_TOKEN_URL"),
@@ -190,5 +375,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       microsoftAuthority: optionalUrl("MAILROOM_MICROSOFT_AUTHORITY"),
     },
     delivery: overrides.delivery ?? parseDelivery(env),
+    operator: overrides.operator ?? {
+      sendmailCommands: parseSendmailCommands(env.MAILROOM_SENDMAIL_COMMANDS, fs.existsSync),
+      allowedEndpoints: parseAllowedEndpoints(env.MAILROOM_ALLOWED_ENDPOINTS),
+    },
+    smtp: overrides.smtp ?? parseSmtpIntake(env),
   };
 }

@@ -28,6 +28,24 @@ export class Metrics {
     labelNames: ["server_id", "result"],
     registers: [this.registry],
   });
+  readonly smtpSessions = new Counter({
+    name: "mailroom_smtp_sessions_total",
+    help: "SMTP submission sessions opened, by listener (smtp: STARTTLS port, smtps: implicit TLS)",
+    labelNames: ["listener"],
+    registers: [this.registry],
+  });
+  readonly smtpAuthFailures = new Counter({
+    name: "mailroom_smtp_auth_failures_total",
+    help: "Refused SMTP logins by reason (invalid_token, forbidden, rate_limited)",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly smtpMessages = new Counter({
+    name: "mailroom_smtp_messages_total",
+    help: "Messages submitted over SMTP by result (accepted, replayed, rejected, deferred, too_big)",
+    labelNames: ["result"],
+    registers: [this.registry],
+  });
   readonly httpRequests = new Counter({
     name: "mailroom_http_requests_total",
     help: "HTTP requests by route and status",

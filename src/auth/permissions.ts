@@ -25,12 +25,21 @@ export interface Principal {
   permissions: ReadonlySet<Permission>;
   /** For API tokens limited to some email servers; null means every server. */
   serverIds: readonly string[] | null;
-  /** The user behind a session (or the token's creator). */
+  /** The user behind a session (or the token's owner: the user who created it). */
   userId: string | null;
+  /** A session whose password someone else set: it may only change it (password_change_required). */
+  mustChangePassword?: boolean;
 }
 
 export function can(principal: Principal, permission: Permission): boolean {
   return principal.superAdmin || principal.permissions.has(permission);
+}
+
+/** The permissions of `wanted` the principal does not hold itself (none for a super admin). */
+export function lackedBy(principal: Pick<Principal, "superAdmin" | "permissions">, wanted: Iterable<string>): Permission[] {
+  if (principal.superAdmin) return [];
+  const wantedSet = new Set(wanted);
+  return permissions.filter((p) => wantedSet.has(p) && !principal.permissions.has(p));
 }
 
 export function canUseServer(principal: Principal, serverId: string): boolean {

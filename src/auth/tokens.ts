@@ -5,7 +5,8 @@ import { fieldError, MailroomError } from "../core/errors.js";
 import { iso } from "../core/ids.js";
 import { hasControlCharacters } from "../core/validate.js";
 import type { ApiTokensTable, Database } from "../storage/schema.js";
-import { permissions as allPermissions, isPermission, type Permission, type Principal } from "./permissions.js";
+import { permissions as allPermissions, isPermission, lackedBy, type Permission, type Principal } from "./permissions.js";
+import type { UserService } from "./users.js";
 
 export interface TokenView {
   id: string;
@@ -34,7 +35,10 @@ function sha256(value: string): Buffer {
 }
 
 export class TokenService {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly users: UserService,
+  ) {}
 
   async list(): Promise<{ items: TokenView[]; total: number }> {
     const rows = await this.db
@@ -46,14 +50,27 @@ export class TokenService {
     return { items: rows.map(toView), total: rows.length };
   }
 
+  /** One live token's row (for deciding who may revoke it). */
+  async getRow(id: string): Promise<ApiTokensTable> {
+    const row = await this.db
+      .selectFrom("api_tokens")
+      .selectAll()
+      .where("id", "=", id)
+      .where("revoked_at", "is", null)
+      .executeTakeFirst();
+    if (!row) throw new MailroomError("token_not_found", `No API token has the id '${id}'.`);
+    return row;
+  }
+
   /**
    * Creates a token and returns its plain value, the only time it is ever shown.
-   * `granter` limits what the token may carry: nobody hands out a permission they lack.
+   * `granter` is who asks (null: the operator, through the CLI): the token belongs to the
+   * user behind it and is no wider than it, in permissions and in servers.
    */
   async create(
     input: TokenInput,
     actor: Actor,
-    granter: { superAdmin: boolean; permissions: ReadonlySet<Permission> } | null,
+    granter: Pick<Principal, "superAdmin" | "permissions" | "serverIds" | "userId"> | null,
   ): Promise<{ token: string; view: TokenView }> {
     const name = typeof input.name === "string" ? input.name.trim() : "";
     if (name.length < 1 || name.length > 100 || hasControlCharacters(name)) {
@@ -71,8 +88,8 @@ export class TokenService {
         { field: "permissions", validPermissions: allPermissions },
       );
     }
-    if (granter && !granter.superAdmin) {
-      const lacking = input.permissions.filter((p) => !granter.permissions.has(p as Permission));
+    if (granter) {
+      const lacking = lackedBy(granter, input.permissions);
       if (lacking.length) {
         throw new MailroomError("forbidden", `You cannot give a token '${lacking[0]}': you do not have it yourself.`, {
           permission: lacking[0],
@@ -89,6 +106,19 @@ export class TokenService {
       }
     }
     const serverIds = input.serverIds?.length ? [...new Set(input.serverIds)] : null;
+    const allowed = granter?.serverIds ?? null;
+    if (allowed !== null) {
+      const outside = serverIds === null ? null : serverIds.find((id) => !allowed.includes(id));
+      if (serverIds === null || outside) {
+        throw new MailroomError(
+          "server_not_allowed",
+          serverIds === null
+            ? "A token limited to some email servers can only create tokens limited to those servers: give serverIds."
+            : `You cannot give a token the server '${outside}': this token is not allowed to use it.`,
+          { field: "serverIds", allowedServerIds: allowed },
+        );
+      }
+    }
     if (serverIds) {
       const found = await this.db.selectFrom("email_servers").select("id").where("id", "in", serverIds).execute();
       const missing = serverIds.filter((id) => !found.some((f) => f.id === id));
@@ -104,7 +134,7 @@ export class TokenService {
       token_hash: sha256(secret).toString("hex"),
       permissions: JSON.stringify(allPermissions.filter((p) => input.permissions.includes(p))),
       server_ids: serverIds ? JSON.stringify(serverIds) : null,
-      created_by: actor.id,
+      created_by: granter?.userId ?? null,
       created_at: Date.now(),
       expires_at: expiresAt,
       last_used_at: null,
@@ -122,6 +152,7 @@ export class TokenService {
     return { token: `mrt_${id}_${secret}`, view: toView(row) };
   }
 
+  /** Revokes a token; the caller decides first whether `actor` may (see routes/users.ts). */
   async revoke(id: string, actor: Actor): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const row = await trx
@@ -136,7 +167,11 @@ export class TokenService {
     });
   }
 
-  /** The principal for a bearer token, or null when it is unknown, revoked or expired. */
+  /**
+   * The principal for a bearer token, or null when it is unknown, revoked or expired, or its
+   * owner is disabled or deleted. A token acts with its own permissions narrowed to what its
+   * owner holds now; one with no owner (made by the operator's CLI) with its own.
+   */
   async authenticate(token: string): Promise<Principal | null> {
     const match = TOKEN_PATTERN.exec(token);
     if (!match) return null;
@@ -145,6 +180,12 @@ export class TokenService {
     if (!timingSafeEqual(sha256(match[2]), Buffer.from(row.token_hash, "hex"))) return null;
     const now = Date.now();
     if (row.expires_at !== null && row.expires_at <= now) return null;
+    let granted = new Set(JSON.parse(row.permissions) as Permission[]);
+    if (row.created_by !== null) {
+      const owner = await this.users.principalFor(row.created_by);
+      if (!owner) return null;
+      if (!owner.superAdmin) granted = new Set([...granted].filter((p) => owner.permissions.has(p)));
+    }
     // Recording every use would be a write per request; once a minute is enough to see activity.
     if (row.last_used_at === null || now - row.last_used_at > 60_000) {
       await this.db.updateTable("api_tokens").set({ last_used_at: now }).where("id", "=", row.id).execute();
@@ -155,7 +196,7 @@ export class TokenService {
       label: `token ${row.name}`,
       email: null,
       superAdmin: false,
-      permissions: new Set(JSON.parse(row.permissions) as Permission[]),
+      permissions: granted,
       serverIds: row.server_ids ? (JSON.parse(row.server_ids) as string[]) : null,
       userId: row.created_by,
     };

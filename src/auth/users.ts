@@ -15,6 +15,10 @@ export interface UserView {
   disabled: boolean;
   groups: { id: string; name: string }[];
   permissions: Permission[];
+  /** The password was set by someone else and must be changed at the next sign-in. */
+  mustChangePassword: boolean;
+  /** API tokens this user owns that still work: they stop working if the user is deleted or disabled. */
+  activeTokens: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -26,6 +30,8 @@ export interface UserInput {
   superAdmin?: boolean;
   disabled?: boolean;
   groupIds?: string[];
+  /** With a password: it is one-time, chosen by someone else (not part of any request body). */
+  mustChangePassword?: boolean;
 }
 
 export interface GroupView {
@@ -95,6 +101,8 @@ export class UserService {
       password_hash: await hashPassword(password),
       is_super_admin: input.superAdmin ? 1 : 0,
       disabled: input.disabled ? 1 : 0,
+      // A generated password is one-time by nature; a given one when the caller says so.
+      must_change_password: generatedPassword || input.mustChangePassword ? 1 : 0,
       created_at: now,
       updated_at: now,
     };
@@ -125,7 +133,10 @@ export class UserService {
       if (input.name !== undefined) changes.name = input.name.trim();
       if (input.superAdmin !== undefined) changes.is_super_admin = input.superAdmin ? 1 : 0;
       if (input.disabled !== undefined) changes.disabled = input.disabled ? 1 : 0;
-      if (input.password !== undefined) changes.password_hash = await hashPassword(input.password);
+      if (input.password !== undefined) {
+        changes.password_hash = await hashPassword(input.password);
+        changes.must_change_password = input.mustChangePassword ? 1 : 0;
+      }
       await trx.updateTable("users").set(changes).where("id", "=", id).execute();
       if (input.groupIds !== undefined) await this.setGroups(trx, id, input.groupIds);
       await this.assertSuperAdminLeft(trx);
@@ -149,7 +160,7 @@ export class UserService {
           superAdmin: (changes.is_super_admin ?? before.is_super_admin) === 1,
           disabled: (changes.disabled ?? before.disabled) === 1,
           ...(input.groupIds !== undefined ? { groupIds: input.groupIds } : {}),
-          ...(input.password !== undefined ? { password: "[secret changed]" } : {}),
+          ...(input.password !== undefined ? { password: "[secret changed]", oneTime: input.mustChangePassword === true } : {}),
         },
       });
     });
@@ -163,22 +174,31 @@ export class UserService {
       await trx.deleteFrom("sessions").where("user_id", "=", id).execute();
       await trx.deleteFrom("users").where("id", "=", id).execute();
       await this.assertSuperAdminLeft(trx);
+      // A token acts as its owner: with the owner gone it stops working (TokenService.authenticate
+      // checks that too); revoking here also takes it off the token list.
+      const revoked = await trx
+        .updateTable("api_tokens")
+        .set({ revoked_at: Date.now() })
+        .where("created_by", "=", id)
+        .where("revoked_at", "is", null)
+        .executeTakeFirst();
       await writeAudit(trx, actor, {
         action: "user.delete",
         targetType: "user",
         targetId: id,
         before: { email: before.email, name: before.name },
+        after: { tokensRevoked: Number(revoked.numUpdatedRows) },
       });
     });
   }
 
-  /** Sets a new password (given, or generated and returned once). */
+  /** Sets a new one-time password (given, or generated and returned once): it must be changed at the next sign-in. */
   async resetPassword(email: string, actor: Actor, password?: string): Promise<string> {
     const row = await this.db.selectFrom("users").selectAll().where("email", "=", normalizeEmail(email)).executeTakeFirst();
     if (!row) throw new MailroomError("user_not_found", `No user has the email ${email}.`);
     const next = password ?? generatePassword();
     if (next.length < MIN_PASSWORD_LENGTH) throw new MailroomError("weak_password");
-    await this.update(row.id, { password: next }, actor);
+    await this.update(row.id, { password: next, mustChangePassword: true }, actor);
     return next;
   }
 
@@ -205,6 +225,7 @@ export class UserService {
       permissions: new Set(await this.permissionsOf(row.id)),
       serverIds: null,
       userId: row.id,
+      mustChangePassword: row.must_change_password === 1,
     };
   }
 
@@ -304,6 +325,14 @@ export class UserService {
       .where("user_groups.user_id", "=", row.id)
       .orderBy("groups.name")
       .execute();
+    const now = Date.now();
+    const { tokens } = await this.db
+      .selectFrom("api_tokens")
+      .select((eb) => eb.fn.countAll<number>().as("tokens"))
+      .where("created_by", "=", row.id)
+      .where("revoked_at", "is", null)
+      .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
+      .executeTakeFirstOrThrow();
     return {
       id: row.id,
       email: row.email,
@@ -312,6 +341,8 @@ export class UserService {
       disabled: row.disabled === 1,
       groups,
       permissions: row.is_super_admin === 1 ? [...allPermissions] : await this.permissionsOf(row.id),
+      mustChangePassword: row.must_change_password === 1,
+      activeTokens: Number(tokens),
       createdAt: iso(row.created_at) as string,
       updatedAt: iso(row.updated_at) as string,
     };

@@ -65,11 +65,20 @@ async function withMailroom<T>(config: Config, fn: (m: ReturnType<typeof createM
 async function serve(config: Config): Promise<number> {
   const running = await startMailroom(config);
   console.log(welcomeText(running));
+  // SIGHUP: the renewed SMTP certificate files are read again, without a restart.
+  const reload = () => {
+    running.mailroom.smtp.reloadCertificate().then(
+      (cert) => running.mailroom.ctx.log.info({ fingerprint: cert.fingerprint }, "SMTP certificate reloaded"),
+      (error: unknown) => running.mailroom.ctx.log.error({ err: error }, "SMTP certificate not reloaded; the previous one stays"),
+    );
+  };
+  process.on("SIGHUP", reload);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  process.off("SIGHUP", reload);
   await running.stop();
   return 0;
 }

@@ -12,12 +12,19 @@ export interface RunningMailroom {
   stop(): Promise<void>;
 }
 
-/** Starts everything: database, first-start work, HTTP. Used by `mailroom serve` and by tests. */
+/** Starts everything: database, first-start work, HTTP, SMTP submission. Used by `mailroom serve` and by tests. */
 export async function startMailroom(config: Config): Promise<RunningMailroom> {
   const mailroom = createMailroom(config);
   const boot = await bootstrap(mailroom);
   const app = await buildServer(mailroom);
   await app.listen({ port: config.port, host: config.host });
+  try {
+    await mailroom.smtp.start();
+  } catch (error) {
+    await app.close();
+    await mailroom.close();
+    throw error;
+  }
   if (config.delivery.enabled) mailroom.worker.start();
   // Daily: a quiet OAuth server learns of a revoked grant before its next message, and
   // Microsoft's 90-day inactivity window never closes.
@@ -33,7 +40,8 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
     boot,
     stop: () => {
       stopping ??= (async () => {
-        await app.close();
+        // Both doors close together; sessions and requests under way finish first.
+        await Promise.all([app.close(), mailroom.smtp.stop()]);
         await stopHealthCheck();
         await mailroom.close();
       })();
@@ -57,5 +65,19 @@ export function welcomeText(running: RunningMailroom): string {
     lines.push("", "A 'Capture' email server is the default: it keeps mail in Mailroom instead of sending it.");
   }
   lines.push("", `API docs: ${running.mailroom.ctx.config.publicUrl}/api/docs`);
+  const { smtp } = running.mailroom;
+  const cert = smtp.certificate;
+  const listening = [
+    smtp.port("smtp") !== undefined ? `port ${smtp.port("smtp")} (STARTTLS)` : "",
+    smtp.port("smtps") !== undefined ? `port ${smtp.port("smtps")} (TLS)` : "",
+  ].filter(Boolean);
+  if (listening.length && cert) {
+    lines.push(
+      "",
+      `SMTP submission on ${listening.join(" and ")}: log in with any username and an API token (messages.send) as the password.`,
+      `  TLS certificate: ${cert.selfSigned ? "self-signed, " : ""}${cert.certFile}`,
+      `  SHA-256 fingerprint: ${cert.fingerprint}`,
+    );
+  }
   return lines.join("\n");
 }

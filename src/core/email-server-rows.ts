@@ -3,7 +3,7 @@
  * text, its checks and its audit form. EmailServerService (email-servers.ts) reads and writes.
  */
 import { driverIds, findDriver } from "../drivers/registry.js";
-import type { Driver } from "../drivers/types.js";
+import type { Driver, DriverField } from "../drivers/types.js";
 import { grantNotice } from "../oauth/grant-notice.js";
 import type { EmailServersTable } from "../storage/schema.js";
 import { SECRET_CHANGED, SECRET_UNCHANGED } from "./audit.js";
@@ -116,7 +116,12 @@ export function computeStatus(driver: Driver, row: Row, missing: string[]): Serv
 }
 
 export function statusDetail(row: Row, missing: string[]): string | null {
-  if (missing.length) return `Missing: ${missing.join(", ")}.`;
+  if (missing.length) {
+    // The labels the form shows ("Client secret"), not the API's keys ("clientSecret").
+    const fields = driverOf(row).fields;
+    const label = (key: string) => (key === "fromAddress" ? "From address" : (fields.find((f) => f.key === key)?.label ?? key));
+    return `Missing: ${missing.map(label).join(", ")}.`;
+  }
   if (row.fault) return row.fault_detail;
   if (row.status === "not_authorized") return "Authorize an account to send through this server.";
   if (row.oauth_account) return grantNotice(row);
@@ -181,4 +186,19 @@ export function settingsError(parsed: { problems: FieldProblem[]; unknownKeys: s
     ...parsed.problems.filter((p) => p.field === first),
     ...parsed.problems.filter((p) => p.field !== first),
   ]);
+}
+
+/**
+ * The refusal of a change that would send saved secrets somewhere else: names what changed
+ * and each secret to enter again, by label (details: one problem per secret, for the form).
+ */
+export function secretDestinationChanged(driver: Driver, changed: DriverField[], secretKeys: string[]): MailroomError {
+  const secrets = driver.fields.filter((f) => f.secret && secretKeys.includes(f.key));
+  const list = (fields: DriverField[]) => fields.map((f) => f.label).join(", ");
+  const what = list(changed);
+  return new MailroomError(
+    "secret_destination_changed",
+    `${what} changed, so enter ${list(secrets)} again in the same request: Mailroom sends a saved secret only to the destination it was saved for.`,
+    secrets.map((f) => ({ field: `settings.${f.key}`, message: `enter it again: ${what} changed` })),
+  );
 }

@@ -1,5 +1,6 @@
 import { type Kysely, sql } from "kysely";
-import { findDriver } from "../drivers/registry.js";
+import { configuredDriver, findDriver } from "../drivers/registry.js";
+import type { Driver } from "../drivers/types.js";
 import type { Database } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
@@ -18,12 +19,22 @@ import {
   requireDriver,
   resetSetting,
   type SecretMap,
+  secretDestinationChanged,
   settingsError,
   statusDetail,
 } from "./email-server-rows.js";
 import { fieldError, MailroomError } from "./errors.js";
 import { iso, newId } from "./ids.js";
-import { checkValue, isEmptySetting, parseSettings, type Settings, type SettingValue } from "./settings.js";
+import {
+  changedDestinations,
+  checkValue,
+  destinationProblems,
+  isEmptySetting,
+  type ParsedSettings,
+  parseSettings,
+  type Settings,
+  type SettingValue,
+} from "./settings.js";
 import { hasControlCharacters } from "./validate.js";
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
@@ -56,11 +67,35 @@ export interface EmailServerInput {
   isDefault?: boolean;
 }
 
+/** What the audit entry of a change adds when the change dropped the server's OAuth grant. */
+const GRANT_DROPPED = { oauthGrant: "dropped: the destination changed; authorize the account again" };
+
 /** Advisory lock key for changes of the default server (any constant unique to this purpose). */
 const DEFAULT_SERVER_LOCK = 0x6d72_6466;
 
 export class EmailServerService {
+  /** Hears that a server's OAuth grant was dropped, so cached tokens are forgotten (set by src/app.ts). */
+  onGrantDropped?: (serverId: string) => void;
+
   constructor(private readonly ctx: AppContext) {}
+
+  /** A driver as this installation offers it (e.g. the operator's sendmail commands as options). */
+  private driver(id: unknown): Driver {
+    return configuredDriver(requireDriver(id), this.ctx.config.operator);
+  }
+
+  /** Parses settings as create, replace and draft do: values first, then where they point. */
+  private parse(driver: Driver, input: Record<string, unknown>): ParsedSettings {
+    const parsed = parseSettings(driver, input);
+    if (parsed.problems.length) throw settingsError(parsed);
+    this.checkDestinations(driver, parsed.settings);
+    return parsed;
+  }
+
+  private checkDestinations(driver: Driver, settings: Settings): void {
+    const problems = destinationProblems(driver, settings, this.ctx.config.operator);
+    if (problems.length) throw fieldError("endpoint_not_allowed", problems);
+  }
 
   private get db(): Kysely<Database> {
     return this.ctx.db;
@@ -68,10 +103,14 @@ export class EmailServerService {
 
   // ---- reading ----
 
+  /** `serverIds` (a token's server limit) keeps only those servers; null or absent: every server. */
   async list(
-    options: { q?: string; limit?: number; offset?: number } = {},
+    options: { q?: string; limit?: number; offset?: number; serverIds?: readonly string[] | null } = {},
   ): Promise<{ items: EmailServerView[]; total: number }> {
     let query = this.db.selectFrom("email_servers");
+    if (options.serverIds) {
+      query = options.serverIds.length ? query.where("id", "in", options.serverIds) : query.where(sql<boolean>`1 = 0`);
+    }
     const q = options.q?.trim().toLowerCase();
     if (q) {
       const pattern = `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -158,17 +197,15 @@ export class EmailServerService {
    * import` checks every server of a file first, so a bad one cannot stop it half-way.
    */
   checkInput(input: EmailServerInput): void {
-    const driver = requireDriver(input.driver);
+    const driver = this.driver(input.driver);
     checkServerFields(input);
-    const parsed = parseSettings(driver, input.settings ?? {});
-    if (parsed.problems.length) throw settingsError(parsed);
+    this.parse(driver, input.settings ?? {});
   }
 
   async create(input: EmailServerInput, actor: Actor): Promise<EmailServerView> {
-    const driver = requireDriver(input.driver);
+    const driver = this.driver(input.driver);
     const base = checkServerFields(input);
-    const parsed = parseSettings(driver, input.settings ?? {});
-    if (parsed.problems.length) throw settingsError(parsed);
+    const parsed = this.parse(driver, input.settings ?? {});
     const secrets: SecretMap = {};
     for (const [key, value] of Object.entries(parsed.secretChanges)) {
       if (value !== null) secrets[key] = this.ctx.secrets.encrypt(value);
@@ -204,22 +241,28 @@ export class EmailServerService {
 
   /**
    * An unsaved configuration, checked like a save, for testing before saving. Secrets left
-   * out are borrowed from the saved server `basedOn` (the form being edited), as is its grant.
+   * out are borrowed from the saved server `basedOn` (the form being edited), as is its
+   * grant, but only for the destination they were saved for: a draft that points elsewhere
+   * must bring its own secrets, and gets no grant.
    */
   async draft(input: EmailServerInput, basedOn?: string): Promise<{ row: Row; secrets: Record<string, string> }> {
-    const driver = requireDriver(input.driver);
+    const driver = this.driver(input.driver);
     const base = checkServerFields({ ...input, name: input.name || "Draft" });
-    const parsed = parseSettings(driver, input.settings ?? {});
-    if (parsed.problems.length) throw fieldError("invalid_setting", parsed.problems);
-    const saved = basedOn ? await this.getRow(basedOn) : undefined;
-    const secrets: Record<string, string> = saved && saved.driver === driver.id ? this.secretsOf(saved) : {};
+    const parsed = this.parse(driver, input.settings ?? {});
+    const found = basedOn ? await this.getRow(basedOn) : undefined;
+    const saved = found && found.driver === driver.id ? found : undefined;
+    const moved = saved ? changedDestinations(driver, parseJson<Settings>(saved.settings), parsed.settings) : [];
+    const secrets: Record<string, string> = saved ? this.secretsOf(saved) : {};
+    const borrowed = Object.keys(secrets).filter((key) => parsed.secretChanges[key] === undefined);
+    if (moved.length && borrowed.length) throw secretDestinationChanged(driver, moved, borrowed);
+    const grant = saved && !moved.length ? saved : undefined;
     for (const [key, value] of Object.entries(parsed.secretChanges)) {
       if (value === null) delete secrets[key];
       else secrets[key] = value;
     }
     const row: Row = {
       ...freshRow({
-        id: saved?.id ?? "draft",
+        id: found?.id ?? "draft",
         name: base.name,
         driver: driver.id,
         from_address: base.fromAddress,
@@ -228,26 +271,29 @@ export class EmailServerService {
         secrets: "{}",
       }),
       // The saved server's grant: a draft of it tests with its authorized account.
-      oauth_account: saved?.oauth_account ?? null,
-      oauth_scopes: saved?.oauth_scopes ?? null,
-      oauth_authorized_at: saved?.oauth_authorized_at ?? null,
-      oauth_expires_at: saved?.oauth_expires_at ?? null,
+      oauth_account: grant?.oauth_account ?? null,
+      oauth_scopes: grant?.oauth_scopes ?? null,
+      oauth_authorized_at: grant?.oauth_authorized_at ?? null,
+      oauth_expires_at: grant?.oauth_expires_at ?? null,
     };
     return { row, secrets };
   }
 
   /** PUT: replaces the whole configuration at once. Omitted secrets keep their value. */
   async replace(idOrName: string, input: EmailServerInput, actor: Actor): Promise<EmailServerView> {
-    const driver = requireDriver(input.driver);
+    const driver = this.driver(input.driver);
     const base = checkServerFields(input);
-    const parsed = parseSettings(driver, input.settings ?? {});
-    if (parsed.problems.length) throw settingsError(parsed);
-    return this.write(async (trx) => {
+    const parsed = this.parse(driver, input.settings ?? {});
+    return this.writeSettings(async (trx) => {
       if (input.isDefault) await this.lockDefault(trx);
       const before = await this.getRow(idOrName, trx);
       if (base.name.toLowerCase() !== before.name.toLowerCase()) await this.assertNameFree(trx, base.name, before.id);
       // Secrets of the old driver mean nothing to a new one.
-      const kept = before.driver === driver.id ? parseJson<SecretMap>(before.secrets) : {};
+      const sameDriver = before.driver === driver.id;
+      const kept = sameDriver ? parseJson<SecretMap>(before.secrets) : {};
+      const moved = sameDriver ? changedDestinations(driver, parseJson<Settings>(before.settings), parsed.settings) : [];
+      const keptAsIs = Object.keys(kept).filter((key) => parsed.secretChanges[key] === undefined);
+      if (moved.length && keptAsIs.length) throw secretDestinationChanged(driver, moved, keptAsIs);
       const secrets: SecretMap = {};
       for (const f of driver.fields.filter((x) => x.secret)) {
         const change = parsed.secretChanges[f.key];
@@ -264,6 +310,7 @@ export class EmailServerService {
         secrets: JSON.stringify(secrets),
         updated_at: Date.now(),
       };
+      const grantDropped = moved.length > 0 && (await this.dropGrant(trx, row));
       clearFailing(row);
       refreshDerived(row);
       if (row.status === "ready") await releaseHeldMessages(trx, row.id);
@@ -277,7 +324,7 @@ export class EmailServerService {
         targetType: "email_server",
         targetId: row.id,
         before: auditView(before, []),
-        after: auditView(row, Object.keys(parsed.secretChanges)),
+        after: { ...auditView(row, Object.keys(parsed.secretChanges)), ...(grantDropped ? GRANT_DROPPED : {}) },
       });
       return row;
     });
@@ -285,9 +332,9 @@ export class EmailServerService {
 
   /** PATCH one setting. */
   async setSetting(idOrName: string, key: string, value: unknown, actor: Actor): Promise<EmailServerView> {
-    return this.write(async (trx) => {
+    return this.writeSettings(async (trx) => {
       const before = await this.getRow(idOrName, trx);
-      const driver = driverOf(before);
+      const driver = this.driver(before.driver);
       const f = editableField(driver, key);
       const row: Row = { ...before, updated_at: Date.now() };
       // Blank means "clear", as in a whole-settings PUT: a required setting becomes missing.
@@ -310,6 +357,7 @@ export class EmailServerService {
           if ("problem" in checked) throw fieldError("invalid_setting", [{ field: `settings.${key}`, message: checked.problem }]);
           settings[key] = checked.value;
         }
+        this.checkDestinations(driver, settings);
         row.settings = JSON.stringify(settings);
       }
       return this.saveSettingChange(trx, actor, "email_server.setting.update", before, row, f.secret ? [key] : []);
@@ -318,9 +366,9 @@ export class EmailServerService {
 
   /** Clear: back to the default (or empty); a secret is forgotten. */
   async clearSetting(idOrName: string, key: string, actor: Actor): Promise<EmailServerView> {
-    return this.write(async (trx) => {
+    return this.writeSettings(async (trx) => {
       const before = await this.getRow(idOrName, trx);
-      const driver = driverOf(before);
+      const driver = this.driver(before.driver);
       const f = editableField(driver, key);
       const row: Row = { ...before, updated_at: Date.now() };
       if (f.secret) {
@@ -496,6 +544,13 @@ export class EmailServerService {
     row: Row,
     changedSecrets: string[],
   ): Promise<Row> {
+    // One setting at a time: a secret cannot come with it, so a moved destination needs
+    // the secrets cleared (or the whole configuration replaced with them) first.
+    const driver = driverOf(row);
+    const moved = changedDestinations(driver, parseJson<Settings>(before.settings), parseJson<Settings>(row.settings));
+    const stored = Object.keys(parseJson<SecretMap>(row.secrets));
+    if (moved.length && stored.length) throw secretDestinationChanged(driver, moved, stored);
+    const grantDropped = moved.length > 0 && (await this.dropGrant(trx, row));
     clearFailing(row);
     refreshDerived(row);
     await trx.updateTable("email_servers").set(row).where("id", "=", row.id).execute();
@@ -505,9 +560,37 @@ export class EmailServerService {
       targetType: "email_server",
       targetId: row.id,
       before: auditView(before, []),
-      after: auditView(row, changedSecrets),
+      after: { ...auditView(row, changedSecrets), ...(grantDropped ? GRANT_DROPPED : {}) },
     });
     return row;
+  }
+
+  /**
+   * Forgets a server's OAuth grant in the caller's transaction (its destination changed: a
+   * token granted for one client, tenant or host is never sent to another). True if it had one.
+   */
+  private async dropGrant(trx: Kysely<Database>, row: Row): Promise<boolean> {
+    if (!row.oauth_account) return false;
+    await trx.deleteFrom("oauth_tokens").where("server_id", "=", row.id).execute();
+    await trx.deleteFrom("oauth_authorizations").where("server_id", "=", row.id).where("used_at", "is", null).execute();
+    row.oauth_account = null;
+    row.oauth_scopes = null;
+    row.oauth_authorized_at = null;
+    row.oauth_expires_at = null;
+    if (row.fault === "reauthorization_required") {
+      row.fault = null;
+      row.fault_detail = null;
+      row.fault_at = null;
+    }
+    return true;
+  }
+
+  /** write() for a settings change: a grant it dropped must not live on in a token cache. */
+  private async writeSettings(fn: (trx: Kysely<Database>) => Promise<Row>): Promise<EmailServerView> {
+    const view = await this.write(fn);
+    // Forgetting the tokens of a server that has none is harmless.
+    if (view.settings.authorizedAccount == null) this.onGrantDropped?.(view.id);
+    return view;
   }
 
   private async assertNameFree(db: Kysely<Database>, name: string, exceptId?: string): Promise<void> {

@@ -13,15 +13,31 @@ export const errorCatalogue = {
     summary: "A field is missing, has the wrong type or an invalid value; details name each field.",
   },
   unknown_field: { status: 400, summary: "The request has a field this route does not accept; details name it." },
-  control_characters: { status: 400, summary: "A name or header value contains control characters such as CR or LF." },
+  control_characters: {
+    status: 400,
+    summary:
+      "A value contains a control character (NUL, CR, LF, TAB, ESC, DEL…); details name the field. Remove it: only a message's text, html and attachment content may hold line breaks and tabs.",
+  },
   // Authentication and permissions
   unauthenticated: { status: 401, summary: "Sign in, or send an API token as 'Authorization: Bearer <token>'." },
   invalid_credentials: { status: 401, summary: "The email or password is wrong, or the account is disabled." },
-  invalid_token: { status: 401, summary: "The API token is unknown, revoked or expired." },
+  invalid_token: { status: 401, summary: "The API token is unknown, revoked or expired, or its owner is disabled or deleted." },
   csrf_failed: { status: 403, summary: "A cookie-authenticated write needs the X-CSRF-Token header from the login reply." },
   forbidden: { status: 403, summary: "You lack the permission this action needs; details name it." },
   server_not_allowed: { status: 403, summary: "This API token is limited to other email servers." },
   rate_limited: { status: 429, summary: "Too many requests; wait the number of seconds in Retry-After." },
+  password_change_required: {
+    status: 403,
+    summary: "Your password was set by someone else: choose your own with POST /api/auth/password, then sign in again.",
+  },
+  too_many_attempts: {
+    status: 429,
+    summary: "Too many wrong passwords for this account or from this address; wait the seconds in Retry-After.",
+  },
+  too_many_tests: {
+    status: 429,
+    summary: "At most 3 server tests run at once per user or token: wait for one to finish.",
+  },
   // Email servers
   email_server_not_found: { status: 404, summary: "No email server has that id or name." },
   name_taken: { status: 409, summary: "Another email server already has that name; choose another." },
@@ -33,6 +49,16 @@ export const errorCatalogue = {
     status: 409,
     summary: "The default email server cannot be deleted; make another server the default first.",
   },
+  secret_destination_changed: {
+    status: 409,
+    summary:
+      "A setting that says where the server's secrets go changed: enter the secrets the message names again, in the same request.",
+  },
+  endpoint_not_allowed: {
+    status: 400,
+    summary:
+      "Mailroom may not connect there: use the provider's own address, or ask the operator to list the endpoint in MAILROOM_ALLOWED_ENDPOINTS (link-local and cloud metadata addresses need that too).",
+  },
   // Users, groups, tokens
   user_not_found: { status: 404, summary: "No user has that id." },
   email_taken: { status: 409, summary: "Another user already has that email address." },
@@ -40,6 +66,18 @@ export const errorCatalogue = {
   group_name_taken: { status: 409, summary: "Another group already has that name." },
   unknown_permission: { status: 400, summary: "The permission is not one Mailroom knows; details list the valid ones." },
   token_not_found: { status: 404, summary: "No API token has that id." },
+  user_not_manageable: {
+    status: 403,
+    summary: "You may change only users whose every permission you hold, and never a super admin; details name what you lack.",
+  },
+  group_not_manageable: {
+    status: 403,
+    summary: "You may edit or delete only groups whose every permission you hold; details name what you lack.",
+  },
+  token_not_manageable: {
+    status: 403,
+    summary: "You may revoke only tokens of users you may change (your own included); the message says why not.",
+  },
   weak_password: { status: 400, summary: "Passwords need at least 12 characters." },
   last_super_admin: { status: 409, summary: "This would leave no active super admin; make another user super admin first." },
   not_found: { status: 404, summary: "No such route or resource." },
@@ -125,9 +163,19 @@ export const errorCatalogue = {
   sendmail_not_found: {
     status: 502,
     summary:
-      "The sendmail program does not exist or is not executable at that path: install one (Postfix, msmtp) or fix the path.",
+      "The sendmail program does not exist or is not executable: the operator installs it (Postfix, msmtp) or fixes its path in MAILROOM_SENDMAIL_COMMANDS.",
   },
   sendmail_failed: { status: 502, summary: "The sendmail program exited with an error; its output says why." },
+  sendmail_command_unknown: {
+    status: 409,
+    summary:
+      "The server's sendmail command is not one the operator declared in MAILROOM_SENDMAIL_COMMANDS: pick a declared command in the server's settings.",
+  },
+  not_smtp_server: {
+    status: 502,
+    summary:
+      "What answered on that host and port did not greet with an SMTP 220 line, so it is not an SMTP server: check the host and port (or set Security to TLS for a port that expects TLS from the first byte).",
+  },
   oauth_not_authorized: { status: 409, summary: "No account is authorized for this server: use 'Authorize account'." },
   oauth_reauthorization_required: {
     status: 409,

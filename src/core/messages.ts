@@ -1,7 +1,8 @@
 import { type Kysely, sql } from "kysely";
 import { canUseServer, type Principal } from "../auth/permissions.js";
-import type { Database, MessageStatus, MessagesTable } from "../storage/schema.js";
+import type { Database, MessageSource, MessageStatus, MessagesTable } from "../storage/schema.js";
 import type { Address, OutgoingMessage } from "../transport/types.js";
+import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
 import type { EmailServerService } from "./email-servers.js";
 import { MailroomError } from "./errors.js";
@@ -27,6 +28,47 @@ export interface MessageView {
   createdAt: string;
   updatedAt: string;
   sentAt: string | null;
+  /** A server test's email: written to the log settled, never retried. */
+  test: boolean;
+  /** How the message arrived, and from whom. */
+  source: MessageSourceView;
+}
+
+/** Who handed Mailroom a message: `by` is the principal's label; SMTP adds where from. */
+export interface MessageSourceDetail {
+  by?: string;
+  /** The SMTP AUTH username (free text chosen by the client). */
+  username?: string;
+  clientIp?: string;
+  /** The name the client gave in EHLO/HELO. */
+  ehlo?: string;
+  /** The envelope sender (MAIL FROM). */
+  mailFrom?: string;
+  tls?: boolean;
+}
+
+export interface MessageSourceView extends MessageSourceDetail {
+  kind: MessageSource;
+}
+
+/** A message as an SMTP client sent it: its bytes are stored and delivered as they are. */
+export interface RawMessageInput {
+  /** The server's id; the default server when absent. */
+  server?: string;
+  /** The whole message (headers and body) as it will be sent. */
+  mime: Buffer;
+  /** The From header: checked against the server's sender policy. */
+  from: Address;
+  /** The envelope's recipients, sorted by the header they appear in (bcc: in none). */
+  to: Address[];
+  cc: Address[];
+  bcc: Address[];
+  replyTo: Address[];
+  subject: string;
+  /** The Message-ID header, without angle brackets. */
+  messageId: string;
+  idempotencyKey?: string;
+  source: MessageSourceDetail;
 }
 
 export interface AttemptView {
@@ -43,6 +85,8 @@ export interface MessageFilter {
   status?: MessageStatus;
   server?: string;
   recipient?: string;
+  /** Words of the subject or a recipient's address, as typed (case-insensitive). */
+  q?: string;
   since?: string;
   until?: string;
   limit?: number;
@@ -50,10 +94,21 @@ export interface MessageFilter {
 }
 
 interface StoredPayload {
+  /** Set for a message stored as sent: its bytes are in message_raw. */
+  raw?: boolean;
   text?: string;
   html?: string;
   headers: Record<string, string>;
   attachments: { filename: string; contentType: string; content: string; contentId?: string }[];
+}
+
+type ServerRow = Awaited<ReturnType<EmailServerService["getRow"]>>;
+
+interface Prepared {
+  row: MessagesTable;
+  key?: string;
+  /** The bytes of a message stored as sent. */
+  raw?: Buffer;
 }
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -99,34 +154,84 @@ export class MessageService {
     return this.enqueueMany(inputs, principal, "messages");
   }
 
+  /**
+   * Stores one message exactly as an SMTP client sent it. Routing, the sender policy and the
+   * 24-hour idempotency are the API's; the bytes are delivered unchanged.
+   */
+  async enqueueRaw(
+    input: RawMessageInput,
+    principal: Principal,
+  ): Promise<{ id: string; status: MessageStatus; replayed: boolean }> {
+    const server = await this.serverFor(input.server ?? "", principal, "server");
+    this.checkFrom(server, input.from.address, "from");
+    const now = Date.now();
+    const row = this.baseRow(server, principal, now, input.from, {
+      to: input.to,
+      cc: input.cc,
+      bcc: input.bcc,
+      replyTo: input.replyTo,
+    });
+    row.subject = input.subject;
+    row.payload = JSON.stringify({ raw: true, headers: {}, attachments: [] } satisfies StoredPayload);
+    row.message_id = input.messageId;
+    row.source = "smtp";
+    row.source_detail = JSON.stringify({ ...input.source, by: principal.label });
+    const [result] = await this.store([{ row, key: input.idempotencyKey, raw: input.mime }], principal);
+    return result;
+  }
+
   private async enqueueMany(
     inputs: MessageInput[],
     principal: Principal,
     prefixBase: string,
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
     const now = Date.now();
-    const scope = `${principal.kind}:${principal.id}`;
     // Every message is checked before anything is written.
-    const prepared: { row: MessagesTable; key?: string }[] = [];
-    const serverCache = new Map<string, Awaited<ReturnType<EmailServerService["getRow"]>>>();
+    const prepared: Prepared[] = [];
+    const serverCache = new Map<string, ServerRow>();
     for (const [i, input] of inputs.entries()) {
       const prefix = prefixBase ? `${prefixBase}[${i}].` : "";
       const checked = checkMessage(input, prefix);
       const ref = input.server ?? "";
       let server = serverCache.get(ref);
       if (!server) {
-        server = ref ? await this.servers.getRow(ref) : await this.servers.getDefaultRow();
-        if (!server) throw new MailroomError("email_server_not_found", "There is no default email server; name one in 'server'.");
+        server = await this.serverFor(ref, principal, `${prefix}server`);
         serverCache.set(ref, server);
-      }
-      if (!canUseServer(principal, server.id)) {
-        throw new MailroomError("server_not_allowed", `This API token may not send through '${server.name}'.`, {
-          field: `${prefix}server`,
-        });
       }
       prepared.push({ row: this.toRow(checked, server, principal, now, prefix), key: input.idempotencyKey });
     }
+    return this.store(prepared, principal);
+  }
 
+  /** The server a message goes through (by id or name, else the default), if the principal may use it. */
+  private async serverFor(ref: string, principal: Principal, field: string): Promise<ServerRow> {
+    const server = ref ? await this.servers.getRow(ref) : await this.servers.getDefaultRow();
+    if (!server) throw new MailroomError("email_server_not_found", "There is no default email server; name one in 'server'.");
+    if (!canUseServer(principal, server.id)) {
+      throw new MailroomError("server_not_allowed", `This API token may not send through '${server.name}'.`, { field });
+    }
+    return server;
+  }
+
+  /** The sender policy: a server sends as its own from address or one its allow-list permits. */
+  private checkFrom(server: ServerRow, address: string, field: string): void {
+    const serverSettings = JSON.parse(server.settings) as { allowedFromAddresses?: string[] };
+    if (!fromAllowed(address, server.from_address, serverSettings.allowedFromAddresses ?? [])) {
+      throw new MailroomError(
+        "from_not_allowed",
+        `'${server.name}' may not send as ${address}; add it to the server's "Other allowed from addresses".`,
+        { field },
+      );
+    }
+  }
+
+  /** Writes checked messages in one transaction; a key seen in the last 24 hours returns that message instead. */
+  private async store(
+    prepared: Prepared[],
+    principal: Principal,
+  ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
+    const now = Date.now();
+    const scope = `${principal.kind}:${principal.id}`;
     const results = await this.ctx.commits.run(async (trx) => {
       const out: { id: string; status: MessageStatus; replayed: boolean }[] = [];
       // Rows without an idempotency key go in multi-row inserts: a batch of 1,000 is ten statements.
@@ -140,7 +245,7 @@ export class MessageService {
         }
         buffered = [];
       };
-      for (const { row, key } of prepared) {
+      for (const { row, key, raw } of prepared) {
         if (key) {
           // A key may repeat within the batch: what came before must be in the table first.
           await flush();
@@ -159,6 +264,7 @@ export class MessageService {
           row.idempotency_scope = scope;
           row.idempotency_key = key;
         }
+        if (raw) await trx.insertInto("message_raw").values({ message_id: row.id, mime: raw }).execute();
         buffered.push(row);
         out.push({ id: row.id, status: row.status, replayed: false });
       }
@@ -169,29 +275,15 @@ export class MessageService {
     return results;
   }
 
-  private toRow(
-    m: CheckedMessage,
-    server: Awaited<ReturnType<EmailServerService["getRow"]>>,
-    principal: Principal,
-    now: number,
-    prefix: string,
-  ): MessagesTable {
-    const serverSettings = JSON.parse(server.settings) as { allowedFromAddresses?: string[] };
+  private toRow(m: CheckedMessage, server: ServerRow, principal: Principal, now: number, prefix: string): MessagesTable {
     const from = m.from ?? { address: server.from_address, name: server.from_name || undefined };
     if (!from.address) {
       throw new MailroomError("from_not_allowed", `The server '${server.name}' has no from address; set one or give 'from'.`, {
         field: `${prefix}from`,
       });
     }
-    if (m.from && !fromAllowed(m.from.address, server.from_address, serverSettings.allowedFromAddresses ?? [])) {
-      throw new MailroomError(
-        "from_not_allowed",
-        `'${server.name}' may not send as ${m.from.address}; add it to the server's "Other allowed from addresses".`,
-        { field: `${prefix}from` },
-      );
-    }
-    const id = newId();
-    const domain = from.address.split("@")[1] ?? "mailroom.localhost";
+    if (m.from) this.checkFrom(server, m.from.address, `${prefix}from`);
+    const row = this.baseRow(server, principal, now, from, { to: m.to, cc: m.cc, bcc: m.bcc, replyTo: m.replyTo });
     const payload: StoredPayload = {
       text: m.text,
       html: m.html,
@@ -203,18 +295,36 @@ export class MessageService {
         ...(a.contentId ? { contentId: a.contentId } : {}),
       })),
     };
+    row.subject = m.subject;
+    row.payload = JSON.stringify(payload);
+    if (principal.kind === "token") row.source_detail = JSON.stringify({ by: principal.label } satisfies MessageSourceDetail);
+    return row;
+  }
+
+  /** A new queued (or, for a server that cannot send yet, held) row; the caller fills in the content. */
+  private baseRow(
+    server: ServerRow,
+    principal: Principal,
+    now: number,
+    from: Address,
+    recipients: { to: Address[]; cc: Address[]; bcc: Address[]; replyTo: Address[] },
+  ): MessagesTable {
+    const id = newId();
+    const domain = from.address.split("@")[1] ?? "mailroom.localhost";
+    const canSend = server.status === "ready" || server.status === "failing";
+    const { to, cc, bcc } = recipients;
     return {
       id,
       server_id: server.id,
       server_name: server.name,
       // A server that cannot send yet keeps its mail until it can.
-      status: server.status === "ready" || server.status === "failing" ? "queued" : "held",
+      status: canSend ? "queued" : "held",
       from_address: from.address,
       from_name: from.name ?? "",
-      recipients: JSON.stringify({ to: m.to, cc: m.cc, bcc: m.bcc, replyTo: m.replyTo }),
-      recipient_search: [...m.to, ...m.cc, ...m.bcc].map((a) => a.address.toLowerCase()).join(" "),
-      subject: m.subject,
-      payload: JSON.stringify(payload),
+      recipients: JSON.stringify(recipients),
+      recipient_search: [...to, ...cc, ...bcc].map((a) => a.address.toLowerCase()).join(" "),
+      subject: "",
+      payload: "",
       message_id: `${id}@${domain}`,
       idempotency_scope: null,
       idempotency_key: null,
@@ -222,27 +332,40 @@ export class MessageService {
       max_attempts: this.settings.maxAttempts,
       next_attempt_at: now,
       lease_owner: null,
-      last_error_code: server.status === "ready" || server.status === "failing" ? null : "server_not_ready",
-      last_error:
-        server.status === "ready" || server.status === "failing" ? null : `The server is ${server.status.replaceAll("_", " ")}.`,
+      last_error_code: canSend ? null : "server_not_ready",
+      last_error: canSend ? null : `The server is ${server.status.replaceAll("_", " ")}.`,
       provider_message_id: null,
       created_by: principal.id,
+      created_by_type: principal.kind,
       created_at: now,
       updated_at: now,
       sent_at: null,
     };
   }
 
-  async list(filter: MessageFilter): Promise<{ items: MessageView[]; total: number }> {
+  /** The delivery log; `principal` limited to some servers sees only theirs. */
+  async list(filter: MessageFilter, principal?: Principal): Promise<{ items: MessageView[]; total: number }> {
     let query = this.db.selectFrom("messages");
     if (filter.status) query = query.where("status", "=", filter.status);
     if (filter.server) {
       const server = await this.servers.findRow(filter.server);
+      if (server && principal && !canUseServer(principal, server.id)) {
+        throw new MailroomError("server_not_allowed", `This API token may not see the messages of '${server.name}'.`, {
+          field: "server",
+        });
+      }
       query = query.where("server_id", "=", server?.id ?? filter.server);
     }
+    const scope = principal?.serverIds ?? null;
+    if (scope !== null) query = scope.length ? query.where("server_id", "in", scope) : query.where(sql<boolean>`1 = 0`);
     if (filter.recipient) {
-      const pattern = `%${filter.recipient.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-      query = query.where(sql<boolean>`recipient_search like ${pattern} escape '\\'`);
+      query = query.where(sql<boolean>`recipient_search like ${likePattern(filter.recipient)} escape '\\'`);
+    }
+    if (filter.q?.trim()) {
+      const pattern = likePattern(filter.q.trim());
+      query = query.where(
+        sql<boolean>`(lower(subject) like ${pattern} escape '\\' or recipient_search like ${pattern} escape '\\')`,
+      );
     }
     if (filter.since) query = query.where("created_at", ">=", parseTime("since", filter.since));
     if (filter.until) query = query.where("created_at", "<", parseTime("until", filter.until));
@@ -279,16 +402,31 @@ export class MessageService {
     };
   }
 
+  /** Whether the principal itself queued the message (a send-only token may read those). */
+  static sentBy(principal: Principal, row: MessagesTable): boolean {
+    return row.created_by === principal.id && row.created_by_type === principal.kind;
+  }
+
+  async findRow(id: string): Promise<MessagesTable | undefined> {
+    return this.db.selectFrom("messages").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
   async getRow(id: string): Promise<MessagesTable> {
-    const row = await this.db.selectFrom("messages").selectAll().where("id", "=", id).executeTakeFirst();
+    const row = await this.findRow(id);
     if (!row) throw new MailroomError("message_not_found", `No message has the id '${id}'.`);
     return row;
   }
 
-  /** Queues a failed or held message again, with a fresh set of attempts. */
-  async retry(id: string, principal: Principal): Promise<MessageView> {
+  /**
+   * Queues a failed or held message again. The attempts it made still count ("2 of 6" after a
+   * retry), so the log and the count agree; only a message that used them all gets a fresh set.
+   */
+  async retry(id: string, principal: Principal, actor: Actor): Promise<MessageView> {
     const row = await this.getRow(id);
     if (!canUseServer(principal, row.server_id)) throw new MailroomError("server_not_allowed");
+    if (row.is_test === 1) {
+      throw new MailroomError("message_not_retryable", "This is a server test's email: run the test again instead.");
+    }
     if (row.status !== "failed" && row.status !== "held") {
       throw new MailroomError(
         "message_not_retryable",
@@ -296,15 +434,36 @@ export class MessageService {
       );
     }
     const now = Date.now();
-    await this.db
-      .updateTable("messages")
-      .set({ status: "queued", attempts: 0, next_attempt_at: now, updated_at: now })
-      .where("id", "=", id)
-      .where("status", "in", ["failed", "held"])
-      .execute();
+    const attempts = row.attempts < row.max_attempts ? row.attempts : 0;
+    await this.ctx.commits.run(async (trx) => {
+      const result = await trx
+        .updateTable("messages")
+        .set({ status: "queued", attempts, next_attempt_at: now, updated_at: now })
+        .where("id", "=", id)
+        .where("status", "in", ["failed", "held"])
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return;
+      await writeAudit(
+        trx,
+        actor,
+        {
+          action: "message.retry",
+          targetType: "message",
+          targetId: id,
+          before: { status: row.status, attempts: row.attempts, lastError: row.last_error_code },
+          after: { status: "queued", attempts },
+        },
+        now,
+      );
+    });
     this.onQueued();
     return toView(await this.getRow(id));
   }
+}
+
+/** A LIKE pattern that finds `text` anywhere, its own %, _ and \ taken literally. */
+function likePattern(text: string): string {
+  return `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 function parseTime(field: string, value: string): number {
@@ -338,10 +497,21 @@ function toView(row: MessagesTable): MessageView {
     createdAt: iso(row.created_at) as string,
     updatedAt: iso(row.updated_at) as string,
     sentAt: iso(row.sent_at),
+    test: row.is_test === 1,
+    source: { kind: row.source ?? "api", ...(row.source_detail ? (JSON.parse(row.source_detail) as MessageSourceDetail) : {}) },
   };
 }
 
-/** Rebuilds the message a driver sends from its stored row. */
+/** The message a driver sends, with the stored bytes of a message kept as sent. */
+export async function loadOutgoing(db: Kysely<Database>, row: MessagesTable): Promise<OutgoingMessage> {
+  const message = outgoingFromRow(row);
+  if (!(JSON.parse(row.payload) as StoredPayload).raw) return message;
+  const stored = await db.selectFrom("message_raw").select("mime").where("message_id", "=", row.id).executeTakeFirst();
+  if (!stored) throw new MailroomError("internal_error", `The stored MIME of message ${row.id} is missing.`);
+  return { ...message, raw: Buffer.from(stored.mime) };
+}
+
+/** Rebuilds the message a driver sends from its stored row (without the bytes of a raw message: see loadOutgoing). */
 export function outgoingFromRow(row: MessagesTable): OutgoingMessage {
   const r = JSON.parse(row.recipients) as { to: Address[]; cc: Address[]; bcc: Address[]; replyTo: Address[] };
   const p = JSON.parse(row.payload) as StoredPayload;

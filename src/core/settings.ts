@@ -1,4 +1,5 @@
 import type { Driver, DriverField } from "../drivers/types.js";
+import { isEndpointAllowed, isLinkLocalOrMetadata, type OperatorPolicy } from "../transport/operator.js";
 import type { FieldProblem } from "./errors.js";
 import { hasControlCharacters, isEmailAddress, isHost, isHttpUrl } from "./validate.js";
 
@@ -35,7 +36,9 @@ export function checkValue(f: DriverField, raw: unknown): { value: SettingValue 
       if (value.length > MAX_TEXT) return { problem: `must be at most ${MAX_TEXT} characters` };
       if (hasControlCharacters(value)) return { problem: "must not contain control characters such as CR or LF" };
       if (f.type === "select" && !f.options?.some((o) => o.value === value)) {
-        return { problem: `must be one of: ${f.options?.map((o) => o.value).join(", ")}` };
+        // Options may come from the operator (the sendmail commands): the help says where.
+        if (!f.options?.length) return { problem: `'${value}' is not available: ${f.help}` };
+        return { problem: `'${value}' is not one of: ${f.options.map((o) => o.value).join(", ")}` };
       }
       if (f.type === "host" && !isHost(value)) return { problem: "must be a host name or IP address, e.g. smtp.example.com" };
       if (f.type === "url" && !isHttpUrl(value)) return { problem: "must be an http:// or https:// URL" };
@@ -120,4 +123,28 @@ export function missingSettings(driver: Driver, settings: Settings, secretKeys: 
     .filter((f) => f.required && !f.readOnly)
     .filter((f) => (f.secret ? !secrets.has(f.key) : settings[f.key] === undefined))
     .map((f) => f.key);
+}
+
+/**
+ * Where valid settings point that the operator has not allowed: a link-local or metadata
+ * address as a host (names are checked when they resolve), and the driver's own endpoints.
+ */
+export function destinationProblems(driver: Driver, settings: Settings, operator: OperatorPolicy): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  for (const f of driver.fields) {
+    const host = settings[f.key];
+    if (f.type !== "host" || typeof host !== "string" || !isLinkLocalOrMetadata(host)) continue;
+    if (isEndpointAllowed(operator, { host, port: Number(settings.port) || 0 })) continue;
+    problems.push({
+      field: `settings.${f.key}`,
+      message: `${host} is a link-local or cloud metadata address: allowed only when the operator lists it in MAILROOM_ALLOWED_ENDPOINTS`,
+    });
+  }
+  return [...problems, ...(driver.checkDestinations?.(settings, operator) ?? [])];
+}
+
+/** The fields that say where secrets go (see DriverField.destination) whose value differs. */
+export function changedDestinations(driver: Driver, before: Settings, after: Settings): DriverField[] {
+  const shown = (settings: Settings, f: DriverField) => JSON.stringify(settings[f.key] ?? defaultValue(f) ?? null);
+  return driver.fields.filter((f) => f.destination && shown(before, f) !== shown(after, f));
 }

@@ -27,7 +27,14 @@ export const grantFields: DriverField[] = [
 
 export function oauthClientFields(provider: string): DriverField[] {
   return [
-    field({ key: "clientId", label: "Client ID", type: "text", required: true, help: `The OAuth client ID from ${provider}.` }),
+    field({
+      key: "clientId",
+      label: "Client ID",
+      type: "text",
+      required: true,
+      destination: true,
+      help: `The OAuth client ID from ${provider}.`,
+    }),
     field({
       key: "clientSecret",
       label: "Client secret",

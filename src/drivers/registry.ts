@@ -1,3 +1,4 @@
+import type { OperatorPolicy } from "../transport/operator.js";
 import { captureDriver } from "./capture/index.js";
 import { withCommonFields } from "./common-fields.js";
 import { gmailDriver } from "./gmail/index.js";
@@ -29,3 +30,10 @@ export function findDriver(id: string): Driver | undefined {
 
 /** Every secret setting key of every driver: what log redaction and export masking hide. */
 export const secretFieldKeys = [...new Set(drivers.flatMap((d) => d.fields.filter((f) => f.secret).map((f) => f.key)))];
+
+/** A driver as this installation offers it: fields completed from the operator's configuration. */
+export function configuredDriver(driver: Driver, operator: OperatorPolicy): Driver {
+  const patches = driver.operatorFields?.(operator);
+  if (!patches) return driver;
+  return { ...driver, fields: driver.fields.map((f) => (patches[f.key] ? { ...f, ...patches[f.key] } : f)) };
+}

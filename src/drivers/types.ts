@@ -33,9 +33,21 @@ export interface DriverField {
   min?: number;
   max?: number;
   placeholder?: string;
+  /**
+   * Identifies where the server's secrets and OAuth grant go (host, port, account, region…).
+   * A saved secret is only ever sent to the destination it was saved for: changing such a
+   * field needs the secrets again, and drops an OAuth grant.
+   */
+  destination?: boolean;
 }
 
+import type { FieldProblem } from "../core/errors.js";
+import type { Settings } from "../core/settings.js";
+import type { OperatorPolicy } from "../transport/operator.js";
 import type { Transport, TransportContext } from "../transport/types.js";
+
+/** What the operator's configuration changes in a field (e.g. the sendmail commands as options). */
+export type OperatorFieldPatch = Partial<Pick<DriverField, "options" | "default" | "help">>;
 
 /** Facts a driver needs to derive its read-only settings. */
 export interface DeriveContext {
@@ -55,6 +67,10 @@ export interface Driver {
   derive?(ctx: DeriveContext): Record<string, string>;
   /** Forgets what the driver kept for a server that was deleted (e.g. captured mail). */
   removeData?(ctx: { dataDir: string; serverId: string }): Promise<void>;
+  /** Fields whose options or default come from what the operator configured, by key. */
+  operatorFields?(operator: OperatorPolicy): Record<string, OperatorFieldPatch>;
+  /** Problems with where valid settings point (endpoints the operator has not allowed). */
+  checkDestinations?(settings: Settings, operator: OperatorPolicy): FieldProblem[];
   /** Builds the transport that sends through one server with these settings. */
   createTransport?(ctx: TransportContext): Transport;
 }

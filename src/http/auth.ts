@@ -1,11 +1,11 @@
 import { timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Mailroom } from "../app.js";
-import { can, type Permission, type Principal } from "../auth/permissions.js";
+import { can, canUseServer, type Permission, type Principal } from "../auth/permissions.js";
 import { SESSION_COOKIE } from "../auth/sessions.js";
 import type { Actor } from "../core/audit.js";
 import { MailroomError } from "../core/errors.js";
-import { type RouteAccess, routeKey, routePermissions } from "./route-permissions.js";
+import { allowedBeforePasswordChange, type RouteAccess, routeKey, routePermissions, serverParamOf } from "./route-permissions.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -81,8 +81,40 @@ export function registerAuth(app: FastifyInstance, mailroom: Mailroom): void {
     }
     if (access === "public") return;
     if (!request.principal) throw new MailroomError("unauthenticated");
+    const key = routeKey(request.method, request.routeOptions.url ?? "");
+    if (request.principal.mustChangePassword && !allowedBeforePasswordChange.has(key)) {
+      throw new MailroomError(
+        "password_change_required",
+        "Your password was set by someone else: choose your own first (POST /api/auth/password with currentPassword and newPassword), then sign in again.",
+      );
+    }
     if (access !== "signed-in") requirePermission(request, access);
+    if (request.principal.serverIds !== null) {
+      if (key === "POST /api/email-servers") {
+        throw new MailroomError(
+          "server_not_allowed",
+          "A token limited to some email servers cannot create servers; use a token without a server limit.",
+        );
+      }
+      const param = serverParamOf(request.routeOptions.url ?? "");
+      if (param) await requireServerAccess(request, mailroom, (request.params as Record<string, string>)[param]);
+    }
   });
+}
+
+/**
+ * Refuses a token limited to other servers the server named by id or name. An unknown
+ * server passes: the handler answers its 404.
+ */
+export async function requireServerAccess(request: FastifyRequest, mailroom: Mailroom, idOrName: string): Promise<void> {
+  const principal = requirePrincipal(request);
+  if (principal.serverIds === null) return;
+  const row = await mailroom.servers.findRow(idOrName);
+  if (row && !canUseServer(principal, row.id)) {
+    throw new MailroomError("server_not_allowed", `This API token may not use the email server '${row.name}'.`, {
+      serverId: row.id,
+    });
+  }
 }
 
 export function requirePermission(request: FastifyRequest, permission: Permission): void {

@@ -18,6 +18,7 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/auth/logout": "signed-in",
   "GET /api/auth/me": "signed-in",
   "POST /api/auth/password": "signed-in",
+  "GET /api/info": "signed-in",
 
   "GET /api/drivers": "email-servers.view",
   "GET /api/email-servers": "email-servers.view",
@@ -37,11 +38,20 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/messages": "messages.send",
   "POST /api/messages/batch": "messages.send",
   "GET /api/messages": "messages.view",
-  "GET /api/messages/:id": "messages.view",
+  // messages.view, or the message's own sender (a send-only token reads its status): checked in the handler.
+  "GET /api/messages/:id": "signed-in",
   "POST /api/messages/:id/retry": "messages.send",
   "GET /api/capture/:serverId/messages": "messages.view",
   "GET /api/capture/:serverId/messages/:id": "messages.view",
+  // Captured mail is the Capture server's data: clearing it is a change to the server.
+  "DELETE /api/capture/:serverId/messages": "email-servers.update",
+  "DELETE /api/capture/:serverId/messages/:id": "email-servers.update",
+  "GET /api/capture/:serverId/messages/:id/raw": "messages.view",
+  "GET /api/capture/:serverId/messages/:id/attachments/:index": "messages.view",
+  // It sends mail; the handler also asks for messages.view, as it reads the captured message.
+  "POST /api/capture/:serverId/messages/:id/release": "messages.send",
   "GET /api/stats": "messages.view",
+  "GET /api/smtp-submission": "signed-in",
 
   "GET /api/users": "users.manage",
   "POST /api/users": "users.manage",
@@ -58,7 +68,22 @@ export const routePermissions: Record<string, RouteAccess> = {
   "DELETE /api/tokens/:id": "users.manage",
 
   "GET /api/audit": "audit.view",
+  "GET /api/audit/filters": "audit.view",
 };
+
+/** What a session whose password someone else set may still do (password_change_required). */
+export const allowedBeforePasswordChange = new Set(["GET /api/auth/me", "POST /api/auth/password", "POST /api/auth/logout"]);
+
+/**
+ * The path parameter that names an email server, for the routes that have one: a token
+ * limited to other servers is refused (server_not_allowed) before the handler runs, on
+ * every such route, present and future.
+ */
+export function serverParamOf(url: string): string | null {
+  if (/^\/api\/email-servers\/:id(\/|$)/.test(url)) return "id";
+  if (/^\/api\/capture\/:serverId(\/|$)/.test(url)) return "serverId";
+  return null;
+}
 
 export function routeKey(method: string, url: string): string {
   return `${method} ${url}`;

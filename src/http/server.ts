@@ -7,24 +7,31 @@ import { Ajv } from "ajv";
 import formats from "ajv-formats";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Mailroom } from "../app.js";
+import { SignInThrottle, type ThrottleLimits } from "../auth/throttle.js";
+import type { Config } from "../config.js";
 import { MailroomError } from "../core/errors.js";
 import { registerAuth } from "./auth.js";
+import { registerControlCharacterCheck } from "./control-characters.js";
 import { errorHandlerFor } from "./errors.js";
 import { auditRoutes } from "./routes/audit.js";
-import { authRoutes, type LoginLimit } from "./routes/auth.js";
+import { authRoutes } from "./routes/auth.js";
 import { captureRoutes } from "./routes/capture.js";
 import { emailServerRoutes } from "./routes/email-servers.js";
 import { healthRoutes } from "./routes/health.js";
+import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
+import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
 import { userRoutes } from "./routes/users.js";
 import { registerWebUi } from "./web-ui.js";
 
 export interface ServerOptions {
-  /** Sign-in attempts per IP address and window; tests raise it. */
-  loginLimit?: LoginLimit;
+  /** Failed sign-ins and password changes allowed before each attempt must wait; tests raise or lower them. */
+  signInLimits?: ThrottleLimits;
+  /** The clock of those limits: tests move it instead of sleeping. */
+  now?: () => number;
 }
 
 /** 100 KB for every route but message submission, which sets its own 10 MB limit. */
@@ -38,12 +45,23 @@ function makeAjv(coerceTypes: boolean): Ajv {
   return ajv;
 }
 
+/**
+ * Fastify trusts addresses as given; a hop count it refuses outright (it cannot tell a proxy
+ * from a client), so the count becomes "the nearest n hops", as the operator asked: right
+ * only when nothing reaches Mailroom but through those proxies (docs/operations.md).
+ */
+function trustProxyOption(trust: Config["trustProxy"]): false | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust !== "number") return trust;
+  return (_address, hop) => hop < trust;
+}
+
 export async function buildServer(mailroom: Mailroom, options: ServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: mailroom.ctx.log as FastifyBaseLogger,
     bodyLimit: DEFAULT_BODY_LIMIT,
     exposeHeadRoutes: false,
-    trustProxy: false,
+    // request.ip is the client's only through the proxies the operator trusts (MAILROOM_TRUST_PROXY).
+    trustProxy: trustProxyOption(mailroom.ctx.config.trustProxy),
   });
 
   // Bodies are checked strictly (a string "587" is not a port); query strings are text, so coerce.
@@ -84,6 +102,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   await app.register(swaggerUi, { routePrefix: "/api/docs" });
 
   registerAuth(app, mailroom);
+  registerControlCharacterCheck(app);
   app.addHook("onResponse", async (request, reply) => {
     mailroom.metrics.httpRequests.inc({
       method: request.method,
@@ -92,7 +111,10 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
     });
   });
   healthRoutes(app, mailroom);
-  authRoutes(app, mailroom, options.loginLimit ?? { max: 10, timeWindow: 60_000 });
+  const throttle = new SignInThrottle(mailroom.ctx.db, options.signInLimits);
+  if (options.now) throttle.now = options.now;
+  authRoutes(app, mailroom, throttle);
+  infoRoutes(app, mailroom);
   emailServerRoutes(app, mailroom);
   oauthRoutes(app, mailroom);
   serverTestRoutes(app, mailroom);
@@ -101,6 +123,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
+  smtpRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();
   return app;

@@ -31,8 +31,11 @@ export class TransportCache {
     return transport;
   }
 
-  /** A transport for a one-off use (tests of a saved or draft server); the caller closes it. */
-  build(row: EmailServersTable, secrets = this.servers.secretsOf(row)): Transport {
+  /**
+   * A transport for a one-off use (tests of a saved or draft server); the caller closes it.
+   * `maxTimeoutMs` caps every wait, whatever the server's settings say.
+   */
+  build(row: EmailServersTable, secrets = this.servers.secretsOf(row), options: { maxTimeoutMs?: number } = {}): Transport {
     const driver = findDriver(row.driver);
     if (!driver?.createTransport) {
       throw new DeliveryError("internal_error", "server", `The ${row.driver} driver cannot send.`);
@@ -40,6 +43,11 @@ export class TransportCache {
     let tokens: AccessTokenProvider | undefined;
     if (driver.oauthProvider) {
       if (!this.tokenProviders) throw new DeliveryError("oauth_not_authorized", "server", "OAuth is not available.");
+      // No grant on the row (never authorized, or dropped when its destination changed):
+      // no token is asked for, whatever another process may still have cached.
+      if (!row.oauth_account) {
+        throw new DeliveryError("oauth_not_authorized", "server", `No account is authorized for ${row.name}.`);
+      }
       tokens = this.tokenProviders(row.id);
     }
     return driver.createTransport({
@@ -53,6 +61,8 @@ export class TransportCache {
       tokens,
       poolSize: this.poolSize,
       trustedCa: this.ctx.config.extraCa,
+      operator: this.ctx.config.operator,
+      maxTimeoutMs: options.maxTimeoutMs,
     });
   }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
-import { outgoingFromRow } from "../core/messages.js";
+import { loadOutgoing } from "../core/messages.js";
 import type { Metrics } from "../metrics.js";
 import type { EmailServersTable, MessagesTable } from "../storage/schema.js";
 import { DeliveryError } from "../transport/types.js";
@@ -174,7 +174,7 @@ export class DeliveryWorker {
       outcome: "sent",
     };
     try {
-      const result = await this.transports.get(server).send(outgoingFromRow(message));
+      const result = await this.transports.get(server).send(await loadOutgoing(this.ctx.db, message));
       attempt.durationMs = Date.now() - startedAt;
       attempt.providerMessageId = result.providerMessageId;
       attempt.remote = { response: result.response };

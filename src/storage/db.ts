@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import path from "node:path";
 import SQLite from "better-sqlite3";
 import {
@@ -17,6 +16,11 @@ import { type HealthLog, StorageHealth } from "./health.js";
 import * as m001 from "./migrations/001_initial.js";
 import * as m002 from "./migrations/002_messages.js";
 import * as m003 from "./migrations/003_oauth.js";
+import * as m004 from "./migrations/004_trust.js";
+import * as m006 from "./migrations/006_smtp_intake.js";
+import * as m007 from "./migrations/007_sendmail_commands.js";
+import * as m008 from "./migrations/008_test_messages.js";
+import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold epoch milliseconds, which fit a JS number exactly.
@@ -27,6 +31,10 @@ const migrations: Record<string, Migration> = {
   "001_initial": m001,
   "002_messages": m002,
   "003_oauth": m003,
+  "004_trust": m004,
+  "006_smtp_intake": m006,
+  "007_sendmail_commands": m007,
+  "008_test_messages": m008,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
@@ -71,10 +79,14 @@ export function openStorage(options: OpenOptions): Storage {
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, dialect: "postgres", health, close: () => db.destroy() };
   }
-  fs.mkdirSync(options.dataDir, { recursive: true });
+  ensurePrivateFolder(options.dataDir);
   const sqlitePath = path.join(options.dataDir, "mailroom.db");
+  // SQLite would create the database 0644 less the umask; it gives the -wal and -shm files it
+  // creates later the database file's own mode, so a 0600 database keeps all three private.
+  ensurePrivateFile(sqlitePath);
   const sqlite = new SQLite(sqlitePath);
   sqlite.pragma("journal_mode = WAL");
+  for (const suffix of ["-wal", "-shm"]) tightenPrivateFile(`${sqlitePath}${suffix}`);
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.

@@ -40,6 +40,8 @@ export interface UsersTable {
   password_hash: string;
   is_super_admin: number;
   disabled: number;
+  /** 1 while the password is one someone else chose: every route but a few answers password_change_required. */
+  must_change_password: number;
   created_at: number;
   updated_at: number;
 }
@@ -125,9 +127,25 @@ export interface MessagesTable {
   last_error: string | null;
   provider_message_id: string | null;
   created_by: string | null;
+  /** Whether created_by is a user's or a token's id (null before migration 004 for unknown ids). */
+  created_by_type?: "user" | "token" | null;
   created_at: number;
   updated_at: number;
   sent_at: number | null;
+  /** 1 for a server test's email (settled when written, never retried); 0, the default, otherwise. */
+  is_test?: number;
+  /** How the message arrived; the column defaults to "api", so an insert may leave it out. */
+  source?: MessageSource;
+  /** JSON {token, username, clientIp, ehlo} of an SMTP submission (never a secret), or NULL. */
+  source_detail?: string | null;
+}
+
+export type MessageSource = "api" | "smtp";
+
+/** The raw MIME of a message stored as its client sent it (SMTP submission). */
+export interface MessageRawTable {
+  message_id: string;
+  mime: Buffer;
 }
 
 export interface MessageAttemptsTable {
@@ -185,8 +203,18 @@ export interface OAuthTokensTable {
   updated_at: number;
 }
 
+/** Failed sign-ins and password changes per key ("account:<email>", "ip:<address>"). */
+export interface AuthFailuresTable {
+  key: string;
+  failures: number;
+  last_failure_at: number;
+  /** No attempt for this key is checked before this time (epoch ms). */
+  blocked_until: number;
+}
+
 export interface Database {
   messages: MessagesTable;
+  message_raw: MessageRawTable;
   message_attempts: MessageAttemptsTable;
   email_servers: EmailServersTable;
   users: UsersTable;
@@ -194,6 +222,7 @@ export interface Database {
   user_groups: UserGroupsTable;
   sessions: SessionsTable;
   api_tokens: ApiTokensTable;
+  auth_failures: AuthFailuresTable;
   audit_log: AuditLogTable;
   oauth_authorizations: OAuthAuthorizationsTable;
   oauth_tokens: OAuthTokensTable;

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:
 import fs from "node:fs";
 import path from "node:path";
 import { MailroomError } from "../core/errors.js";
+import { ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 
 /**
  * AES-256-GCM for every secret at rest. A ciphertext reads `mr1:<keyId>:<base64url of
@@ -89,8 +90,8 @@ export function loadSecretBox(dataDir: string, secretKeyEnv?: string): SecretBox
     return new SecretBox(secretKeyEnv.split(",").map((k) => parseKey(k, "MAILROOM_SECRET_KEY")));
   }
   const file = path.join(dataDir, KEY_FILE);
+  ensurePrivateFolder(dataDir);
   if (!fs.existsSync(file)) {
-    fs.mkdirSync(dataDir, { recursive: true });
     // "wx": never overwrite a key another process created a moment ago.
     try {
       fs.writeFileSync(file, `${generateKeyText()}\n`, { mode: 0o600, flag: "wx" });
@@ -98,6 +99,7 @@ export function loadSecretBox(dataDir: string, secretKeyEnv?: string): SecretBox
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
   }
+  tightenPrivateFile(file);
   const lines = fs
     .readFileSync(file, "utf8")
     .split("\n")
@@ -121,7 +123,7 @@ export function addKeyToFile(dataDir: string): SecretKey {
   const file = path.join(dataDir, KEY_FILE);
   const text = generateKeyText();
   const old = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
-  fs.mkdirSync(dataDir, { recursive: true });
+  ensurePrivateFolder(dataDir);
   writeKeyFile(file, `${text}\n${old}`);
   return parseKey(text, file);
 }

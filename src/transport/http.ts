@@ -5,6 +5,8 @@
  * documented error bodies) through `mapError`.
  */
 import { type ErrorCode, errorCatalogue } from "../core/errors.js";
+import { checkResolvedHost, type OperatorPolicy, STRICT_OPERATOR, urlPort } from "./operator.js";
+import { Redactor } from "./transcript.js";
 import { type CheckResult, DeliveryError, type FailureKind, type TestStep } from "./types.js";
 
 /** How long a provider may take to answer before the attempt counts as a timeout. */
@@ -28,20 +30,29 @@ export type ProviderErrorMapper = (response: ProviderResponse, remote: RemoteRes
 
 export interface RemoteResponse {
   code: number;
-  response: string;
+  /** The body, only when it is the provider's own error shape (redacted). */
+  response?: string;
 }
 
 export interface ProviderRequest {
   /** The provider's name, for messages: "Mailgun". */
   provider: string;
   method: "GET" | "POST";
-  url: string;
+  /** Built with new URL(), never by concatenating settings. */
+  url: URL;
   headers?: Record<string, string>;
   body?: string | FormData;
   timeoutMs?: number;
   /** Values that must never appear in a transcript or a kept response (keys, tokens). */
   secrets: string[];
   mapError?: ProviderErrorMapper;
+  /**
+   * Whether an error body is the provider's own JSON error shape. Only then is the body
+   * kept and shown: whatever else answered is reported by its status alone.
+   */
+  isProviderError?: (json: unknown) => boolean;
+  /** Refuses link-local and metadata addresses unless the operator allowed the endpoint. */
+  operator?: OperatorPolicy;
   /** When given, gets one redacted line for the request and one for its outcome. */
   transcript?: HttpTranscript;
 }
@@ -55,12 +66,18 @@ export interface ProviderRequest {
 export async function callProvider(request: ProviderRequest): Promise<ProviderResponse> {
   const { provider, transcript } = request;
   const timeoutMs = request.timeoutMs ?? DEFAULT_HTTP_TIMEOUT_MS;
-  transcript?.request(request.method, request.url);
+  const url = request.url;
+  transcript?.request(request.method, url.href);
   const started = performance.now();
   let raw: Response;
   let text: string;
   try {
-    raw = await fetch(request.url, {
+    await checkResolvedHost(request.operator ?? STRICT_OPERATOR, {
+      protocol: url.protocol,
+      host: url.hostname,
+      port: urlPort(url),
+    });
+    raw = await fetch(url, {
       method: request.method,
       headers: request.headers,
       body: request.body,
@@ -86,8 +103,9 @@ export async function callProvider(request: ProviderRequest): Promise<ProviderRe
   transcript?.response(raw.status, raw.statusText, ms);
   if (raw.status >= 200 && raw.status < 300) return response;
 
-  const redacted = redact(text.trim(), request.secrets);
-  const remote: RemoteResponse = { code: raw.status, response: redacted.slice(0, MAX_RESPONSE_CHARS) };
+  const ownShape = response.json !== undefined && request.isProviderError?.(response.json) === true;
+  const redacted = ownShape ? redact(text.trim(), request.secrets) : "";
+  const remote: RemoteResponse = { code: raw.status, ...(redacted ? { response: redacted.slice(0, MAX_RESPONSE_CHARS) } : {}) };
   // Drivers read the error body through the same redaction as the kept response.
   const seen: ProviderResponse = { ...response, text: redacted, json: parseJson(redacted) };
   throw request.mapError?.(seen, remote) ?? statusError(provider, seen, remote);
@@ -117,17 +135,18 @@ export function statusError(provider: string, response: ProviderResponse, remote
   }
   if (status >= 300 && status < 400) {
     // Not the message's fault: the base URL points somewhere that moved; hold until fixed.
-    const location = response.headers.get("location") ?? "another address";
+    // Where it points is not shown: it is whatever answered, not the provider's words.
     return fail(
       "provider_unavailable",
       "server",
-      `${provider} redirected the request to ${location} (HTTP ${status}): set the API base URL to the provider's API address`,
+      `${provider} redirected the request (HTTP ${status}): set the API base URL to the provider's API address`,
     );
   }
   return fail("message_rejected", "recipient", `${provider} refused the message (HTTP ${status})${said}`);
 }
 
 function networkError(provider: string, err: unknown, timeoutMs: number): DeliveryError {
+  if (err instanceof DeliveryError) return err;
   const name = err instanceof Error ? err.name : "";
   if (name === "TimeoutError" || name === "AbortError") {
     return new DeliveryError("connection_timeout", "transient", `${provider} did not answer within ${timeoutMs} ms`);
@@ -169,22 +188,14 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Replaces every occurrence of each secret (raw, URL-encoded, base64, and as Mailgun's Basic credentials) with [redacted]. */
+/**
+ * Removes every secret (raw, URL-encoded, base64, inside any base64 token, and as Mailgun's
+ * Basic credentials) and every AUTH blob from a text.
+ */
 export function redact(text: string, secrets: string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (!secret || secret.length < 4) continue; // a 1-3 character "secret" would shred the text
-    const forms = [
-      secret,
-      encodeURIComponent(secret),
-      Buffer.from(secret).toString("base64"),
-      Buffer.from(`api:${secret}`).toString("base64"),
-    ];
-    for (const form of new Set(forms)) {
-      out = out.split(form).join("[redacted]");
-    }
-  }
-  return out;
+  // A 1-3 character "secret" would shred the text.
+  const usable = secrets.filter((s) => s && s.length >= 4);
+  return new Redactor(usable.flatMap((s) => [s, `api:${s}`])).redact(text);
 }
 
 /** A URL fit for a transcript: no user or password, secrets removed from path and query. */

@@ -12,6 +12,10 @@ function addresses(list: Address[]): { name: string; address: string }[] {
  * so a message can never make Mailroom read a local file or fetch a URL.
  */
 export function toNodemailerMail(message: OutgoingMessage): SendMailOptions {
+  if (message.raw) {
+    // nodemailer sends `raw` byte for byte; the envelope (Bcc included) travels beside it.
+    return { raw: message.raw, envelope: { from: message.from.address, to: envelopeRecipients(message) } };
+  }
   return {
     messageId: `<${message.messageId}>`,
     from: { name: message.from.name ?? "", address: message.from.address },
@@ -34,8 +38,9 @@ export function toNodemailerMail(message: OutgoingMessage): SendMailOptions {
   };
 }
 
-/** The full RFC 5322 message as bytes (Bcc kept out of the headers). */
+/** The full RFC 5322 message as bytes (Bcc kept out of the headers); a raw message's own bytes. */
 export async function buildMime(message: OutgoingMessage): Promise<Buffer> {
+  if (message.raw) return message.raw;
   const composer = new MailComposer(toNodemailerMail(message) as ConstructorParameters<typeof MailComposer>[0]);
   return composer.compile().build();
 }

@@ -10,6 +10,7 @@ import tls from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import XOAuth2, { type XOAuth2ProvisionCallback } from "nodemailer/lib/xoauth2";
 import { errorCatalogue } from "../core/errors.js";
+import { assertAddressesAllowed, type OperatorPolicy } from "./operator.js";
 import type { SmtpEndpoint } from "./smtp.js";
 import { type SmtpErrorContext, toSmtpDeliveryError } from "./smtp-errors.js";
 import { SmtpTranscript } from "./transcript.js";
@@ -21,6 +22,7 @@ export type SmtpLogin =
 
 export interface SmtpCheckInput {
   endpoint: SmtpEndpoint;
+  operator: OperatorPolicy;
   login?: SmtpLogin;
   probe: CheckProbe;
   errorContext: SmtpErrorContext;
@@ -79,6 +81,35 @@ function connectTcp(address: string, port: number, timeoutMs: number): Promise<n
       reject(err);
     });
   });
+}
+
+/**
+ * Resolves the host, refuses link-local and metadata addresses the operator has not allowed,
+ * and connects to one of the addresses checked: the address checked is the one connected to.
+ */
+export async function connectAllowed(
+  endpoint: Pick<SmtpEndpoint, "host" | "port" | "timeoutMs">,
+  operator: OperatorPolicy,
+): Promise<{ socket: net.Socket; address: string; addresses: string[] }> {
+  const addresses = await resolveHost(endpoint.host, endpoint.timeoutMs);
+  assertAddressesAllowed(operator, { host: endpoint.host, port: endpoint.port }, addresses);
+  return { ...(await connectAny(addresses, endpoint.port, endpoint.timeoutMs)), addresses };
+}
+
+/** What a peer that does not greet with 220 is reported as: its bytes are never shown. */
+export function notSmtpServer(endpoint: Pick<SmtpEndpoint, "host" | "port" | "security">): DeliveryError {
+  const tls = endpoint.security === "tls" ? "" : " (a port that expects TLS from the first byte needs Security set to TLS)";
+  return new DeliveryError(
+    "not_smtp_server",
+    "server",
+    `${endpoint.host}:${endpoint.port} did not greet with an SMTP 220 line: it is not an SMTP server${tls}.`,
+  );
+}
+
+/** nodemailer's error for a first line other than 220 (it carries the peer's bytes). */
+export function isInvalidGreeting(err: unknown): boolean {
+  const e = err as { code?: string; command?: string; message?: string } | undefined;
+  return e?.code === "EPROTOCOL" && e.command === "CONN" && /^Invalid greeting/.test(e.message ?? "");
 }
 
 /** Tries each address in turn; the last error wins. */
@@ -178,7 +209,7 @@ function safeAddress(address: string): boolean {
 }
 
 export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> {
-  const { endpoint, login, probe, errorContext } = input;
+  const { endpoint, login, probe, errorContext, operator } = input;
   const transcript = new SmtpTranscript(errorContext.redactor);
   const steps: TestStep[] = [];
   const record = (s: TestStep) => {
@@ -203,6 +234,7 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
   try {
     const addresses = await step("dns", async () => {
       const found = await resolveHost(endpoint.host, timeoutMs);
+      assertAddressesAllowed(operator, { host: endpoint.host, port: endpoint.port }, found);
       const detail = net.isIP(endpoint.host)
         ? `${endpoint.host} is an IP address; no lookup needed`
         : `${endpoint.host} resolves to ${found.join(", ")}`;
@@ -249,6 +281,9 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
     try {
       await guarded<void>(conn, timeoutMs * 3, (done) => conn.connect((err) => done(err)));
     } catch (err) {
+      if (transcript.notSmtp || isInvalidGreeting(err)) {
+        throw new StepFailure("ehlo", notSmtpServer(endpoint), elapsed(handshakeStart));
+      }
       const inTls = endpoint.security === "starttls" && transcript.sentStartTls;
       throw new StepFailure(inTls ? "tls" : "ehlo", err, elapsed(handshakeStart));
     }

@@ -9,7 +9,8 @@ import type { SMTPPoolOptions } from "nodemailer/lib/smtp-pool";
 import type { XOAuth2ProvisionCallback, XOAuth2ProvisionResultCallback } from "nodemailer/lib/xoauth2";
 import { errorCatalogue } from "../core/errors.js";
 import { toNodemailerMail } from "./mime.js";
-import { runSmtpCheck, type SmtpLogin } from "./smtp-check.js";
+import { STRICT_OPERATOR } from "./operator.js";
+import { connectAllowed, isInvalidGreeting, notSmtpServer, runSmtpCheck, type SmtpLogin } from "./smtp-check.js";
 import {
   type SmtpErrorContext,
   type SmtpFlavor,
@@ -69,7 +70,7 @@ export function smtpEndpoint(ctx: TransportContext, trustedCa?: string): SmtpEnd
     port,
     security,
     verifyCertificate: s.verifyCertificate !== false,
-    timeoutMs: timeoutSeconds * 1000,
+    timeoutMs: Math.min(timeoutSeconds * 1000, ctx.maxTimeoutMs ?? Number.POSITIVE_INFINITY),
     trustedCa: trustedCa ?? ctx.trustedCa,
   };
 }
@@ -266,6 +267,14 @@ export class SmtpTransport implements Transport {
       socketTimeout: endpoint.timeoutMs + 1000,
       dnsTimeout: endpoint.timeoutMs,
       logger: false,
+      // Our own resolution and connection, so link-local and metadata addresses are refused
+      // at connect time (nodemailer still does TLS, with the host name for verification).
+      getSocket: (_options, callback) => {
+        connectAllowed(endpoint, this.ctx.operator ?? STRICT_OPERATOR).then(
+          ({ socket }) => callback(null, { connection: socket }),
+          (err: unknown) => callback(err as Error),
+        );
+      },
     };
     if (this.oauth) {
       options.auth = { type: "OAuth2", user, provisionCallback: this.oauth.provision };
@@ -310,7 +319,11 @@ export class SmtpTransport implements Transport {
       if (refused) this.oauth.refuse(refused);
       attempt = await this.deliver(message);
     }
-    if ("failure" in attempt) throw toSmtpDeliveryError(attempt.failure, this.errorContext(attempt.user));
+    if ("failure" in attempt) {
+      // nodemailer's message for a bad greeting carries the peer's bytes: none are kept.
+      if (isInvalidGreeting(attempt.failure)) throw notSmtpServer(this.endpoint);
+      throw toSmtpDeliveryError(attempt.failure, this.errorContext(attempt.user));
+    }
     return { providerMessageId: providerMessageId(attempt.info), response: attempt.info.response };
   }
 
@@ -341,6 +354,7 @@ export class SmtpTransport implements Transport {
     try {
       return await runSmtpCheck({
         endpoint: this.endpoint,
+        operator: this.ctx.operator ?? STRICT_OPERATOR,
         login,
         probe,
         errorContext: { ...this.errorContext(login?.user), redactor },

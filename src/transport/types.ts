@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ErrorCode } from "../core/errors.js";
 import type { Settings } from "../core/settings.js";
+import type { OperatorPolicy } from "./operator.js";
 
 export interface Address {
   address: string;
@@ -31,6 +32,12 @@ export interface OutgoingMessage {
   html?: string;
   attachments: Attachment[];
   headers: Record<string, string>;
+  /**
+   * The whole message as its client sent it (SMTP submission). Drivers send these bytes
+   * unchanged to the envelope (to, cc and bcc); text, html, attachments and headers are
+   * empty, and from, subject and messageId are what the bytes' headers say.
+   */
+  raw?: Buffer;
 }
 
 export interface SendResult {
@@ -111,6 +118,10 @@ export interface TransportContext {
   poolSize: number;
   /** PEM of extra certificate authorities to trust for TLS (MAILROOM_EXTRA_CA_FILE). */
   trustedCa?: string;
+  /** What the operator allows (sendmail commands, extra endpoints); absent: nothing beyond the defaults. */
+  operator?: OperatorPolicy;
+  /** The longest any one wait may be, whatever the settings say (server tests cap it). */
+  maxTimeoutMs?: number;
 }
 
 /** What a check probes with; `onStep` hears each step as it ends (the test endpoint streams them). */

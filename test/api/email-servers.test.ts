@@ -113,7 +113,7 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       const res = await createServer(t, { name: "Half done", driver: "smtp", settings: { port: 465, security: "tls" } });
       expect(res.status).toBe("incomplete");
       expect(res.missingSettings).toEqual(["fromAddress", "host"]);
-      expect(res.statusDetail).toContain("host");
+      expect(res.statusDetail).toBe("Missing: From address, Host.");
       expect(res.settings).toMatchObject({ port: 465, security: "tls", host: null, password: { set: false } });
       expect((await get(res.id)).json().status).toBe("incomplete");
     });
@@ -164,16 +164,16 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       expect((await get(created.id)).json().status).toBe("reauthorization_required");
       const res = await t.request(t.admin, {
         method: "PATCH",
-        url: `/api/email-servers/${created.id}/settings/port`,
-        payload: { value: 465 },
+        url: `/api/email-servers/${created.id}/settings/messagesPerDay`,
+        payload: { value: 500 },
       });
       expect(res.json().status).toBe("reauthorization_required");
       // An incomplete configuration says so first: that is what the admin must fix.
       const cleared = await t.request(t.admin, {
         method: "DELETE",
-        url: `/api/email-servers/${created.id}/settings/clientId`,
+        url: `/api/email-servers/${created.id}/settings/clientSecret`,
       });
-      expect(cleared.json()).toMatchObject({ status: "incomplete", missingSettings: ["clientId"] });
+      expect(cleared.json()).toMatchObject({ status: "incomplete", missingSettings: ["clientSecret"] });
     });
   });
 
@@ -271,6 +271,8 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
     });
 
     it("search reflects edits: a renamed host is found by its new value only", async () => {
+      // The saved password goes only to the old host: it is cleared before the host changes.
+      await t.request(t.admin, { method: "DELETE", url: `/api/email-servers/${ids.alpha}/settings/password` });
       const res = await t.request(t.admin, {
         method: "PATCH",
         url: `/api/email-servers/${ids.alpha}/settings/host`,
@@ -306,7 +308,8 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
           driver: "smtp",
           fromAddress: "new@example.com",
           fromName: "New Name",
-          settings: { host: "new.example.com" },
+          // Where the password goes stays as it was (else it must come again): the rest is omitted.
+          settings: { host: "old.example.com", port: 465, security: "tls", username: "old-user", verifyCertificate: false },
         },
       });
       expect(res.statusCode, res.body).toBe(200);
@@ -323,8 +326,9 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       for (const f of drivers.find((d) => d.id === "smtp")!.fields) {
         expected[f.key] = f.secret ? { set: true } : (f.default ?? null);
       }
-      expect(view.settings).toEqual({ ...expected, host: "new.example.com" });
-      expect(view.settings).toMatchObject({ port: 587, security: "starttls", username: null, verifyCertificate: true });
+      const destination = { host: "old.example.com", port: 465, security: "tls", username: "old-user", verifyCertificate: false };
+      expect(view.settings).toEqual({ ...expected, ...destination });
+      expect(view.settings).toMatchObject({ timeoutSeconds: 30, allowedFromAddresses: [] });
       expect(view.createdAt).toBe(created.createdAt);
       expect(Date.parse(view.updatedAt)).toBeGreaterThanOrEqual(Date.parse(created.updatedAt));
       // The kept secret is the old one, not an empty one.
@@ -437,15 +441,27 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       t.request(t.admin, { method: "PATCH", url: `/api/email-servers/${id}/settings/${key}`, payload: { value } });
     const clear = (id: string, key: string) =>
       t.request(t.admin, { method: "DELETE", url: `/api/email-servers/${id}/settings/${key}` });
+    /** An smtp server without a password: its host, port and username may change one at a time. */
+    const passwordless = (name: string) =>
+      serverBody("smtp", name, { settings: { ...serverBody("smtp", name).settings, password: null } });
+
+    it("refuses to move a saved password one setting at a time: it must come with the change", async () => {
+      const created = await createServer(t, serverBody("smtp", "Patch moved"));
+      const body = expectError(await patch(created.id, "port", 465), 409, "secret_destination_changed");
+      expect(body.message).toMatch(/^Port changed, so enter Password again/);
+      expect(body.details).toEqual([{ field: "settings.password", message: "enter it again: Port changed" }]);
+      expectError(await clear(created.id, "host"), 409, "secret_destination_changed");
+      expect((await get(created.id)).json()).toEqual(created);
+    });
 
     it("edits one setting and leaves the others", async () => {
       const created = await createServer(t, serverBody("smtp", "Patch one"));
-      const res = await patch(created.id, "port", 465);
+      const res = await patch(created.id, "timeoutSeconds", 45);
       expect(res.statusCode, res.body).toBe(200);
-      expect(res.json().settings).toEqual({ ...created.settings, port: 465 });
+      expect(res.json().settings).toEqual({ ...created.settings, timeoutSeconds: 45 });
       const [entry] = await auditEntries(t, `&targetId=${created.id}&action=email_server.setting.update`);
-      expect(entry.before).toMatchObject({ settings: { port: 2525 } });
-      expect(entry.after).toMatchObject({ settings: { port: 465, password: "[secret unchanged]" } });
+      expect(entry.before).toMatchObject({ settings: { timeoutSeconds: 30 } });
+      expect(entry.after).toMatchObject({ settings: { timeoutSeconds: 45, password: "[secret unchanged]" } });
     });
 
     it("sets a secret through PATCH without showing it", async () => {
@@ -495,7 +511,7 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
     });
 
     it("clearing the smtp host makes the server incomplete and names it", async () => {
-      const created = await createServer(t, serverBody("smtp", "Clear host"));
+      const created = await createServer(t, passwordless("Clear host"));
       expect(created.status).toBe("ready");
       const res = await clear(created.id, "host");
       expect(res.statusCode, res.body).toBe(200);
@@ -510,7 +526,7 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
     });
 
     it("clearing a setting with a default resets it to the default", async () => {
-      const created = await createServer(t, serverBody("smtp", "Clear port"));
+      const created = await createServer(t, passwordless("Clear port"));
       expect(created.settings.port).toBe(2525);
       const res = await clear(created.id, "port");
       expect(res.statusCode, res.body).toBe(200);
@@ -536,7 +552,7 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
     });
 
     it("a blank required non-secret setting is missing, not set to an empty string", async () => {
-      const created = await createServer(t, serverBody("smtp", "Patch blank host"));
+      const created = await createServer(t, passwordless("Patch blank host"));
       const res = await patch(created.id, "host", "  ");
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json()).toMatchObject({ status: "incomplete", missingSettings: ["host"] });

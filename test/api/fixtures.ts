@@ -18,7 +18,7 @@ const fixtures: Record<string, { settings: Record<string, unknown>; status: stri
     settings: { tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", clientSecret: "ms-secret" },
     status: "not_authorized",
   },
-  sendmail: { settings: { path: "/usr/sbin/sendmail", arguments: "-i -t" }, status: "ready" },
+  sendmail: { settings: { command: "sendmail" }, status: "ready" },
   mailgun: { settings: { domain: "mg.example.com", apiKey: "key-mailgun", region: "eu" }, status: "ready" },
   postmark: { settings: { serverToken: "postmark-token", messageStream: "broadcast" }, status: "ready" },
   ses: {

@@ -77,9 +77,9 @@ describe.each(await availableDialects())("users, groups, tokens and the audit lo
       const id = await adminId();
       for (const payload of [{ password: "taken over password" }, { email: "mine@example.com" }, { disabled: true }]) {
         const res = await t.request(manager, { method: "PATCH", url: `/api/users/${id}`, payload });
-        expectError(res, 403, "forbidden");
+        expect(expectError(res, 403, "user_not_manageable").message).toContain("super admin");
       }
-      expectError(await t.request(manager, { method: "DELETE", url: `/api/users/${id}` }), 403, "forbidden");
+      expectError(await t.request(manager, { method: "DELETE", url: `/api/users/${id}` }), 403, "user_not_manageable");
       expectError(
         await t.request(manager, { method: "PATCH", url: `/api/users/${id}`, payload: { superAdmin: false } }),
         403,
@@ -91,6 +91,94 @@ describe.each(await availableDialects())("users, groups, tokens and the audit lo
       const { user } = await t.mailroom.users.create({ email: "managed@example.com", password: ADMIN_PASSWORD }, systemActor);
       const ok = await t.request(manager, { method: "PATCH", url: `/api/users/${user.id}`, payload: { name: "Managed" } });
       expect(ok.statusCode, ok.body).toBe(200);
+    });
+
+    it("a user's page says whether the caller may change them, why not, and how many tokens die with them", async () => {
+      const auditors = await t.mailroom.users.createGroup({ name: "Auditors", permissions: ["audit.view"] }, systemActor);
+      const { user } = await t.mailroom.users.create(
+        { email: "auditor@example.com", password: ADMIN_PASSWORD, groupIds: [auditors.id] },
+        systemActor,
+      );
+      await t.mailroom.tokens.create({ name: "auditor's", permissions: ["audit.view"] }, systemActor, {
+        superAdmin: false,
+        permissions: new Set(["audit.view"]),
+        serverIds: null,
+        userId: user.id,
+      });
+      const seen = (await t.request(manager, { method: "GET", url: `/api/users/${user.id}` })).json();
+      expect(seen).toMatchObject({
+        manageable: false,
+        notManageableReason: "You cannot change auditor@example.com: they hold audit.view, which you do not have.",
+        activeTokens: 1,
+      });
+      const listed = (await t.request(manager, { method: "GET", url: "/api/users?limit=500" })).json();
+      expect(listed.items.find((u: { id: string }) => u.id === user.id)).toMatchObject({ manageable: false });
+      expect((await t.request(t.admin, { method: "GET", url: `/api/users/${user.id}` })).json()).toMatchObject({
+        manageable: true,
+        notManageableReason: null,
+      });
+      const groups = (await t.request(manager, { method: "GET", url: "/api/groups" })).json();
+      expect(groups.items.find((g: { id: string }) => g.id === auditors.id)).toMatchObject({
+        manageable: false,
+        notManageableReason: "You cannot change the group 'Auditors': it grants audit.view, which you do not have.",
+      });
+    });
+
+    it("a password a manager sets is one-time: the user must change it before anything else", async () => {
+      const created = (
+        await t.request(manager, {
+          method: "POST",
+          url: "/api/users",
+          payload: { email: "one-time@example.com", password: "chosen by the manager" },
+        })
+      ).json();
+      expect(created.mustChangePassword).toBe(true);
+      const login = await t.request(null, {
+        method: "POST",
+        url: "/api/auth/login",
+        payload: { email: "one-time@example.com", password: "chosen by the manager" },
+      });
+      expect(login.statusCode).toBe(200);
+      expect(login.json()).toMatchObject({ mustChangePassword: true, user: { mustChangePassword: true } });
+      const session = await t.login("one-time@example.com", "chosen by the manager");
+      const refused = expectError(
+        await t.request(session, { method: "GET", url: "/api/users" }),
+        403,
+        "password_change_required",
+      );
+      expect(refused.message).toContain("POST /api/auth/password");
+      expect((await t.request(session, { method: "GET", url: "/api/auth/me" })).json().user.mustChangePassword).toBe(true);
+      // The same password again is not a change.
+      expectError(
+        await t.request(session, {
+          method: "POST",
+          url: "/api/auth/password",
+          payload: { currentPassword: "chosen by the manager", newPassword: "chosen by the manager" },
+        }),
+        400,
+        "validation_failed",
+      );
+      const changed = await t.request(session, {
+        method: "POST",
+        url: "/api/auth/password",
+        payload: { currentPassword: "chosen by the manager", newPassword: "chosen by myself now" },
+      });
+      expect(changed.statusCode, changed.body).toBe(204);
+      const fresh = await t.login("one-time@example.com", "chosen by myself now");
+      expect((await t.request(fresh, { method: "GET", url: "/api/auth/me" })).json().user.mustChangePassword).toBe(false);
+      // users.manage was never granted: the next refusal is the ordinary one.
+      expectError(await t.request(fresh, { method: "GET", url: "/api/users" }), 403, "forbidden");
+
+      // A manager's reset of an existing password is one-time too; the CLI's as well.
+      await t.request(manager, {
+        method: "PATCH",
+        url: `/api/users/${created.id}`,
+        payload: { password: "reset by the manager" },
+      });
+      expect((await t.mailroom.users.get(created.id)).mustChangePassword).toBe(true);
+      await t.mailroom.users.update(created.id, { password: "mine once more!", mustChangePassword: false }, systemActor);
+      await t.mailroom.users.resetPassword("one-time@example.com", systemActor);
+      expect((await t.mailroom.users.get(created.id)).mustChangePassword).toBe(true);
     });
 
     it("never leaves Mailroom without an enabled super admin", async () => {

@@ -2,8 +2,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkValue, parseSettings } from "../../src/core/settings.js";
-import { drivers } from "../../src/drivers/registry.js";
+import { configuredDriver, drivers } from "../../src/drivers/registry.js";
 import { redactionPaths } from "../../src/logger.js";
+import type { OperatorPolicy } from "../../src/transport/operator.js";
+
+/** An installation that declares one sendmail command: fields the operator decides get their options. */
+const operator: OperatorPolicy = {
+  sendmailCommands: { sendmail: { program: "/usr/sbin/sendmail", args: ["-i"] } },
+  allowedEndpoints: [],
+};
 
 const folders = fs
   .readdirSync(path.resolve("src/drivers"), { withFileTypes: true })
@@ -15,7 +22,7 @@ describe("the driver contract", () => {
     expect(drivers.map((d) => d.id).sort()).toEqual([...folders].sort());
   });
 
-  describe.each(drivers.map((d) => [d.id, d] as const))("%s", (_id, driver) => {
+  describe.each(drivers.map((d) => [d.id, configuredDriver(d, operator)] as const))("%s", (_id, driver) => {
     it("describes itself and every field for the admin", () => {
       expect(driver.label.trim()).not.toBe("");
       expect(driver.description.trim()).not.toBe("");
@@ -31,6 +38,10 @@ describe("the driver contract", () => {
           expect(f.default, f.key).toBeUndefined();
           expect(redactionPaths(), f.key).toContain(f.key);
         }
+      }
+      // A secret is bound to where it goes: a driver with one says which settings that is.
+      if (driver.fields.some((f) => f.secret)) {
+        expect(driver.fields.filter((f) => f.destination && !f.secret && !f.readOnly).length).toBeGreaterThan(0);
       }
     });
 

@@ -1,5 +1,6 @@
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
 import { errorCatalogue } from "../../src/core/errors.js";
 import { postmarkDriver } from "../../src/drivers/postmark/index.js";
 import { createPostmarkTransport, formatAddress } from "../../src/drivers/postmark/transport.js";
@@ -19,7 +20,10 @@ const TOKEN = "b7c3e9a2-41d8-4f0e-9c6b-2e5a7d1f8c30";
 let peer: ProviderPeer;
 
 function context(settings: Record<string, string> = {}, serverToken = TOKEN): TransportContext {
+  // The operator allows the peer (or the endpoint a test names), as MAILROOM_ALLOWED_ENDPOINTS would.
+  const endpoint = settings.baseUrl ?? peer.url;
   return {
+    operator: loadConfig({ MAILROOM_ALLOWED_ENDPOINTS: endpoint }).operator,
     serverId: "srv-postmark",
     serverName: "Postmark",
     fromAddress: "sender@example.com",

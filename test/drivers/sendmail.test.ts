@@ -8,8 +8,11 @@ import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/config.js";
 import { errorCatalogue } from "../../src/core/errors.js";
+import { configuredDriver } from "../../src/drivers/registry.js";
 import { sendmailDriver } from "../../src/drivers/sendmail/index.js";
+import type { OperatorPolicy } from "../../src/transport/operator.js";
 import { DeliveryError, type OutgoingMessage, type Transport, type TransportContext } from "../../src/transport/types.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 
@@ -24,6 +27,8 @@ const PNG = Buffer.from(
 let peer: SmtpPeer;
 let dir: string;
 let config: string;
+/** The commands the operator declares, as MAILROOM_SENDMAIL_COMMANDS would (set in beforeAll). */
+let operator: OperatorPolicy;
 
 /** An msmtp configuration that relays to the peer; `password` lets a test break the login. */
 async function writeConfig(file: string, password: string): Promise<void> {
@@ -48,12 +53,24 @@ async function writeConfig(file: string, password: string): Promise<void> {
   await fs.writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
 }
 
+/** What the operator declares: the commands these tests pick from by name. */
+function sendmailCommands(): Record<string, string[]> {
+  return {
+    msmtp: [MSMTP, "-i", "-C", config],
+    "msmtp-no-i": [MSMTP, "-C", config],
+    "msmtp-wrong-password": [MSMTP, "-C", path.join(dir, "msmtprc-wrong-password")],
+    missing: [path.join(dir, "no-such-sendmail")],
+    "not-executable": [path.join(dir, "not-executable")],
+  };
+}
+
 function context(settings: Record<string, string>): TransportContext {
   return {
     serverId: "srv_sendmail_test",
     serverName: "Sendmail test",
     fromAddress: "sender@example.com",
-    settings: { path: MSMTP, arguments: `-i -C ${config}`, ...settings },
+    settings: { command: "msmtp", ...settings },
+    operator,
     secrets: {},
     dataDir: dir,
     log: pino({ level: "silent" }),
@@ -103,6 +120,7 @@ beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), "mailroom-sendmail-"));
   config = path.join(dir, "msmtprc");
   await writeConfig(config, PASSWORD);
+  operator = loadConfig({ MAILROOM_SENDMAIL_COMMANDS: JSON.stringify(sendmailCommands()) }).operator;
 });
 afterAll(async () => {
   await peer.close();
@@ -138,7 +156,7 @@ describe("sendmail through msmtp", () => {
   });
 
   it("always passes -f <from>, whatever the configured arguments", async () => {
-    await open({ arguments: `-C ${config}` }).send(message({ from: { address: "other-sender@example.com" } }));
+    await open({ command: "msmtp-no-i" }).send(message({ from: { address: "other-sender@example.com" } }));
     const [got] = await peer.waitForMessages(1);
     expect(got.envelope.from).toBe("other-sender@example.com");
   });
@@ -167,9 +185,8 @@ describe("sendmail through msmtp", () => {
   });
 
   it("holds for the server when the relay login fails", async () => {
-    const broken = path.join(dir, "msmtprc-wrong-password");
-    await writeConfig(broken, "wrong-password");
-    const error = await failure(open({ arguments: `-C ${broken}` }).send(message()));
+    await writeConfig(path.join(dir, "msmtprc-wrong-password"), "wrong-password");
+    const error = await failure(open({ command: "msmtp-wrong-password" }).send(message()));
     expect(error.code).toBe("sendmail_failed");
     expect(error.kind).toBe("server");
     expect(error.message).toMatch(/authentication failed|535/i);
@@ -193,7 +210,7 @@ describe("sendmail through msmtp", () => {
 
 describe("a sendmail program that is missing or unusable", () => {
   it("answers sendmail_not_found with its hint when the path does not exist", async () => {
-    const transport = open({ path: path.join(dir, "no-such-sendmail") });
+    const transport = open({ command: "missing" });
     const error = await failure(transport.send(message()));
     expect(error).toMatchObject({ code: "sendmail_not_found", kind: "server" });
     expect(error.message).toContain("does not exist");
@@ -206,15 +223,36 @@ describe("a sendmail program that is missing or unusable", () => {
   it("answers sendmail_not_found when the file is not executable", async () => {
     const plain = path.join(dir, "not-executable");
     await fs.writeFile(plain, "#!/bin/sh\nexit 0\n", { mode: 0o644 });
-    const result = await open({ path: plain }).check({ from: "sender@example.com", to: "rcpt@example.net" });
+    const result = await open({ command: "not-executable" }).check({ from: "sender@example.com", to: "rcpt@example.net" });
     // No execute bit at all: even root may not run it.
     expect(result.error?.code).toBe("sendmail_not_found");
     expect(result.steps[0].detail).toContain("not executable");
   });
+});
 
-  it("answers sendmail_not_found for a relative path", async () => {
-    const result = await open({ path: "sendmail" }).check({ from: "sender@example.com", to: "rcpt@example.net" });
-    expect(result.error?.code).toBe("sendmail_not_found");
-    expect(result.steps[0].detail).toContain("not an absolute path");
+describe("the operator decides what runs", () => {
+  it("offers the declared commands, by name, as the options of the only setting", () => {
+    const driver = configuredDriver(sendmailDriver, operator);
+    expect(
+      driver.fields.filter((f) => !["allowedFromAddresses", "messagesPerSecond", "messagesPerDay"].includes(f.key)),
+    ).toHaveLength(1);
+    const command = driver.fields.find((f) => f.key === "command");
+    expect(command?.options?.map((o) => o.value)).toEqual(Object.keys(sendmailCommands()));
+    expect(command?.default).toBe("msmtp");
+  });
+
+  it("refuses a command the operator did not declare, before running anything", async () => {
+    const before = peer.connections;
+    expect(() => open({ command: "sh" })).toThrow(
+      expect.objectContaining({ code: "sendmail_command_unknown", kind: "server", message: expect.stringContaining("msmtp") }),
+    );
+    expect(peer.connections).toBe(before);
+  });
+
+  it("refuses a declared program that is not an absolute path, at start", () => {
+    expect(() => loadConfig({ MAILROOM_SENDMAIL_COMMANDS: '{"relative": ["sendmail", "-i"]}' })).toThrow(ConfigError);
+    expect(() => loadConfig({ MAILROOM_SENDMAIL_COMMANDS: '{"relative": ["sendmail", "-i"]}' })).toThrow(
+      /MAILROOM_SENDMAIL_COMMANDS/,
+    );
   });
 });

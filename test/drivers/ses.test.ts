@@ -1,5 +1,6 @@
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.js";
 import { errorCatalogue } from "../../src/core/errors.js";
 import { sesDriver } from "../../src/drivers/ses/index.js";
 import { createSesTransport } from "../../src/drivers/ses/transport.js";
@@ -14,7 +15,10 @@ const SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 let peer: SesPeer;
 
 function context(settings: Record<string, string> = {}): TransportContext {
+  // The operator allows the peer (or the endpoint a test names), as MAILROOM_ALLOWED_ENDPOINTS would.
+  const endpoint = settings.endpoint ?? peer.endpoint;
   return {
+    operator: loadConfig({ MAILROOM_ALLOWED_ENDPOINTS: endpoint }).operator,
     serverId: "srv-ses",
     serverName: "SES",
     fromAddress: "sender@example.com",

@@ -32,6 +32,7 @@ const WRONG_PASSWORD = "wrong-pass-Kx2-unique-5530";
 const CLIENT_SECRET = "gmail-client-secret-Yt5-unique-2207";
 const VIEWER_EMAIL = "viewer@example.com";
 const VIEWER_PASSWORD = "viewer password 123";
+const VIEWER_OWN_PASSWORD = "viewer password 789";
 const VIEWER_NEW_PASSWORD = "viewer password 456";
 /** Every secret typed into the UI: none may ever show in the page's HTML. */
 const SECRETS = [SMTP_PASSWORD, WRONG_PASSWORD, CLIENT_SECRET];
@@ -177,6 +178,8 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
 
     // The captured test email, with its preview: from the test's link, and from Messages.
     await page.getByRole("link", { name: "Open it in Captured mail" }).click();
+    await visible(page.getByRole("heading", { level: 1, name: 'Mailroom test message from "Dev capture"' }));
+    await page.getByRole("link", { name: "Captured mail" }).click();
     await visible(page.getByRole("link", { name: 'Mailroom test message from "Dev capture"' }));
     expect(await page.getByLabel("Capture server").inputValue()).not.toBe("");
     await screen("captured-list");
@@ -223,7 +226,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
 
     await page.goto("/messages");
     await visible(page.getByRole("link", { name: "Your invoice" }));
-    await page.getByLabel("Recipient").fill("customer@");
+    await page.getByLabel("Search").fill("customer@");
     await visible(page.getByText("1 message", { exact: true }));
     await page.getByLabel("Status").selectOption("sent");
     await visible(page.getByRole("link", { name: "Your invoice" }));
@@ -241,7 +244,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     expect(blockedSandboxScripts.length).toBeGreaterThan(0);
     await page.getByRole("tab", { name: /Attachments/ }).click();
     await visible(page.getByText("invoice.txt"));
-    await page.getByRole("tab", { name: "HTML" }).click();
+    await page.getByRole("tab", { name: "HTML", exact: true }).click();
     await page.frameLocator("iframe.html-preview").locator("#greeting").waitFor();
     await screen("message");
   });
@@ -299,6 +302,23 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.getByText("All changes saved"));
   });
 
+  it("asks for the password again when the host changes: a saved password goes only where it was saved for", async () => {
+    await openServer("Relay");
+    const before = smtp.connections;
+    await setting("host").fill("localhost");
+    const note = page.getByText("Host changed, so enter Password again");
+    await visible(note);
+    expect(await setting("password").getAttribute("required")).not.toBeNull();
+    await page.getByRole("button", { name: "Check connection" }).click();
+    await visible(page.getByText("Enter it again: Host changed."));
+    expect(smtp.connections).toBe(before);
+    await screen("server-smtp-host-changed");
+    // Back to the saved host: the saved password is kept again, nothing to type.
+    await setting("host").fill("127.0.0.1");
+    await note.waitFor({ state: "detached" });
+    await visible(page.locator('[data-setting="password"]').getByRole("button", { name: "Replace Password" }));
+  });
+
   it("shows a failed message with the server's answer, and retries it", async () => {
     await page.goto("/messages?status=failed");
     await visible(page.getByRole("link", { name: "Report for nobody@example.com" }));
@@ -308,8 +328,9 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await screen("message-failed");
 
     smtp.setFaults({});
+    // Refused for good (550): the page asks before sending it again unchanged.
     await page.getByRole("button", { name: "Retry" }).click();
-    await visible(page.getByText("Queued again"));
+    await page.getByRole("dialog").getByRole("button", { name: "Retry anyway" }).click();
     // The page looks again while the message waits, until it is sent.
     await visible(page.locator(".status-line .pill", { hasText: "Sent" }), 20_000);
     expect(await page.getByRole("button", { name: "Retry" }).count()).toBe(0);
@@ -467,7 +488,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await screen("users");
 
     await page.goto("/audit");
-    await visible(page.getByText("email_server.create").first());
+    await visible(page.locator(".audit-action", { hasText: "Server created" }).first());
     await screen("audit");
 
     await page.goto("/");
@@ -481,10 +502,19 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await screen("account");
   });
 
-  it("shows a read-only user the settings with no edit controls, and lets them change their password", async () => {
+  it("has a new user choose their own password, shows them the settings with no edit controls, and lets them change it", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await visible(page.getByText("You are signed out."));
-    await signIn(VIEWER_EMAIL, VIEWER_PASSWORD);
+    // The admin chose their password: it works once, then they choose their own.
+    await page.getByLabel("Email").fill(VIEWER_EMAIL);
+    await page.getByLabel("Password").fill(VIEWER_PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await visible(page.getByRole("heading", { level: 1, name: "Choose your password" }));
+    await screen("choose-password");
+    await page.getByLabel("New password", { exact: true }).fill(VIEWER_OWN_PASSWORD);
+    await page.getByLabel("New password again").fill(VIEWER_OWN_PASSWORD);
+    await page.getByRole("button", { name: "Save and continue" }).click();
+    await visible(page.getByRole("button", { name: "Sign out" }));
 
     await page.goto("/servers");
     await visible(page.getByRole("link", { name: "Relay", exact: true }));
@@ -507,7 +537,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
 
     // Their own password: changing it signs them out.
     await page.goto("/account");
-    await page.getByLabel("Current password").fill(VIEWER_PASSWORD);
+    await page.getByLabel("Current password").fill(VIEWER_OWN_PASSWORD);
     await page.getByLabel("New password", { exact: true }).fill(VIEWER_NEW_PASSWORD);
     await page.getByLabel("New password again").fill(VIEWER_NEW_PASSWORD);
     await page.getByRole("button", { name: "Change password" }).click();

@@ -20,10 +20,12 @@ export function browserMissing(): string | null {
   return reason;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** `extraArgs`, e.g. a --host-resolver-rules that sends a public host name to 127.0.0.1. */
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
+      ...extraArgs,
       "--headless",
       "--no-sandbox",
       "--disable-gpu",

@@ -35,7 +35,8 @@ export async function startMailroom(env: Record<string, string> = {}): Promise<E
     throw new Error("The admin UI is not built (web/dist/index.html is missing): run 'npm run build:web'.");
   }
   const dataDir = mkdtempSync(path.join(tmpdir(), "mailroom-e2e-"));
-  const port = await freePort();
+  // A caller that needs the port first (for a public URL on a host name) passes MAILROOM_PORT.
+  const port = env.MAILROOM_PORT ? Number(env.MAILROOM_PORT) : await freePort();
   // 127.0.0.1 as in a browser's address bar; the OAuth issuer listens there too.
   const url = `http://127.0.0.1:${port}`;
   const child = await spawnMailroom({

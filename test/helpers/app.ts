@@ -35,6 +35,8 @@ export async function startTestApp(dialect: Dialect, env: Record<string, string>
     MAILROOM_ADMIN_EMAIL: ADMIN_EMAIL,
     MAILROOM_ADMIN_PASSWORD: ADMIN_PASSWORD,
     MAILROOM_LOG_LEVEL: "debug",
+    // As the default is only where /usr/sbin/sendmail exists: the same on every machine.
+    MAILROOM_SENDMAIL_COMMANDS: JSON.stringify({ sendmail: ["/usr/sbin/sendmail", "-i"] }),
     ...env,
   });
   const logs: string[] = [];
@@ -47,7 +49,8 @@ export async function startTestApp(dialect: Dialect, env: Record<string, string>
   const log = pino({ level: "debug", redact: { paths: redactionPaths(), censor: "[redacted]" } }, sink);
   const mailroom = createMailroom(config, log);
   await bootstrap(mailroom);
-  const app = await buildServer(mailroom, { loginLimit: { max: 1000, timeWindow: 60_000 } });
+  // Every test request comes from 127.0.0.1: the guessing limits (test/security tests them) stay out of the way.
+  const app = await buildServer(mailroom, { signInLimits: { perAccount: 1000, perAddress: 1000 } });
 
   const request = (caller: Caller | null, options: InjectOptions) =>
     app.inject({ ...options, headers: { ...(caller?.headers ?? {}), ...(options.headers ?? {}) } });

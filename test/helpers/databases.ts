@@ -66,6 +66,7 @@ export async function freshConfig(
   const config = loadConfig({
     MAILROOM_DATA_DIR: dataDir,
     MAILROOM_PORT: "0",
+    MAILROOM_SMTP_PORT: "0",
     MAILROOM_PUBLIC_URL: "http://localhost:8025",
     MAILROOM_LOG_LEVEL: "silent",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),

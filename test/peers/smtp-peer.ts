@@ -33,6 +33,8 @@ export interface PeerAuth {
   hold?: (attempt: AuthAttempt) => Promise<void> | void;
   /** Let clients send without logging in (default false: MAIL before AUTH gets 530). */
   optional?: boolean;
+  /** A careless server: its 535 echoes the client's AUTH PLAIN line, base64 blob and all. */
+  echoRejectedAuth?: boolean;
 }
 
 export interface PeerFaults {
@@ -265,6 +267,11 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
         attempt.password === expected.password;
       authAttempts.push(record);
       if (record.ok) return callback(null, { user: attempt.username });
+      if (expected?.echoRejectedAuth && attempt.method === "PLAIN") {
+        // What the client sent: base64 of "\0user\0password" (no authorization identity).
+        const blob = Buffer.from(`\u0000${attempt.username}\u0000${attempt.password ?? ""}`).toString("base64");
+        return callback(smtpError(535, `5.7.8 Error: authentication failed: AUTH PLAIN ${blob}`));
+      }
       return callback(smtpError(535, "5.7.8 Error: authentication failed: Invalid credentials"));
     },
     onMailFrom(address, session, callback) {

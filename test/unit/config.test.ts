@@ -73,6 +73,24 @@ describe("loadConfig", () => {
     expect(config.databaseUrl).toBeUndefined();
   });
 
+  it("reads the operator's sendmail commands and allowed endpoints", () => {
+    const config = loadConfig({
+      MAILROOM_SENDMAIL_COMMANDS: '{"postfix": ["/usr/sbin/sendmail", "-i"], "msmtp": ["/usr/bin/msmtp", "-C", "/etc/msmtprc"]}',
+      MAILROOM_ALLOWED_ENDPOINTS: "https://Proxy.Example.com:8443, 127.0.0.1:2525 ,[fe80::1]:25,relay.internal",
+    });
+    expect(config.operator.sendmailCommands).toEqual({
+      postfix: { program: "/usr/sbin/sendmail", args: ["-i"] },
+      msmtp: { program: "/usr/bin/msmtp", args: ["-C", "/etc/msmtprc"] },
+    });
+    expect(config.operator.allowedEndpoints).toEqual([
+      { protocol: "https:", host: "proxy.example.com", port: 8443 },
+      { host: "127.0.0.1", port: 2525 },
+      { host: "fe80::1", port: 25 },
+      { host: "relay.internal" },
+    ]);
+    expect(loadConfig({ MAILROOM_SENDMAIL_COMMANDS: "{}" }).operator.sendmailCommands).toEqual({});
+  });
+
   it("accepts several secret keys, comma-separated", () => {
     const [a, b] = [generateKeyText(), generateKeyText()];
     expect(loadConfig({ MAILROOM_SECRET_KEY: `${a}, ${b}` }).secretKey).toBe(`${a},${b}`);
@@ -104,6 +122,15 @@ describe("loadConfig", () => {
     ["MAILROOM_RETRY_SCHEDULE", "1m,5m"],
     ["MAILROOM_WORKER_CONCURRENCY", "0"],
     ["MAILROOM_MAX_ATTEMPTS", "many"],
+    ["MAILROOM_SENDMAIL_COMMANDS", "/usr/sbin/sendmail -i"],
+    ["MAILROOM_SENDMAIL_COMMANDS", '["/usr/sbin/sendmail"]'],
+    ["MAILROOM_SENDMAIL_COMMANDS", '{"postfix": "/usr/sbin/sendmail -i"}'],
+    ["MAILROOM_SENDMAIL_COMMANDS", '{"postfix": ["sendmail", "-i"]}'],
+    ["MAILROOM_SENDMAIL_COMMANDS", '{"post fix": ["/usr/sbin/sendmail"]}'],
+    ["MAILROOM_SENDMAIL_COMMANDS", '{"postfix": []}'],
+    ["MAILROOM_ALLOWED_ENDPOINTS", "https://proxy.example.com/mailgun"],
+    ["MAILROOM_ALLOWED_ENDPOINTS", "https://user:pw@proxy.example.com"],
+    ["MAILROOM_ALLOWED_ENDPOINTS", "proxy.example.com:99999"],
   ])("%s=%s is a ConfigError naming the variable and what it accepts", (name, value) => {
     const error = configError({ [name]: value });
     expect(error.message).toContain(name);

@@ -1,4 +1,4 @@
-import { type ReactNode, useCallback, useEffect, useMemo, useState } from "react";
+import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, api, setCsrfToken, setUnauthenticatedHandler, type User } from "./api";
 import { ConfirmHost } from "./components/Confirm";
 import { Layout } from "./components/Layout";
@@ -28,20 +28,25 @@ export function App() {
   const [user, setUser] = useState<User | null | undefined>(undefined);
   const [notice, setNotice] = useState<string | null>(null);
   const location = useLocation();
+  // Only a session this page had can end: a first visit's 401 from /api/auth/me is no news.
+  const hadSession = useRef(false);
 
   const signedIn = useCallback((u: User, csrf: string | null) => {
     setCsrfToken(csrf);
+    hadSession.current = true;
     setUser(u);
   }, []);
 
   useEffect(() => {
     setUnauthenticatedHandler(() => {
       setCsrfToken(null);
-      setNotice("Your session ended: sign in again.");
+      if (hadSession.current) setNotice("Your session ended: sign in again.");
+      hadSession.current = false;
       setUser(null);
     });
     api<Me>("GET", "/api/auth/me")
-      .then((me) => (me.user ? signedIn(me.user, me.csrfToken ?? null) : setUser(null)))
+      // A session still on a one-time password signs in again, to choose its own first.
+      .then((me) => (me.user && !me.user.mustChangePassword ? signedIn(me.user, me.csrfToken ?? null) : setUser(null)))
       .catch((e) => {
         if (!(e instanceof ApiError && e.status === 401)) setNotice(e.message);
         setUser(null);
@@ -59,6 +64,7 @@ export function App() {
                 await api("POST", "/api/auth/logout");
               } finally {
                 setCsrfToken(null);
+                hadSession.current = false;
                 setNotice("You are signed out.");
                 setUser(null);
                 await navigate("/", { force: true, replace: true });
@@ -94,6 +100,7 @@ export function App() {
           session={session}
           onPasswordChanged={() => {
             setCsrfToken(null);
+            hadSession.current = false;
             setNotice("Your password is changed: sign in with the new one.");
             setUser(null);
           }}

@@ -9,15 +9,36 @@ export type Permission =
   | "users.manage"
   | "audit.view";
 
-export const PERMISSIONS: { key: Permission; label: string }[] = [
-  { key: "email-servers.view", label: "View email servers" },
-  { key: "email-servers.update", label: "Edit email servers" },
-  { key: "email-servers.test", label: "Test email servers" },
-  { key: "messages.send", label: "Send and retry messages" },
-  { key: "messages.view", label: "View messages" },
-  { key: "users.manage", label: "Manage users, groups and tokens" },
-  { key: "audit.view", label: "View the audit log" },
+/** Each permission with what it allows, in the words the forms show. */
+export const PERMISSIONS: { key: Permission; label: string; allows: string }[] = [
+  { key: "email-servers.view", label: "View email servers", allows: "See the servers and their settings (never secrets)." },
+  {
+    key: "email-servers.update",
+    label: "Edit email servers",
+    allows: "Create, change, copy and delete servers, authorize accounts, clear captured mail.",
+  },
+  { key: "email-servers.test", label: "Test email servers", allows: "Check a server’s connection and send test emails." },
+  {
+    key: "messages.send",
+    label: "Send and retry messages",
+    allows: "Queue messages (POST /api/messages) and retry failed ones.",
+  },
+  {
+    key: "messages.view",
+    label: "View messages",
+    allows: "Read the delivery log, each message’s status and attempts, and captured mail.",
+  },
+  { key: "users.manage", label: "Manage users, groups and tokens", allows: "Add and change users, groups and API tokens." },
+  { key: "audit.view", label: "View the audit log", allows: "Read who changed what, and when." },
 ];
+
+/** What the server tells the UI about itself, for ready-to-run examples. */
+export interface Info {
+  publicUrl: string;
+  apiDocsUrl: string;
+  /** SMTP submission for applications, or null while it is off. */
+  smtp: { host: string; port: number | null; tlsPort: number | null } | null;
+}
 
 export interface User {
   id: string;
@@ -27,8 +48,18 @@ export interface User {
   disabled: boolean;
   groups: { id: string; name: string }[];
   permissions: Permission[];
+  /** The password was set by someone else: the user chooses their own before anything else. */
+  mustChangePassword: boolean;
+  /** API tokens of theirs that still work (and stop working if they are deleted). */
+  activeTokens: number;
   createdAt: string;
   updatedAt: string;
+}
+
+/** On users, groups and tokens read with users.manage: whether you may change it, and why not. */
+export interface Manageable {
+  manageable?: boolean;
+  notManageableReason?: string | null;
 }
 
 export interface Group {
@@ -65,6 +96,8 @@ export interface DriverField {
   min?: number;
   max?: number;
   placeholder?: string;
+  /** Says where the server's secrets go (host, port, account…): changing it needs them again. */
+  destination?: boolean;
 }
 
 export interface Driver {
@@ -73,6 +106,8 @@ export interface Driver {
   description: string;
   oauthProvider: "google" | "microsoft" | null;
   fields: DriverField[];
+  /** Values Mailroom sets, known before a server is saved (the OAuth redirect URI). */
+  derived?: Record<string, string>;
 }
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
@@ -107,6 +142,10 @@ export interface TestReport {
   steps: TestStep[];
   transcript: string[];
   messageId?: string;
+  /** The test email's entry in the delivery log. */
+  logId?: string;
+  /** What the server called it (a Capture server: the captured message's id). */
+  providerMessageId?: string;
   error?: { code: string; message: string; hint: string; remote?: { code?: number; command?: string; response?: string } };
 }
 
@@ -136,6 +175,32 @@ export interface Message {
   createdAt: string;
   updatedAt: string;
   sentAt: string | null;
+  /** A server test's email. */
+  test?: boolean;
+  source: MessageSource;
+}
+
+/** How a message reached Mailroom: by API, or over SMTP (with the session's facts). */
+export interface MessageSource {
+  kind: "api" | "smtp";
+  /** The principal's label, e.g. "token ci-runner". */
+  by?: string;
+  username?: string;
+  clientIp?: string;
+  ehlo?: string;
+  mailFrom?: string;
+  tls?: boolean;
+}
+
+/** One line: "SMTP · token ci-runner · user printer · 10.0.0.7 · EHLO scanner.local". */
+export function describeSource(source: MessageSource | undefined): string {
+  if (!source) return "API";
+  const parts = [source.kind === "smtp" ? "SMTP" : "API", source.by];
+  if (source.kind === "smtp") {
+    if (source.username) parts.push(`user ${source.username}`);
+    parts.push(source.clientIp, source.ehlo ? `EHLO ${source.ehlo}` : undefined, source.tls ? "TLS" : "no TLS");
+  }
+  return parts.filter(Boolean).join(" · ");
 }
 
 export interface Attempt {
@@ -202,7 +267,7 @@ export interface AuditEntry {
   at: string;
   actor: { type: string; id: string | null; label: string };
   action: string;
-  target: { type: string; id: string | null };
+  target: { type: string; id: string | null; label?: string | null };
   before: unknown;
   after: unknown;
   ip: string | null;
@@ -282,7 +347,11 @@ async function send(method: string, path: string, body: unknown, accept: string)
 
 function failure(response: Response, path: string, data: unknown): ApiError {
   const e = (data ?? {}) as { code?: string; message?: string; details?: unknown };
-  if (response.status === 401 && !path.startsWith("/api/auth/login")) onUnauthenticated();
+  // A session whose password someone else set can do nothing until it is changed: the
+  // sign-in page asks for the new one.
+  if ((response.status === 401 && !path.startsWith("/api/auth/login")) || e.code === "password_change_required") {
+    onUnauthenticated();
+  }
   return new ApiError(
     response.status,
     e.code ?? "http_error",

@@ -75,6 +75,25 @@ export function secretWillBeSet(key: string, draft: Draft, saved: EmailServer | 
   return typeof stored === "object" && stored !== null && !Array.isArray(stored) && stored.set === true;
 }
 
+/**
+ * The settings that say where secrets go (host, port, username, client ID…) and that the
+ * draft changed from the saved server. Mailroom sends a saved secret only to the destination
+ * it was saved for, so after such a change every saved secret must be typed again.
+ */
+export function changedDestinations(draft: Draft, driver: Driver, saved: EmailServer | null): DriverField[] {
+  if (!saved || saved.driver !== draft.driver) return [];
+  return editableFields(driver).filter(
+    (f) => f.destination && draft.settings[f.key] !== toFormValue(f, saved.settings[f.key] as SettingValue | null),
+  );
+}
+
+/** Why a kept secret must be typed again (the changed destination settings), or null when it need not. */
+export function reentryReason(key: string, draft: Draft, driver: Driver, saved: EmailServer | null): string | null {
+  if ((draft.secrets[key] ?? "keep") !== "keep" || !secretWillBeSet(key, draft, saved)) return null;
+  const changed = changedDestinations(draft, driver, saved);
+  return changed.length ? `${changed.map((f) => f.label).join(", ")} changed` : null;
+}
+
 export interface Payload {
   name: string;
   driver: string;
@@ -91,6 +110,7 @@ export function toPayload(
   draft: Draft,
   driver: Driver,
   secretValues: Record<string, string>,
+  saved: EmailServer | null = null,
 ): { payload: Payload; problems: Record<string, string> } {
   const settings: Record<string, SettingValue | null> = {};
   const problems: Record<string, string> = {};
@@ -98,7 +118,12 @@ export function toPayload(
     if (f.readOnly) continue;
     if (f.secret) {
       const action = draft.secrets[f.key] ?? "keep";
-      if (action === "clear") settings[f.key] = null;
+      const reentry = reentryReason(f.key, draft, driver, saved);
+      if (reentry) {
+        const value = secretValues[f.key] ?? "";
+        if (value === "") problems[`settings.${f.key}`] = `Enter it again: ${reentry}.`;
+        else settings[f.key] = value;
+      } else if (action === "clear") settings[f.key] = null;
       else if (action === "replace") {
         const value = secretValues[f.key] ?? "";
         if (value === "") problems[`settings.${f.key}`] = "Type the new value, or cancel the replacement.";

@@ -82,7 +82,7 @@ export async function storeCaptured(
   retention: number,
 ): Promise<string> {
   const folder = captureFolder(dataDir, serverId);
-  await fs.mkdir(folder, { recursive: true });
+  await fs.mkdir(folder, { recursive: true, mode: 0o700 });
   const safeName = messageId.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 128) || randomUUID();
   const id = `${String(nextStamp()).padStart(STAMP_DIGITS, "0")}-${safeName}`;
   const temp = path.join(folder, `.tmp-${randomUUID()}`);
@@ -174,53 +174,185 @@ async function readHeaderSection(file: string): Promise<Buffer> {
   }
 }
 
-/** One server's captured messages, newest first, `{items, total}` like every list of the API. */
+/** One message's summary from its header section; undefined when it is gone (retention, delete). */
+async function summaryOf(folder: string, id: string): Promise<CapturedSummary | undefined> {
+  const file = path.join(folder, `${id}${EXT}`);
+  let size: number;
+  let head: Buffer;
+  try {
+    size = (await fs.stat(file)).size;
+    head = await readHeaderSection(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  const parsed = await parse(head, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+  return {
+    id,
+    capturedAt: capturedAt(id),
+    from: addresses(parsed.from)[0] ?? null,
+    to: addresses(parsed.to),
+    subject: parsed.subject ?? "",
+    size,
+  };
+}
+
+function matches(summary: CapturedSummary, words: string[]): boolean {
+  const text = [summary.subject, ...[summary.from, ...summary.to].flatMap((a) => (a ? [a.address, a.name ?? ""] : []))]
+    .join("\n")
+    .toLowerCase();
+  return words.every((w) => text.includes(w));
+}
+
+/**
+ * One server's captured messages, newest first, `{items, total}` like every list of the API.
+ * `q` keeps those whose subject, from or to hold every word of it (case-insensitive).
+ */
 export async function listCaptured(
   dataDir: string,
   serverId: string,
-  page: { limit?: number; offset?: number } = {},
+  page: { limit?: number; offset?: number; q?: string } = {},
 ): Promise<{ items: CapturedSummary[]; total: number }> {
   const folder = captureFolder(dataDir, serverId);
   const ids = (await capturedIds(folder)).reverse();
   const offset = Math.max(0, page.offset ?? 0);
   const limit = Math.max(0, page.limit ?? 50);
-  const items: CapturedSummary[] = [];
-  for (const id of ids.slice(offset, offset + limit)) {
-    const file = path.join(folder, `${id}${EXT}`);
-    let size: number;
-    let head: Buffer;
-    try {
-      size = (await fs.stat(file)).size;
-      head = await readHeaderSection(file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // dropped by retention meanwhile
-      throw err;
+  const words = (page.q ?? "").toLowerCase().split(/\s+/).filter(Boolean);
+  if (words.length === 0) {
+    const items: CapturedSummary[] = [];
+    for (const id of ids.slice(offset, offset + limit)) {
+      const summary = await summaryOf(folder, id);
+      if (summary) items.push(summary);
     }
-    const parsed = await parse(head, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
-    items.push({
-      id,
-      capturedAt: capturedAt(id),
-      from: addresses(parsed.from)[0] ?? null,
-      to: addresses(parsed.to),
-      subject: parsed.subject ?? "",
-      size,
-    });
+    return { items, total: ids.length };
   }
-  return { items, total: ids.length };
+  // A search reads every header section: bounded by the server's retention (1,000 by default).
+  const found: CapturedSummary[] = [];
+  for (const id of ids) {
+    const summary = await summaryOf(folder, id);
+    if (summary && matches(summary, words)) found.push(summary);
+  }
+  return { items: found.slice(offset, offset + limit), total: found.length };
 }
 
-/** One captured message, raw and parsed; undefined when no message has that id (or the id is not one). */
-export async function readCaptured(dataDir: string, serverId: string, id: string): Promise<CapturedMessage | undefined> {
-  const folder = captureFolder(dataDir, serverId);
-  const file = fileOf(folder, id);
+/** The stored MIME bytes of one captured message; undefined when there is none with that id. */
+export async function readCapturedRaw(dataDir: string, serverId: string, id: string): Promise<Buffer | undefined> {
+  const file = fileOf(captureFolder(dataDir, serverId), id);
   if (!file) return undefined;
-  let raw: Buffer;
   try {
-    raw = await fs.readFile(file);
+    return await fs.readFile(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw err;
   }
+}
+
+/** One attachment of a captured message, by its position; undefined when there is none. */
+export async function readCapturedAttachment(
+  dataDir: string,
+  serverId: string,
+  id: string,
+  index: number,
+): Promise<{ filename: string | null; contentType: string; content: Buffer } | undefined> {
+  const raw = await readCapturedRaw(dataDir, serverId, id);
+  if (!raw) return undefined;
+  const attachment = (await parse(raw, { keepCidLinks: true })).attachments[index];
+  return (
+    attachment && { filename: attachment.filename ?? null, contentType: attachment.contentType, content: attachment.content }
+  );
+}
+
+/** What sending a captured message on needs: its addresses and parts, attachments as base64. */
+export async function readCapturedContent(
+  dataDir: string,
+  serverId: string,
+  id: string,
+): Promise<
+  | {
+      from: Address | null;
+      to: Address[];
+      cc: Address[];
+      subject: string;
+      text: string | null;
+      html: string | null;
+      attachments: { filename: string; contentType: string; content: string; contentId?: string }[];
+    }
+  | undefined
+> {
+  const raw = await readCapturedRaw(dataDir, serverId, id);
+  if (!raw) return undefined;
+  const parsed = await parse(raw, { keepCidLinks: true });
+  return {
+    from: addresses(parsed.from)[0] ?? null,
+    to: addresses(parsed.to),
+    cc: addresses(parsed.cc),
+    subject: parsed.subject ?? "",
+    text: parsed.text ?? null,
+    html: typeof parsed.html === "string" ? parsed.html : null,
+    attachments: parsed.attachments.map((a, i) => ({
+      filename: a.filename ?? `attachment-${i}`,
+      contentType: a.contentType,
+      content: a.content.toString("base64"),
+      ...(a.contentId ? { contentId: a.contentId.replace(/^<|>$/g, "") } : {}),
+    })),
+  };
+}
+
+/** Deletes one captured message; false when there was none with that id. */
+export async function deleteCaptured(dataDir: string, serverId: string, id: string): Promise<boolean> {
+  const file = fileOf(captureFolder(dataDir, serverId), id);
+  if (!file) return false;
+  try {
+    await fs.rm(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+}
+
+/** Deletes every captured message of a server (the folder stays); returns how many went. */
+export async function deleteAllCaptured(dataDir: string, serverId: string): Promise<number> {
+  const folder = captureFolder(dataDir, serverId);
+  let deleted = 0;
+  for (const id of await capturedIds(folder)) {
+    if (await deleteCaptured(dataDir, serverId, id)) deleted++;
+  }
+  return deleted;
+}
+
+/**
+ * A header value as its reader sees it: RFC 2047 encoded words ("=?UTF-8?B?...?=") decoded,
+ * the space between two adjacent encoded words dropped as the RFC says. A word in a charset
+ * this Node.js does not know stays as it was.
+ */
+export function decodeHeaderValue(value: string): string {
+  return value.replace(
+    /=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=(?:\s+(?==\?[^?\s]+\?[BbQq]\?))?/g,
+    (word, charset, encoding, text) => {
+      const bytes =
+        encoding.toUpperCase() === "B"
+          ? Buffer.from(text, "base64")
+          : Buffer.from(
+              text
+                .replace(/_/g, " ")
+                .replace(/=([0-9A-Fa-f]{2})/g, (_: string, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
+              "latin1",
+            );
+      try {
+        // "UTF-8*en" names a language after the star (RFC 2231): the charset is before it.
+        return new TextDecoder(charset.split("*")[0]).decode(bytes);
+      } catch {
+        return word;
+      }
+    },
+  );
+}
+
+/** One captured message, raw and parsed; undefined when no message has that id (or the id is not one). */
+export async function readCaptured(dataDir: string, serverId: string, id: string): Promise<CapturedMessage | undefined> {
+  const raw = await readCapturedRaw(dataDir, serverId, id);
+  if (!raw) return undefined;
   // Keep cid: links as sent, so a viewer can match them to the inline attachments.
   const parsed = await parse(raw, { keepCidLinks: true });
   return {
@@ -237,10 +369,12 @@ export async function readCaptured(dataDir: string, serverId: string, id: string
       html: typeof parsed.html === "string" ? parsed.html : null,
       headers: parsed.headerLines.map((h) => ({
         key: h.key,
-        value: h.line
-          .slice(h.line.indexOf(":") + 1)
-          .replace(/\r?\n[ \t]+/g, " ")
-          .trim(),
+        value: decodeHeaderValue(
+          h.line
+            .slice(h.line.indexOf(":") + 1)
+            .replace(/\r?\n[ \t]+/g, " ")
+            .trim(),
+        ),
       })),
       attachments: parsed.attachments.map((a) => ({
         filename: a.filename ?? null,

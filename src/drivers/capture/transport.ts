@@ -38,9 +38,9 @@ export function createCaptureTransport(ctx: TransportContext): Transport {
       await checks.run("folder", async () => {
         const folder = captureFolder(ctx.dataDir, ctx.serverId);
         try {
-          await fs.mkdir(folder, { recursive: true });
+          await fs.mkdir(folder, { recursive: true, mode: 0o700 });
           const probe = path.join(folder, `.tmp-check-${randomUUID()}`);
-          await fs.writeFile(probe, "");
+          await fs.writeFile(probe, "", { mode: 0o600 });
           await fs.rm(probe, { force: true });
         } catch (err) {
           const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;

@@ -11,7 +11,15 @@ export const gmailDriver: Driver = {
   // Gmail's daily limit for Workspace accounts (500 for free accounts).
   defaultMessagesPerDay: 2000,
   fields: [
-    field({ key: "host", label: "Host", type: "host", default: "smtp.gmail.com", required: true, help: "Google's SMTP server." }),
+    field({
+      key: "host",
+      label: "Host",
+      type: "host",
+      default: "smtp.gmail.com",
+      required: true,
+      destination: true,
+      help: "Google's SMTP server.",
+    }),
     portField,
     securityField,
     ...oauthClientFields("Google Cloud (APIs & Services → Credentials, type Web application)"),

@@ -1,5 +1,6 @@
+import { checkProviderBase } from "../../transport/operator.js";
 import { type Driver, field } from "../types.js";
-import { createMailgunTransport } from "./transport.js";
+import { createMailgunTransport, MAILGUN_HOSTS } from "./transport.js";
 
 export const mailgunDriver: Driver = {
   id: "mailgun",
@@ -11,6 +12,7 @@ export const mailgunDriver: Driver = {
       label: "Sending domain",
       type: "host",
       required: true,
+      destination: true,
       help: "The domain as verified in Mailgun, e.g. mg.example.com.",
     }),
     field({
@@ -27,13 +29,20 @@ export const mailgunDriver: Driver = {
       type: "select",
       default: "us",
       required: true,
+      destination: true,
       help: "Where your Mailgun account lives.",
       options: [
         { value: "us", label: "US (api.mailgun.net)" },
         { value: "eu", label: "EU (api.eu.mailgun.net)" },
       ],
     }),
-    field({ key: "baseUrl", label: "API base URL", type: "url", help: "Overrides the region's address, e.g. for a proxy." }),
+    field({
+      key: "baseUrl",
+      label: "API base URL",
+      type: "url",
+      destination: true,
+      help: "Overrides the region's address, e.g. for a proxy: only an endpoint the operator lists in MAILROOM_ALLOWED_ENDPOINTS.",
+    }),
     field({
       key: "messageStreamTag",
       label: "Tag",
@@ -41,5 +50,10 @@ export const mailgunDriver: Driver = {
       help: "Added as o:tag to every message, for Mailgun's analytics.",
     }),
   ],
+  checkDestinations: (settings, operator) => {
+    if (typeof settings.baseUrl !== "string") return [];
+    const checked = checkProviderBase("Mailgun", settings.baseUrl, Object.values(MAILGUN_HOSTS), operator);
+    return "problem" in checked ? [{ field: "settings.baseUrl", message: checked.problem }] : [];
+  },
   createTransport: (ctx) => createMailgunTransport(ctx),
 };

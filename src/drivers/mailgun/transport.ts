@@ -6,6 +6,7 @@ import {
   type ProviderResponse,
 } from "../../transport/http.js";
 import { buildMime, envelopeRecipients } from "../../transport/mime.js";
+import { endpointUrl, type OperatorPolicy, providerBase, STRICT_OPERATOR } from "../../transport/operator.js";
 import {
   type CheckResult,
   DeliveryError,
@@ -14,7 +15,8 @@ import {
   type TransportContext,
 } from "../../transport/types.js";
 
-const REGION_BASE: Record<string, string> = {
+/** Mailgun's own API hosts, by region: the only ones it talks to unless the operator allows another. */
+export const MAILGUN_HOSTS: Record<string, string> = {
   us: "https://api.mailgun.net",
   eu: "https://api.eu.mailgun.net",
 };
@@ -23,16 +25,21 @@ export interface MailgunOptions {
   timeoutMs?: number;
 }
 
-/** The API base: the base URL setting if set, else the region's address. */
-export function mailgunBase(settings: TransportContext["settings"]): string {
-  const base = typeof settings.baseUrl === "string" && settings.baseUrl ? settings.baseUrl : REGION_BASE[String(settings.region)];
-  return (base ?? REGION_BASE.us).replace(/\/+$/, "");
+/** The API base: the base URL setting if set (and allowed), else the region's address. */
+export function mailgunBase(settings: TransportContext["settings"], operator: OperatorPolicy = STRICT_OPERATOR): URL {
+  const region = Object.hasOwn(MAILGUN_HOSTS, String(settings.region)) ? String(settings.region) : "us";
+  const base = typeof settings.baseUrl === "string" && settings.baseUrl ? settings.baseUrl : MAILGUN_HOSTS[region];
+  return providerBase("Mailgun", base, Object.values(MAILGUN_HOSTS), operator);
 }
 
-/** Mailgun's error bodies: {"message": "..."} as JSON, or plain text ("Forbidden"). */
+/** Mailgun's JSON error body: {"message": "..."}. Anything else is shown as its status only. */
+function isMailgunError(json: unknown): boolean {
+  return typeof (json as { message?: unknown } | undefined)?.message === "string";
+}
+
 function mailgunMessage(response: ProviderResponse): string {
   const json = response.json as { message?: unknown } | undefined;
-  return typeof json?.message === "string" ? json.message : response.text.trim();
+  return typeof json?.message === "string" ? json.message : "";
 }
 
 const mapMailgunError: ProviderErrorMapper = (response, remote) => {
@@ -51,10 +58,10 @@ export function createMailgunTransport(ctx: TransportContext, options: MailgunOp
   const domain = String(ctx.settings.domain ?? "");
   const apiKey = ctx.secrets.apiKey ?? "";
   const tag = typeof ctx.settings.messageStreamTag === "string" ? ctx.settings.messageStreamTag : "";
-  const base = mailgunBase(ctx.settings);
+  const operator = ctx.operator ?? STRICT_OPERATOR;
+  const base = mailgunBase(ctx.settings, operator);
   const secrets = [apiKey];
   const headers = { Authorization: `Basic ${Buffer.from(`api:${apiKey}`).toString("base64")}`, Accept: "application/json" };
-  const domainPath = encodeURIComponent(domain);
 
   return {
     async send(message): Promise<SendResult> {
@@ -66,12 +73,14 @@ export function createMailgunTransport(ctx: TransportContext, options: MailgunOp
       const response = await callProvider({
         provider: "Mailgun",
         method: "POST",
-        url: `${base}/v3/${domainPath}/messages.mime`,
+        url: endpointUrl(base, ["v3", domain, "messages.mime"]),
         headers,
         body: form,
         timeoutMs: options.timeoutMs,
         secrets,
         mapError: mapMailgunError,
+        isProviderError: isMailgunError,
+        operator,
       });
       const json = response.json as { id?: unknown; message?: unknown } | undefined;
       const id = typeof json?.id === "string" ? json.id.replace(/^<|>$/g, "") : undefined;
@@ -90,11 +99,13 @@ export function createMailgunTransport(ctx: TransportContext, options: MailgunOp
         domainInfo = await callProvider({
           provider: "Mailgun",
           method: "GET",
-          url: `${base}/v3/domains/${domainPath}`,
+          url: endpointUrl(base, ["v3", "domains", domain]),
           headers,
           timeoutMs: options.timeoutMs ?? 15_000,
           secrets,
           mapError: mapMailgunError,
+          isProviderError: isMailgunError,
+          operator,
           transcript: checks.transcript,
         });
       } catch (err) {
@@ -105,7 +116,7 @@ export function createMailgunTransport(ctx: TransportContext, options: MailgunOp
         checks.fail("connect", failure);
         return checks.result();
       }
-      await checks.run("connect", async () => `Mailgun answered at ${base}`);
+      await checks.run("connect", async () => `Mailgun answered at ${base.href.replace(/\/$/, "")}`);
       const code = failure instanceof DeliveryError ? failure.code : undefined;
       if (failure && code !== "provider_unauthorized" && code !== "mailgun_domain_not_found") {
         checks.fail("request", failure);

@@ -1,3 +1,4 @@
+import { isHost } from "../../core/validate.js";
 import { createSmtpTransport } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp/index.js";
@@ -17,6 +18,7 @@ export const microsoft365Driver: Driver = {
       type: "host",
       default: "smtp.office365.com",
       required: true,
+      destination: true,
       help: "Microsoft's SMTP server.",
     }),
     portField,
@@ -27,11 +29,24 @@ export const microsoft365Driver: Driver = {
       type: "text",
       default: "organizations",
       required: true,
+      destination: true,
       help: "Your directory (tenant) ID or domain, or 'organizations' for any work account.",
     }),
     ...oauthClientFields("Microsoft Entra (App registrations)"),
     ...grantFields,
   ],
+  // The tenant is part of the token endpoint's path: a name or an ID, never a path of its own.
+  checkDestinations: (settings) => {
+    const tenant = String(settings.tenant ?? "");
+    return tenant === "" || (isHost(tenant) && !tenant.includes(":"))
+      ? []
+      : [
+          {
+            field: "settings.tenant",
+            message: "must be a tenant ID, a domain such as contoso.onmicrosoft.com, or organizations",
+          },
+        ];
+  },
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/microsoft/callback` }),
   // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
   createTransport: (ctx) => createSmtpTransport(ctx, { flavor: "microsoft365", oauth: true }),

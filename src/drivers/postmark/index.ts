@@ -1,5 +1,6 @@
+import { checkProviderBase } from "../../transport/operator.js";
 import { type Driver, field } from "../types.js";
-import { createPostmarkTransport } from "./transport.js";
+import { createPostmarkTransport, POSTMARK_API } from "./transport.js";
 
 export const postmarkDriver: Driver = {
   id: "postmark",
@@ -26,10 +27,16 @@ export const postmarkDriver: Driver = {
       key: "baseUrl",
       label: "API base URL",
       type: "url",
-      default: "https://api.postmarkapp.com",
+      default: POSTMARK_API,
       required: true,
-      help: "Change only for a proxy.",
+      destination: true,
+      help: "Change only for a proxy the operator lists in MAILROOM_ALLOWED_ENDPOINTS.",
     }),
   ],
+  checkDestinations: (settings, operator) => {
+    if (typeof settings.baseUrl !== "string") return [];
+    const checked = checkProviderBase("Postmark", settings.baseUrl, [POSTMARK_API], operator);
+    return "problem" in checked ? [{ field: "settings.baseUrl", message: checked.problem }] : [];
+  },
   createTransport: (ctx) => createPostmarkTransport(ctx),
 };

@@ -6,6 +6,7 @@ import {
   type ProviderResponse,
   redact,
 } from "../../transport/http.js";
+import { endpointUrl, providerBase, STRICT_OPERATOR } from "../../transport/operator.js";
 import {
   type Address,
   type CheckResult,
@@ -15,6 +16,15 @@ import {
   type Transport,
   type TransportContext,
 } from "../../transport/types.js";
+
+/** Postmark's own API: the only address it talks to unless the operator allows another. */
+export const POSTMARK_API = "https://api.postmarkapp.com";
+
+/** Postmark's JSON error body: {"ErrorCode": n, "Message": "..."}. Anything else is shown as its status only. */
+function isPostmarkError(json: unknown): boolean {
+  const body = json as { ErrorCode?: unknown; Message?: unknown } | undefined;
+  return typeof body?.ErrorCode === "number" && typeof body?.Message === "string";
+}
 
 export interface PostmarkOptions {
   timeoutMs?: number;
@@ -74,6 +84,60 @@ export function toPostmarkEmail(message: OutgoingMessage, messageStream: string)
   return email;
 }
 
+// Headers Postmark writes from its own fields; the rest of a raw message's headers pass through.
+const POSTMARK_OWN_HEADERS = new Set([
+  "from",
+  "to",
+  "cc",
+  "bcc",
+  "reply-to",
+  "subject",
+  "date",
+  "mime-version",
+  "content-type",
+  "content-transfer-encoding",
+]);
+
+/**
+ * Postmark has no API for raw MIME: a message received over SMTP is parsed into the fields of
+ * `POST /email` (text, html, attachments, its other headers), so its MIME structure and any
+ * signature over it do not survive, but its content, Message-ID and custom headers do.
+ */
+export async function rawToPostmarkEmail(message: OutgoingMessage, messageStream: string): Promise<PostmarkEmail> {
+  const { simpleParser } = await import("mailparser");
+  const parsed = await simpleParser(message.raw ?? Buffer.alloc(0), { keepCidLinks: true, skipTextToHtml: true });
+  const email = toPostmarkEmail(
+    {
+      ...message,
+      subject: parsed.subject ?? message.subject,
+      text: parsed.text,
+      html: typeof parsed.html === "string" ? parsed.html : undefined,
+      headers: {},
+      attachments: parsed.attachments.map((a) => ({
+        filename: a.filename ?? "attachment",
+        contentType: a.contentType,
+        content: a.content,
+        ...(a.contentId && a.contentDisposition === "inline" ? { contentId: a.contentId.replace(/^<|>$/g, "") } : {}),
+      })),
+      raw: undefined,
+    },
+    messageStream,
+  );
+  for (const h of parsed.headerLines) {
+    if (POSTMARK_OWN_HEADERS.has(h.key) || h.key === "message-id") continue;
+    email.Headers.push({ Name: h.line.slice(0, h.line.indexOf(":")).trim(), Value: unfold(h.line) });
+  }
+  return email;
+}
+
+/** A header line's value on one line. */
+function unfold(line: string): string {
+  return line
+    .slice(line.indexOf(":") + 1)
+    .replace(/\r?\n[ \t]+/g, " ")
+    .trim();
+}
+
 /** Postmark's API error codes (https://postmarkapp.com/developer/api/overview#error-codes). */
 const SENDER_NOT_CONFIRMED = new Set([400, 401]);
 const SERVER_FAULTS = new Set([
@@ -107,7 +171,8 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
   const token = ctx.secrets.serverToken ?? "";
   const stream =
     typeof ctx.settings.messageStream === "string" && ctx.settings.messageStream ? ctx.settings.messageStream : "outbound";
-  const base = String(ctx.settings.baseUrl || "https://api.postmarkapp.com").replace(/\/+$/, "");
+  const operator = ctx.operator ?? STRICT_OPERATOR;
+  const base = providerBase("Postmark", String(ctx.settings.baseUrl || POSTMARK_API), [POSTMARK_API], operator);
   const secrets = [token];
   const headers = { Accept: "application/json", "X-Postmark-Server-Token": token };
 
@@ -116,12 +181,14 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
       const response = await callProvider({
         provider: "Postmark",
         method: "POST",
-        url: `${base}/email`,
+        url: endpointUrl(base, ["email"]),
         headers: { ...headers, "Content-Type": "application/json" },
-        body: JSON.stringify(toPostmarkEmail(message, stream)),
+        body: JSON.stringify(message.raw ? await rawToPostmarkEmail(message, stream) : toPostmarkEmail(message, stream)),
         timeoutMs: options.timeoutMs,
         secrets,
         mapError: mapPostmarkError,
+        isProviderError: isPostmarkError,
+        operator,
       });
       const json = response.json as { MessageID?: unknown; ErrorCode?: unknown; Message?: unknown } | undefined;
       const remote = { code: response.status, response: redact(response.text.trim(), secrets).slice(0, 2000) };
@@ -145,11 +212,13 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
         server = await callProvider({
           provider: "Postmark",
           method: "GET",
-          url: `${base}/server`,
+          url: endpointUrl(base, ["server"]),
           headers,
           timeoutMs: options.timeoutMs ?? 15_000,
           secrets,
           mapError: mapPostmarkError,
+          isProviderError: isPostmarkError,
+          operator,
           transcript: checks.transcript,
         });
       } catch (err) {
@@ -159,7 +228,7 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
         checks.fail("connect", failure);
         return checks.result();
       }
-      await checks.run("connect", async () => `Postmark answered at ${base}`);
+      await checks.run("connect", async () => `Postmark answered at ${base.href.replace(/\/$/, "")}`);
       if (failure && !(failure instanceof DeliveryError && failure.code === "provider_unauthorized")) {
         checks.fail("request", failure);
         return checks.result();
@@ -176,10 +245,12 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
           const found = await callProvider({
             provider: "Postmark",
             method: "GET",
-            url: `${base}/message-streams/${encodeURIComponent(stream)}`,
+            url: endpointUrl(base, ["message-streams", stream]),
             headers,
             timeoutMs: options.timeoutMs ?? 15_000,
             secrets,
+            isProviderError: isPostmarkError,
+            operator,
             transcript: checks.transcript,
           });
           const info = found.json as { MessageStreamType?: unknown; ArchivedAt?: unknown } | undefined;

@@ -1,8 +1,9 @@
 /**
  * Hands each message to a local sendmail-compatible program (Postfix, Exim, msmtp…) through
- * nodemailer's sendmail transport: `<path> -i <arguments> -f <from> <recipients>`, the
- * message on stdin. An address starting with "-" would be read as an option, so it is
- * refused before anything runs.
+ * nodemailer's sendmail transport: `<program> -i <arguments> -f <from> <recipients>`, the
+ * message on stdin. Program and arguments are a command the operator declared
+ * (MAILROOM_SENDMAIL_COMMANDS); a server's settings only name it. An address starting with
+ * "-" would be read as an option, so it is refused before anything runs.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants, promises as fs } from "node:fs";
@@ -11,6 +12,7 @@ import { createTransport } from "nodemailer";
 import SendmailTransport from "nodemailer/lib/sendmail-transport";
 import { CheckSteps, HttpTranscript } from "../../transport/http.js";
 import { envelopeRecipients, toNodemailerMail } from "../../transport/mime.js";
+import { STRICT_OPERATOR } from "../../transport/operator.js";
 import {
   type CheckResult,
   DeliveryError,
@@ -24,17 +26,23 @@ import {
 /** The most of the program's error output kept in a failure. */
 const MAX_OUTPUT = 1000;
 
-export interface SendmailCommand {
-  path: string;
-  /** The configured extra arguments, split on spaces. */
-  args: string[];
-}
-
-export function sendmailCommand(ctx: TransportContext): SendmailCommand {
-  const configured = typeof ctx.settings.path === "string" ? ctx.settings.path.trim() : "";
-  const extra = typeof ctx.settings.arguments === "string" ? ctx.settings.arguments : "";
-  // nodemailer always passes -i first; a configured -i would only repeat it.
-  return { path: configured || "/usr/sbin/sendmail", args: extra.split(/\s+/).filter((a) => a !== "" && a !== "-i") };
+/** The program and arguments of the command the server names, as the operator declared it. */
+export function sendmailCommand(ctx: TransportContext): { name: string; program: string; args: string[] } {
+  const name = typeof ctx.settings.command === "string" ? ctx.settings.command : "";
+  const declared = (ctx.operator ?? STRICT_OPERATOR).sendmailCommands;
+  const command = Object.hasOwn(declared, name) ? declared[name] : undefined;
+  if (!command) {
+    const names = Object.keys(declared);
+    throw new DeliveryError(
+      "sendmail_command_unknown",
+      "server",
+      `The sendmail command '${name}' is not declared in MAILROOM_SENDMAIL_COMMANDS: ${
+        names.length ? `pick one of ${names.join(", ")} in the server's settings` : "the operator declares none"
+      }.`,
+    );
+  }
+  // nodemailer always passes -i first; a declared -i would only repeat it.
+  return { name, program: command.program, args: command.args.filter((a) => a !== "-i") };
 }
 
 /** sendmail reads an argument starting with "-" (also inside quotes) as an option. */
@@ -105,12 +113,12 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
   return {
     async send(message): Promise<SendResult> {
       refuseOptionLikeAddresses(message);
-      const problem = await sendmailProblem(command.path);
+      const problem = await sendmailProblem(command.program);
       if (problem) throw new DeliveryError("sendmail_not_found", "server", `${problem}.`);
 
       // nodemailer runs `<path> -i <args> <recipients>`; with args of our own it adds no -f, so
       // it goes here, always, after the configured arguments.
-      const transport = new SendmailTransport({ path: command.path, args: [...command.args, "-f", message.from.address] });
+      const transport = new SendmailTransport({ path: command.program, args: [...command.args, "-f", message.from.address] });
       let stderr = "";
       // nodemailer keeps spawn as a replaceable member (for its own tests); wrapping it is the
       // only way to read the program's error output, which says why it failed.
@@ -127,19 +135,20 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
       const mailer = createTransport(transport);
       try {
         const info = await mailer.sendMail(toNodemailerMail(message));
-        return { response: `${path.basename(command.path)}: ${info.response}` };
+        return { response: `${path.basename(command.program)}: ${info.response}` };
       } catch (err) {
         const e = err as NodeJS.ErrnoException & { message: string };
         if (e.code === "ENOENT" || e.code === "EACCES") {
-          throw new DeliveryError("sendmail_not_found", "server", `${command.path} could not be run (${e.code}).`);
+          throw new DeliveryError("sendmail_not_found", "server", `${command.program} could not be run (${e.code}).`);
         }
         const status = Number(/exited with code (\d+)/.exec(e.message)?.[1]);
-        if (status === 127) throw new DeliveryError("sendmail_not_found", "server", `${command.path} was not found (exit 127).`);
+        if (status === 127)
+          throw new DeliveryError("sendmail_not_found", "server", `${command.program} was not found (exit 127).`);
         const output = lastLines(stderr);
         throw new DeliveryError(
           "sendmail_failed",
           Number.isFinite(status) ? exitKind(status) : "transient",
-          `${path.basename(command.path)} failed: ${e.message}${output ? `: ${output}` : ""}`,
+          `${path.basename(command.program)} failed: ${e.message}${output ? `: ${output}` : ""}`,
           { response: output || e.message },
         );
       }
@@ -148,15 +157,15 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
     async check(probe): Promise<CheckResult> {
       const checks = new CheckSteps(new HttpTranscript([]), probe.onStep);
       await checks.run("program", async () => {
-        const problem = await sendmailProblem(command.path);
+        const problem = await sendmailProblem(command.program);
         if (problem) throw new DeliveryError("sendmail_not_found", "server", `${problem}.`);
-        return `${command.path} exists and is executable`;
+        return `${command.program} exists and is executable`;
       });
       await checks.run("arguments", async () => {
         if (looksLikeOption(probe.from)) {
           throw new DeliveryError("sender_rejected", "server", `The from address ${probe.from} starts with "-".`);
         }
-        const line = [command.path, "-i", ...command.args, "-f", probe.from, probe.to].join(" ");
+        const line = [command.program, "-i", ...command.args, "-f", probe.from, probe.to].join(" ");
         checks.transcript.note(`$ ${line}`);
         return `Messages will be handed over as: ${line} (nothing was run)`;
       });

@@ -1,5 +1,7 @@
+import type { FieldProblem } from "../../core/errors.js";
+import { checkProviderBase } from "../../transport/operator.js";
 import { type Driver, field } from "../types.js";
-import { createSesTransport } from "./transport.js";
+import { createSesTransport, isSesRegion, sesHosts } from "./transport.js";
 
 export const sesDriver: Driver = {
   id: "ses",
@@ -12,6 +14,7 @@ export const sesDriver: Driver = {
       type: "text",
       default: "us-east-1",
       required: true,
+      destination: true,
       help: "The AWS region where your identities are verified, e.g. eu-west-1.",
     }),
     field({
@@ -19,6 +22,7 @@ export const sesDriver: Driver = {
       label: "Access key ID",
       type: "text",
       required: true,
+      destination: true,
       help: "Of an IAM user allowed ses:SendRawEmail and ses:GetAccount.",
     }),
     field({
@@ -35,7 +39,23 @@ export const sesDriver: Driver = {
       type: "text",
       help: "Optional: for event publishing and dedicated IPs.",
     }),
-    field({ key: "endpoint", label: "Endpoint", type: "url", help: "Optional: a custom SES endpoint, e.g. a VPC endpoint." }),
+    field({
+      key: "endpoint",
+      label: "Endpoint",
+      type: "url",
+      destination: true,
+      help: "Optional: the region's SES endpoint is used unless the operator lists another (a VPC endpoint) in MAILROOM_ALLOWED_ENDPOINTS.",
+    }),
   ],
+  checkDestinations: (settings, operator) => {
+    const problems: FieldProblem[] = [];
+    const region = String(settings.region ?? "");
+    if (!isSesRegion(region)) problems.push({ field: "settings.region", message: "must be an AWS region, e.g. eu-west-1" });
+    if (typeof settings.endpoint === "string") {
+      const checked = checkProviderBase("SES", settings.endpoint, sesHosts(region), operator);
+      if ("problem" in checked) problems.push({ field: "settings.endpoint", message: checked.problem });
+    }
+    return problems;
+  },
   createTransport: (ctx) => createSesTransport(ctx),
 };

@@ -1,3 +1,5 @@
+import http from "node:http";
+import https from "node:https";
 import {
   GetAccountCommand,
   type GetAccountCommandOutput,
@@ -8,6 +10,7 @@ import {
 import type { ErrorCode } from "../../core/errors.js";
 import { CheckSteps, HttpTranscript, redact, retryAfterMs } from "../../transport/http.js";
 import { buildMime } from "../../transport/mime.js";
+import { guardedLookup, providerBase, STRICT_OPERATOR, urlPort } from "../../transport/operator.js";
 import {
   type CheckResult,
   DeliveryError,
@@ -16,6 +19,16 @@ import {
   type Transport,
   type TransportContext,
 } from "../../transport/types.js";
+
+/** An AWS region name: the SDK builds the host from it, so nothing else may pass. */
+export function isSesRegion(region: string): boolean {
+  return /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(region);
+}
+
+/** SES's own endpoints for a region: the only ones it talks to unless the operator allows another. */
+export function sesHosts(region: string): string[] {
+  return isSesRegion(region) ? [`https://email.${region}.amazonaws.com`, `https://email-fips.${region}.amazonaws.com`] : [];
+}
 
 export interface SesOptions {
   timeoutMs?: number;
@@ -117,8 +130,17 @@ function recordTo(client: SESv2Client, transcript: HttpTranscript): void {
 export function createSesTransport(ctx: TransportContext, options: SesOptions = {}): Transport {
   const secretAccessKey = ctx.secrets.secretAccessKey ?? "";
   const secrets = [secretAccessKey];
+  const operator = ctx.operator ?? STRICT_OPERATOR;
   const region = String(ctx.settings.region || "us-east-1");
-  const endpoint = typeof ctx.settings.endpoint === "string" && ctx.settings.endpoint ? ctx.settings.endpoint : undefined;
+  if (!isSesRegion(region)) {
+    throw new DeliveryError("invalid_setting", "server", `The SES region '${region}' is not an AWS region, e.g. eu-west-1.`);
+  }
+  const endpointUrl =
+    typeof ctx.settings.endpoint === "string" && ctx.settings.endpoint
+      ? providerBase("SES", ctx.settings.endpoint, sesHosts(region), operator)
+      : undefined;
+  const endpoint = endpointUrl?.href.replace(/\/$/, "");
+  const port = endpointUrl ? urlPort(endpointUrl) : 443;
   const configurationSet =
     typeof ctx.settings.configurationSet === "string" && ctx.settings.configurationSet
       ? ctx.settings.configurationSet
@@ -129,7 +151,13 @@ export function createSesTransport(ctx: TransportContext, options: SesOptions = 
       endpoint,
       credentials: { accessKeyId: String(ctx.settings.accessKeyId ?? ""), secretAccessKey },
       maxAttempts: 1,
-      requestHandler: { connectionTimeout: Math.min(timeoutMs, 10_000), requestTimeout: timeoutMs },
+      requestHandler: {
+        connectionTimeout: Math.min(timeoutMs, 10_000),
+        requestTimeout: timeoutMs,
+        // Link-local and metadata addresses are refused at connect time.
+        httpAgent: new http.Agent({ keepAlive: true, lookup: guardedLookup(operator, { protocol: "http:", port }) }),
+        httpsAgent: new https.Agent({ keepAlive: true, lookup: guardedLookup(operator, { protocol: "https:", port }) }),
+      },
     });
   let client: SESv2Client | undefined;
 

@@ -1,26 +1,41 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import { SESSION_COOKIE } from "../../auth/sessions.js";
+import type { CountedAttempt, SignInThrottle } from "../../auth/throttle.js";
 import { writeAudit } from "../../core/audit.js";
-import { MailroomError } from "../../core/errors.js";
+import { fieldError, MailroomError } from "../../core/errors.js";
 import { actorOf, requirePrincipal } from "../auth.js";
 
-export interface LoginLimit {
-  max: number;
-  timeWindow: number;
-}
-
-export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit: LoginLimit): void {
+export function authRoutes(app: FastifyInstance, mailroom: Mailroom, throttle: SignInThrottle): void {
   const secureCookie = mailroom.ctx.config.publicUrl.startsWith("https:");
+
+  /**
+   * Checks a password under the guessing limits: per account and per client address
+   * (request.ip, the client's behind a trusted proxy). A refusal answers 429 with Retry-After.
+   */
+  async function checkPassword<T>(request: FastifyRequest, reply: FastifyReply, email: string, check: () => Promise<T | null>) {
+    const keys = throttle.keys(email, request.ip);
+    let counted: CountedAttempt[];
+    try {
+      counted = await throttle.begin(keys);
+    } catch (error) {
+      const seconds = (error as MailroomError).details as { retryAfterSeconds?: number } | undefined;
+      if (seconds?.retryAfterSeconds) reply.header("retry-after", String(seconds.retryAfterSeconds));
+      throw error;
+    }
+    const result = await check();
+    await throttle.settle(counted, result !== null);
+    return result;
+  }
 
   app.post(
     "/api/auth/login",
     {
-      config: { rateLimit: loginLimit },
       schema: {
         tags: ["auth"],
-        summary: "Sign in; sets the session cookie and returns the CSRF token for writes",
+        summary:
+          "Sign in; sets the session cookie and returns the CSRF token for writes. mustChangePassword: true means the password is one-time: change it before anything else",
         body: Type.Object(
           { email: Type.String({ maxLength: 254 }), password: Type.String({ maxLength: 1024 }) },
           { additionalProperties: false },
@@ -29,7 +44,7 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit:
     },
     async (request, reply) => {
       const { email, password } = request.body as { email: string; password: string };
-      const user = await mailroom.users.authenticate(email, password);
+      const user = await checkPassword(request, reply, email, () => mailroom.users.authenticate(email, password));
       if (!user) {
         // Same answer for an unknown user, a wrong password and a disabled account.
         await writeAudit(mailroom.ctx.db, actorOf(request), {
@@ -48,7 +63,11 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit:
         path: "/",
         expires: new Date(session.expiresAt),
       });
-      return { user: await mailroom.users.get(user.id), csrfToken: session.csrfToken };
+      return {
+        user: await mailroom.users.get(user.id),
+        csrfToken: session.csrfToken,
+        mustChangePassword: user.must_change_password === 1,
+      };
     },
   );
 
@@ -81,7 +100,8 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit:
     {
       schema: {
         tags: ["auth"],
-        summary: "Change your own password; every session of yours ends, this one too: sign in again",
+        summary:
+          "Change your own password (also a one-time one); every session of yours ends, this one too: sign in again. Wrong current passwords count towards the sign-in limits",
         body: Type.Object(
           { currentPassword: Type.String({ maxLength: 1024 }), newPassword: Type.String({ maxLength: 1024 }) },
           { additionalProperties: false },
@@ -93,10 +113,14 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, loginLimit:
       if (principal.kind !== "user" || !principal.email)
         throw new MailroomError("forbidden", "Only a signed-in user has a password.");
       const { currentPassword, newPassword } = request.body as { currentPassword: string; newPassword: string };
-      if (!(await mailroom.users.authenticate(principal.email, currentPassword))) {
+      const email = principal.email;
+      if (!(await checkPassword(request, reply, email, () => mailroom.users.authenticate(email, currentPassword)))) {
         throw new MailroomError("invalid_credentials", "The current password is wrong.");
       }
-      await mailroom.users.update(principal.id, { password: newPassword }, actorOf(request));
+      if (newPassword === currentPassword) {
+        throw fieldError("validation_failed", [{ field: "newPassword", message: "must differ from the current password" }]);
+      }
+      await mailroom.users.update(principal.id, { password: newPassword, mustChangePassword: false }, actorOf(request));
       reply.clearCookie(SESSION_COOKIE, { path: "/" });
       return reply.status(204).send();
     },

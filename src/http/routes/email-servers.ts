@@ -2,8 +2,8 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
-import { drivers } from "../../drivers/registry.js";
-import { actorOf } from "../auth.js";
+import { configuredDriver, drivers } from "../../drivers/registry.js";
+import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, listQueryProperties } from "../schemas.js";
 
 const ServerBody = Type.Object(
@@ -29,13 +29,18 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
   const { servers } = mailroom;
 
   app.get("/api/drivers", { schema: { tags, summary: "Every driver with its settings" } }, async () => ({
-    items: drivers.map(({ id, label, description, fields, oauthProvider }) => ({
-      id,
-      label,
-      description,
-      oauthProvider: oauthProvider ?? null,
-      fields,
-    })),
+    // As this installation offers them: options the operator decides (sendmail commands) filled in.
+    items: drivers
+      .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
+      .map(({ id, label, description, fields, oauthProvider, derive }) => ({
+        id,
+        label,
+        description,
+        oauthProvider: oauthProvider ?? null,
+        fields,
+        // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
+        derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
+      })),
     total: drivers.length,
   }));
 
@@ -51,7 +56,11 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         ),
       },
     },
-    async (request) => servers.list(request.query as { q?: string; limit?: number; offset?: number }),
+    async (request) =>
+      servers.list({
+        ...(request.query as { q?: string; limit?: number; offset?: number }),
+        serverIds: requirePrincipal(request).serverIds,
+      }),
   );
 
   app.post(

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
+import { canUseServer } from "../../auth/permissions.js";
+import { MailroomError } from "../../core/errors.js";
 import type { MessageInput } from "../../core/message-input.js";
-import { MAX_BATCH, type MessageFilter } from "../../core/messages.js";
-import { requirePrincipal } from "../auth.js";
+import { MAX_BATCH, type MessageFilter, MessageService } from "../../core/messages.js";
+import { actorOf, requirePermission, requirePrincipal } from "../auth.js";
 import { IdParams, listQueryProperties } from "../schemas.js";
 
 // 10 MB of message content arrives as base64 inside JSON: about 4/3 of it, plus the JSON around it.
@@ -56,6 +58,7 @@ const MessageQuery = Type.Object(
     status: Type.Optional(Type.Union(["queued", "sending", "sent", "failed", "held"].map((s) => Type.Literal(s)))),
     server: Type.Optional(Type.String({ maxLength: 200 })),
     recipient: Type.Optional(Type.String({ maxLength: 320 })),
+    q: Type.Optional(Type.String({ maxLength: 200 })),
     since: Type.Optional(Type.String({ maxLength: 64 })),
     until: Type.Optional(Type.String({ maxLength: 64 })),
   },
@@ -111,22 +114,41 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     {
       schema: {
         tags,
-        summary: "The delivery log, newest first, filtered by status, server, recipient and time",
+        summary:
+          "The delivery log, newest first, filtered by status, server, recipient, time and q (words of the subject or a recipient)",
         querystring: MessageQuery,
       },
     },
-    async (request) => messages.list(request.query as MessageFilter),
+    async (request) => messages.list(request.query as MessageFilter, requirePrincipal(request)),
   );
 
   app.get(
     "/api/messages/:id",
-    { schema: { tags, summary: "One message with every attempt and the servers' responses", params: IdParams } },
-    async (request) => messages.get((request.params as { id: string }).id),
+    {
+      schema: {
+        tags,
+        summary:
+          "One message with every attempt and the servers' responses (with messages.view, or without it for a message you sent)",
+        params: IdParams,
+      },
+    },
+    async (request) => {
+      const principal = requirePrincipal(request);
+      const id = (request.params as { id: string }).id;
+      const row = await messages.findRow(id);
+      if (row && MessageService.sentBy(principal, row)) return messages.get(id);
+      // Whoever lacks messages.view learns nothing, not even whether the id exists.
+      requirePermission(request, "messages.view");
+      if (row && !canUseServer(principal, row.server_id)) {
+        throw new MailroomError("server_not_allowed", `This API token may not see the messages of '${row.server_name}'.`);
+      }
+      return messages.get(id);
+    },
   );
 
   app.post(
     "/api/messages/:id/retry",
     { schema: { tags, summary: "Queue a failed or held message again", params: IdParams } },
-    async (request) => messages.retry((request.params as { id: string }).id, requirePrincipal(request)),
+    async (request) => messages.retry((request.params as { id: string }).id, requirePrincipal(request), actorOf(request)),
   );
 }

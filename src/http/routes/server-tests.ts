@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
+import type { Principal } from "../../auth/permissions.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
 import { MailroomError } from "../../core/errors.js";
 import { type TestReport, testServer } from "../../core/server-test.js";
 import { isEmailAddress } from "../../core/validate.js";
 import type { TestStep } from "../../transport/types.js";
-import { requirePrincipal } from "../auth.js";
+import { requirePrincipal, requireServerAccess } from "../auth.js";
 import { IdParams } from "../schemas.js";
 
 const modeFields = {
@@ -41,7 +42,48 @@ async function answer(request: FastifyRequest, reply: FastifyReply, run: Run): P
   return undefined;
 }
 
+/** Tests that may run at once for one user: each holds sockets (or a process) for up to a minute a step. */
+export const MAX_CONCURRENT_TESTS = 3;
+
+/** Counts running tests per user; an API token counts as its owner, so tokens cannot multiply the limit. */
+class TestSlots {
+  private readonly running = new Map<string, number>();
+
+  /** Takes a slot or answers too_many_tests; the returned function gives it back (once). */
+  take(principal: Principal): () => void {
+    const key = principal.userId ?? `${principal.kind}:${principal.id}`;
+    const count = this.running.get(key) ?? 0;
+    if (count >= MAX_CONCURRENT_TESTS) {
+      throw new MailroomError(
+        "too_many_tests",
+        `${MAX_CONCURRENT_TESTS} server tests of yours are running: wait for one to finish, then test again.`,
+      );
+    }
+    this.running.set(key, count + 1);
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      const left = (this.running.get(key) ?? 1) - 1;
+      if (left > 0) this.running.set(key, left);
+      else this.running.delete(key);
+    };
+  }
+}
+
 export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void {
+  const slots = new TestSlots();
+
+  /** Runs a test in one of the caller's slots, held until the last step (streamed or not) is out. */
+  async function bounded(request: FastifyRequest, reply: FastifyReply, run: Run): Promise<TestReport | undefined> {
+    const release = slots.take(requirePrincipal(request));
+    try {
+      return await answer(request, reply, run);
+    } finally {
+      release();
+    }
+  }
+
   /** The test recipient: the one given, else the caller's own email. */
   function recipient(request: Parameters<typeof requirePrincipal>[0], to: string | undefined): string {
     const address = to?.trim() || requirePrincipal(request).email || "";
@@ -67,8 +109,10 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
       const body = request.body as { mode: "check" | "send"; to?: string };
       const row = await mailroom.servers.getRow((request.params as { id: string }).id);
       const to = recipient(request, body.to);
-      return answer(request, reply, (onStep) =>
-        testServer(mailroom.transports, row, mailroom.servers.secretsOf(row), { mode: body.mode, to, onStep }),
+      // A saved server's test email goes to the delivery log, where "Open it" finds it.
+      const log = { db: mailroom.ctx.db, createdBy: requirePrincipal(request).id };
+      return bounded(request, reply, (onStep) =>
+        testServer(mailroom.transports, row, mailroom.servers.secretsOf(row), { mode: body.mode, to, onStep, log }),
       );
     },
   );
@@ -100,9 +144,10 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
     },
     async (request, reply) => {
       const body = request.body as { mode: "check" | "send"; to?: string; basedOn?: string; server: EmailServerInput };
+      if (body.basedOn) await requireServerAccess(request, mailroom, body.basedOn);
       const { row, secrets } = await mailroom.servers.draft(body.server, body.basedOn);
       const to = recipient(request, body.to);
-      return answer(request, reply, (onStep) => testServer(mailroom.transports, row, secrets, { mode: body.mode, to, onStep }));
+      return bounded(request, reply, (onStep) => testServer(mailroom.transports, row, secrets, { mode: body.mode, to, onStep }));
     },
   );
 }

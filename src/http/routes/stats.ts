@@ -4,6 +4,7 @@ import type { Mailroom } from "../../app.js";
 import type { EmailServerView } from "../../core/email-servers.js";
 import { iso } from "../../core/ids.js";
 import type { Database } from "../../storage/schema.js";
+import { requirePrincipal } from "../auth.js";
 
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
@@ -41,7 +42,10 @@ export interface StatsView {
  */
 const endedAt = sql<number>`case when status = 'sent' then sent_at else updated_at end`;
 
-async function range(db: Kysely<Database>, now: number, bucketMs: number, buckets: number): Promise<StatsRange> {
+/** The servers a caller may see: null for every server (see Principal.serverIds). */
+type Scope = readonly string[] | null;
+
+async function range(db: Kysely<Database>, scope: Scope, now: number, bucketMs: number, buckets: number): Promise<StatsRange> {
   // Buckets end at the next whole bucket after now, so the last bar is the current hour or day.
   const end = Math.floor(now / bucketMs) * bucketMs + bucketMs;
   const start = end - buckets * bucketMs;
@@ -58,6 +62,7 @@ async function range(db: Kysely<Database>, now: number, bucketMs: number, bucket
     ])
     .where("status", "in", ["sent", "failed"])
     .where(endedAt, ">=", sql.lit(start))
+    .where(inScope(scope))
     .groupBy(["server_id", "status", bucket])
     .execute();
 
@@ -84,6 +89,12 @@ async function range(db: Kysely<Database>, now: number, bucketMs: number, bucket
   return { start: iso(start) as string, bucketMs, buckets, series, totals };
 }
 
+/** A where-clause keeping only the rows of servers in scope. */
+function inScope(scope: Scope) {
+  if (scope === null) return sql<boolean>`1 = 1`;
+  return scope.length ? sql<boolean>`server_id in (${sql.join(scope)})` : sql<boolean>`1 = 0`;
+}
+
 /** The overview: delivery per server over 24 hours and 30 days, the queue, and servers needing attention. */
 export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   app.get(
@@ -94,15 +105,17 @@ export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         summary: "Messages sent and failed per server (24 hours, 30 days), queue depth, servers needing attention",
       },
     },
-    async (): Promise<StatsView> => {
+    async (request): Promise<StatsView> => {
       const db = mailroom.ctx.db;
+      const scope = requirePrincipal(request).serverIds;
       const now = Date.now();
-      const [day, month] = [await range(db, now, HOUR, 24), await range(db, now, DAY, 30)];
+      const [day, month] = [await range(db, scope, now, HOUR, 24), await range(db, scope, now, DAY, 30)];
 
       const counts = await db
         .selectFrom("messages")
         .select(["status", sql<number>`count(*)`.as("n"), sql<number | null>`min(created_at)`.as("oldest")])
         .where("status", "in", ["queued", "sending", "held"])
+        .where(inScope(scope))
         .groupBy("status")
         .execute();
       const queue = { queued: 0, sending: 0, held: 0, oldestQueuedAt: null as string | null };
@@ -111,7 +124,9 @@ export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         if (row.status === "queued" && row.oldest !== null) queue.oldestQueuedAt = iso(Number(row.oldest));
       }
 
-      const serverRows = await db.selectFrom("email_servers").selectAll().orderBy("name").execute();
+      const serverRows = (await db.selectFrom("email_servers").selectAll().orderBy("name").execute()).filter(
+        (row) => scope === null || scope.includes(row.id),
+      );
       const attention = serverRows
         .filter((row) => row.status !== "ready")
         .map((row) => {

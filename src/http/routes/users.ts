@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
-import type { Permission } from "../../auth/permissions.js";
-import type { UserInput } from "../../auth/users.js";
+import { groupNotManageable, tokenNotManageable, userNotManageable } from "../../auth/manage.js";
+import { lackedBy } from "../../auth/permissions.js";
+import type { GroupView, UserInput, UserView } from "../../auth/users.js";
 import { MailroomError } from "../../core/errors.js";
 import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, ListQuery, PermissionList } from "../schemas.js";
@@ -36,22 +37,9 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const { users, tokens } = mailroom;
   const id = (request: { params: unknown }) => (request.params as { id: string }).id;
 
-  /**
-   * users.manage is not super admin: without this, its holder could set a super admin's
-   * password or email, sign in as them and hold every permission.
-   */
-  const requireSuperAdminFor = async (request: FastifyRequest, userId: string, verb: string) => {
-    const target = await users.get(userId);
-    if (target.superAdmin && !requirePrincipal(request).superAdmin) {
-      throw new MailroomError("forbidden", `Only a super admin can ${verb} a super admin (${target.email}).`);
-    }
-  };
-
   /** Nobody hands out a permission they lack, through a group or a membership. */
-  const requireHeld = async (request: FastifyRequest, granted: string[], how: string) => {
-    const principal = requirePrincipal(request);
-    if (principal.superAdmin) return;
-    const lacking = granted.find((p) => !principal.permissions.has(p as Permission));
+  const requireHeld = (request: FastifyRequest, granted: string[], how: string) => {
+    const [lacking] = lackedBy(requirePrincipal(request), granted);
     if (lacking) {
       throw new MailroomError("forbidden", `You cannot ${how} '${lacking}': you do not have it yourself.`, {
         permission: lacking,
@@ -61,15 +49,36 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const groupPermissions = async (groupIds: string[] | undefined) =>
     (await Promise.all((groupIds ?? []).map((g) => users.getGroup(g)))).flatMap((g) => g.permissions);
 
-  app.get("/api/users", { schema: { tags: ["users"], summary: "List users", querystring: ListQuery } }, async (request) =>
-    users.list(request.query as { limit?: number; offset?: number }),
-  );
+  /** The target user, if the caller may change them (see src/auth/manage.ts). */
+  const manageableUser = async (request: FastifyRequest): Promise<UserView> => {
+    const target = await users.get(id(request));
+    const refusal = userNotManageable(requirePrincipal(request), target);
+    if (refusal) throw refusal;
+    return target;
+  };
+
+  /** Says, on every user, group and token read, whether the caller may change it and why not. */
+  const withAccess = <T>(item: T, refusal: MailroomError | null) => ({
+    ...item,
+    manageable: refusal === null,
+    notManageableReason: refusal?.message ?? null,
+  });
+  const userWithAccess = (request: FastifyRequest, user: UserView) =>
+    withAccess(user, userNotManageable(requirePrincipal(request), user));
+  const groupWithAccess = (request: FastifyRequest, group: GroupView) =>
+    withAccess(group, groupNotManageable(requirePrincipal(request), group));
+
+  app.get("/api/users", { schema: { tags: ["users"], summary: "List users", querystring: ListQuery } }, async (request) => {
+    const page = await users.list(request.query as { limit?: number; offset?: number });
+    return { ...page, items: page.items.map((u) => userWithAccess(request, u)) };
+  });
   app.post(
     "/api/users",
     {
       schema: {
         tags: ["users"],
-        summary: "Create a user (without a password, one is generated and returned once)",
+        summary:
+          "Create a user (without a password, one is generated and returned once); the password is one-time: it must be changed at the first sign-in",
         body: Type.Object(UserFields, { additionalProperties: false }),
       },
     },
@@ -78,77 +87,140 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       if (input.superAdmin && !requirePrincipal(request).superAdmin) {
         throw new MailroomError("forbidden", "Only a super admin can create another super admin.");
       }
-      await requireHeld(request, await groupPermissions(input.groupIds), "add someone to a group that grants");
-      const { user, generatedPassword } = await users.create(input, actorOf(request));
-      return reply.status(201).send({ ...user, generatedPassword });
+      requireHeld(request, await groupPermissions(input.groupIds), "add someone to a group that grants");
+      // A password the manager knows is theirs, not the user's: it works once.
+      const { user, generatedPassword } = await users.create({ ...input, mustChangePassword: true }, actorOf(request));
+      return reply.status(201).send({ ...userWithAccess(request, user), generatedPassword });
     },
   );
-  app.get("/api/users/:id", { schema: { tags: ["users"], summary: "One user", params: IdParams } }, async (request) =>
-    users.get(id(request)),
+  app.get(
+    "/api/users/:id",
+    {
+      schema: {
+        tags: ["users"],
+        summary: "One user, with the API tokens that stop working if they are deleted, and whether you may change them",
+        params: IdParams,
+      },
+    },
+    async (request) => userWithAccess(request, await users.get(id(request))),
   );
   app.patch(
     "/api/users/:id",
     {
       schema: {
         tags: ["users"],
-        summary: "Change a user's fields",
+        summary:
+          "Change a user's fields (only users holding no permission you lack); a password set here must be changed at their next sign-in",
         params: IdParams,
         body: Type.Partial(Type.Object(UserFields), { additionalProperties: false }),
       },
     },
     async (request) => {
+      const principal = requirePrincipal(request);
       const input = request.body as UserInput;
-      if (input.superAdmin !== undefined && !requirePrincipal(request).superAdmin) {
+      if (input.superAdmin !== undefined && !principal.superAdmin) {
         throw new MailroomError("forbidden", "Only a super admin can grant or remove super admin.");
       }
-      await requireSuperAdminFor(request, id(request), "change");
-      await requireHeld(request, await groupPermissions(input.groupIds), "add someone to a group that grants");
-      return users.update(id(request), input, actorOf(request));
+      const target = await manageableUser(request);
+      requireHeld(request, await groupPermissions(input.groupIds), "add someone to a group that grants");
+      // Someone else's password set here is known to whoever set it: it works once.
+      const ownPassword = principal.kind === "user" && principal.userId === target.id;
+      const user = await users.update(target.id, { ...input, mustChangePassword: !ownPassword }, actorOf(request));
+      return userWithAccess(request, user);
     },
   );
   app.delete(
     "/api/users/:id",
-    { schema: { tags: ["users"], summary: "Delete a user", params: IdParams } },
+    {
+      schema: {
+        tags: ["users"],
+        summary: "Delete a user (only users holding no permission you lack); their API tokens stop working",
+        params: IdParams,
+      },
+    },
     async (request, reply) => {
-      await requireSuperAdminFor(request, id(request), "delete");
-      await users.remove(id(request), actorOf(request));
+      const target = await manageableUser(request);
+      await users.remove(target.id, actorOf(request));
       return reply.status(204).send();
     },
   );
 
-  app.get("/api/groups", { schema: { tags: ["users"], summary: "List groups" } }, async () => users.listGroups());
+  app.get("/api/groups", { schema: { tags: ["users"], summary: "List groups" } }, async (request) => {
+    const page = await users.listGroups();
+    return { ...page, items: page.items.map((g) => groupWithAccess(request, g)) };
+  });
   app.post("/api/groups", { schema: { tags: ["users"], summary: "Create a group", body: GroupBody } }, async (request, reply) => {
     const body = request.body as { name: string; permissions: string[] };
-    await requireHeld(request, body.permissions, "give a group");
-    return reply.status(201).send(await users.createGroup(body, actorOf(request)));
+    requireHeld(request, body.permissions, "give a group");
+    return reply.status(201).send(groupWithAccess(request, await users.createGroup(body, actorOf(request))));
   });
   app.get("/api/groups/:id", { schema: { tags: ["users"], summary: "One group", params: IdParams } }, async (request) =>
-    users.getGroup(id(request)),
+    groupWithAccess(request, await users.getGroup(id(request))),
   );
+
+  /** The group, if the caller holds every permission it grants. */
+  const manageableGroup = async (request: FastifyRequest): Promise<GroupView> => {
+    const group = await users.getGroup(id(request));
+    const refusal = groupNotManageable(requirePrincipal(request), group);
+    if (refusal) throw refusal;
+    return group;
+  };
   app.put(
     "/api/groups/:id",
-    { schema: { tags: ["users"], summary: "Replace a group's name and permissions", params: IdParams, body: GroupBody } },
+    {
+      schema: {
+        tags: ["users"],
+        summary: "Replace a group's name and permissions (only a group granting nothing you lack)",
+        params: IdParams,
+        body: GroupBody,
+      },
+    },
     async (request) => {
       const body = request.body as { name: string; permissions: string[] };
-      await requireHeld(request, body.permissions, "give a group");
-      return users.updateGroup(id(request), body, actorOf(request));
+      const group = await manageableGroup(request);
+      requireHeld(request, body.permissions, "give a group");
+      return groupWithAccess(request, await users.updateGroup(group.id, body, actorOf(request)));
     },
   );
   app.delete(
     "/api/groups/:id",
-    { schema: { tags: ["users"], summary: "Delete a group", params: IdParams } },
+    { schema: { tags: ["users"], summary: "Delete a group (only a group granting nothing you lack)", params: IdParams } },
     async (request, reply) => {
-      await users.removeGroup(id(request), actorOf(request));
+      const group = await manageableGroup(request);
+      await users.removeGroup(group.id, actorOf(request));
       return reply.status(204).send();
     },
   );
 
-  app.get("/api/tokens", { schema: { tags: ["tokens"], summary: "List API tokens (never their values)" } }, async () =>
-    tokens.list(),
-  );
+  /** The token's owner, if it still exists (tokens of deleted users are revoked with them). */
+  const ownerOf = async (createdBy: string | null) =>
+    createdBy
+      ? users.get(createdBy).catch((error: unknown) => {
+          if (error instanceof MailroomError && error.code === "user_not_found") return null;
+          throw error;
+        })
+      : null;
+  const tokenRefusal = async (
+    request: FastifyRequest,
+    token: { name: string; permissions: string[]; createdBy: string | null },
+  ) => tokenNotManageable(requirePrincipal(request), token, await ownerOf(token.createdBy));
+
+  app.get("/api/tokens", { schema: { tags: ["tokens"], summary: "List API tokens (never their values)" } }, async (request) => {
+    const page = await tokens.list();
+    const items = [];
+    for (const token of page.items) items.push(withAccess(token, await tokenRefusal(request, token)));
+    return { ...page, items };
+  });
   app.post(
     "/api/tokens",
-    { schema: { tags: ["tokens"], summary: "Create an API token; its value is in this reply only", body: TokenBody } },
+    {
+      schema: {
+        tags: ["tokens"],
+        summary:
+          "Create an API token of yours; its value is in this reply only. It acts with its permissions narrowed to yours, and a token can only create a narrower one",
+        body: TokenBody,
+      },
+    },
     async (request, reply) => {
       const principal = requirePrincipal(request);
       const { token, view } = await tokens.create(
@@ -161,9 +233,22 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   );
   app.delete(
     "/api/tokens/:id",
-    { schema: { tags: ["tokens"], summary: "Revoke an API token", params: IdParams } },
+    {
+      schema: {
+        tags: ["tokens"],
+        summary: "Revoke an API token (only tokens of users you may change, yours included)",
+        params: IdParams,
+      },
+    },
     async (request, reply) => {
-      await tokens.revoke(id(request), actorOf(request));
+      const row = await tokens.getRow(id(request));
+      const refusal = await tokenRefusal(request, {
+        name: row.name,
+        permissions: JSON.parse(row.permissions),
+        createdBy: row.created_by,
+      });
+      if (refusal) throw refusal;
+      await tokens.revoke(row.id, actorOf(request));
       return reply.status(204).send();
     },
   );

@@ -1,22 +1,52 @@
 /**
  * A captured message as its recipient would see it. The HTML goes into an iframe with an
  * empty sandbox: no scripts, no forms, no navigation, an origin of its own; the page's
- * Content-Security-Policy (inherited by srcdoc) also keeps remote images from loading.
+ * Content-Security-Policy (inherited by srcdoc) also keeps remote images from loading, and
+ * the preview says so when the message has some.
  */
-import { type KeyboardEvent, useState } from "react";
+import { type KeyboardEvent, useMemo, useState } from "react";
 import type { CapturedMessage } from "../api";
 import { formatAddress, formatBytes, Time } from "./ui";
 
 /** The source view shows this much; the rest of a large message is left out. */
 const RAW_LIMIT = 200_000;
 
-type Tab = "html" | "text" | "headers" | "attachments" | "raw";
+type Tab = "html" | "text" | "source-html" | "headers" | "attachments" | "raw";
 
-export function CapturePreview({ message }: { message: CapturedMessage }) {
+/** Remote images the HTML asks for (img src/srcset, CSS url(...)): the preview blocks them all. */
+export function remoteImages(html: string | null): number {
+  if (!html) return 0;
+  // An inert document: parsing runs no script and loads nothing.
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  const remote = /^(https?:)?\/\//i;
+  let count = 0;
+  for (const img of Array.from(doc.querySelectorAll("img, source, input[type=image]"))) {
+    const src = img.getAttribute("src") ?? "";
+    const srcset = img.getAttribute("srcset") ?? "";
+    if (remote.test(src.trim()) || srcset.split(",").some((c) => remote.test(c.trim()))) count++;
+  }
+  for (const el of Array.from(doc.querySelectorAll("[background], [style], style"))) {
+    const text = `${el.getAttribute("background") ?? ""} ${el.getAttribute("style") ?? ""} ${el.tagName === "STYLE" ? el.textContent : ""}`;
+    count += (text.match(/url\(\s*['"]?(https?:)?\/\//gi) ?? []).length;
+    if (remote.test((el.getAttribute("background") ?? "").trim())) count++;
+  }
+  return count;
+}
+
+export function CapturePreview({
+  message,
+  downloadBase,
+}: {
+  message: CapturedMessage;
+  /** The captured message's API path, when its attachments can be downloaded. */
+  downloadBase?: string;
+}) {
   const p = message.parsed;
+  const blocked = useMemo(() => remoteImages(p.html), [p.html]);
   const tabs: { id: Tab; label: string; show: boolean }[] = [
     { id: "html", label: "HTML", show: p.html !== null },
     { id: "text", label: "Text", show: true },
+    { id: "source-html", label: "HTML source", show: p.html !== null },
     { id: "headers", label: `Headers (${p.headers.length})`, show: true },
     { id: "attachments", label: `Attachments (${p.attachments.length})`, show: true },
     { id: "raw", label: "Source", show: true },
@@ -74,8 +104,17 @@ export function CapturePreview({ message }: { message: CapturedMessage }) {
       {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a tab panel takes focus (ARIA practices), so its text can be scrolled by keyboard */}
       <div role="tabpanel" id={`preview-panel-${tab}`} aria-labelledby={`preview-tab-${tab}`} className="tabpanel" tabIndex={0}>
         {tab === "html" && p.html !== null && (
-          <iframe title={`HTML of “${p.subject || "the message"}”`} sandbox="" srcDoc={p.html} className="html-preview" />
+          <>
+            {blocked > 0 && (
+              <p className="blocked-images" role="note">
+                {blocked === 1 ? "1 remote image is" : `${blocked} remote images are`} not shown: the preview loads nothing from
+                other sites, so opening a message never tells a sender it was read.
+              </p>
+            )}
+            <iframe title={`HTML of “${p.subject || "the message"}”`} sandbox="" srcDoc={p.html} className="html-preview" />
+          </>
         )}
+        {tab === "source-html" && p.html !== null && <pre className="message-text raw">{p.html}</pre>}
         {tab === "text" && <pre className="message-text">{p.text ?? "This message has no text part."}</pre>}
         {tab === "headers" && (
           <table className="table headers">
@@ -105,8 +144,15 @@ export function CapturePreview({ message }: { message: CapturedMessage }) {
               {p.attachments.map((a, i) => (
                 // biome-ignore lint/suspicious/noArrayIndexKey: attachments may share a name and never reorder
                 <li key={`${a.filename}-${i}`}>
-                  <strong>{a.filename ?? "(no name)"}</strong> <span className="muted">{a.contentType}</span> ·{" "}
-                  {formatBytes(a.size)}
+                  {downloadBase ? (
+                    <a href={`${downloadBase}/attachments/${i}`} download={a.filename ?? `attachment-${i}`}>
+                      <strong>{a.filename ?? "(no name)"}</strong>
+                      <span className="visually-hidden"> (download)</span>
+                    </a>
+                  ) : (
+                    <strong>{a.filename ?? "(no name)"}</strong>
+                  )}{" "}
+                  <span className="muted">{a.contentType}</span> · {formatBytes(a.size)}
                   {a.contentId && <span className="muted"> · inline (cid:{a.contentId})</span>}
                 </li>
               ))}

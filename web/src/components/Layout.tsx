@@ -1,4 +1,4 @@
-import { type ReactNode, useState } from "react";
+import { type ReactNode, useEffect, useRef, useState } from "react";
 import type { Permission } from "../api";
 import { Link, useLocation } from "../router";
 import { useSession } from "../session";
@@ -15,7 +15,8 @@ const NAV: NavItem[] = [
   { to: "/", label: "Overview", permission: "messages.view" },
   { to: "/servers", label: "Email servers", permission: "email-servers.view" },
   { to: "/messages", label: "Messages", permission: "messages.view", also: ["/capture"] },
-  { to: "/users", label: "Users", permission: "users.manage", also: ["/groups", "/tokens"] },
+  { to: "/tokens", label: "API tokens", permission: "users.manage" },
+  { to: "/users", label: "Users", permission: "users.manage", also: ["/groups"] },
   { to: "/audit", label: "Audit log", permission: "audit.view" },
 ];
 
@@ -28,7 +29,20 @@ export function Layout({ children }: { children: ReactNode }) {
   const { user, can, signOut } = useSession();
   const { path } = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);
+  const menuButton = useRef<HTMLButtonElement>(null);
   const items = NAV.filter((item) => can(item.permission));
+
+  // Escape closes the open phone menu and gives focus back to its button.
+  useEffect(() => {
+    if (!menuOpen) return;
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== "Escape") return;
+      setMenuOpen(false);
+      menuButton.current?.focus();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [menuOpen]);
 
   return (
     <>
@@ -44,6 +58,7 @@ export function Layout({ children }: { children: ReactNode }) {
           Mailroom
         </Link>
         <button
+          ref={menuButton}
           type="button"
           className="button menu-toggle"
           aria-expanded={menuOpen}

@@ -7,13 +7,68 @@ import { api, type Driver, type DriverField, type EmailServer, errorMessage } fr
 import { confirmDialog } from "./Confirm";
 import { Alert, CopyButton, formatTime } from "./ui";
 
-const PROVIDER: Record<string, { label: string; console: string }> = {
+interface ProviderGuide {
+  label: string;
+  console: string;
+  /** Where the client (and its redirect URI) is made. */
+  clientsUrl: string;
+  clientsLink: string;
+  /** Where who may authorize is decided (consent screen, audience). */
+  consentUrl: string;
+  consentLink: string;
+  /** The part of docs/oauth.md for this provider. */
+  guide: string;
+}
+
+const PROVIDER: Record<string, ProviderGuide> = {
   google: {
     label: "Google",
-    console: "Google Cloud console (APIs & Services → Credentials → OAuth client ID, type “Web application”)",
+    console: "Google Cloud console (Google Auth Platform → Clients → Create client, type “Web application”)",
+    clientsUrl: "https://console.cloud.google.com/auth/clients",
+    clientsLink: "Google Cloud console: OAuth clients",
+    consentUrl: "https://console.cloud.google.com/auth/audience",
+    consentLink: "Google Auth Platform: Audience",
+    guide: "“Google: create the OAuth client”",
   },
-  microsoft: { label: "Microsoft", console: "Microsoft Entra admin center (App registrations → Authentication → Web platform)" },
+  microsoft: {
+    label: "Microsoft",
+    console: "Microsoft Entra admin center (App registrations → the app → Authentication → Web platform)",
+    clientsUrl: "https://entra.microsoft.com/#view/Microsoft_AAD_RegisteredApps/ApplicationsListBlade",
+    clientsLink: "Microsoft Entra admin center: App registrations",
+    consentUrl: "https://entra.microsoft.com/#view/Microsoft_AAD_RegisteredApps/ApplicationsListBlade",
+    consentLink: "Microsoft Entra admin center: the app’s API permissions",
+    guide: "“Microsoft 365: register the Entra app”",
+  },
 };
+
+const DAY = 86_400_000;
+
+/** Both providers take a plain-http redirect URI only for localhost. */
+function needsHttps(uri: string | null): boolean {
+  if (!uri) return false;
+  try {
+    const url = new URL(uri);
+    return url.protocol === "http:" && !["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** A grant that ends about a week after it was given: Google's limit for External apps in Testing. */
+function looksLikeTestingGrant(authorizedAt: string | null, expiresAt: string | null | undefined): boolean {
+  if (!authorizedAt || !expiresAt) return false;
+  const days = (Date.parse(expiresAt) - Date.parse(authorizedAt)) / DAY;
+  return days > 6 && days < 8;
+}
+
+function ExternalLink({ href, children }: { href: string; children: ReactNode }) {
+  return (
+    <a href={href} target="_blank" rel="noreferrer">
+      {children}
+      <span className="visually-hidden"> (opens in a new tab)</span>
+    </a>
+  );
+}
 
 export function OAuthPanel({
   driver,
@@ -39,12 +94,15 @@ export function OAuthPanel({
   saveFirst: () => Promise<string | null>;
   onChanged: () => Promise<void>;
 }) {
-  const provider = PROVIDER[driver.oauthProvider ?? ""] ?? { label: driver.label, console: "the provider's console" };
+  const provider = PROVIDER[driver.oauthProvider ?? "google"] ?? PROVIDER.google;
+  const google = driver.oauthProvider === "google";
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const field = (key: string) => driver.fields.find((f) => f.key === key);
-  const redirectUri = typeof saved?.settings.redirectUri === "string" ? saved.settings.redirectUri : null;
+  // The same for every server of the driver: known before the first save.
+  const redirectUri =
+    typeof saved?.settings.redirectUri === "string" ? saved.settings.redirectUri : (driver.derived?.redirectUri ?? null);
   const account = typeof saved?.settings.authorizedAccount === "string" ? saved.settings.authorizedAccount : null;
   const scopes = typeof saved?.settings.grantedScopes === "string" ? saved.settings.grantedScopes : null;
   const authorizedAt = typeof saved?.settings.authorizedAt === "string" ? saved.settings.authorizedAt : null;
@@ -107,10 +165,46 @@ export function OAuthPanel({
           {notice}
         </Alert>
       )}
+      <p className="muted">
+        The whole setup, step by step: <code>docs/oauth.md</code>, section {provider.guide}, in Mailroom’s documentation.
+      </p>
       <ol className="oauth-steps">
         <li>
+          <h3>{google ? "Set up the consent screen" : "Register the app"}</h3>
+          {google ? (
+            <>
+              <p className="muted">
+                In <ExternalLink href={provider.consentUrl}>{provider.consentLink}</ExternalLink>, choose who may authorize:
+              </p>
+              <ul className="muted guide">
+                <li>
+                  <strong>Internal</strong> (Google Workspace): only your organisation’s accounts; grants last until revoked.
+                  Choose it when the mailbox is in your Workspace.
+                </li>
+                <li>
+                  <strong>External</strong> (needed for @gmail.com): while the app is in <strong>Testing</strong>, only the test
+                  users listed there can authorize, and Google ends every grant after <strong>7 days</strong>. Click{" "}
+                  <strong>Publish app</strong> to keep it working.
+                </li>
+                <li>
+                  Under Data Access, add the scope <code>https://mail.google.com/</code>: Gmail’s SMTP accepts no other.
+                </li>
+              </ul>
+            </>
+          ) : (
+            <p className="muted">
+              In <ExternalLink href={provider.clientsUrl}>{provider.clientsLink}</ExternalLink>, register an app for accounts of
+              your organisation, add the delegated permission <strong>SMTP.Send</strong> of Office 365 Exchange Online, and allow
+              Authenticated SMTP for the mailbox.
+            </p>
+          )}
+        </li>
+        <li>
           <h3>Register the redirect URI</h3>
-          <p className="muted">In the {provider.console}, add this exact address as an authorized redirect URI.</p>
+          <p className="muted">
+            In the {provider.console} (<ExternalLink href={provider.clientsUrl}>{provider.clientsLink}</ExternalLink>), add this
+            exact address as an authorized redirect URI.
+          </p>
           {redirectUri ? (
             <div className="copy-line">
               <code id="redirect-uri">{redirectUri}</code>
@@ -118,6 +212,12 @@ export function OAuthPanel({
             </div>
           ) : (
             <p className="muted">Save the server to see its redirect URI.</p>
+          )}
+          {needsHttps(redirectUri) && (
+            <Alert kind="warning">
+              {provider.label} accepts a plain <code>http://</code> redirect URI only for localhost. Serve Mailroom over https and
+              set <code>MAILROOM_PUBLIC_URL</code> to its https address, then register that redirect URI.
+            </Alert>
           )}
         </li>
         <li>
@@ -171,6 +271,13 @@ export function OAuthPanel({
                   : "Not set by the provider: it lasts until revoked (access tokens are renewed automatically)."}
               </dd>
             </dl>
+            {google && looksLikeTestingGrant(authorizedAt, saved?.oauthExpiresAt) && (
+              <Alert kind="warning">
+                This grant ends 7 days after it was given: Google does that for an External app left in “Testing”. In{" "}
+                <ExternalLink href={provider.consentUrl}>{provider.consentLink}</ExternalLink>, click Publish app (or make it
+                Internal), then authorize again.
+              </Alert>
+            )}
             {fromMismatch && (
               <Alert kind="warning">
                 The from address {fromAddress} is not the authorized account {account}. {provider.label} sends as it only if it is

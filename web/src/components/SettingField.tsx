@@ -221,6 +221,7 @@ export function SettingInput({
 export function SecretInput({
   field,
   storedSet,
+  reentry,
   action,
   onAction,
   onValue,
@@ -228,12 +229,21 @@ export function SecretInput({
 }: Common & {
   /** Set now (saved, same driver). */
   storedSet: boolean;
+  /** Why the saved value cannot be kept ("Host changed"): it must be typed again. */
+  reentry?: string | null;
   action: SecretAction;
   onAction: (action: SecretAction) => void;
   onValue: (value: string) => void;
 }) {
   const id = `setting-${field.key}`;
-  const pending = action === "clear" ? "will be cleared when you save" : action === "replace" ? "new value below" : undefined;
+  const pending = reentry
+    ? "enter it again below"
+    : action === "clear"
+      ? "will be cleared when you save"
+      : action === "replace"
+        ? "new value below"
+        : undefined;
+  const noteId = `reentry-${field.key}`;
   return (
     <div className="setting" data-setting={field.key}>
       {action === "replace" ? <Label field={field} htmlFor={id} /> : <Label field={field} id={`label-${field.key}`} />}
@@ -247,16 +257,22 @@ export function SecretInput({
               autoComplete="new-password"
               spellCheck={false}
               className="secret-input"
-              aria-describedby={describedBy(field, error)}
+              required={Boolean(reentry)}
+              aria-describedby={[reentry && noteId, describedBy(field, error)].filter(Boolean).join(" ") || undefined}
               aria-invalid={error ? true : undefined}
               onChange={(e) => onValue(e.target.value)}
               // biome-ignore lint/a11y/noAutofocus: the admin just asked to type a new value
-              autoFocus
+              autoFocus={!reentry}
             />
+          )}
+          {reentry && (
+            <p className="help reentry-note" id={noteId}>
+              {reentry}, so enter {field.label} again: Mailroom sends a saved secret only to the destination it was saved for.
+            </p>
           )}
         </div>
         <div className="setting-actions">
-          {action === "keep" ? (
+          {reentry ? null : action === "keep" ? (
             <>
               <button
                 type="button"

@@ -45,8 +45,8 @@ export function TestPanel({
   draft: () => Payload | null;
   defaultTo: string;
   onFieldErrors: (fields: Record<string, string>) => void;
-  /** Shown after a test email was sent, e.g. where to find it. */
-  afterSend?: ReactNode;
+  /** Shown after a test email was sent (or failed), e.g. where to find it. */
+  afterSend?: (report: TestReport) => ReactNode;
 }) {
   const [to, setTo] = useState(defaultTo);
   const [running, setRunning] = useState<"check" | "send" | null>(null);
@@ -57,6 +57,8 @@ export function TestPanel({
   const toId = useId();
 
   const run = async (mode: "check" | "send") => {
+    // The buttons stay enabled (aria-disabled) while a test runs, so focus stays where it was.
+    if (running) return;
     setReport(null);
     setError(null);
     setLive([]);
@@ -102,7 +104,9 @@ export function TestPanel({
 
   return (
     <section className="panel" aria-labelledby="test-heading">
-      <h2 id="test-heading">Test</h2>
+      <h2 id="test-heading" tabIndex={-1}>
+        Test
+      </h2>
       <p className="muted">
         {useDraft || !serverId
           ? "Tests the settings as they are in the form, unsaved changes included."
@@ -110,7 +114,7 @@ export function TestPanel({
         “Check connection” connects and logs in without sending anything.
       </p>
       <form className="test-form" onSubmit={submit}>
-        <button type="button" className="button" onClick={() => void run("check")} disabled={running !== null}>
+        <button type="button" className="button" onClick={() => void run("check")} aria-disabled={running !== null}>
           {running === "check" ? "Checking…" : "Check connection"}
         </button>
         <div className="field inline">
@@ -124,7 +128,7 @@ export function TestPanel({
             aria-invalid={error instanceof ApiError && error.fields.to ? true : undefined}
           />
         </div>
-        <button type="submit" className="button" disabled={running !== null}>
+        <button type="submit" className="button" aria-disabled={running !== null}>
           {running === "send" ? "Sending…" : "Send test email"}
         </button>
       </form>
@@ -149,7 +153,16 @@ export function TestPanel({
   );
 }
 
-function TestResult({ report, to, afterSend }: { report: TestReport; to: string; afterSend?: ReactNode }) {
+function TestResult({
+  report,
+  to,
+  afterSend,
+}: {
+  report: TestReport;
+  to: string;
+  afterSend?: (report: TestReport) => ReactNode;
+}) {
+  const where = report.mode === "send" && afterSend ? afterSend(report) : null;
   return (
     <div className="test-report">
       {report.ok ? (
@@ -157,7 +170,7 @@ function TestResult({ report, to, afterSend }: { report: TestReport; to: string;
           {report.mode === "send"
             ? `The test email was sent${to ? ` to ${to}` : ""}. Check that it arrived.`
             : "The connection works: every step passed. No email was sent."}
-          {report.mode === "send" && afterSend && <p>{afterSend}</p>}
+          {where && <p className="test-links">{where}</p>}
         </Alert>
       ) : (
         <Alert kind="error">
@@ -174,6 +187,7 @@ function TestResult({ report, to, afterSend }: { report: TestReport; to: string;
               <code>{report.error.remote.response}</code>
             </p>
           )}
+          {where && <p className="test-links">{where}</p>}
         </Alert>
       )}
       <StepList steps={report.steps} />

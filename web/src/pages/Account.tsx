@@ -3,7 +3,7 @@ import { ApiError, api } from "../api";
 import { Alert, PageTitle } from "../components/ui";
 import { useSession } from "../session";
 
-const MIN_LENGTH = 12;
+export const MIN_LENGTH = 12;
 
 export function AccountPage({ onPasswordChanged }: { onPasswordChanged: () => void }) {
   const { user } = useSession();
@@ -88,7 +88,7 @@ export function AccountPage({ onPasswordChanged }: { onPasswordChanged: () => vo
   );
 }
 
-function PasswordField(props: {
+export function PasswordField(props: {
   id: string;
   label: string;
   value: string;

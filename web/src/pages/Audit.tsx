@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { type AuditEntry, api, type List, query } from "../api";
 import { ErrorAlert, Loading, Pager, PageTitle, Time, useLoad } from "../components/ui";
 import { Link } from "../router";
@@ -30,40 +30,160 @@ function changes(before: unknown, after: unknown): string[] {
   return lines;
 }
 
+/** Readable names of the actions; one not listed reads from its key ("group.update" → "Group update"). */
+const ACTION_LABELS: Record<string, string> = {
+  "auth.login_failed": "Failed sign-in",
+  "email_server.create": "Server created",
+  "email_server.update": "Server changed",
+  "email_server.delete": "Server deleted",
+  "email_server.copy": "Server copied",
+  "email_server.default": "Default server changed",
+  "email_server.oauth.start": "Authorization started",
+  "email_server.oauth.authorize": "Account authorized",
+  "email_server.oauth.refused": "Authorization refused",
+  "email_server.oauth.disconnect": "Account disconnected",
+  "capture.delete": "Captured message deleted",
+  "capture.delete_all": "Captured mail cleared",
+  "message.retry": "Message retried",
+  "user.create": "User created",
+  "user.update": "User changed",
+  "user.delete": "User deleted",
+  "group.create": "Group created",
+  "group.update": "Group changed",
+  "group.delete": "Group deleted",
+  "token.create": "API token created",
+  "token.revoke": "API token revoked",
+  "keys.rotate": "Secret key rotated",
+};
+
+export function actionLabel(action: string): string {
+  const known = ACTION_LABELS[action];
+  if (known) return known;
+  const words = action.replace(/[._]+/g, " ").trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+const TARGET_NOUNS: Record<string, string> = {
+  email_server: "server",
+  user: "user",
+  group: "group",
+  token: "API token",
+  message: "message",
+};
+
+/** What an entry is about, by name, linked to its page when there is one. */
+function Target({ entry }: { entry: AuditEntry }) {
+  const { type, id, label } = entry.target;
+  if (!id && !label) return null;
+  const noun = TARGET_NOUNS[type] ?? type.replaceAll("_", " ");
+  const name = label ?? id ?? "";
+  const to =
+    id && type === "email_server" && !entry.action.endsWith(".delete")
+      ? `/servers/${id}`
+      : id && type === "message"
+        ? `/messages/${id}`
+        : null;
+  return (
+    <span className="audit-target">
+      <span className="muted">{noun} </span>
+      {to ? <Link to={to}>{name}</Link> : <strong>{name}</strong>}
+    </span>
+  );
+}
+
+interface AuditFilters {
+  actions: string[];
+  actors: { type: string; id: string; label: string }[];
+}
+
+/** datetime-local wants "YYYY-MM-DDTHH:MM" in local time; the API wants ISO. */
+function toIso(local: string): string {
+  if (!local) return "";
+  const d = new Date(local);
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString();
+}
+
 export function AuditPage() {
   const [action, setAction] = useState("");
-  const [filter, setFilter] = useState("");
+  const [actorId, setActorId] = useState("");
+  const [since, setSince] = useState("");
+  const [until, setUntil] = useState("");
   const [offset, setOffset] = useState(0);
-  useEffect(() => {
-    const timer = setTimeout(() => {
-      setFilter(action.trim());
-      setOffset(0);
-    }, 250);
-    return () => clearTimeout(timer);
-  }, [action]);
+  const options = useLoad(() => api<AuditFilters>("GET", "/api/audit/filters"), []);
   const entries = useLoad(
-    () => api<List<AuditEntry>>("GET", `/api/audit${query({ action: filter, limit: LIMIT, offset })}`),
-    [filter, offset],
+    () =>
+      api<List<AuditEntry>>(
+        "GET",
+        `/api/audit${query({ action, actorId, since: toIso(since), until: toIso(until), limit: LIMIT, offset })}`,
+      ),
+    [action, actorId, since, until, offset],
   );
+  const change = (set: (v: string) => void) => (value: string) => {
+    set(value);
+    setOffset(0);
+  };
+  const filtered = Boolean(action || actorId || since || until);
 
   return (
     <section>
       <PageTitle>Audit log</PageTitle>
       <p className="muted lead">Who changed what, and when. Secrets show only as changed or unchanged.</p>
-      <div className="toolbar">
-        <div className="field inline">
+      <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter the audit log">
+        <div className="field small">
           <label htmlFor="audit-action">Action</label>
-          <input
-            id="audit-action"
-            type="search"
-            placeholder="e.g. email_server.update"
-            value={action}
-            onChange={(e) => setAction(e.target.value)}
-          />
+          <select id="audit-action" value={action} onChange={(e) => change(setAction)(e.target.value)}>
+            <option value="">Any action</option>
+            {(options.data?.actions ?? []).map((a) => (
+              <option key={a} value={a}>
+                {actionLabel(a)}
+              </option>
+            ))}
+          </select>
         </div>
-      </div>
-      <ErrorAlert error={entries.error} />
+        <div className="field small">
+          <label htmlFor="audit-actor">Who</label>
+          <select id="audit-actor" value={actorId} onChange={(e) => change(setActorId)(e.target.value)}>
+            <option value="">Anyone</option>
+            {(options.data?.actors ?? []).map((a) => (
+              <option key={`${a.type}:${a.id}`} value={a.id}>
+                {a.type === "token" ? `${a.label} (API token)` : a.label}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="audit-since">From</label>
+          <input id="audit-since" type="datetime-local" value={since} onChange={(e) => change(setSince)(e.target.value)} />
+        </div>
+        <div className="field">
+          <label htmlFor="audit-until">Until</label>
+          <input id="audit-until" type="datetime-local" value={until} onChange={(e) => change(setUntil)(e.target.value)} />
+        </div>
+        {filtered && (
+          <div className="field filters-reset">
+            <button
+              type="button"
+              className="button"
+              onClick={() => {
+                setAction("");
+                setActorId("");
+                setSince("");
+                setUntil("");
+                setOffset(0);
+              }}
+            >
+              Clear filters
+            </button>
+          </div>
+        )}
+      </form>
+      <ErrorAlert error={options.error ?? entries.error} />
       {!entries.data && entries.loading && <Loading what="Loading the audit log" />}
+      {entries.data && (
+        <p className="muted" aria-live="polite">
+          {entries.data.total} {entries.data.total === 1 ? "entry" : "entries"}
+        </p>
+      )}
       {entries.data && entries.data.items.length === 0 && <p className="empty">No entries.</p>}
       {entries.data && entries.data.items.length > 0 && (
         <>
@@ -90,15 +210,10 @@ export function AuditPage() {
                       {e.ip && <span className="muted"> ({e.ip})</span>}
                     </td>
                     <td data-label="Action">
-                      <code>{e.action}</code>
-                      {e.target.type === "email_server" && e.target.id && (
-                        <>
-                          {" "}
-                          <Link to={`/servers/${e.target.id}`} aria-label={`Open the server of entry ${e.id}`}>
-                            server
-                          </Link>
-                        </>
-                      )}
+                      <span className="audit-action" title={e.action}>
+                        {actionLabel(e.action)}
+                      </span>{" "}
+                      <Target entry={e} />
                     </td>
                     <td data-label="What changed" className="break">
                       {lines.length === 0 ? (

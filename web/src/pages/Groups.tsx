@@ -1,11 +1,11 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, errorMessage, type Group, type List, type Permission } from "../api";
+import { ApiError, api, errorMessage, type Group, type List, type Manageable, type Permission } from "../api";
 import { Alert, confirmThenDelete, ErrorAlert, Loading, type Notice, NoticeAlert, PageTitle, useLoad } from "../components/ui";
 
-import { Field, PeopleTabs, PermissionChecks, permissionLabel } from "./people";
+import { Field, NotManageable, PeopleTabs, PermissionChecks, permissionLabel } from "./people";
 
 export function GroupsPage() {
-  const groups = useLoad(() => api<List<Group>>("GET", "/api/groups"), []);
+  const groups = useLoad(() => api<List<Group & Manageable>>("GET", "/api/groups"), []);
   const [editing, setEditing] = useState<string | "new" | null>(null);
   const [notice, setNotice] = useState<Notice>(null);
 
@@ -87,7 +87,8 @@ export function GroupsPage() {
                   <td data-label="Permissions">{g.permissions.map(permissionLabel).join(", ") || "None"}</td>
                   <td data-label="Members">{g.members}</td>
                   <td className="actions-cell">
-                    <div className="row-actions">
+                    <NotManageable item={g} />
+                    <div className="row-actions" hidden={g.manageable === false}>
                       <button
                         type="button"
                         className="button small"

@@ -1,6 +1,7 @@
 import { useEffect, useState } from "react";
-import { type Attempt, api, type CapturedMessage, type EmailServer, errorMessage, type Message } from "../api";
+import { type Attempt, api, type CapturedMessage, describeSource, type EmailServer, errorMessage, type Message } from "../api";
 import { CapturePreview } from "../components/CapturePreview";
+import { confirmDialog } from "../components/Confirm";
 import {
   Alert,
   ErrorAlert,
@@ -17,6 +18,26 @@ import { Link } from "../router";
 import { useSession } from "../session";
 
 type MessageWithAttempts = Message & { attempts: Attempt[] };
+
+/** "2 of 6" while more may come; a sent message just says how many it took. */
+export function attemptsText(m: Pick<Message, "status" | "attemptCount" | "maxAttempts">): string {
+  if (m.status === "sent") return m.attemptCount === 1 ? "1 attempt" : `${m.attemptCount} attempts`;
+  return `${m.attemptCount} of ${m.maxAttempts}`;
+}
+
+/** A server's answer as "550 5.1.1 …": its code once, even when the text repeats it. */
+export function responseText(response: Attempt["response"]): string {
+  const text = response.text ?? "";
+  const code = response.code === null ? "" : String(response.code);
+  return code && !text.startsWith(code) ? `${code} ${text}`.trim() : text;
+}
+
+/** Failures that will not change by trying again unchanged (the recipient or the message was refused). */
+function refusedForGood(m: MessageWithAttempts): Attempt | null {
+  const last = m.attempts.at(-1);
+  if (m.status !== "failed" || !last) return null;
+  return last.outcome === "recipient" || last.outcome.includes("permanent") || last.outcome === "message" ? last : null;
+}
 
 export function MessagePage({ id }: { id: string }) {
   const { can } = useSession();
@@ -47,7 +68,25 @@ export function MessagePage({ id }: { id: string }) {
     ).catch(() => null);
   }, [m?.id, m?.providerMessageId, m?.status]);
 
+  // "Queued again" is news only until the message moves on.
+  const status = m?.status;
+  useEffect(() => {
+    if (status && status !== "queued" && status !== "sending") setNotice((n) => (n?.kind === "success" ? null : n));
+  }, [status]);
+
   const retry = async () => {
+    const refused = m && refusedForGood(m);
+    if (refused) {
+      const answer = responseText(refused.response);
+      const ok = await confirmDialog({
+        title: "Retry a message that was refused?",
+        message: `The server refused it for good${answer ? ` (${answer})` : ""}. Sent again unchanged, it will most likely be refused again: fix the address or the cause first.`,
+        confirmLabel: "Retry anyway",
+        cancelLabel: "Don’t retry",
+        danger: true,
+      });
+      if (!ok) return;
+    }
     setBusy(true);
     setNotice(null);
     try {
@@ -81,7 +120,8 @@ export function MessagePage({ id }: { id: string }) {
         <PageTitle title={m.subject || "(no subject)"}>{m.subject || "(no subject)"}</PageTitle>
         <div className="status-line">
           <StatusPill status={m.status} />
-          {(m.status === "failed" || m.status === "held") && can("messages.send") && (
+          {m.test && <span className="badge">Test</span>}
+          {(m.status === "failed" || m.status === "held") && can("messages.send") && !m.test && (
             <button type="button" className="button primary" onClick={() => void retry()} disabled={busy}>
               {busy ? "Retrying…" : "Retry"}
             </button>
@@ -89,6 +129,12 @@ export function MessagePage({ id }: { id: string }) {
         </div>
       </div>
       <NoticeAlert notice={notice} onDismiss={() => setNotice(null)} />
+      {m.test && (
+        <Alert kind="info">
+          A test email from the server’s Test panel: it is never retried.{" "}
+          {can("email-servers.view") && <Link to={`/servers/${m.server.id}`}>Run the test again</Link>}
+        </Alert>
+      )}
       {m.lastError && m.status !== "sent" && (
         <Alert kind={m.status === "failed" ? "error" : "warning"}>
           <strong>{m.lastError.message}</strong> <span className="muted">({m.lastError.code})</span>
@@ -113,6 +159,8 @@ export function MessagePage({ id }: { id: string }) {
               <dd className="break">{m.bcc.map(formatAddress).join(", ")}</dd>
             </>
           )}
+          <dt>Source</dt>
+          <dd className="break">{describeSource(m.source)}</dd>
           <dt>Server</dt>
           <dd>{can("email-servers.view") ? <Link to={`/servers/${m.server.id}`}>{m.server.name}</Link> : m.server.name}</dd>
           <dt>Created</dt>
@@ -132,9 +180,7 @@ export function MessagePage({ id }: { id: string }) {
             </>
           )}
           <dt>Attempts</dt>
-          <dd>
-            {m.attemptCount} of {m.maxAttempts}
-          </dd>
+          <dd>{attemptsText(m)}</dd>
           <dt>Message-ID</dt>
           <dd className="break">
             <code>{m.messageId}</code>
@@ -177,11 +223,11 @@ export function MessagePage({ id }: { id: string }) {
                     <span className={`pill pill-${a.outcome === "sent" ? "sent" : "failed"}`}>{a.outcome}</span>
                     {a.errorCode && <span className="status-detail">{a.errorCode}</span>}
                   </td>
-                  <td data-label="Response" className="break">
+                  <td data-label="Response" className="response">
                     {a.response.code || a.response.text ? (
                       <code>
                         {a.response.command ? `${a.response.command} → ` : ""}
-                        {a.response.code ?? ""} {a.response.text ?? ""}
+                        {responseText(a.response)}
                       </code>
                     ) : (
                       "—"
@@ -194,7 +240,12 @@ export function MessagePage({ id }: { id: string }) {
           </table>
         )}
       </section>
-      {preview.data && <CapturePreview message={preview.data} />}
+      {preview.data && m.providerMessageId && (
+        <CapturePreview
+          message={preview.data}
+          downloadBase={`/api/capture/${encodeURIComponent(m.server.id)}/messages/${encodeURIComponent(m.providerMessageId)}`}
+        />
+      )}
     </section>
   );
 }

@@ -1,8 +1,9 @@
 import { useEffect, useState } from "react";
-import { api, type EmailServer, type List, type Message, query } from "../api";
+import { api, describeSource, type EmailServer, type List, type Message, query } from "../api";
 import { ErrorAlert, formatAddress, Loading, Pager, PageTitle, StatusPill, Time, useLoad } from "../components/ui";
 import { Link, navigate, useLocation } from "../router";
 import { useSession } from "../session";
+import { attemptsText } from "./MessagePage";
 
 const LIMIT = 50;
 const STATUSES = ["queued", "sending", "sent", "failed", "held"];
@@ -42,21 +43,22 @@ export function MessagesPage() {
     status: search.get("status") ?? "",
     server: search.get("server") ?? "",
     recipient: search.get("recipient") ?? "",
+    q: search.get("q") ?? "",
     since: search.get("since") ?? "",
     until: search.get("until") ?? "",
   };
   const offset = Number(search.get("offset") ?? 0) || 0;
-  const [recipient, setRecipient] = useState(filters.recipient);
+  const [words, setWords] = useState(filters.q);
 
   const setFilter = (changes: Partial<typeof filters> & { offset?: number }) => {
     const next = { ...filters, offset: 0, ...changes };
     void navigate(`/messages${query({ ...next, offset: next.offset || undefined })}`, { replace: true });
   };
 
-  // The recipient box filters as you type, a moment after the last key.
+  // The search box filters as you type, a moment after the last key.
   useEffect(() => {
-    if (recipient === filters.recipient) return;
-    const timer = setTimeout(() => setFilter({ recipient: recipient.trim() }), 250);
+    if (words === filters.q) return;
+    const timer = setTimeout(() => setFilter({ q: words.trim() }), 250);
     return () => clearTimeout(timer);
   });
 
@@ -104,14 +106,18 @@ export function MessagesPage() {
           )}
         </div>
         <div className="field">
-          <label htmlFor="filter-recipient">Recipient</label>
+          <label htmlFor="filter-q">Search</label>
           <input
-            id="filter-recipient"
+            id="filter-q"
             type="search"
-            value={recipient}
-            placeholder="name@example.com"
-            onChange={(e) => setRecipient(e.target.value)}
+            value={words}
+            placeholder="Subject or recipient"
+            aria-describedby="filter-q-help"
+            onChange={(e) => setWords(e.target.value)}
           />
+          <span id="filter-q-help" className="visually-hidden">
+            Finds messages whose subject or a recipient’s address contains what you type.
+          </span>
         </div>
         <div className="field">
           <label htmlFor="filter-since">From</label>
@@ -137,7 +143,7 @@ export function MessagesPage() {
               type="button"
               className="button"
               onClick={() => {
-                setRecipient("");
+                setWords("");
                 void navigate("/messages", { replace: true });
               }}
             >
@@ -173,6 +179,7 @@ export function MessagesPage() {
                   <tr key={m.id}>
                     <th scope="row" data-label="Subject">
                       <Link to={`/messages/${m.id}`}>{m.subject || "(no subject)"}</Link>
+                      {m.test && <span className="badge">Test</span>}
                     </th>
                     <td data-label="Status">
                       <StatusPill status={m.status} />
@@ -181,13 +188,18 @@ export function MessagesPage() {
                     <td data-label="To" className="break">
                       {m.to.map(formatAddress).join(", ") || "—"}
                     </td>
-                    <td data-label="Server">{m.server.name}</td>
+                    <td data-label="Server">
+                      {m.server.name}
+                      {m.source?.kind === "smtp" && (
+                        <span className="badge badge-muted" title={describeSource(m.source)}>
+                          SMTP
+                        </span>
+                      )}
+                    </td>
                     <td data-label="Created">
                       <Time value={m.createdAt} />
                     </td>
-                    <td data-label="Attempts">
-                      {m.attemptCount} of {m.maxAttempts}
-                    </td>
+                    <td data-label="Attempts">{attemptsText(m)}</td>
                   </tr>
                 ))}
               </tbody>

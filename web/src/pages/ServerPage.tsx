@@ -1,5 +1,5 @@
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ApiError, api, type Driver, type DriverField, type EmailServer, errorMessage, type List } from "../api";
+import { ApiError, api, type Driver, type DriverField, type EmailServer, errorMessage, type List, type TestReport } from "../api";
 import { OAuthPanel } from "../components/OAuthPanel";
 import { SecretInput, SecretView, SettingInput, SettingView } from "../components/SettingField";
 import { TestPanel } from "../components/TestPanel";
@@ -14,6 +14,7 @@ import {
   OAUTH_CLIENT_KEYS,
   OAUTH_GRANT_KEYS,
   type Payload,
+  reentryReason,
   type SecretAction,
   sameDraft,
   secretWillBeSet,
@@ -137,7 +138,7 @@ export function ServerPage({ id }: { id: string | null }) {
 
   /** The form as a request; null (with the problems shown beside the fields) when it has some. */
   const payloadOrProblems = (): Payload | null => {
-    const { payload, problems } = toPayload(draft, driver, secretValues.current);
+    const { payload, problems } = toPayload(draft, driver, secretValues.current, saved);
     if (!payload.name) problems.name = "Give the server a name, e.g. “Transactional mail”.";
     if (Object.keys(problems).length) {
       showErrors(problems, "Some fields need attention before this can go on.");
@@ -207,12 +208,15 @@ export function ServerPage({ id }: { id: string | null }) {
     if (field.secret) {
       const storedSet = secretWillBeSet(field.key, { ...draft, secrets: { ...draft.secrets, [field.key]: "keep" } }, saved);
       if (!canEdit) return <SecretView key={field.key} field={field} set={storedSet} />;
+      // A moved destination (a new host, say) gets no saved secret: it must be typed again.
+      const reentry = reentryReason(field.key, draft, driver, saved);
       return (
         <SecretInput
           key={`${draft.driver}-${field.key}`}
           field={field}
           storedSet={storedSet}
-          action={draft.secrets[field.key] ?? "keep"}
+          reentry={reentry}
+          action={reentry ? "replace" : (draft.secrets[field.key] ?? "keep")}
           onAction={(action) => setSecret(field.key, action)}
           onValue={(value) => {
             secretValues.current[field.key] = value;
@@ -259,6 +263,22 @@ export function ServerPage({ id }: { id: string | null }) {
           </div>
         )}
       </div>
+      {can("email-servers.test") && (
+        // On a phone the test panel comes after the whole form: a way there without scrolling.
+        <p className="jump-to-test">
+          <button
+            type="button"
+            className="button small"
+            onClick={() => {
+              const heading = document.getElementById("test-heading");
+              heading?.scrollIntoView({ block: "start" });
+              heading?.focus({ preventScroll: true });
+            }}
+          >
+            Jump to Test this server
+          </button>
+        </p>
+      )}
       {banner && (
         <Alert kind={banner.kind} onDismiss={() => setBanner(null)}>
           {banner.text}
@@ -428,9 +448,16 @@ export function ServerPage({ id }: { id: string | null }) {
               useDraft={dirty || !saved}
               draft={payloadOrProblems}
               defaultTo={user.email}
-              afterSend={
-                saved && saved.driver === "capture" && !dirty && can("messages.view") ? (
-                  <Link to={`/capture/${saved.id}`}>Open it in Captured mail</Link>
+              afterSend={(report: TestReport) =>
+                can("messages.view") && saved && !dirty ? (
+                  <>
+                    {saved.driver === "capture" && report.providerMessageId && (
+                      <Link to={`/capture/${saved.id}/${encodeURIComponent(report.providerMessageId)}`}>
+                        Open it in Captured mail
+                      </Link>
+                    )}{" "}
+                    {report.logId && <Link to={`/messages/${report.logId}`}>See it in the delivery log</Link>}
+                  </>
                 ) : null
               }
               onFieldErrors={(fields) => {

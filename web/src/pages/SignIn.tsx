@@ -1,19 +1,34 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, type User } from "../api";
+import { ApiError, api, setCsrfToken, type User } from "../api";
 import { Alert, PageTitle } from "../components/ui";
+import { MIN_LENGTH, PasswordField } from "./Account";
+
+interface LoginReply {
+  user: User;
+  csrfToken: string;
+  mustChangePassword: boolean;
+}
 
 export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSignedIn: (user: User, csrf: string) => void }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  /** The one-time password just used, while its owner chooses their own. */
+  const [oneTime, setOneTime] = useState<string | null>(null);
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
     setBusy(true);
     setError(null);
     try {
-      const result = await api<{ user: User; csrfToken: string }>("POST", "/api/auth/login", { email, password });
+      const result = await api<LoginReply>("POST", "/api/auth/login", { email, password });
+      if (result.mustChangePassword) {
+        setCsrfToken(result.csrfToken);
+        setOneTime(password);
+        setPassword("");
+        return;
+      }
       onSignedIn(result.user, result.csrfToken);
     } catch (e) {
       setError(
@@ -28,6 +43,19 @@ export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSi
     }
   };
 
+  if (oneTime !== null) {
+    return (
+      <main id="main" className="signin">
+        <div className="signin-card">
+          <p className="brand brand-large" aria-hidden="true">
+            Mailroom
+          </p>
+          <ChooseOwnPassword email={email} oneTimePassword={oneTime} onSignedIn={onSignedIn} />
+        </div>
+      </main>
+    );
+  }
+
   return (
     <main id="main" className="signin">
       <div className="signin-card">
@@ -35,7 +63,8 @@ export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSi
           Mailroom
         </p>
         <PageTitle>Sign in</PageTitle>
-        {notice && <Alert kind="info">{notice}</Alert>}
+        {/* Once a sign-in fails, its error is the news: an older notice above it would mislead. */}
+        {notice && !error && <Alert kind="info">{notice}</Alert>}
         {error && <Alert kind="error">{error}</Alert>}
         <form onSubmit={submit} className="stack">
           <div className="field">
@@ -69,7 +98,7 @@ export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSi
           <p>
             When Mailroom starts with no users it creates a super admin and prints the email and a one-time password in its output
             (look for “First start”). If <code>MAILROOM_ADMIN_EMAIL</code> and <code>MAILROOM_ADMIN_PASSWORD</code> were set, use
-            those. After signing in, change the password under your name in the top bar.
+            those. A one-time password asks for your own right after signing in.
           </p>
           <p>
             Lost it? On the server run <code>mailroom user reset-password &lt;email&gt;</code>.
@@ -77,5 +106,79 @@ export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSi
         </details>
       </div>
     </main>
+  );
+}
+
+/**
+ * After signing in with a password someone else set (a manager, the first start, the CLI):
+ * the server allows nothing else until its owner chooses their own, then signs in with it.
+ */
+function ChooseOwnPassword({
+  email,
+  oneTimePassword,
+  onSignedIn,
+}: {
+  email: string;
+  oneTimePassword: string;
+  onSignedIn: (user: User, csrf: string) => void;
+}) {
+  const [next, setNext] = useState("");
+  const [repeat, setRepeat] = useState("");
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const problems: Record<string, string> = {};
+    if (next.length < MIN_LENGTH) problems.newPassword = `Use at least ${MIN_LENGTH} characters.`;
+    else if (next === oneTimePassword) problems.newPassword = "Choose a password other than the one-time one.";
+    if (next !== repeat) problems.repeat = "The two new passwords differ.";
+    setErrors(problems);
+    setError(null);
+    if (Object.keys(problems).length) return;
+    setBusy(true);
+    try {
+      // Changing it ends every session, this one too: sign in again with the new password.
+      await api("POST", "/api/auth/password", { currentPassword: oneTimePassword, newPassword: next });
+      const result = await api<LoginReply>("POST", "/api/auth/login", { email, password: next });
+      onSignedIn(result.user, result.csrfToken);
+    } catch (e) {
+      if (e instanceof ApiError && Object.keys(e.fields).length) setErrors(e.fields);
+      else setError(e instanceof Error ? e.message : String(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <>
+      <PageTitle>Choose your password</PageTitle>
+      <Alert kind="info">The password you signed in with was set for you and works only once. Choose your own to continue.</Alert>
+      {error && <Alert kind="error">{error}</Alert>}
+      <form onSubmit={submit} className="stack" noValidate>
+        <input type="email" autoComplete="username" value={email} readOnly hidden />
+        <PasswordField
+          id="new"
+          label="New password"
+          value={next}
+          onChange={setNext}
+          error={errors.newPassword}
+          autoComplete="new-password"
+          help={`At least ${MIN_LENGTH} characters.`}
+        />
+        <PasswordField
+          id="repeat"
+          label="New password again"
+          value={repeat}
+          onChange={setRepeat}
+          error={errors.repeat}
+          autoComplete="new-password"
+        />
+        <button type="submit" className="button primary" disabled={busy}>
+          {busy ? "Saving…" : "Save and continue"}
+        </button>
+      </form>
+    </>
   );
 }

@@ -1,5 +1,16 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, type EmailServer, errorMessage, type List, type Permission, type Token } from "../api";
+import {
+  ApiError,
+  api,
+  type EmailServer,
+  errorMessage,
+  type Info,
+  type List,
+  type Manageable,
+  type Permission,
+  type Token,
+} from "../api";
+import { SmtpSettings } from "../components/SmtpSettings";
 import {
   Alert,
   CopyButton,
@@ -13,14 +24,17 @@ import {
   timeAgo,
   useLoad,
 } from "../components/ui";
+import { useSession } from "../session";
+import { Field, NotManageable, PermissionChecks } from "./people";
 
-import { Field, PeopleTabs, PermissionChecks } from "./people";
+type Created = Token & { token: string };
 
 export function TokensPage() {
-  const tokens = useLoad(() => api<List<Token>>("GET", "/api/tokens"), []);
+  const tokens = useLoad(() => api<List<Token & Manageable>>("GET", "/api/tokens"), []);
   const servers = useLoad(() => api<List<EmailServer>>("GET", "/api/email-servers?limit=500").catch(() => null), []);
+  const info = useLoad(() => api<Info>("GET", "/api/info").catch(() => null), []);
   const [creating, setCreating] = useState(false);
-  const [created, setCreated] = useState<{ name: string; token: string } | null>(null);
+  const [created, setCreated] = useState<Created | null>(null);
   const [notice, setNotice] = useState<Notice>(null);
   const serverName = (id: string) => servers.data?.items.find((s) => s.id === id)?.name ?? id;
 
@@ -48,7 +62,6 @@ export function TokensPage() {
           </button>
         )}
       </div>
-      <PeopleTabs current="tokens" />
       <NoticeAlert notice={notice} onDismiss={() => setNotice(null)} />
       {created && (
         <Alert kind="warning" onDismiss={() => setCreated(null)}>
@@ -64,15 +77,17 @@ export function TokensPage() {
           <p>
             Applications send it as <code>Authorization: Bearer &lt;token&gt;</code>.
           </p>
+          <SmtpSettings tokenName={created.name} />
         </Alert>
       )}
+      {created && info.data && <FirstMessage created={created} info={info.data} servers={servers.data?.items ?? []} />}
       {creating && (
         <TokenEditor
           servers={servers.data?.items ?? []}
           onCancel={() => setCreating(false)}
-          onCreated={async (name, token) => {
+          onCreated={async (result) => {
             setCreating(false);
-            setCreated({ name, token });
+            setCreated(result);
             await tokens.reload();
           }}
         />
@@ -106,14 +121,17 @@ export function TokensPage() {
                 <td data-label="Last used">{t.lastUsedAt ? timeAgo(t.lastUsedAt) : "never"}</td>
                 <td data-label="Expires">{t.expiresAt ? <Time value={t.expiresAt} /> : "never"}</td>
                 <td className="actions-cell">
-                  <button
-                    type="button"
-                    className="button small danger-outline"
-                    onClick={() => void revoke(t)}
-                    aria-label={`Revoke ${t.name}`}
-                  >
-                    Revoke
-                  </button>
+                  <NotManageable item={t} />
+                  {t.manageable !== false && (
+                    <button
+                      type="button"
+                      className="button small danger-outline"
+                      onClick={() => void revoke(t)}
+                      aria-label={`Revoke ${t.name}`}
+                    >
+                      Revoke
+                    </button>
+                  )}
                 </td>
               </tr>
             ))}
@@ -131,7 +149,7 @@ function TokenEditor({
 }: {
   servers: EmailServer[];
   onCancel: () => void;
-  onCreated: (name: string, token: string) => Promise<void>;
+  onCreated: (created: Created) => Promise<void>;
 }) {
   const [name, setName] = useState("");
   const [permissions, setPermissions] = useState<Permission[]>(["messages.send"]);
@@ -145,13 +163,13 @@ function TokenEditor({
     event.preventDefault();
     setError(null);
     try {
-      const result = await api<Token & { token: string }>("POST", "/api/tokens", {
+      const result = await api<Created>("POST", "/api/tokens", {
         name,
         permissions,
         serverIds: limit ? serverIds : null,
         expiresAt: expires ? new Date(`${expires}T23:59:59`).toISOString() : null,
       });
-      await onCreated(result.name, result.token);
+      await onCreated(result);
     } catch (e) {
       if (e instanceof ApiError) setErrors(e.fields);
       setError(errorMessage(e));
@@ -161,6 +179,10 @@ function TokenEditor({
   return (
     <form className="panel editor" onSubmit={submit} aria-label="New API token">
       <h2>New API token</h2>
+      <p className="muted">
+        The token is yours: it acts with these permissions only while you hold them yourself, and stops working if your account is
+        disabled or deleted.
+      </p>
       {error && <Alert kind="error">{error}</Alert>}
       <div className="grid-2">
         <Field
@@ -214,5 +236,95 @@ function TokenEditor({
         </button>
       </div>
     </form>
+  );
+}
+
+/** A value inside single quotes for a POSIX shell. */
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * From the new token to a first message: a `curl` that runs as it is (this Mailroom's public
+ * URL, the token, the signed-in user as recipient), the same over SMTP when Mailroom listens
+ * for it, and the API reference.
+ */
+function FirstMessage({ created, info, servers }: { created: Created; info: Info; servers: EmailServer[] }) {
+  const { user } = useSession();
+  if (!created.permissions.includes("messages.send")) {
+    return (
+      <section className="panel" aria-labelledby="first-message-heading">
+        <h2 id="first-message-heading">Use the token</h2>
+        <p>
+          This token cannot send messages (it lacks “Send and retry messages”). Every call it may make is in the{" "}
+          <a href={info.apiDocsUrl}>API reference</a>.
+        </p>
+      </section>
+    );
+  }
+  // A token limited to some servers must name one; otherwise the default server sends.
+  const server = created.serverIds ? servers.find((s) => created.serverIds?.includes(s.id)) : undefined;
+  const body = {
+    ...(server ? { server: server.name } : {}),
+    to: user.email,
+    subject: "Hello from Mailroom",
+    text: "The token works.",
+  };
+  const curl = [
+    `curl -X POST ${shellQuote(`${info.publicUrl}/api/messages`)} \\`,
+    `  -H ${shellQuote(`Authorization: Bearer ${created.token}`)} \\`,
+    `  -H 'Content-Type: application/json' \\`,
+    `  -d ${shellQuote(JSON.stringify(body))}`,
+  ].join("\n");
+  const smtp = info.smtp;
+  const smtpPort = smtp ? (smtp.port ?? smtp.tlsPort) : null;
+  const from = server?.fromAddress || servers.find((s) => s.isDefault)?.fromAddress || user.email;
+  const smtpExample =
+    smtp && smtpPort
+      ? [
+          `curl --url ${shellQuote(`${smtp.port ? "smtp" : "smtps"}://${smtp.host}:${smtpPort}`)} ${smtp.port ? "--ssl-reqd " : ""}\\`,
+          `  --user ${shellQuote(`token:${created.token}`)} \\`,
+          `  --mail-from ${shellQuote(from)} --mail-rcpt ${shellQuote(user.email)} \\`,
+          `  --upload-file - <<'EOF'`,
+          `From: ${from}`,
+          `To: ${user.email}`,
+          "Subject: Hello from Mailroom over SMTP",
+          "",
+          "The token works over SMTP too.",
+          "EOF",
+        ].join("\n")
+      : null;
+  return (
+    <section className="panel" aria-labelledby="first-message-heading">
+      <h2 id="first-message-heading">Send a first message with “{created.name}”</h2>
+      <p>
+        Run this in a terminal: it queues a message to you{server ? ` through “${server.name}”` : " through the default server"}.
+        The answer’s <code>id</code> finds it in the delivery log.
+      </p>
+      <div className="snippet">
+        {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a long command scrolls, so keyboard users must be able to reach it */}
+        <pre tabIndex={0}>
+          <code id="curl-example">{curl}</code>
+        </pre>
+        <CopyButton text={curl} label="Copy the curl command" />
+      </div>
+      {smtpExample && (
+        <>
+          <h3>Over SMTP</h3>
+          <p>Applications that speak SMTP log in with the token as the password, on port {smtpPort}.</p>
+          <div className="snippet">
+            {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a long command scrolls, so keyboard users must be able to reach it */}
+            <pre tabIndex={0}>
+              <code id="smtp-example">{smtpExample}</code>
+            </pre>
+            <CopyButton text={smtpExample} label="Copy the SMTP example" />
+          </div>
+        </>
+      )}
+      <p className="break">
+        Every field of a message (cc, HTML, attachments, idempotency keys) and every other call:{" "}
+        <a href={info.apiDocsUrl}>the API reference at {info.apiDocsUrl}</a>.
+      </p>
+    </section>
   );
 }

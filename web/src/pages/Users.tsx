@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, errorMessage, type Group, type List, type User } from "../api";
+import { ApiError, api, errorMessage, type Group, type List, type Manageable, type User } from "../api";
 import {
   Alert,
   CopyButton,
@@ -13,7 +13,7 @@ import {
 } from "../components/ui";
 import { useSession } from "../session";
 
-import { Field, PeopleTabs, permissionLabel } from "./people";
+import { Field, NotManageable, PeopleTabs, permissionLabel } from "./people";
 
 interface UserForm {
   email: string;
@@ -26,7 +26,7 @@ interface UserForm {
 
 export function UsersPage() {
   const { user: me } = useSession();
-  const users = useLoad(() => api<List<User>>("GET", "/api/users?limit=500"), []);
+  const users = useLoad(() => api<List<User & Manageable>>("GET", "/api/users?limit=500"), []);
   const groups = useLoad(() => api<List<Group>>("GET", "/api/groups"), []);
   const [editing, setEditing] = useState<string | "new" | null>(null);
   const [notice, setNotice] = useState<Notice>(null);
@@ -36,7 +36,7 @@ export function UsersPage() {
     confirmThenDelete(
       {
         title: `Delete ${u.email}?`,
-        message: `${u.name || u.email} can no longer sign in. Their changes stay in the audit log.`,
+        message: `${u.name || u.email} can no longer sign in.${tokensStopping(u.activeTokens)} Their changes stay in the audit log.`,
         confirmLabel: `Delete ${u.email}`,
         danger: true,
       },
@@ -64,7 +64,7 @@ export function UsersPage() {
             One-time password for {generated.email} (shown only now): <code className="secret-once">{generated.password}</code>{" "}
             <CopyButton text={generated.password} label="Copy the one-time password" />
           </p>
-          <p>Give it to them privately; they should change it after signing in.</p>
+          <p>Give it to them privately: it works once, and they choose their own password when they first sign in.</p>
         </Alert>
       )}
       {editing === "new" && groups.data && (
@@ -119,6 +119,7 @@ export function UsersPage() {
                     {u.email}
                     {u.id === me.id && <span className="badge">You</span>}
                     {u.disabled && <span className="badge badge-muted">Disabled</span>}
+                    {u.mustChangePassword && <span className="badge badge-muted">One-time password</span>}
                   </th>
                   <td data-label="Name">{u.name || "—"}</td>
                   <td data-label="Access">
@@ -129,7 +130,8 @@ export function UsersPage() {
                         : "No groups: no permissions"}
                   </td>
                   <td className="actions-cell">
-                    <div className="row-actions">
+                    <NotManageable item={u} />
+                    <div className="row-actions" hidden={u.manageable === false}>
                       <button
                         type="button"
                         className="button small"
@@ -158,6 +160,11 @@ export function UsersPage() {
       )}
     </section>
   );
+}
+
+function tokensStopping(count: number): string {
+  if (!count) return "";
+  return count === 1 ? " 1 API token of theirs will stop working." : ` ${count} API tokens of theirs will stop working.`;
 }
 
 function UserEditor({
@@ -242,7 +249,11 @@ function UserEditor({
         type="password"
         value={form.password}
         error={errors.password}
-        help={user ? "Leave empty to keep the current one." : "Leave empty to generate a one-time password, shown once."}
+        help={
+          user
+            ? "Leave empty to keep the current one. A password you set here works once: they choose their own when they next sign in."
+            : "Leave empty to generate one, shown once. Either works once: they choose their own when they first sign in."
+        }
         onChange={(v) => setForm((f) => ({ ...f, password: v }))}
       />
       <fieldset className="checks">

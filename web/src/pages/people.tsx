@@ -1,21 +1,27 @@
-/** What the Users, Groups and API tokens pages share. */
-import { PERMISSIONS, type Permission } from "../api";
+/** What the Users, Groups and API tokens pages share (API tokens have a navigation entry of their own). */
+import { type Manageable, PERMISSIONS, type Permission } from "../api";
 import { Link } from "../router";
 
-export function PeopleTabs({ current }: { current: "users" | "groups" | "tokens" }) {
+export function PeopleTabs({ current }: { current: "users" | "groups" }) {
   return (
-    <nav className="tabs" aria-label="Users and access">
+    <nav className="tabs" aria-label="Users and groups">
       <Link to="/users" aria-current={current === "users" ? "page" : undefined}>
         Users
       </Link>
       <Link to="/groups" aria-current={current === "groups" ? "page" : undefined}>
         Groups
       </Link>
-      <Link to="/tokens" aria-current={current === "tokens" ? "page" : undefined}>
-        API tokens
-      </Link>
     </nav>
   );
+}
+
+/**
+ * In place of Edit and Delete on a row you may not change: why not. A users.manage holder
+ * changes only what holds no permission they lack (the server refuses the rest).
+ */
+export function NotManageable({ item }: { item: Manageable }) {
+  if (item.manageable !== false) return null;
+  return <p className="muted not-manageable">{item.notManageableReason}</p>;
 }
 
 export function permissionLabel(p: string): string {
@@ -43,10 +49,16 @@ export function PermissionChecks({
             id={`${idPrefix}-${p.key}`}
             checked={value.includes(p.key)}
             onChange={(e) => onChange(e.target.checked ? [...value, p.key] : value.filter((x) => x !== p.key))}
+            aria-describedby={`${idPrefix}-${p.key}-allows`}
           />
-          <label htmlFor={`${idPrefix}-${p.key}`}>
-            {p.label} <span className="muted">({p.key})</span>
-          </label>
+          <div>
+            <label htmlFor={`${idPrefix}-${p.key}`}>
+              {p.label} <span className="muted">({p.key})</span>
+            </label>
+            <p className="help check-help" id={`${idPrefix}-${p.key}-allows`}>
+              {p.allows}
+            </p>
+          </div>
         </div>
       ))}
     </fieldset>
