@@ -44,7 +44,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
     dataDir: config.dataDir,
     databaseUrl: config.databaseUrl,
     busyTimeoutMs: config.sqliteBusyMs,
-    onPoolError: (error) => log.warn({ err: error }, "a database connection failed; the pool replaces it"),
+    log,
   });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db) };

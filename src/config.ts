@@ -11,6 +11,8 @@ export interface OAuthEndpointOverrides {
   googleTokenUrl?: string;
   googleRevokeUrl?: string;
   googleUserinfoUrl?: string;
+  /** The issuer ID tokens name when Google's endpoints are overridden by another issuer (not a proxy). */
+  googleIssuer?: string;
   microsoftAuthority?: string;
 }
 
@@ -369,6 +371,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       googleTokenUrl: optionalUrl("MAILROOM_GOOGLE_TOKEN_URL"),
       googleRevokeUrl: optionalUrl("MAILROOM_GOOGLE_REVOKE_URL"),
       googleUserinfoUrl: optionalUrl("MAILROOM_GOOGLE_USERINFO_URL"),
+      googleIssuer: optionalUrl("MAILROOM_GOOGLE_ISSUER"),
       microsoftAuthority: optionalUrl("MAILROOM_MICROSOFT_AUTHORITY"),
     },
     delivery: overrides.delivery ?? parseDelivery(env),

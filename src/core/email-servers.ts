@@ -463,10 +463,16 @@ export class EmailServerService {
     });
   }
 
-  /** Records (or clears, with null) a delivery problem that is the server's fault. */
+  /**
+   * Records (or clears, with null) a delivery problem that is the server's fault. A revoked
+   * grant (`reauthorization_required`) is the more precise fault and ends only with a new
+   * authorization (recordGrant): a login refused on a connection racing the refresh that
+   * found it out must not turn it back into `failing`, nor a success of that race clear it.
+   */
   async setFault(serverId: string, fault: ServerFault | null, detail: string | null): Promise<void> {
     await this.write(async (trx) => {
       const row = await this.getRow(serverId, trx);
+      if (row.fault === "reauthorization_required" && fault !== "reauthorization_required") return row;
       const next: Row = { ...row, fault, fault_detail: detail, fault_at: fault ? Date.now() : null };
       refreshDerived(next);
       await trx

@@ -262,7 +262,12 @@ export const errorCatalogue = {
     status: 500,
     summary: "A stored secret was encrypted with a key Mailroom no longer has; restore the key or set the secret again.",
   },
-  storage_busy: { status: 503, summary: "The database is busy or unavailable for a moment; retry the request." },
+  storage_busy: { status: 503, summary: "The database is busy for a moment (locked, or no free connection); retry the request." },
+  storage_unavailable: {
+    status: 503,
+    summary: "The database cannot be reached (restarting or down); Mailroom reconnects on its own: retry in a few seconds.",
+  },
+  storage_full: { status: 507, summary: "The database's disk is full: free disk space (the message names where), then retry." },
   internal_error: { status: 500, summary: "Something failed inside Mailroom; the log has the details." },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

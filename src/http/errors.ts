@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { type FieldProblem, MailroomError } from "../core/errors.js";
+import { type ErrorCode, type FieldProblem, MailroomError } from "../core/errors.js";
+import type { StorageHealth } from "../storage/health.js";
 
 interface AjvIssue {
   keyword: string;
@@ -79,20 +80,30 @@ export function toMailroomError(error: FastifyError & { validation?: AjvIssue[];
     return new MailroomError("invalid_json", `The body is not valid JSON: ${error.message}`);
   }
   if (error.statusCode === 429) return new MailroomError("rate_limited", "Too many attempts; wait a minute and try again.");
-  const text = `${error.code ?? ""} ${error.message}`;
-  if (/SQLITE_BUSY|SQLITE_LOCKED|SQLITE_FULL|ECONNREFUSED|too many clients|Connection terminated/.test(text)) {
-    return new MailroomError("storage_busy", "The database is busy or unavailable for a moment; retry the request.");
-  }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
     return new MailroomError("validation_failed", error.message);
   }
   return new MailroomError("internal_error");
 }
 
-export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  const mapped = toMailroomError(error);
-  if (mapped.status >= 500) request.log.error({ err: error }, "request failed");
-  if (mapped.code === "rate_limited" && !reply.hasHeader("retry-after")) reply.header("retry-after", "60");
-  if (mapped.code === "storage_busy") reply.header("retry-after", "1");
-  void reply.status(mapped.status).send(mapped.toBody());
+// Seconds a client should wait before retrying, per storage failure.
+const STORAGE_RETRY_AFTER: Partial<Record<ErrorCode, string>> = {
+  storage_busy: "1",
+  storage_unavailable: "5",
+  storage_full: "60",
+};
+
+/** Answers every error with its catalogue code; database failures are classified by `health`. */
+export function errorHandlerFor(health: StorageHealth) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const storage = error instanceof MailroomError ? null : health.failed(error);
+    const mapped = storage ?? toMailroomError(error);
+    // An outage is logged once by `health` when it starts, not once per request.
+    const outage = mapped.code === "storage_unavailable" || mapped.code === "storage_full";
+    if (mapped.status >= 500 && !outage) request.log.error({ err: error }, "request failed");
+    if (mapped.code === "rate_limited" && !reply.hasHeader("retry-after")) reply.header("retry-after", "60");
+    const retryAfter = STORAGE_RETRY_AFTER[mapped.code];
+    if (retryAfter) reply.header("retry-after", retryAfter);
+    void reply.status(mapped.status).send(mapped.toBody());
+  };
 }

@@ -12,7 +12,7 @@ import type { Config } from "../config.js";
 import { MailroomError } from "../core/errors.js";
 import { registerAuth } from "./auth.js";
 import { registerControlCharacterCheck } from "./control-characters.js";
-import { errorHandler } from "./errors.js";
+import { errorHandlerFor } from "./errors.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { captureRoutes } from "./routes/capture.js";
@@ -68,7 +68,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   const bodyAjv = makeAjv(false);
   const queryAjv = makeAjv(true);
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? bodyAjv : queryAjv).compile(schema));
-  app.setErrorHandler(errorHandler);
+  app.setErrorHandler(errorHandlerFor(mailroom.ctx.storage.health));
   app.setNotFoundHandler((request, reply) => {
     const error = new MailroomError("not_found", `No route ${request.method} ${request.url.split("?")[0]}.`);
     void reply.status(404).send(error.toBody());

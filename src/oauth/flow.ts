@@ -252,12 +252,13 @@ export class OAuthFlow {
       if (typeof value === "string") currentUrl.searchParams.set(key, value);
     }
     // openid-client compares an `iss` response parameter with one fixed issuer; Microsoft's
-    // is per tenant, so a well-formed one is checked here instead.
+    // is per tenant, and Google's may be Google's own behind a proxy, so one of those is
+    // checked here instead.
     const [before, after] = client.endpoints.issuer.split("{tenantid}");
     const iss = currentUrl.searchParams.get("iss");
-    if (iss !== null && after !== undefined && iss.startsWith(before) && iss.endsWith(after)) {
-      currentUrl.searchParams.delete("iss");
-    }
+    const perTenant = iss !== null && after !== undefined && iss.startsWith(before) && iss.endsWith(after);
+    const accepted = iss !== null && provider.acceptsIssuer({ iss } as IdTokenClaims, client.endpoints, credentials.settings);
+    if (perTenant || accepted) currentUrl.searchParams.delete("iss");
     let tokens: oidc.TokenEndpointResponse;
     try {
       tokens = await oidc.authorizationCodeGrant(client.config, currentUrl, {

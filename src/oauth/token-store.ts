@@ -91,7 +91,7 @@ export class TokenStore {
   tokenProvider(serverId: string): AccessTokenProvider {
     return {
       user: () => this.account(serverId),
-      accessToken: (renew) => this.accessToken(serverId, renew),
+      accessToken: (renew, rejected) => this.accessToken(serverId, renew, rejected),
     };
   }
 
@@ -105,15 +105,19 @@ export class TokenStore {
   }
 
   /**
-   * A valid access token. `renew`: the server rejected the last one, so get a newer one
-   * (joining a refresh already under way rather than starting a second).
+   * A valid access token. `renew`: the server rejected `rejected` (or, unnamed, the last
+   * token handed out), so get a newer one, joining a refresh already under way rather than
+   * starting a second. A token that was replaced meanwhile (another pooled connection was
+   * refused the same one first) is not renewed again: the caller gets its replacement.
    */
-  async accessToken(serverId: string, renew = false): Promise<string> {
+  async accessToken(serverId: string, renew = false, rejected?: string): Promise<string> {
     const cached = this.cache.get(serverId);
-    if (!renew && cached && this.isFresh(cached.expiresAt, cached.obtainedAt)) return cached.accessToken;
-    // Renewing: the caller's token is the one this process handed out (cached); without
-    // one, whatever is stored now counts as rejected.
-    const floor = renew ? (cached?.generation ?? "stored") : null;
+    if (cached && this.isFresh(cached.expiresAt, cached.obtainedAt)) {
+      if (!renew || (rejected !== undefined && cached.accessToken !== rejected)) return cached.accessToken;
+    }
+    // Renewing without naming the token: the caller's is the one this process handed out
+    // (cached); without one, whatever is stored now counts as rejected.
+    const floor = !renew ? null : rejected !== undefined ? { rejected } : (cached?.generation ?? "stored");
     return (await this.singleFlight(serverId, () => this.obtain(serverId, floor))).accessToken;
   }
 
@@ -187,18 +191,25 @@ export class TokenStore {
 
   /**
    * Returns a fresh stored token (newer than generation `floor` if given; "stored": newer
-   * than the one stored now), or refreshes under the lease, or waits for whoever holds it.
+   * than the one stored now; `rejected`: newer than that token, if it is the one stored
+   * now), or refreshes under the lease, or waits for whoever holds it.
    */
-  private async obtain(serverId: string, wanted: number | "stored" | null): Promise<CachedToken> {
+  private async obtain(serverId: string, wanted: number | "stored" | { rejected: string } | null): Promise<CachedToken> {
     const started = Date.now();
     const deadline = started + this.leaseMs + 10_000;
     let waited = false;
-    let floor = wanted === "stored" ? undefined : wanted;
+    let floor = typeof wanted === "number" || wanted === null ? wanted : undefined;
     for (let round = 0; ; round++) {
       const row = await this.readRow(serverId);
       if (!row) throw notAuthorized();
       if (row.refresh_error_code === "invalid_grant") throw reauthorizationError(row.refresh_error);
-      if (floor === undefined) floor = row.generation;
+      if (floor === undefined) {
+        // A stored token other than the rejected one has replaced it (here or in another
+        // process): that one will do.
+        const replaced =
+          typeof wanted === "object" && row.access_token && this.ctx.secrets.decrypt(row.access_token) !== wanted?.rejected;
+        floor = replaced ? null : row.generation;
+      }
       const now = Date.now();
       const newEnough = floor === null || row.generation > floor;
       if (newEnough && row.access_token && row.access_expires_at && this.isFresh(row.access_expires_at, row.access_obtained_at)) {

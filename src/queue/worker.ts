@@ -78,11 +78,13 @@ export class DeliveryWorker {
   }
 
   private async loop(): Promise<void> {
+    let claimFailures = 0;
     while (this.running) {
       const free = this.options.concurrency - this.inFlight.size;
       let claimedAll = false;
       // Claim in groups (a quarter of the concurrency at least), not one message per completion.
       if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
+        const startedAt = Date.now();
         try {
           const claimed = await claimDueMessages(this.ctx.db, this.ctx.storage.dialect, this.owner, free, this.options.leaseMs);
           // Each server is read once per batch, so a settings change applies to the next batch.
@@ -98,17 +100,26 @@ export class DeliveryWorker {
             this.inFlight.set(row.id, done);
           }
           claimedAll = claimed.length === free;
+          claimFailures = 0;
+          // Only an outage of the database ends here: a full disk ends when /readyz finds room.
+          this.ctx.storage.health.succeeded("read", startedAt);
         } catch (error) {
-          this.ctx.log.warn({ err: error }, "could not claim messages; trying again shortly");
+          // A database outage is logged once, by the storage health; the claims back off meanwhile.
+          if (!this.ctx.storage.health.failed(error))
+            this.ctx.log.warn({ err: error }, "could not claim messages; trying again shortly");
+          claimFailures++;
         }
       }
-      if (!claimedAll && this.running) await this.idle();
+      if (!claimedAll && this.running) await this.idle(claimFailures);
     }
   }
 
-  private idle(): Promise<void> {
+  /** Waits a poll, or longer after failed claims: twice as long each time, up to 10 s. */
+  private idle(failures = 0): Promise<void> {
+    const { pollMs } = this.options;
+    const wait = Math.min(pollMs * 2 ** Math.min(failures, 10), Math.max(pollMs, 10_000));
     return new Promise((resolve) => {
-      const timer = setTimeout(done, this.options.pollMs);
+      const timer = setTimeout(done, wait);
       function done() {
         clearTimeout(timer);
         resolve();

@@ -8,9 +8,11 @@ import {
   PostgresDialect,
   type SqliteDatabase,
   SqliteDialect,
+  type SqliteStatement,
 } from "kysely";
 import pg from "pg";
 import type { DialectName } from "./dialect.js";
+import { type HealthLog, StorageHealth } from "./health.js";
 import * as m001 from "./migrations/001_initial.js";
 import * as m002 from "./migrations/002_messages.js";
 import * as m003 from "./migrations/003_oauth.js";
@@ -42,6 +44,8 @@ export interface Storage {
   dialect: DialectName;
   /** Where the SQLite file lives; undefined on PostgreSQL. */
   sqlitePath?: string;
+  /** Whether the database answers and can write; what a failure means for the caller. */
+  health: StorageHealth;
   close(): Promise<void>;
 }
 
@@ -50,19 +54,30 @@ export interface OpenOptions {
   databaseUrl?: string;
   /** PostgreSQL pool size. */
   poolSize?: number;
-  onPoolError?: (error: Error) => void;
+  /** Hears of outages (once when each starts and ends). */
+  log?: HealthLog;
   /** How long an SQLite write waits for another writer before failing with SQLITE_BUSY. */
   busyTimeoutMs?: number;
 }
 
 export function openStorage(options: OpenOptions): Storage {
   if (options.databaseUrl) {
-    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
-    // An idle connection dropped by the server must not crash the process: the pool
-    // replaces it, and the next query reports any lasting outage as storage_busy.
-    pool.on("error", (error) => options.onPoolError?.(error));
+    const health = new StorageHealth({ dialect: "postgres", dataDir: options.dataDir }, options.log);
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 10,
+      // A server that takes the connection but never answers must not hold callers forever.
+      connectionTimeoutMillis: 10_000,
+    });
+    // A connection the server drops (a restart: 57P01) emits 'error'; without a listener
+    // that ends the process. The pool listens only while a client is idle, so each client
+    // gets a listener of its own for the time Kysely holds it. The dead client is then
+    // discarded on release, and the next query connects anew (or answers storage_unavailable).
+    const dropped = (error: Error) => health.failed(error);
+    pool.on("error", dropped);
+    pool.on("connect", (client) => client.on("error", dropped));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, dialect: "postgres", close: () => db.destroy() };
+    return { db, dialect: "postgres", health, close: () => db.destroy() };
   }
   ensurePrivateFolder(options.dataDir);
   const sqlitePath = path.join(options.dataDir, "mailroom.db");
@@ -77,8 +92,16 @@ export function openStorage(options: OpenOptions): Storage {
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { db, dialect: "sqlite", sqlitePath, close: () => db.destroy() };
+  const health = new StorageHealth({ dialect: "sqlite", dataDir: options.dataDir }, options.log);
+  return { db, dialect: "sqlite", sqlitePath, health, close: () => db.destroy() };
 }
+
+const NOTHING_TO_ROLL_BACK: SqliteStatement = {
+  reader: false,
+  all: () => [],
+  run: () => ({ changes: 0, lastInsertRowid: 0 }),
+  iterate: () => [][Symbol.iterator](),
+};
 
 /**
  * Kysely prepares every query anew; the queue runs the same few statements thousands of
@@ -89,6 +112,10 @@ function withStatementCache(sqlite: SQLite.Database, limit = 200): SqliteDatabas
   return {
     close: () => sqlite.close(),
     prepare(text: string) {
+      // After SQLITE_FULL (and SQLITE_NOMEM, SQLITE_IOERR) SQLite has rolled the transaction
+      // back itself. Kysely's ROLLBACK would then fail with "cannot rollback - no transaction
+      // is active", and that error would replace the one that says what happened.
+      if (text === "rollback" && !sqlite.inTransaction) return NOTHING_TO_ROLL_BACK;
       let statement = cache.get(text);
       if (!statement) {
         statement = sqlite.prepare(text);

@@ -6,7 +6,7 @@
 import { rootCertificates } from "node:tls";
 import { createTransport } from "nodemailer";
 import type { SMTPPoolOptions } from "nodemailer/lib/smtp-pool";
-import type { XOAuth2ProvisionCallback } from "nodemailer/lib/xoauth2";
+import type { XOAuth2ProvisionCallback, XOAuth2ProvisionResultCallback } from "nodemailer/lib/xoauth2";
 import { errorCatalogue } from "../core/errors.js";
 import { toNodemailerMail } from "./mime.js";
 import { STRICT_OPERATOR } from "./operator.js";
@@ -93,26 +93,57 @@ export function securityOptions(security: SmtpSecurity): { secure: boolean; requ
 }
 
 /**
- * Hands ctx.tokens to nodemailer's XOAUTH2 provision callback and counts renewals, so that a
- * rejected token leads to exactly one renewal per message.
+ * Hands ctx.tokens to nodemailer's XOAUTH2 provision callback. A rejected token is renewed
+ * once per message, and once per expiry across the pool: every renewal names the token the
+ * server refused, so a connection refused a token another connection has already replaced
+ * takes the replacement instead of refreshing again.
  */
 export class OAuthTokenBridge {
-  /** How many renewed tokens were asked for since the transport was built. */
-  renewals = 0;
-  private renewNext = false;
-  private readonly recent: string[] = [];
+  /** Renewals nodemailer asked for within a session (the server answered 334, then 535). */
+  sessionRenewals = 0;
+  /** Tokens handed out so far; marks a point in time for tokenHandedOutSince. */
+  handedOut = 0;
+  private readonly recent: { n: number; token: string }[] = [];
+  /** Tokens a server refused: never offered again. */
+  private readonly refused: string[] = [];
+  private pendingRefusal: string | undefined;
   private readonly listeners = new Set<(token: string) => void>();
 
-  constructor(readonly tokens: AccessTokenProvider) {}
+  /** nodemailer's XOAUTH2 provision callback. */
+  readonly provision: XOAuth2ProvisionCallback;
 
-  /** The next login asks for a fresh token even though nodemailer did not ask to renew. */
-  renewOnNextLogin(): void {
-    this.renewNext = true;
+  constructor(readonly tokens: AccessTokenProvider) {
+    const provide = (connection: XOAuth2Login | undefined, renew: boolean, callback: XOAuth2ProvisionResultCallback) =>
+      this.provide(connection, renew, callback);
+    // nodemailer calls it as a method of the connection's XOAuth2 object (`this`), whose
+    // accessToken is, when it asks to renew, the token the server just refused.
+    this.provision = function (this: XOAuth2Login | undefined, _user, renew, callback) {
+      provide(this, renew, callback);
+    };
+  }
+
+  /** A server refused `token` at once (535, no 334): the next login renews it, unless it was replaced already. */
+  refuse(token: string): void {
+    this.noteRefused(token);
+    this.pendingRefusal = token;
+  }
+
+  private noteRefused(token: string): void {
+    if (!this.refused.includes(token)) this.refused.push(token);
+    if (this.refused.length > 5) this.refused.shift();
+  }
+
+  /**
+   * The token a login that failed since `mark` used: the first handed out since then (the
+   * current one at the time), as no login of this message can be older.
+   */
+  tokenHandedOutSince(mark: number): string | undefined {
+    return (this.recent.find((r) => r.n > mark) ?? this.recent.at(-1))?.token;
   }
 
   /** Tokens handed out lately: what error messages and transcripts must never show. */
   recentTokens(): string[] {
-    return this.recent.slice();
+    return this.recent.map((r) => r.token);
   }
 
   onToken(listener: (token: string) => void): () => void {
@@ -120,22 +151,37 @@ export class OAuthTokenBridge {
     return () => this.listeners.delete(listener);
   }
 
-  readonly provision: XOAuth2ProvisionCallback = (_user, renew, callback) => {
-    const force = renew || this.renewNext;
-    if (force) {
-      this.renewNext = false;
-      this.renewals++;
+  private provide(connection: XOAuth2Login | undefined, renew: boolean, callback: XOAuth2ProvisionResultCallback): void {
+    let rejected: string | undefined;
+    if (renew) {
+      this.sessionRenewals++;
+      rejected = connection?.accessToken || undefined;
+      if (rejected) this.noteRefused(rejected);
+    } else {
+      rejected = this.pendingRefusal;
+      this.pendingRefusal = undefined;
     }
-    this.tokens.accessToken(force).then(
+    this.obtain(renew || rejected !== undefined, rejected).then(
       (token) => {
-        this.recent.push(token);
-        if (this.recent.length > 5) this.recent.shift();
+        this.recent.push({ n: ++this.handedOut, token });
+        if (this.recent.length > 20) this.recent.shift();
         for (const listener of this.listeners) listener(token);
         callback(null, token);
       },
       (err: unknown) => callback(wrapProviderError(err)),
     );
-  };
+  }
+
+  private async obtain(renew: boolean, rejected: string | undefined): Promise<string> {
+    const token = await this.tokens.accessToken(renew, rejected);
+    // Refused on another connection while this one was being handed it.
+    return this.refused.includes(token) ? this.tokens.accessToken(true, token) : token;
+  }
+}
+
+/** What the bridge reads of nodemailer's XOAuth2 object: the token it last logged in with. */
+interface XOAuth2Login {
+  accessToken?: string | false;
 }
 
 /** nodemailer gives Microsoft's and SES's ids as serverMessageId; others say "queued as <id>". */
@@ -256,13 +302,21 @@ export class SmtpTransport implements Transport {
 
   async send(message: OutgoingMessage): Promise<SendResult> {
     if (this.closed) throw new DeliveryError("connection_dropped", "transient", "The transport was closed.");
-    const renewalsBefore = this.oauth?.renewals ?? 0;
+    const sessionRenewalsBefore = this.oauth?.sessionRenewals ?? 0;
+    const mark = this.oauth?.handedOut ?? 0;
     let attempt = await this.deliver(message);
     // Gmail answers a stale token with 334 + 535 and nodemailer renews within the session.
-    // A server that answers 535 at once gets no renewal from nodemailer: ask for a fresh
-    // token here and send once more, unless a renewal already happened meanwhile.
-    if ("failure" in attempt && this.oauth && isRejectedLogin(attempt.failure) && this.oauth.renewals === renewalsBefore) {
-      this.oauth.renewOnNextLogin();
+    // A server that answers 535 at once (Outlook) gets no renewal from nodemailer: renew the
+    // refused token here and send once more. Where nodemailer renewed (a 334 server), the
+    // renewed token was refused too and another try would only repeat that.
+    if (
+      "failure" in attempt &&
+      this.oauth &&
+      isRejectedLogin(attempt.failure) &&
+      this.oauth.sessionRenewals === sessionRenewalsBefore
+    ) {
+      const refused = this.oauth.tokenHandedOutSince(mark);
+      if (refused) this.oauth.refuse(refused);
       attempt = await this.deliver(message);
     }
     if ("failure" in attempt) {

@@ -95,8 +95,11 @@ export class DeliveryError extends Error {
 export interface AccessTokenProvider {
   /** The user to log in as (the authorized account). */
   user(): Promise<string>;
-  /** A valid access token; `renew` forces a refresh after the server rejected the last one. */
-  accessToken(renew: boolean): Promise<string>;
+  /**
+   * A valid access token. `renew`: the server rejected `rejected` (the last one handed out,
+   * if not given); a refresh happens only if that token is still the current one.
+   */
+  accessToken(renew: boolean, rejected?: string): Promise<string>;
 }
 
 /** What a driver gets to build a transport for one email server. */

@@ -3,11 +3,15 @@
  * "Authorize account" as a browser would take them: ask Mailroom for the URL, follow it to
  * the issuer, bring the issuer's redirect back to Mailroom's callback.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { expect } from "vitest";
+import type { Settings } from "../../src/core/settings.js";
+import { createSmtpTransport } from "../../src/transport/smtp.js";
+import type { OutgoingMessage, Transport } from "../../src/transport/types.js";
 import { type Caller, startTestApp, type TestApp } from "../helpers/app.js";
 import type { Dialect } from "../helpers/databases.js";
+import type { SmtpPeer } from "../peers/smtp-peer.js";
 import { type IssuerKind, type MockIssuer, startIssuer } from "./issuer.js";
 
 export const CLIENT_ID = "mailroom-test-client.apps.example";
@@ -157,4 +161,43 @@ export async function startHarness(dialect: Dialect, kind: IssuerKind, env: Reco
 /** The search parameters of Mailroom's redirect after a callback. */
 export function outcomeOf(location: URL): { page: string; oauth: string | null; code: string | null } {
   return { page: location.pathname, oauth: location.searchParams.get("oauth"), code: location.searchParams.get("code") };
+}
+
+/**
+ * What the gmail/microsoft365 driver builds for the server (its SMTP transport with
+ * Mailroom's tokens), trusting the peer's CA; the caller closes it.
+ */
+export async function oauthTransport(h: Harness, serverId: string, peer: SmtpPeer, poolSize = 2): Promise<Transport> {
+  const row = await h.t.mailroom.servers.getRow(serverId);
+  return createSmtpTransport(
+    {
+      serverId,
+      serverName: row.name,
+      fromAddress: row.from_address,
+      settings: JSON.parse(row.settings) as Settings,
+      secrets: h.t.mailroom.servers.secretsOf(row),
+      dataDir: h.t.mailroom.ctx.config.dataDir,
+      log: h.t.mailroom.ctx.log,
+      tokens: h.t.mailroom.oauth.tokenProvider(serverId),
+      poolSize,
+    },
+    { flavor: h.kind === "google" ? "gmail" : "microsoft365", oauth: true, trustedCa: peer.ca },
+  );
+}
+
+/** A message from the authorized account. */
+export function oauthMessage(subject: string): OutgoingMessage {
+  return {
+    id: randomUUID(),
+    messageId: `${randomUUID()}@mailroom.test`,
+    from: { address: FROM, name: "Sender" },
+    to: [{ address: "rcpt@example.net" }],
+    cc: [],
+    bcc: [],
+    replyTo: [],
+    subject,
+    text: "Sent with an OAuth access token.",
+    attachments: [],
+    headers: {},
+  };
 }

@@ -44,6 +44,8 @@ export interface MockIssuer {
   account: string | null;
   /** false: the email is only in the userinfo answer, as when the ID token lacks it. */
   emailInIdToken: boolean;
+  /** The `iss` of the ID tokens, if not this issuer's own (Google's, behind a proxy). */
+  idTokenIssuer: string | null;
   /** The scope the token response says was granted to a code exchange. */
   grantedScope: string;
   /** Access token lifetime (expires_in) for the next answers. */
@@ -86,6 +88,7 @@ export async function startIssuer(kind: IssuerKind): Promise<MockIssuer> {
     revocations: 0,
     account: "sender@example.com",
     emailInIdToken: true,
+    idTokenIssuer: null,
     grantedScope:
       kind === "google"
         ? "https://mail.google.com/ openid https://www.googleapis.com/auth/userinfo.email"
@@ -113,6 +116,7 @@ export async function startIssuer(kind: IssuerKind): Promise<MockIssuer> {
       token.payload.tid = TENANT_ID;
       token.payload.iss = `${url}/${TENANT_ID}/v2.0`;
     }
+    if (issuer.idTokenIssuer) token.payload.iss = issuer.idTokenIssuer;
   });
 
   server.service.on("beforeResponse", (response: MutableResponse, req: { body: Record<string, string> }) => {

@@ -7,32 +7,14 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Settings } from "../../src/core/settings.js";
-import { createSmtpTransport, type SmtpFlavor } from "../../src/transport/smtp.js";
-import { DeliveryError, type OutgoingMessage, type Transport } from "../../src/transport/types.js";
+import { DeliveryError, type Transport } from "../../src/transport/types.js";
 import { availableDialects } from "../helpers/databases.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
-import { FROM, type Harness, outcomeOf, startHarness } from "./harness.js";
+import { FROM, type Harness, oauthMessage as message, oauthTransport, outcomeOf, startHarness } from "./harness.js";
 import { answers } from "./issuer.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const dialects = await availableDialects();
-
-function message(subject: string): OutgoingMessage {
-  return {
-    id: randomUUID(),
-    messageId: `${randomUUID()}@mailroom.test`,
-    from: { address: FROM, name: "Sender" },
-    to: [{ address: "rcpt@example.net" }],
-    cc: [],
-    bcc: [],
-    replyTo: [],
-    subject,
-    text: "Sent with an OAuth access token.",
-    attachments: [],
-    headers: {},
-  };
-}
 
 describe.each(dialects)("XOAUTH2 with Mailroom's tokens on %s", (dialect) => {
   describe.each(["google", "microsoft"] as const)("%s", (kind) => {
@@ -68,24 +50,8 @@ describe.each(dialects)("XOAUTH2 with Mailroom's tokens on %s", (dialect) => {
       return { id, transport: await transportFor(id) };
     }
 
-    /** What the gmail/microsoft365 driver builds for the server, trusting the peer's CA. */
     async function transportFor(id: string): Promise<Transport> {
-      const row = await h.t.mailroom.servers.getRow(id);
-      const flavor: SmtpFlavor = kind === "google" ? "gmail" : "microsoft365";
-      const transport = createSmtpTransport(
-        {
-          serverId: id,
-          serverName: row.name,
-          fromAddress: row.from_address,
-          settings: JSON.parse(row.settings) as Settings,
-          secrets: h.t.mailroom.servers.secretsOf(row),
-          dataDir: h.t.mailroom.ctx.config.dataDir,
-          log: h.t.mailroom.ctx.log,
-          tokens: h.t.mailroom.oauth.tokenProvider(id),
-          poolSize: 2,
-        },
-        { flavor, oauth: true, trustedCa: peer.ca },
-      );
+      const transport = await oauthTransport(h, id, peer);
       open.push(transport);
       return transport;
     }

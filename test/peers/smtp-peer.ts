@@ -25,9 +25,12 @@ export interface PeerAuth {
   methods?: PeerAuthMethod[];
   /**
    * How a rejected XOAUTH2 token is answered: "gmail" (default) as Gmail does, 334 with a
-   * base64 JSON error, then 535 after the client's empty line; "535" at once.
+   * base64 JSON error, then 535 after the client's empty line; "535" at once; "outlook"
+   * at once as Microsoft 365 does (535 5.7.3 Authentication unsuccessful).
    */
-  tokenRejection?: "gmail" | "535";
+  tokenRejection?: "gmail" | "535" | "outlook";
+  /** Answers each AUTH only once this resolves: orders the logins of a race. */
+  hold?: (attempt: AuthAttempt) => Promise<void> | void;
   /** Let clients send without logging in (default false: MAIL before AUTH gets 530). */
   optional?: boolean;
   /** A careless server: its 535 echoes the client's AUTH PLAIN line, base64 blob and all. */
@@ -240,14 +243,21 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
         record.ok =
           !!expected && attempt.username === expected.user && listOf(expected.accessToken).includes(attempt.accessToken ?? "");
         authAttempts.push(record);
-        if (record.ok) return callback(null, { user: attempt.username });
-        if (expected?.tokenRejection === "535") {
-          return callback(smtpError(535, "5.7.8 Username and Password not accepted"));
-        }
-        // Gmail's answer: 334 <base64 JSON>, then 535 once the client sends an empty line.
-        return callback(null, {
-          data: { status: "401", schemes: "bearer", scope: "https://mail.google.com/" },
-        });
+        const answer = () => {
+          if (record.ok) return callback(null, { user: attempt.username });
+          if (expected?.tokenRejection === "535") {
+            return callback(smtpError(535, "5.7.8 Username and Password not accepted"));
+          }
+          if (expected?.tokenRejection === "outlook") {
+            return callback(smtpError(535, "5.7.3 Authentication unsuccessful [AM0PR01CA0001.eurprd01.prod.exchangelabs.com]"));
+          }
+          // Gmail's answer: 334 <base64 JSON>, then 535 once the client sends an empty line.
+          return callback(null, {
+            data: { status: "401", schemes: "bearer", scope: "https://mail.google.com/" },
+          });
+        };
+        if (!expected?.hold) return answer();
+        return void Promise.resolve(expected.hold(record)).then(answer, answer);
       }
       record.password = attempt.password ?? undefined;
       record.ok =

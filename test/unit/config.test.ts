@@ -116,6 +116,7 @@ describe("loadConfig", () => {
     ["MAILROOM_GOOGLE_TOKEN_URL", "file:///etc/passwd"],
     ["MAILROOM_GOOGLE_REVOKE_URL", "revoke"],
     ["MAILROOM_GOOGLE_USERINFO_URL", "userinfo"],
+    ["MAILROOM_GOOGLE_ISSUER", "accounts.google.com"],
     ["MAILROOM_MICROSOFT_AUTHORITY", "login.microsoftonline.com"],
     ["MAILROOM_WORKERS", "maybe"],
     ["MAILROOM_RETRY_SCHEDULE", "1m,5m"],

@@ -16,8 +16,9 @@ export const google: OAuthProvider = {
   endpoints(overrides) {
     const authorization = overrides.googleAuthUrl ?? "https://accounts.google.com/o/oauth2/v2/auth";
     return {
-      // Another issuer (tests, air-gapped installs) names itself by its origin.
-      issuer: overrides.googleAuthUrl ? new URL(overrides.googleAuthUrl).origin : ISSUER,
+      // Another issuer (tests, air-gapped installs) names itself by its origin, unless
+      // MAILROOM_GOOGLE_ISSUER says otherwise.
+      issuer: overrides.googleIssuer ?? (overrides.googleAuthUrl ? new URL(overrides.googleAuthUrl).origin : ISSUER),
       authorization,
       token: overrides.googleTokenUrl ?? "https://oauth2.googleapis.com/token",
       revocation: overrides.googleRevokeUrl ?? "https://oauth2.googleapis.com/revoke",
@@ -31,9 +32,9 @@ export const google: OAuthProvider = {
     return {};
   },
   acceptsIssuer(claims, endpoints) {
-    // Google documents both spellings of its issuer.
-    if (endpoints.issuer === ISSUER) return claims.iss === ISSUER || claims.iss === "accounts.google.com";
-    return claims.iss === endpoints.issuer;
+    // Google documents both spellings of its issuer. It is accepted with overridden
+    // endpoints too: an egress proxy in front of Google passes Google's own ID tokens on.
+    return claims.iss === ISSUER || claims.iss === "accounts.google.com" || claims.iss === endpoints.issuer;
   },
   accountFrom(claims) {
     if (claims.email_verified === false) return null;
