@@ -6,7 +6,6 @@ import type { AppContext } from "./context.js";
 import {
   auditView,
   checkServerFields,
-  clearFailing,
   driverOf,
   editableField,
   freshRow,
@@ -60,6 +59,9 @@ export interface EmailServerInput {
 const DEFAULT_SERVER_LOCK = 0x6d72_6466;
 
 export class EmailServerService {
+  /** Called after an edit of a failing server, so this process probes it at once (src/queue/prober.ts). */
+  onProbeWanted: (serverId: string) => void = () => {};
+
   constructor(private readonly ctx: AppContext) {}
 
   private get db(): Kysely<Database> {
@@ -264,9 +266,8 @@ export class EmailServerService {
         secrets: JSON.stringify(secrets),
         updated_at: Date.now(),
       };
-      clearFailing(row);
       refreshDerived(row);
-      if (row.status === "ready") await releaseHeldMessages(trx, row.id);
+      await this.afterEdit(trx, row);
       if (input.isDefault && before.is_default !== 1) {
         await trx.updateTable("email_servers").set({ is_default: null }).where("is_default", "=", 1).execute();
         row.is_default = 1;
@@ -347,6 +348,7 @@ export class EmailServerService {
         );
       }
       await trx.deleteFrom("email_servers").where("id", "=", row.id).execute();
+      await failOrphanedMessages(trx, row);
       await writeAudit(trx, actor, {
         action: "email_server.delete",
         targetType: "email_server",
@@ -415,9 +417,13 @@ export class EmailServerService {
     });
   }
 
-  /** Records (or clears, with null) a delivery problem that is the server's fault. */
-  async setFault(serverId: string, fault: ServerFault | null, detail: string | null): Promise<void> {
-    await this.write(async (trx) => {
+  /**
+   * Records (or clears, with null) a delivery problem that is the server's fault, in the
+   * caller's transaction if given. A failing server's queued mail is held (not attempted);
+   * a server ready again releases its held mail.
+   */
+  async setFault(serverId: string, fault: ServerFault | null, detail: string | null, db?: Kysely<Database>): Promise<void> {
+    const apply = async (trx: Kysely<Database>) => {
       const row = await this.getRow(serverId, trx);
       const next: Row = { ...row, fault, fault_detail: detail, fault_at: fault ? Date.now() : null };
       refreshDerived(next);
@@ -426,9 +432,12 @@ export class EmailServerService {
         .set({ fault: next.fault, fault_detail: next.fault_detail, fault_at: next.fault_at, status: next.status })
         .where("id", "=", row.id)
         .execute();
+      if (fault === "failing") await holdQueuedMessages(trx, row.id);
       if (next.status === "ready") await releaseHeldMessages(trx, row.id);
       return next;
-    });
+    };
+    if (db) await apply(db);
+    else await this.write(apply);
   }
 
   /**
@@ -464,6 +473,20 @@ export class EmailServerService {
   // ---- helpers ----
 
   /**
+   * An edit is the admin's fix for a failing server: it stays failing (its mail held) until
+   * a probe of the new settings passes, and that probe is due at once.
+   */
+  private async afterEdit(trx: Kysely<Database>, row: Row): Promise<void> {
+    if (row.fault === "failing") {
+      await requestProbe(trx, row.id);
+      // After the commit, so the probe reads the new settings.
+      setImmediate(() => this.onProbeWanted(row.id));
+    } else if (row.status === "ready") {
+      await releaseHeldMessages(trx, row.id);
+    }
+  }
+
+  /**
    * Serializes the transactions that move or check the default (make default, create,
    * delete). Without it two concurrent "make default" calls on PostgreSQL each clear the
    * default they saw, then collide on the one-default index and answer 500; a delete could
@@ -490,10 +513,9 @@ export class EmailServerService {
     row: Row,
     changedSecrets: string[],
   ): Promise<Row> {
-    clearFailing(row);
     refreshDerived(row);
     await trx.updateTable("email_servers").set(row).where("id", "=", row.id).execute();
-    if (row.status === "ready") await releaseHeldMessages(trx, row.id);
+    await this.afterEdit(trx, row);
     await writeAudit(trx, actor, {
       action,
       targetType: "email_server",
@@ -532,15 +554,58 @@ export class EmailServerService {
 
 /**
  * Messages held because of the server's own fault go back to the queue once the server is
- * fixed (new settings, a new OAuth grant): none is lost, none needs a manual retry.
+ * fixed (a passing probe, new settings, a new OAuth grant) with a fresh set of attempts:
+ * the ones spent while the server was broken were not the message's fault.
  */
 export async function releaseHeldMessages(db: Kysely<Database>, serverId: string): Promise<void> {
   const now = Date.now();
   await db
     .updateTable("messages")
-    .set({ status: "queued", next_attempt_at: now, updated_at: now })
+    .set({ status: "queued", attempts: 0, next_attempt_at: now, updated_at: now })
     .where("server_id", "=", serverId)
     .where("status", "=", "held")
+    .execute();
+}
+
+/** Asks for a probe of a failing server at once: a NULL next_probe_at is due now (src/queue/breaker.ts). */
+export async function requestProbe(db: Kysely<Database>, serverId: string, now = Date.now()): Promise<void> {
+  await db
+    .updateTable("server_breakers")
+    .set({ next_probe_at: null, probes: 0, updated_at: now })
+    .where("server_id", "=", serverId)
+    .execute();
+}
+
+/** A failing server's queued mail waits, unattempted, until a probe passes. */
+async function holdQueuedMessages(db: Kysely<Database>, serverId: string): Promise<void> {
+  await db
+    .updateTable("messages")
+    .set({ status: "held", updated_at: Date.now() })
+    .where("server_id", "=", serverId)
+    .where("status", "=", "queued")
+    .execute();
+}
+
+/** Mail waiting for a deleted server can never go: it fails, and the log says why. */
+async function failOrphanedMessages(db: Kysely<Database>, row: Row): Promise<void> {
+  const now = Date.now();
+  await db
+    .updateTable("messages")
+    .set({
+      status: "failed",
+      last_error_code: "email_server_not_found",
+      last_error: `The email server '${row.name}' was deleted.`,
+      lease_owner: null,
+      updated_at: now,
+    })
+    .where("server_id", "=", row.id)
+    .where((eb) =>
+      eb.or([
+        eb("status", "in", ["queued", "held"]),
+        // A claim whose worker died; one still being sent settles by itself.
+        eb.and([eb("status", "=", "sending"), eb("next_attempt_at", "<=", now)]),
+      ]),
+    )
     .execute();
 }
 

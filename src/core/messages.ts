@@ -207,8 +207,8 @@ export class MessageService {
       id,
       server_id: server.id,
       server_name: server.name,
-      // A server that cannot send yet keeps its mail until it can.
-      status: server.status === "ready" || server.status === "failing" ? "queued" : "held",
+      // A server that cannot send (not set up, or failing until a probe passes) keeps its mail until it can.
+      status: server.status === "ready" ? "queued" : "held",
       from_address: from.address,
       from_name: from.name ?? "",
       recipients: JSON.stringify({ to: m.to, cc: m.cc, bcc: m.bcc, replyTo: m.replyTo }),
@@ -222,9 +222,8 @@ export class MessageService {
       max_attempts: this.settings.maxAttempts,
       next_attempt_at: now,
       lease_owner: null,
-      last_error_code: server.status === "ready" || server.status === "failing" ? null : "server_not_ready",
-      last_error:
-        server.status === "ready" || server.status === "failing" ? null : `The server is ${server.status.replaceAll("_", " ")}.`,
+      last_error_code: server.status === "ready" ? null : "server_not_ready",
+      last_error: server.status === "ready" ? null : `The server is ${server.status.replaceAll("_", " ")}.`,
       provider_message_id: null,
       created_by: principal.id,
       created_at: now,

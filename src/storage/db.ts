@@ -15,6 +15,7 @@ import type { DialectName } from "./dialect.js";
 import * as m001 from "./migrations/001_initial.js";
 import * as m002 from "./migrations/002_messages.js";
 import * as m003 from "./migrations/003_oauth.js";
+import * as m005 from "./migrations/005_breakers.js";
 import type { Database } from "./schema.js";
 
 // bigint columns hold epoch milliseconds, which fit a JS number exactly.
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   "001_initial": m001,
   "002_messages": m002,
   "003_oauth": m003,
+  "005_breakers": m005,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
