@@ -99,20 +99,21 @@ export class Breakers {
   async open(serverId: string, detail: string): Promise<void> {
     const now = this.clock();
     await this.db.transaction().execute(async (trx) => {
+      const state = {
+        opened_at: now,
+        next_probe_at: now + probeDelay(0, this.options.probeScheduleMs),
+        probes: 0,
+        probe_owner: null,
+        probe_until: null,
+        updated_at: now,
+      };
       const opened = await trx
-        .updateTable("server_breakers")
-        .set({
-          opened_at: now,
-          next_probe_at: now + probeDelay(0, this.options.probeScheduleMs),
-          probes: 0,
-          probe_owner: null,
-          probe_until: null,
-          updated_at: now,
-        })
-        .where("server_id", "=", serverId)
-        .where("opened_at", "is", null)
+        .insertInto("server_breakers")
+        .values({ server_id: serverId, consecutive_failures: 0, ...state })
+        .onConflict((oc) => oc.column("server_id").doUpdateSet(state).where("server_breakers.opened_at", "is", null))
+        .returning("server_id")
         .executeTakeFirst();
-      if (Number(opened.numUpdatedRows) === 1) await this.servers.setFault(serverId, "failing", detail, trx);
+      if (opened) await this.servers.setFault(serverId, "failing", detail, trx);
     });
   }
 
