@@ -32,8 +32,9 @@ describe("drill: slow servers, lost writes and shutdowns", () => {
     );
   }
 
-  it("a greeting slower than the lease: the lease is renewed, the message is delivered once", async () => {
-    // The greeting takes 2.5 leases; without renewal the lease runs out and the message is claimed and sent again.
+  it("a greeting slower than the lease: the lease is renewed, no other process sends the message again", async () => {
+    // The greeting takes 2.5 leases; without renewal the lease runs out and the second
+    // process, seeing it due, claims the message and sends it again.
     const peer = await startSmtpPeer({ security: "none", faults: { greetingDelayMs: 2500 } });
     closers.push(() => peer.close());
     drill = await startDrill({ MAILROOM_LEASE_SECONDS: "1", MAILROOM_POLL_MS: "50" });
@@ -41,15 +42,15 @@ describe("drill: slow servers, lost writes and shutdowns", () => {
     const ids = await drill.queue(
       Array.from({ length: 2 }, (_, i) => ({ server: server.id, to: `r${i}@example.com`, subject: `slow ${i}` })),
     );
-    const mailroom = await drill.spawn();
+    const processes = [await drill.spawn(), await drill.spawn()];
     const d = drill;
     await waitFor("both messages to be sent", async () => (await d.statuses(ids)).sent === 2, 30_000);
     // A second send, if one had started, ends within the shutdown's grace: count after it.
-    mailroom.child.kill("SIGTERM");
-    await mailroom.exited;
+    for (const p of processes) p.child.kill("SIGTERM");
+    await Promise.all(processes.map((p) => p.exited));
     const counts = await countDeliveries(d, ids, peer.received);
     console.log(
-      `slow greeting (2.5 s, lease 1 s): sent ${counts.sent}, arrived unique ${counts.arrivedUnique}, duplicates ${counts.duplicates}, lost ${counts.lost}`,
+      `slow greeting (2.5 s, lease 1 s, two processes): sent ${counts.sent}, arrived unique ${counts.arrivedUnique}, duplicates ${counts.duplicates}, lost ${counts.lost}`,
     );
     expect(counts).toEqual({ sent: 2, arrivedUnique: 2, duplicates: 0, lost: 0 });
   }, 60_000);
