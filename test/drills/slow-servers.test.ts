@@ -33,11 +33,12 @@ describe("drill: slow servers, lost writes and shutdowns", () => {
   }
 
   it("a greeting slower than the lease: the lease is renewed, no other process sends the message again", async () => {
-    // The greeting takes 2.5 leases; without renewal the lease runs out and the second
-    // process, seeing it due, claims the message and sends it again.
+    // The greeting takes 2.5 leases; without renewal the lease runs out and the other
+    // process, seeing the message due, claims it and sends it again. A pool of two keeps the
+    // sending process from claiming its own messages back (which would hide a missing renewal).
     const peer = await startSmtpPeer({ security: "none", faults: { greetingDelayMs: 2500 } });
     closers.push(() => peer.close());
-    drill = await startDrill({ MAILROOM_LEASE_SECONDS: "1", MAILROOM_POLL_MS: "50" });
+    drill = await startDrill({ MAILROOM_LEASE_SECONDS: "1", MAILROOM_POLL_MS: "50", MAILROOM_POOL_SIZE: "2" });
     const server = await smtpServer(drill, peer);
     const ids = await drill.queue(
       Array.from({ length: 2 }, (_, i) => ({ server: server.id, to: `r${i}@example.com`, subject: `slow ${i}` })),
