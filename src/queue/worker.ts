@@ -23,7 +23,7 @@ import type { TransportCache } from "./transports.js";
 export interface WorkerOptions {
   /** Messages sent at once by this process. */
   concurrency: number;
-  /** Messages of one server sent at once by this process: its connection pool's size. */
+  /** Connections per server: a server has at most twice this many messages in flight in this process. */
   poolSize: number;
   /** How long a claim lasts before another worker may take the message over; renewed every third of it while sending. */
   leaseMs: number;
@@ -66,6 +66,7 @@ export class DeliveryWorker {
   private wakeUp: (() => void) | null = null;
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
+  private knownServers: { ids: { id: string }[]; at: number } | undefined;
   private readonly limiter: RateLimiter;
 
   constructor(
@@ -145,15 +146,35 @@ export class DeliveryWorker {
     }
   }
 
-  /** Each server's free slots (its pool size less what this process is sending through it). */
+  /**
+   * Each server's free slots. A server has twice its pool size in flight at most: one
+   * message on each connection and one ready for it, so the connections never wait for a
+   * claim, and a server that never answers holds at most that many of the process's slots.
+   * A server is claimed for in groups (a pool's worth), not one message per completion.
+   */
   private async quotas(free: number): Promise<ServerQuota[]> {
-    const rows = await this.ctx.db.selectFrom("email_servers").select("id").orderBy("id").execute();
+    const rows = await this.serverIds();
     // Start from a different server each time, in case there are more than one claim takes.
     const start = rows.length ? Math.floor(Math.random() * rows.length) : 0;
     const ordered = [...rows.slice(start), ...rows.slice(0, start)];
-    return ordered
-      .map((r) => ({ serverId: r.id, limit: Math.min(free, this.options.poolSize - (this.perServer.get(r.id) ?? 0)) }))
-      .filter((q) => q.limit > 0);
+    const { poolSize } = this.options;
+    const quotas: ServerQuota[] = [];
+    for (const { id } of ordered) {
+      const busy = this.perServer.get(id) ?? 0;
+      const room = 2 * poolSize - busy;
+      if (busy === 0 || room >= poolSize) quotas.push({ serverId: id, limit: Math.min(free, room) });
+    }
+    return quotas;
+  }
+
+  /** The servers, read again at most once a poll: the loop runs at every completion. */
+  private async serverIds(): Promise<{ id: string }[]> {
+    const now = Date.now();
+    if (!this.knownServers || now - this.knownServers.at >= this.options.pollMs) {
+      const ids = await this.ctx.db.selectFrom("email_servers").select("id").orderBy("id").execute();
+      this.knownServers = { ids, at: now };
+    }
+    return this.knownServers.ids;
   }
 
   private dispatch(claimed: MessagesTable[]): void {
