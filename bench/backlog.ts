@@ -67,7 +67,14 @@ try {
     const times: number[] = [];
     for (let i = 0; i < 50; i++) {
       const started = performance.now();
-      const [row] = await claimDueMessages(db, mailroom.ctx.storage.dialect, "bench", [{ serverId: "bench", limit: 1 }], 1, 60_000);
+      const [row] = await claimDueMessages(
+        db,
+        mailroom.ctx.storage.dialect,
+        "bench",
+        [{ serverId: "bench", limit: 1 }],
+        1,
+        60_000,
+      );
       times.push(performance.now() - started);
       await releaseLeases(db, "bench", [row.id]);
     }

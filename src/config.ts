@@ -122,9 +122,7 @@ function parseSchedule(env: NodeJS.ProcessEnv, name: string, fallbackSeconds: nu
   if (!raw) return fallbackSeconds.map((s) => s * 1000);
   const parts = raw.split(",").map((p) => p.trim());
   if (parts.some((p) => !/^\d+(\.\d+)?$/.test(p))) {
-    throw new ConfigError(
-      `${name}=${raw} is not valid: use seconds separated by commas, e.g. ${fallbackSeconds.join(",")}.`,
-    );
+    throw new ConfigError(`${name}=${raw} is not valid: use seconds separated by commas, e.g. ${fallbackSeconds.join(",")}.`);
   }
   return parts.map((p) => Math.round(Number(p) * 1000));
 }

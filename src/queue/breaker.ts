@@ -183,7 +183,11 @@ export class Breakers {
   async probePassed(claim: ProbeClaim, owner: string): Promise<boolean> {
     const now = this.clock();
     return this.db.transaction().execute(async (trx) => {
-      const server = await trx.selectFrom("email_servers").select("updated_at").where("id", "=", claim.serverId).executeTakeFirst();
+      const server = await trx
+        .selectFrom("email_servers")
+        .select("updated_at")
+        .where("id", "=", claim.serverId)
+        .executeTakeFirst();
       const current = server !== undefined && Number(server.updated_at) === claim.version;
       const closed = await trx
         .updateTable("server_breakers")

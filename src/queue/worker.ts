@@ -106,7 +106,10 @@ export class DeliveryWorker {
     const untouched = [...this.inFlight.keys()].filter((id) => !this.unsettled.has(id));
     await releaseLeases(this.ctx.db, this.owner, untouched);
     for (const id of this.unsettled) {
-      this.ctx.log.error({ message: id }, "the result of a delivery could not be written; the message is sent again after its lease");
+      this.ctx.log.error(
+        { message: id },
+        "the result of a delivery could not be written; the message is sent again after its lease",
+      );
     }
   }
 
@@ -297,7 +300,9 @@ export class DeliveryWorker {
     await this.settleUntilWritten(message, outcome, attempt);
     if (outcome.status === "sent" && state.failuresInARow > 0) {
       state.failuresInARow = 0;
-      await this.breakers.recordSuccess(server.id).catch((error) => this.ctx.log.warn({ err: error }, "could not reset a breaker"));
+      await this.breakers
+        .recordSuccess(server.id)
+        .catch((error) => this.ctx.log.warn({ err: error }, "could not reset a breaker"));
     }
   }
 

@@ -131,7 +131,11 @@ export function statusError(provider: string, response: ProviderResponse, remote
 export function networkError(provider: string, err: unknown, timeoutMs: number): DeliveryError {
   const name = err instanceof Error ? err.name : "";
   if (name === "TimeoutError" || name === "AbortError") {
-    return new DeliveryError("connection_timeout", NETWORK_CLASS.connection_timeout, `${provider} did not answer within ${timeoutMs} ms`);
+    return new DeliveryError(
+      "connection_timeout",
+      NETWORK_CLASS.connection_timeout,
+      `${provider} did not answer within ${timeoutMs} ms`,
+    );
   }
   const cause = err instanceof Error ? (err.cause as { message?: string } | undefined) : undefined;
   const detail = cause?.message ?? (err instanceof Error ? err.message : String(err));
@@ -141,10 +145,18 @@ export function networkError(provider: string, err: unknown, timeoutMs: number):
     return new DeliveryError(network.code, network.kind, `${provider}'s API host does not resolve (${detail})`);
   }
   if (network?.code === "tls_certificate_invalid" || codes.some((c) => c.startsWith("ERR_TLS") || c.includes("CERT"))) {
-    return new DeliveryError("tls_certificate_invalid", NETWORK_CLASS.tls_certificate_invalid, `${provider}'s certificate was not accepted (${detail})`);
+    return new DeliveryError(
+      "tls_certificate_invalid",
+      NETWORK_CLASS.tls_certificate_invalid,
+      `${provider}'s certificate was not accepted (${detail})`,
+    );
   }
   if (network) return new DeliveryError(network.code, network.kind, `${provider} ${network.what} (${detail})`);
-  return new DeliveryError("connection_dropped", NETWORK_CLASS.connection_dropped, `The connection to ${provider} failed (${codes[0] || detail})`);
+  return new DeliveryError(
+    "connection_dropped",
+    NETWORK_CLASS.connection_dropped,
+    `The connection to ${provider} failed (${codes[0] || detail})`,
+  );
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */

@@ -4,8 +4,8 @@
  * response. The message names the host and what went wrong; the catalogue summary is the hint.
  */
 import type { ErrorCode } from "../core/errors.js";
-import type { Redactor } from "./transcript.js";
 import { type FailureKind, NETWORK_CLASS, networkFailure } from "./failure.js";
+import type { Redactor } from "./transcript.js";
 import { DeliveryError } from "./types.js";
 
 export type SmtpSecurity = "starttls" | "tls" | "none";
@@ -240,10 +240,22 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
     return make("message_rejected", "message", `The message cannot be sent: ${reason(e)}`, e, ctx);
   }
   if (codes.includes("ETLS")) {
-    return make("connection_dropped", NETWORK_CLASS.connection_dropped, `The TLS upgrade with ${where} failed: ${reason(e)}`, e, ctx);
+    return make(
+      "connection_dropped",
+      NETWORK_CLASS.connection_dropped,
+      `The TLS upgrade with ${where} failed: ${reason(e)}`,
+      e,
+      ctx,
+    );
   }
   if (codes.some((c) => DROPPED_CODES.has(c)) || /closed|pool was closed/i.test(message) || status === 503) {
-    return make("connection_dropped", NETWORK_CLASS.connection_dropped, `The connection to ${where} was lost: ${reason(e)}`, e, ctx);
+    return make(
+      "connection_dropped",
+      NETWORK_CLASS.connection_dropped,
+      `The connection to ${where} was lost: ${reason(e)}`,
+      e,
+      ctx,
+    );
   }
   return make("internal_error", "transient", `Sending through ${where} failed: ${reason(e)}`, e, ctx);
 }

@@ -92,16 +92,8 @@ export interface DeliveryCounts {
 }
 
 /** Counts by Message-ID: what Mailroom recorded against what the peer received. */
-export async function countDeliveries(
-  drill: Drill,
-  ids: string[],
-  received: { messageId?: string }[],
-): Promise<DeliveryCounts> {
-  const rows = await drill.db.ctx.db
-    .selectFrom("messages")
-    .select(["message_id", "status"])
-    .where("id", "in", ids)
-    .execute();
+export async function countDeliveries(drill: Drill, ids: string[], received: { messageId?: string }[]): Promise<DeliveryCounts> {
+  const rows = await drill.db.ctx.db.selectFrom("messages").select(["message_id", "status"]).where("id", "in", ids).execute();
   const arrivals = new Map<string, number>();
   for (const m of received) {
     const id = (m.messageId ?? "").replace(/^<|>$/g, "");

@@ -35,7 +35,12 @@ describe.each(await availableDialects())("a server's circuit breaker on %s", (di
     drop = fresh.drop;
     mailroom = createMailroom(fresh.config);
     await bootstrap(mailroom);
-    breakers = new Breakers(mailroom.ctx, mailroom.servers, { threshold: 3, probeScheduleMs: schedule, probeLeaseMs: MINUTE }, clock);
+    breakers = new Breakers(
+      mailroom.ctx,
+      mailroom.servers,
+      { threshold: 3, probeScheduleMs: schedule, probeLeaseMs: MINUTE },
+      clock,
+    );
   });
   afterAll(async () => {
     await mailroom.close();
@@ -100,7 +105,11 @@ describe.each(await availableDialects())("a server's circuit breaker on %s", (di
       expect(await mine("b")).toEqual([]);
       await breakers.probeFailed(claim[0], "a", "connection_refused: still down");
     }
-    expect(await breakers.view(serverId)).toMatchObject({ state: "open", failedProbes: 7, lastProbeError: "connection_refused: still down" });
+    expect(await breakers.view(serverId)).toMatchObject({
+      state: "open",
+      failedProbes: 7,
+      lastProbeError: "connection_refused: still down",
+    });
   });
 
   it("lets another process take over a probe whose lease ran out", async () => {

@@ -103,7 +103,9 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
       },
     },
     async (request) =>
-      withDelivery(await servers.replace((request.params as { id: string }).id, request.body as EmailServerInput, actorOf(request))),
+      withDelivery(
+        await servers.replace((request.params as { id: string }).id, request.body as EmailServerInput, actorOf(request)),
+      ),
   );
 
   app.delete(

@@ -52,8 +52,7 @@ export function DeliveryState({
             Mailroom no longer sends through this server: {held} wait. Next check{" "}
             {delivery.probing ? "running now" : <Time value={delivery.nextProbeAt} />}
             {delivery.failedProbes > 0 && ` (${delivery.failedProbes} failed, the last ${timeAgo(delivery.lastProbeAt)})`}
-            {delivery.lastProbeError && `: ${delivery.lastProbeError}`}. Fix the settings, or check now once the
-            server is back.
+            {delivery.lastProbeError && `: ${delivery.lastProbeError}`}. Fix the settings, or check now once the server is back.
           </>
         ) : (
           `${held}: they go out once the server can send.`
