@@ -244,7 +244,7 @@ export class EmailServerService {
     const base = checkServerFields(input);
     const parsed = parseSettings(driver, input.settings ?? {});
     if (parsed.problems.length) throw settingsError(parsed);
-    return this.write(async (trx) => {
+    return this.edit(async (trx) => {
       if (input.isDefault) await this.lockDefault(trx);
       const before = await this.getRow(idOrName, trx);
       if (base.name.toLowerCase() !== before.name.toLowerCase()) await this.assertNameFree(trx, base.name, before.id);
@@ -286,7 +286,7 @@ export class EmailServerService {
 
   /** PATCH one setting. */
   async setSetting(idOrName: string, key: string, value: unknown, actor: Actor): Promise<EmailServerView> {
-    return this.write(async (trx) => {
+    return this.edit(async (trx) => {
       const before = await this.getRow(idOrName, trx);
       const driver = driverOf(before);
       const f = editableField(driver, key);
@@ -319,7 +319,7 @@ export class EmailServerService {
 
   /** Clear: back to the default (or empty); a secret is forgotten. */
   async clearSetting(idOrName: string, key: string, actor: Actor): Promise<EmailServerView> {
-    return this.write(async (trx) => {
+    return this.edit(async (trx) => {
       const before = await this.getRow(idOrName, trx);
       const driver = driverOf(before);
       const f = editableField(driver, key);
@@ -477,13 +477,15 @@ export class EmailServerService {
    * a probe of the new settings passes, and that probe is due at once.
    */
   private async afterEdit(trx: Kysely<Database>, row: Row): Promise<void> {
-    if (row.fault === "failing") {
-      await requestProbe(trx, row.id);
-      // After the commit, so the probe reads the new settings.
-      setImmediate(() => this.onProbeWanted(row.id));
-    } else if (row.status === "ready") {
-      await releaseHeldMessages(trx, row.id);
-    }
+    if (row.fault === "failing") await requestProbe(trx, row.id);
+    else if (row.status === "ready") await releaseHeldMessages(trx, row.id);
+  }
+
+  /** A write that edits a server's configuration; once committed, a failing server is probed. */
+  private async edit(fn: (trx: Kysely<Database>) => Promise<Row>): Promise<EmailServerView> {
+    const view = await this.write(fn);
+    if (view.status === "failing") this.onProbeWanted(view.id);
+    return view;
   }
 
   /**
