@@ -12,6 +12,8 @@ import { SmtpIntake } from "./intake/smtp/server.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { OAuthService } from "./oauth/service.js";
+import { Breakers } from "./queue/breaker.js";
+import { ServerProber } from "./queue/prober.js";
 import { TransportCache } from "./queue/transports.js";
 import { DeliveryWorker } from "./queue/worker.js";
 import { migrateToLatest, openStorage } from "./storage/db.js";
@@ -30,8 +32,12 @@ export interface Mailroom {
   messages: MessageService;
   /** One transport per email server, shared by the worker and the test endpoint. */
   transports: TransportCache;
-  /** Delivers queued messages; started by `serve` (or a test) with worker.start(). */
+  /** Delivers queued messages; started by `serve` (or a test) with worker.start(), which starts the prober too. */
   worker: DeliveryWorker;
+  /** Each server's circuit breaker (server problems in a row, probes). */
+  breakers: Breakers;
+  /** Probes failing servers on their schedule, and at once after an edit or "Check now". */
+  prober: ServerProber;
   metrics: Metrics;
   /** SMTP submission; started by `serve` (or a test) with smtp.start(). */
   smtp: SmtpIntake;
@@ -56,12 +62,20 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
-  const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, metrics);
+  const breakers = new Breakers(ctx, servers, {
+    threshold: config.delivery.breakerThreshold,
+    probeScheduleMs: config.delivery.probeSchedule,
+    probeLeaseMs: Math.max(config.delivery.leaseMs, 120_000),
+  });
+  const prober = new ServerProber(ctx, servers, transports, breakers, { pollMs: config.delivery.pollMs });
+  const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, breakers, prober, metrics);
   messages.onQueued = () => worker.wake();
   const users = new UserService(storage.db);
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users);
   const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }) });
+  servers.onProbeWanted = () => prober.wake();
+  prober.onReleased = () => worker.wake();
   return {
     ctx,
     servers,
@@ -72,6 +86,8 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
     messages,
     transports,
     worker,
+    breakers,
+    prober,
     metrics,
     smtp,
     async close() {

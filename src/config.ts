@@ -27,6 +27,10 @@ export interface DeliveryConfig {
   pollMs: number;
   /** Waits between attempts, in ms. */
   backoff: number[];
+  /** Server-problem results in a row that open a server's circuit breaker (it turns failing). */
+  breakerThreshold: number;
+  /** Waits before each probe of a failing server, in ms; the last one repeats. */
+  probeSchedule: number[];
 }
 
 /** SMTP submission (src/intake/smtp): where it listens, its certificate and its limits. */
@@ -144,19 +148,21 @@ function parseCount(env: NodeJS.ProcessEnv, name: string, fallback: number, min:
   return Number(raw);
 }
 
+/** Seconds separated by commas (decimals allowed), as milliseconds. */
+function parseSchedule(env: NodeJS.ProcessEnv, name: string, fallbackSeconds: number[]): number[] {
+  const raw = env[name];
+  if (!raw) return fallbackSeconds.map((s) => s * 1000);
+  const parts = raw.split(",").map((p) => p.trim());
+  if (parts.some((p) => !/^\d+(\.\d+)?$/.test(p))) {
+    throw new ConfigError(`${name}=${raw} is not valid: use seconds separated by commas, e.g. ${fallbackSeconds.join(",")}.`);
+  }
+  return parts.map((p) => Math.round(Number(p) * 1000));
+}
+
 function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
   const workers = env.MAILROOM_WORKERS || "on";
   if (workers !== "on" && workers !== "off") throw new ConfigError(`MAILROOM_WORKERS=${workers} is not valid: use on or off.`);
-  let backoff = [60, 300, 1800, 7200, 21600].map((s) => s * 1000);
-  if (env.MAILROOM_RETRY_SCHEDULE) {
-    const parts = env.MAILROOM_RETRY_SCHEDULE.split(",").map((p) => p.trim());
-    if (parts.some((p) => !/^\d+(\.\d+)?$/.test(p))) {
-      throw new ConfigError(
-        `MAILROOM_RETRY_SCHEDULE=${env.MAILROOM_RETRY_SCHEDULE} is not valid: use seconds separated by commas, e.g. 60,300,1800,7200,21600.`,
-      );
-    }
-    backoff = parts.map((p) => Math.round(Number(p) * 1000));
-  }
+  const backoff = parseSchedule(env, "MAILROOM_RETRY_SCHEDULE", [60, 300, 1800, 7200, 21600]);
   return {
     enabled: workers === "on",
     concurrency: parseCount(env, "MAILROOM_WORKER_CONCURRENCY", 16, 1, 1000),
@@ -165,6 +171,8 @@ function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
     leaseMs: parseCount(env, "MAILROOM_LEASE_SECONDS", 120, 1, 3600) * 1000,
     pollMs: parseCount(env, "MAILROOM_POLL_MS", 1000, 10, 60_000),
     backoff,
+    breakerThreshold: parseCount(env, "MAILROOM_BREAKER_THRESHOLD", 3, 1, 1000),
+    probeSchedule: parseSchedule(env, "MAILROOM_PROBE_SCHEDULE", [30, 60, 120, 300, 600, 900]),
   };
 }
 

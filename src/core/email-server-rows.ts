@@ -128,15 +128,6 @@ export function statusDetail(row: Row, missing: string[]): string | null {
   return null;
 }
 
-/** A configuration change is the admin's fix for a failing server: try it again. */
-export function clearFailing(row: Row): void {
-  if (row.fault === "failing") {
-    row.fault = null;
-    row.fault_detail = null;
-    row.fault_at = null;
-  }
-}
-
 /** What the audit log keeps: the server without secrets, each secret as changed/unchanged. */
 export function auditView(row: Row, changedSecrets: string[]): Record<string, unknown> {
   const driver = findDriver(row.driver);

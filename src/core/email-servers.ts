@@ -7,7 +7,6 @@ import type { AppContext } from "./context.js";
 import {
   auditView,
   checkServerFields,
-  clearFailing,
   driverOf,
   editableField,
   freshRow,
@@ -76,6 +75,8 @@ const DEFAULT_SERVER_LOCK = 0x6d72_6466;
 export class EmailServerService {
   /** Hears that a server's OAuth grant was dropped, so cached tokens are forgotten (set by src/app.ts). */
   onGrantDropped?: (serverId: string) => void;
+  /** Called after an edit of a failing server, so this process probes it at once (src/queue/prober.ts). */
+  onProbeWanted: (serverId: string) => void = () => {};
 
   constructor(private readonly ctx: AppContext) {}
 
@@ -284,7 +285,7 @@ export class EmailServerService {
     const driver = this.driver(input.driver);
     const base = checkServerFields(input);
     const parsed = this.parse(driver, input.settings ?? {});
-    return this.writeSettings(async (trx) => {
+    return this.edit(async (trx) => {
       if (input.isDefault) await this.lockDefault(trx);
       const before = await this.getRow(idOrName, trx);
       if (base.name.toLowerCase() !== before.name.toLowerCase()) await this.assertNameFree(trx, base.name, before.id);
@@ -311,9 +312,8 @@ export class EmailServerService {
         updated_at: Date.now(),
       };
       const grantDropped = moved.length > 0 && (await this.dropGrant(trx, row));
-      clearFailing(row);
       refreshDerived(row);
-      if (row.status === "ready") await releaseHeldMessages(trx, row.id);
+      await this.afterEdit(trx, row);
       if (input.isDefault && before.is_default !== 1) {
         await trx.updateTable("email_servers").set({ is_default: null }).where("is_default", "=", 1).execute();
         row.is_default = 1;
@@ -332,7 +332,7 @@ export class EmailServerService {
 
   /** PATCH one setting. */
   async setSetting(idOrName: string, key: string, value: unknown, actor: Actor): Promise<EmailServerView> {
-    return this.writeSettings(async (trx) => {
+    return this.edit(async (trx) => {
       const before = await this.getRow(idOrName, trx);
       const driver = this.driver(before.driver);
       const f = editableField(driver, key);
@@ -366,7 +366,7 @@ export class EmailServerService {
 
   /** Clear: back to the default (or empty); a secret is forgotten. */
   async clearSetting(idOrName: string, key: string, actor: Actor): Promise<EmailServerView> {
-    return this.writeSettings(async (trx) => {
+    return this.edit(async (trx) => {
       const before = await this.getRow(idOrName, trx);
       const driver = this.driver(before.driver);
       const f = editableField(driver, key);
@@ -395,6 +395,7 @@ export class EmailServerService {
         );
       }
       await trx.deleteFrom("email_servers").where("id", "=", row.id).execute();
+      await failOrphanedMessages(trx, row);
       await writeAudit(trx, actor, {
         action: "email_server.delete",
         targetType: "email_server",
@@ -464,13 +465,15 @@ export class EmailServerService {
   }
 
   /**
-   * Records (or clears, with null) a delivery problem that is the server's fault. A revoked
-   * grant (`reauthorization_required`) is the more precise fault and ends only with a new
-   * authorization (recordGrant): a login refused on a connection racing the refresh that
-   * found it out must not turn it back into `failing`, nor a success of that race clear it.
+   * Records (or clears, with null) a delivery problem that is the server's fault, in the
+   * caller's transaction if given. A failing server's queued mail is held (not attempted);
+   * a server ready again releases its held mail. A revoked grant (`reauthorization_required`)
+   * is the more precise fault and ends only with a new authorization (recordGrant): a login
+   * refused on a connection racing the refresh that found it out must not turn it back into
+   * `failing`, nor a success of that race clear it.
    */
-  async setFault(serverId: string, fault: ServerFault | null, detail: string | null): Promise<void> {
-    await this.write(async (trx) => {
+  async setFault(serverId: string, fault: ServerFault | null, detail: string | null, db?: Kysely<Database>): Promise<void> {
+    const apply = async (trx: Kysely<Database>) => {
       const row = await this.getRow(serverId, trx);
       if (row.fault === "reauthorization_required" && fault !== "reauthorization_required") return row;
       const next: Row = { ...row, fault, fault_detail: detail, fault_at: fault ? Date.now() : null };
@@ -480,9 +483,12 @@ export class EmailServerService {
         .set({ fault: next.fault, fault_detail: next.fault_detail, fault_at: next.fault_at, status: next.status })
         .where("id", "=", row.id)
         .execute();
+      if (fault === "failing") await holdQueuedMessages(trx, row.id);
       if (next.status === "ready") await releaseHeldMessages(trx, row.id);
       return next;
-    });
+    };
+    if (db) await apply(db);
+    else await this.write(apply);
   }
 
   /**
@@ -518,6 +524,27 @@ export class EmailServerService {
   // ---- helpers ----
 
   /**
+   * An edit is the admin's fix for a failing server: it stays failing (its mail held) until
+   * a probe of the new settings passes, and that probe is due at once.
+   */
+  private async afterEdit(trx: Kysely<Database>, row: Row): Promise<void> {
+    if (row.fault === "failing") await requestProbe(trx, row.id);
+    else if (row.status === "ready") await releaseHeldMessages(trx, row.id);
+  }
+
+  /**
+   * A write that edits a server's configuration. Once committed, a failing server is probed,
+   * and a grant the edit dropped must not live on in a token cache (forgetting the tokens of
+   * a server that has none is harmless).
+   */
+  private async edit(fn: (trx: Kysely<Database>) => Promise<Row>): Promise<EmailServerView> {
+    const view = await this.write(fn);
+    if (view.settings.authorizedAccount == null) this.onGrantDropped?.(view.id);
+    if (view.status === "failing") this.onProbeWanted(view.id);
+    return view;
+  }
+
+  /**
    * Serializes the transactions that move or check the default (make default, create,
    * delete). Without it two concurrent "make default" calls on PostgreSQL each clear the
    * default they saw, then collide on the one-default index and answer 500; a delete could
@@ -551,10 +578,9 @@ export class EmailServerService {
     const stored = Object.keys(parseJson<SecretMap>(row.secrets));
     if (moved.length && stored.length) throw secretDestinationChanged(driver, moved, stored);
     const grantDropped = moved.length > 0 && (await this.dropGrant(trx, row));
-    clearFailing(row);
     refreshDerived(row);
     await trx.updateTable("email_servers").set(row).where("id", "=", row.id).execute();
-    if (row.status === "ready") await releaseHeldMessages(trx, row.id);
+    await this.afterEdit(trx, row);
     await writeAudit(trx, actor, {
       action,
       targetType: "email_server",
@@ -585,14 +611,6 @@ export class EmailServerService {
     return true;
   }
 
-  /** write() for a settings change: a grant it dropped must not live on in a token cache. */
-  private async writeSettings(fn: (trx: Kysely<Database>) => Promise<Row>): Promise<EmailServerView> {
-    const view = await this.write(fn);
-    // Forgetting the tokens of a server that has none is harmless.
-    if (view.settings.authorizedAccount == null) this.onGrantDropped?.(view.id);
-    return view;
-  }
-
   private async assertNameFree(db: Kysely<Database>, name: string, exceptId?: string): Promise<void> {
     let query = db.selectFrom("email_servers").select("name").where(sql`lower(name)`, "=", name.toLowerCase());
     if (exceptId) query = query.where("id", "!=", exceptId);
@@ -621,15 +639,58 @@ export class EmailServerService {
 
 /**
  * Messages held because of the server's own fault go back to the queue once the server is
- * fixed (new settings, a new OAuth grant): none is lost, none needs a manual retry.
+ * fixed (a passing probe, new settings, a new OAuth grant) with a fresh set of attempts:
+ * the ones spent while the server was broken were not the message's fault.
  */
 export async function releaseHeldMessages(db: Kysely<Database>, serverId: string): Promise<void> {
   const now = Date.now();
   await db
     .updateTable("messages")
-    .set({ status: "queued", next_attempt_at: now, updated_at: now })
+    .set({ status: "queued", attempts: 0, next_attempt_at: now, updated_at: now })
     .where("server_id", "=", serverId)
     .where("status", "=", "held")
+    .execute();
+}
+
+/** Asks for a probe of a failing server at once: a NULL next_probe_at is due now (src/queue/breaker.ts). */
+export async function requestProbe(db: Kysely<Database>, serverId: string, now = Date.now()): Promise<void> {
+  await db
+    .updateTable("server_breakers")
+    .set({ next_probe_at: null, probes: 0, updated_at: now })
+    .where("server_id", "=", serverId)
+    .execute();
+}
+
+/** A failing server's queued mail waits, unattempted, until a probe passes. */
+async function holdQueuedMessages(db: Kysely<Database>, serverId: string): Promise<void> {
+  await db
+    .updateTable("messages")
+    .set({ status: "held", updated_at: Date.now() })
+    .where("server_id", "=", serverId)
+    .where("status", "=", "queued")
+    .execute();
+}
+
+/** Mail waiting for a deleted server can never go: it fails, and the log says why. */
+async function failOrphanedMessages(db: Kysely<Database>, row: Row): Promise<void> {
+  const now = Date.now();
+  await db
+    .updateTable("messages")
+    .set({
+      status: "failed",
+      last_error_code: "email_server_not_found",
+      last_error: `The email server '${row.name}' was deleted.`,
+      lease_owner: null,
+      updated_at: now,
+    })
+    .where("server_id", "=", row.id)
+    .where((eb) =>
+      eb.or([
+        eb("status", "in", ["queued", "held"]),
+        // A claim whose worker died; one still being sent settles by itself.
+        eb.and([eb("status", "=", "sending"), eb("next_attempt_at", "<=", now)]),
+      ]),
+    )
     .execute();
 }
 

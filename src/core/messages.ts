@@ -311,13 +311,13 @@ export class MessageService {
   ): MessagesTable {
     const id = newId();
     const domain = from.address.split("@")[1] ?? "mailroom.localhost";
-    const canSend = server.status === "ready" || server.status === "failing";
+    // A server that cannot send (not set up, or failing until a probe passes) keeps its mail until it can.
+    const canSend = server.status === "ready";
     const { to, cc, bcc } = recipients;
     return {
       id,
       server_id: server.id,
       server_name: server.name,
-      // A server that cannot send yet keeps its mail until it can.
       status: canSend ? "queued" : "held",
       from_address: from.address,
       from_name: from.name ?? "",

@@ -34,6 +34,7 @@ export const routePermissions: Record<string, RouteAccess> = {
   "DELETE /api/email-servers/:id/oauth": "email-servers.update",
   "POST /api/email-servers/:id/test": "email-servers.test",
   "POST /api/email-servers/test": "email-servers.test",
+  "POST /api/email-servers/:id/probe": "email-servers.test",
 
   "POST /api/messages": "messages.send",
   "POST /api/messages/batch": "messages.send",

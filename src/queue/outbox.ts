@@ -2,35 +2,42 @@ import { type Kysely, sql } from "kysely";
 import type { DialectName } from "../storage/dialect.js";
 import type { Database, MessageStatus, MessagesTable } from "../storage/schema.js";
 
+export interface ServerQuota {
+  serverId: string;
+  /** The most of this server's messages to claim now (its free sending slots). */
+  limit: number;
+}
+
+/** Servers per claim statement: SQLite allows 500 terms in a compound SELECT. */
+const SERVERS_PER_CLAIM = 100;
+
 /**
- * Claims up to `limit` messages that are due, for `owner`, until `leaseMs` from now.
- * A message being sent keeps next_attempt_at = its lease's end, so one whose worker
+ * Claims due messages for `owner`, until `leaseMs` from now: at most each server's quota,
+ * at most `limit` in all, taking servers in turn (every server's first due message, then
+ * every server's second, …) so a server with a long or slow queue cannot crowd out the
+ * others. A message being sent keeps next_attempt_at = its lease's end, so one whose worker
  * died is due again when the lease runs out, through the same index.
  */
 export async function claimDueMessages(
   db: Kysely<Database>,
   dialect: DialectName,
   owner: string,
+  quotas: ServerQuota[],
   limit: number,
   leaseMs: number,
   now = Date.now(),
 ): Promise<MessagesTable[]> {
-  // PostgreSQL: SKIP LOCKED lets several processes claim side by side without waiting.
-  // SQLite: one writer at a time, so the subquery and update are already atomic.
-  const lock = dialect === "postgres" ? sql`for update skip locked` : sql``;
-  // SQLite's planner would rather use messages_status and sort every waiting message; the
-  // partial index keeps the claim time flat however long the queue grows (bench/backlog.ts).
-  const index = dialect === "sqlite" ? sql`indexed by messages_claim` : sql``;
+  const wanted = quotas.filter((q) => q.limit > 0).slice(0, SERVERS_PER_CLAIM);
+  if (wanted.length === 0 || limit <= 0) return [];
+  const due = dialect === "postgres" ? dueOnPostgres(wanted, now) : dueOnSqlite(wanted, now);
   const result = await sql<MessagesTable>`
+    with due as (${due}),
+    ranked as (
+      select id, next_attempt_at, row_number() over (partition by server_id order by next_attempt_at) as turn from due)
     update messages
        set status = 'sending', lease_owner = ${owner}, next_attempt_at = ${now + leaseMs},
            attempts = attempts + 1, updated_at = ${now}
-     where id in (
-       select id from messages ${index}
-        where status in ('queued', 'sending') and next_attempt_at <= ${now}
-        order by next_attempt_at
-        limit ${limit}
-        ${lock})
+     where id in (select id from ranked order by turn, next_attempt_at limit ${limit})
     returning *`.execute(db);
   return result.rows.map((r) => ({
     ...r,
@@ -38,6 +45,59 @@ export async function claimDueMessages(
     attempts: Number(r.attempts),
     max_attempts: Number(r.max_attempts),
   }));
+}
+
+/**
+ * PostgreSQL: per server, a lateral read of its due messages through messages_server_due,
+ * SKIP LOCKED so several processes claim side by side without waiting.
+ */
+function dueOnPostgres(quotas: ServerQuota[], now: number) {
+  const ids = quotas.map((q) => q.serverId);
+  const limits = quotas.map((q) => q.limit);
+  return sql`
+    select m.id, m.server_id, m.next_attempt_at
+      from unnest(${ids}::text[], ${limits}::int[]) as q(server_id, n)
+      cross join lateral (
+        select id, server_id, next_attempt_at from messages
+         where server_id = q.server_id and status in ('queued', 'sending') and next_attempt_at <= ${now}
+         order by next_attempt_at
+         limit q.n
+         for update skip locked) m`;
+}
+
+/**
+ * SQLite: one term per server. SQLite has one writer at a time, so the read and the update
+ * are already atomic. The index is named: its planner would rather use messages_status and
+ * sort every waiting message (bench/backlog.ts).
+ */
+function dueOnSqlite(quotas: ServerQuota[], now: number) {
+  const terms = quotas.map(
+    (q) => sql`select * from (
+      select id, server_id, next_attempt_at from messages indexed by messages_server_due
+       where server_id = ${q.serverId} and status in ('queued', 'sending') and next_attempt_at <= ${now}
+       order by next_attempt_at
+       limit ${q.limit})`,
+  );
+  return sql.join(terms, sql` union all `);
+}
+
+/** Pushes the leases of messages still being sent (or whose result is still being written) further out. */
+export async function renewLeases(
+  db: Kysely<Database>,
+  owner: string,
+  ids: string[],
+  leaseMs: number,
+  now = Date.now(),
+): Promise<number> {
+  if (ids.length === 0) return 0;
+  const result = await db
+    .updateTable("messages")
+    .set({ next_attempt_at: now + leaseMs })
+    .where("lease_owner", "=", owner)
+    .where("status", "=", "sending")
+    .where("id", "in", ids)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 export interface AttemptRecord {

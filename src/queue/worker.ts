@@ -6,44 +6,67 @@ import type { Metrics } from "../metrics.js";
 import type { EmailServersTable, MessagesTable } from "../storage/schema.js";
 import { DeliveryError } from "../transport/types.js";
 import { retryDelay } from "./backoff.js";
-import { type AttemptRecord, claimDueMessages, type Outcome, releaseLeases, settleMessage } from "./outbox.js";
+import type { Breakers } from "./breaker.js";
+import {
+  type AttemptRecord,
+  claimDueMessages,
+  type Outcome,
+  releaseLeases,
+  renewLeases,
+  type ServerQuota,
+  settleMessage,
+} from "./outbox.js";
+import type { ServerProber } from "./prober.js";
 import { RateLimiter } from "./rate-limit.js";
 import type { TransportCache } from "./transports.js";
 
 export interface WorkerOptions {
   /** Messages sent at once by this process. */
   concurrency: number;
-  /** How long a claim lasts before another worker may take the message over. */
+  /** Connections per server: a server has at most twice this many messages in flight in this process. */
+  poolSize: number;
+  /** How long a claim lasts before another worker may take the message over; renewed every third of it while sending. */
   leaseMs: number;
   /** How often an idle worker looks for due messages (enqueues in this process wake it at once). */
   pollMs: number;
   backoff: number[];
 }
 
-// Transient failures that, once the attempts run out, say the server itself is unreachable.
-const UNREACHABLE = new Set([
-  "connection_refused",
-  "connection_timeout",
-  "dns_not_found",
-  "connection_dropped",
-  "provider_unavailable",
-]);
-
 // Longer waits (a daily limit) put the message back in the queue instead.
 const MAX_INLINE_WAIT_MS = 5000;
+// A result that cannot be written is tried again after these waits (doubling), until it lands.
+const SETTLE_RETRY_FIRST_MS = 100;
+const SETTLE_RETRY_MAX_MS = 5000;
 
 function asDeliveryError(error: unknown): DeliveryError {
   if (error instanceof DeliveryError) return error;
   return new DeliveryError("internal_error", "transient", (error as Error)?.message ?? String(error));
 }
 
-/** Claims due messages from the outbox and delivers them through their server's transport. */
+interface ServerState {
+  row: EmailServersTable | undefined;
+  /** Server problems in a row before this batch (another process's count too). */
+  failuresInARow: number;
+}
+
+/**
+ * Claims due messages from the outbox and delivers them through their server's transport.
+ * What each failure class does is decided in outcomeOf (see src/transport/failure.ts).
+ */
 export class DeliveryWorker {
   readonly owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   private running = false;
+  /** Set once stop() has given up waiting: results still unwritten are abandoned. */
+  private closed = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<string, { serverId: string; done: Promise<void> }>();
+  private readonly perServer = new Map<string, number>();
+  /** Sent (or otherwise finished) with the result not written yet: never given back, never sent again. */
+  private readonly unsettled = new Set<string>();
   private wakeUp: (() => void) | null = null;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewing = false;
+  private knownServers: { ids: { id: string }[]; at: number } | undefined;
   private readonly limiter: RateLimiter;
 
   constructor(
@@ -51,6 +74,8 @@ export class DeliveryWorker {
     private readonly servers: EmailServerService,
     private readonly transports: TransportCache,
     private readonly options: WorkerOptions,
+    private readonly breakers: Breakers,
+    private readonly prober: ServerProber,
     private readonly metrics?: Metrics,
   ) {
     this.limiter = new RateLimiter(ctx.db);
@@ -59,7 +84,11 @@ export class DeliveryWorker {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.closed = false;
     this.loopDone = this.loop();
+    this.renewTimer = setInterval(() => void this.renew(), Math.max(Math.floor(this.options.leaseMs / 3), 10));
+    this.renewTimer.unref();
+    this.prober.start();
   }
 
   /** Stops claiming; waits up to `graceMs` for sends under way, then gives the rest back. */
@@ -68,9 +97,20 @@ export class DeliveryWorker {
     this.running = false;
     this.wake();
     await this.loopDone;
-    const pending = [...this.inFlight.values()];
+    await this.prober.stop();
+    const pending = [...this.inFlight.values()].map((f) => f.done);
     await Promise.race([Promise.allSettled(pending), new Promise((r) => setTimeout(r, graceMs).unref())]);
-    await releaseLeases(this.ctx.db, this.owner, [...this.inFlight.keys()]);
+    this.closed = true;
+    clearInterval(this.renewTimer);
+    // A message whose result is still unwritten was sent: giving it back would send it again.
+    const untouched = [...this.inFlight.keys()].filter((id) => !this.unsettled.has(id));
+    await releaseLeases(this.ctx.db, this.owner, untouched);
+    for (const id of this.unsettled) {
+      this.ctx.log.error(
+        { message: id },
+        "the result of a delivery could not be written; the message is sent again after its lease",
+      );
+    }
   }
 
   wake(): void {
@@ -81,25 +121,28 @@ export class DeliveryWorker {
     let claimFailures = 0;
     while (this.running) {
       const free = this.options.concurrency - this.inFlight.size;
-      let claimedAll = false;
+      let more = false;
       // Claim in groups (a quarter of the concurrency at least), not one message per completion.
       if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
         const startedAt = Date.now();
         try {
-          const claimed = await claimDueMessages(this.ctx.db, this.ctx.storage.dialect, this.owner, free, this.options.leaseMs);
-          // Each server is read once per batch, so a settings change applies to the next batch.
-          const servers = new Map<string, Promise<EmailServersTable | undefined>>();
-          for (const row of claimed) {
-            if (!servers.has(row.server_id)) servers.set(row.server_id, this.serverRow(row.server_id));
-            const done = this.deliver(row, servers.get(row.server_id) as Promise<EmailServersTable | undefined>)
-              .catch((error) => this.ctx.log.error({ err: error, message: row.id }, "delivery crashed"))
-              .finally(() => {
-                this.inFlight.delete(row.id);
-                this.wake();
-              });
-            this.inFlight.set(row.id, done);
+          const quotas = await this.quotas(free);
+          const asked = Math.min(
+            free,
+            quotas.reduce((sum, q) => sum + q.limit, 0),
+          );
+          if (asked > 0) {
+            const claimed = await claimDueMessages(
+              this.ctx.db,
+              this.ctx.storage.dialect,
+              this.owner,
+              quotas,
+              free,
+              this.options.leaseMs,
+            );
+            this.dispatch(claimed);
+            more = claimed.length > 0 && claimed.length === asked;
           }
-          claimedAll = claimed.length === free;
           claimFailures = 0;
           // Only an outage of the database ends here: a full disk ends when /readyz finds room.
           this.ctx.storage.health.succeeded("read", startedAt);
@@ -110,7 +153,64 @@ export class DeliveryWorker {
           claimFailures++;
         }
       }
-      if (!claimedAll && this.running) await this.idle(claimFailures);
+      if (!more && this.running) await this.idle(claimFailures);
+    }
+  }
+
+  /**
+   * Each server's free slots. A server has twice its pool size in flight at most: one
+   * message on each connection and one ready for it, so the connections never wait for a
+   * claim, and a server that never answers holds at most that many of the process's slots.
+   * A server is claimed for in groups (a pool's worth), not one message per completion.
+   */
+  private async quotas(free: number): Promise<ServerQuota[]> {
+    const rows = await this.serverIds();
+    // Start from a different server each time, in case there are more than one claim takes.
+    const start = rows.length ? Math.floor(Math.random() * rows.length) : 0;
+    const ordered = [...rows.slice(start), ...rows.slice(0, start)];
+    const { poolSize } = this.options;
+    const quotas: ServerQuota[] = [];
+    for (const { id } of ordered) {
+      const busy = this.perServer.get(id) ?? 0;
+      const room = 2 * poolSize - busy;
+      if (busy === 0 || room >= poolSize) quotas.push({ serverId: id, limit: Math.min(free, room) });
+    }
+    return quotas;
+  }
+
+  /** The servers, read again at most once a poll: the loop runs at every completion. */
+  private async serverIds(): Promise<{ id: string }[]> {
+    const now = Date.now();
+    if (!this.knownServers || now - this.knownServers.at >= this.options.pollMs) {
+      const ids = await this.ctx.db.selectFrom("email_servers").select("id").orderBy("id").execute();
+      this.knownServers = { ids, at: now };
+    }
+    return this.knownServers.ids;
+  }
+
+  private dispatch(claimed: MessagesTable[]): void {
+    // Each server is read once per batch, so a settings change applies to the next batch.
+    const servers = new Map<string, Promise<ServerState>>();
+    for (const row of claimed) {
+      if (this.inFlight.has(row.id)) {
+        // Its lease ran out while its result was being written (the database was away): it
+        // was sent, so it is not sent again; the pending write settles it.
+        this.ctx.log.warn({ message: row.id }, "claimed a message whose result is still being written; not sending it again");
+        continue;
+      }
+      if (!servers.has(row.server_id)) servers.set(row.server_id, this.serverState(row.server_id));
+      const state = servers.get(row.server_id) as Promise<ServerState>;
+      this.perServer.set(row.server_id, (this.perServer.get(row.server_id) ?? 0) + 1);
+      const done = this.deliver(row, state)
+        .catch((error) => this.ctx.log.error({ err: error, message: row.id }, "delivery crashed"))
+        .finally(() => {
+          this.inFlight.delete(row.id);
+          const left = (this.perServer.get(row.server_id) ?? 1) - 1;
+          if (left > 0) this.perServer.set(row.server_id, left);
+          else this.perServer.delete(row.server_id);
+          this.wake();
+        });
+      this.inFlight.set(row.id, { serverId: row.server_id, done });
     }
   }
 
@@ -131,14 +231,31 @@ export class DeliveryWorker {
     });
   }
 
-  private async serverRow(id: string): Promise<EmailServersTable | undefined> {
-    const row = await this.servers.findRow(id);
-    if (!row) await this.transports.forget(id);
-    return row;
+  /** Keeps the leases of everything in flight, so no timeout lets another worker send it too. */
+  private async renew(): Promise<void> {
+    if (this.renewing || this.inFlight.size === 0) return;
+    this.renewing = true;
+    try {
+      await renewLeases(this.ctx.db, this.owner, [...this.inFlight.keys()], this.options.leaseMs);
+    } catch (error) {
+      this.ctx.log.warn({ err: error }, "could not renew the leases of messages being sent; trying again");
+    } finally {
+      this.renewing = false;
+    }
   }
 
-  private async deliver(message: MessagesTable, serverRow: Promise<EmailServersTable | undefined>): Promise<void> {
-    const server = await serverRow;
+  private async serverState(id: string): Promise<ServerState> {
+    const [row, breaker] = await Promise.all([
+      this.servers.findRow(id),
+      this.ctx.db.selectFrom("server_breakers").select("consecutive_failures").where("server_id", "=", id).executeTakeFirst(),
+    ]);
+    if (!row) await this.transports.forget(id);
+    return { row, failuresInARow: Number(breaker?.consecutive_failures ?? 0) };
+  }
+
+  private async deliver(message: MessagesTable, serverState: Promise<ServerState>): Promise<void> {
+    const state = await serverState;
+    const server = state.row;
     if (!server) {
       await this.settle(message, {
         status: "failed",
@@ -147,7 +264,8 @@ export class DeliveryWorker {
       });
       return;
     }
-    if (server.status !== "ready" && server.status !== "failing") {
+    if (server.status !== "ready") {
+      // Failing (its breaker is open) or not configured: held, not attempted.
       await this.settle(message, {
         status: "held",
         errorCode: "server_not_ready",
@@ -173,50 +291,87 @@ export class DeliveryWorker {
       durationMs: 0,
       outcome: "sent",
     };
+    let outcome: Outcome;
     try {
       const result = await this.transports.get(server).send(await loadOutgoing(this.ctx.db, message));
       attempt.durationMs = Date.now() - startedAt;
       attempt.providerMessageId = result.providerMessageId;
       attempt.remote = { response: result.response };
-      await this.settle(message, { status: "sent", errorCode: null, providerMessageId: result.providerMessageId }, attempt);
-      if (server.fault === "failing") await this.servers.setFault(server.id, null, null);
+      outcome = { status: "sent", errorCode: null, providerMessageId: result.providerMessageId };
     } catch (thrown) {
       const error = asDeliveryError(thrown);
       attempt.durationMs = Date.now() - startedAt;
       attempt.outcome = error.kind;
       attempt.errorCode = error.code;
       attempt.remote = error.remote;
-      await this.settle(message, await this.outcomeOf(message, server, error), attempt);
+      outcome = await this.outcomeOf(message, server, error);
+    }
+    // From here the message is not sent again by this process, whatever the database does.
+    this.unsettled.add(message.id);
+    await this.settleUntilWritten(message, outcome, attempt);
+    if (outcome.status === "sent" && state.failuresInARow > 0) {
+      state.failuresInARow = 0;
+      await this.breakers
+        .recordSuccess(server.id)
+        .catch((error) => this.ctx.log.warn({ err: error }, "could not reset a breaker"));
     }
   }
 
+  /** The failure policy: what each class of failure does to the message (and to the server). */
   private async outcomeOf(message: MessagesTable, server: EmailServersTable, error: DeliveryError): Promise<Outcome> {
     const failure = { errorCode: error.code, error: error.message };
+    const retryAt = () => Date.now() + retryDelay(message.attempts, this.options.backoff, error.retryAfterMs);
     switch (error.kind) {
       case "recipient":
+      case "message":
         return { status: "failed", ...failure };
       case "reauthorization":
         // The token store has already marked the server; held mail goes out after re-authorization.
         return { status: "held", ...failure };
-      case "server":
-        await this.markFailing(server, error);
-        return { status: "held", ...failure };
-      case "transient": {
-        if (message.attempts < message.max_attempts) {
-          const delay = retryDelay(message.attempts, this.options.backoff, error.retryAfterMs);
-          return { status: "queued", nextAttemptAt: Date.now() + delay, ...failure };
+      case "rate_limited":
+        // Slowing down as asked is not the message's fault: no attempt is used up.
+        return { status: "queued", nextAttemptAt: retryAt(), uncountAttempt: true, ...failure };
+      case "server": {
+        const detail = `${error.message} (${error.code}, ${new Date().toISOString()})`;
+        const open = await this.breakers.recordServerProblem(server.id, detail).catch((e: unknown) => {
+          this.ctx.log.warn({ err: e }, "could not record a server problem");
+          return false;
+        });
+        if (open) return { status: "held", ...failure };
+        // Not the message's fault either: it never fails for it, it waits at the longest step.
+        if (message.attempts >= message.max_attempts) {
+          return { status: "queued", nextAttemptAt: retryAt(), uncountAttempt: true, ...failure };
         }
-        if (UNREACHABLE.has(error.code)) {
-          await this.markFailing(server, error);
-          return { status: "held", ...failure };
-        }
-        return { status: "failed", ...failure };
+        return { status: "queued", nextAttemptAt: retryAt(), ...failure };
       }
+      case "transient":
+        if (message.attempts < message.max_attempts) return { status: "queued", nextAttemptAt: retryAt(), ...failure };
+        return { status: "failed", ...failure };
     }
   }
 
-  private async markFailing(server: EmailServersTable, error: DeliveryError): Promise<void> {
-    await this.servers.setFault(server.id, "failing", `${error.message} (${error.code}, ${new Date().toISOString()})`);
+  /**
+   * Writes the result, and if the write fails (database away, disk full) keeps it and tries
+   * again with backoff until it lands; the lease is renewed meanwhile, since the message
+   * stays in flight. Only a process that dies first leaves it to be sent again.
+   */
+  private async settleUntilWritten(message: MessagesTable, outcome: Outcome, attempt: AttemptRecord): Promise<void> {
+    let wait = SETTLE_RETRY_FIRST_MS;
+    for (;;) {
+      try {
+        await this.settle(message, outcome, attempt);
+        this.unsettled.delete(message.id);
+        return;
+      } catch (error) {
+        if (this.closed) return;
+        this.ctx.log.warn(
+          { err: error, message: message.id, retryInMs: wait },
+          "could not write a delivery result; keeping it and trying again",
+        );
+        await new Promise((r) => setTimeout(r, wait).unref());
+        wait = Math.min(wait * 2, SETTLE_RETRY_MAX_MS);
+      }
+    }
   }
 
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {

@@ -17,6 +17,7 @@ import * as m001 from "./migrations/001_initial.js";
 import * as m002 from "./migrations/002_messages.js";
 import * as m003 from "./migrations/003_oauth.js";
 import * as m004 from "./migrations/004_trust.js";
+import * as m005 from "./migrations/005_breakers.js";
 import * as m006 from "./migrations/006_smtp_intake.js";
 import * as m007 from "./migrations/007_sendmail_commands.js";
 import * as m008 from "./migrations/008_test_messages.js";
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   "002_messages": m002,
   "003_oauth": m003,
   "004_trust": m004,
+  "005_breakers": m005,
   "006_smtp_intake": m006,
   "007_sendmail_commands": m007,
   "008_test_messages": m008,

@@ -212,6 +212,20 @@ export interface AuthFailuresTable {
   blocked_until: number;
 }
 
+/** A server's circuit breaker (src/queue/breaker.ts). */
+export interface ServerBreakersTable {
+  server_id: string;
+  consecutive_failures: number;
+  opened_at: number | null;
+  next_probe_at: number | null;
+  probes: number;
+  probe_owner: string | null;
+  probe_until: number | null;
+  last_probe_at: number | null;
+  last_probe_error: string | null;
+  updated_at: number;
+}
+
 export interface Database {
   messages: MessagesTable;
   message_raw: MessageRawTable;
@@ -226,4 +240,5 @@ export interface Database {
   audit_log: AuditLogTable;
   oauth_authorizations: OAuthAuthorizationsTable;
   oauth_tokens: OAuthTokensTable;
+  server_breakers: ServerBreakersTable;
 }

@@ -5,9 +5,10 @@
  * documented error bodies) through `mapError`.
  */
 import { type ErrorCode, errorCatalogue } from "../core/errors.js";
+import { type FailureKind, NETWORK_CLASS, networkFailure, systemCodes } from "./failure.js";
 import { checkResolvedHost, type OperatorPolicy, STRICT_OPERATOR, urlPort } from "./operator.js";
 import { Redactor } from "./transcript.js";
-import { type CheckResult, DeliveryError, type FailureKind, type TestStep } from "./types.js";
+import { type CheckResult, DeliveryError, type TestStep } from "./types.js";
 
 /** How long a provider may take to answer before the attempt counts as a timeout. */
 export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
@@ -59,9 +60,9 @@ export interface ProviderRequest {
 
 /**
  * Sends one request and answers its 2xx response; anything else throws a DeliveryError:
- * 401/403 → provider_unauthorized (server), 429 → provider_rate_limited (transient, with
+ * 401/403 → provider_unauthorized (server), 429 → provider_rate_limited (rate_limited, with
  * Retry-After), 5xx → provider_unavailable (transient), other 4xx → message_rejected
- * (this message only) unless `mapError` knows better; network failures are transient.
+ * (this message only) unless `mapError` knows better; network failures as ./failure.ts says.
  */
 export async function callProvider(request: ProviderRequest): Promise<ProviderResponse> {
   const { provider, transcript } = request;
@@ -123,7 +124,7 @@ export function statusError(provider: string, response: ProviderResponse, remote
   if (status === 429) {
     const wait = retryAfterMs(response.headers.get("retry-after"));
     const when = wait === undefined ? "" : `; it asked to wait ${Math.ceil(wait / 1000)} s`;
-    return fail("provider_rate_limited", "transient", `${provider} is rate limiting (HTTP 429)${when}`, wait);
+    return fail("provider_rate_limited", "rate_limited", `${provider} is rate limiting (HTTP 429)${when}`, wait);
   }
   if (status >= 500) {
     return fail(
@@ -142,31 +143,39 @@ export function statusError(provider: string, response: ProviderResponse, remote
       `${provider} redirected the request (HTTP ${status}): set the API base URL to the provider's API address`,
     );
   }
-  return fail("message_rejected", "recipient", `${provider} refused the message (HTTP ${status})${said}`);
+  return fail("message_rejected", "message", `${provider} refused the message (HTTP ${status})${said}`);
 }
 
-function networkError(provider: string, err: unknown, timeoutMs: number): DeliveryError {
+export function networkError(provider: string, err: unknown, timeoutMs: number): DeliveryError {
   if (err instanceof DeliveryError) return err;
   const name = err instanceof Error ? err.name : "";
   if (name === "TimeoutError" || name === "AbortError") {
-    return new DeliveryError("connection_timeout", "transient", `${provider} did not answer within ${timeoutMs} ms`);
+    return new DeliveryError(
+      "connection_timeout",
+      NETWORK_CLASS.connection_timeout,
+      `${provider} did not answer within ${timeoutMs} ms`,
+    );
   }
-  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
-  const code = cause?.code ?? "";
+  const cause = err instanceof Error ? (err.cause as { message?: string } | undefined) : undefined;
   const detail = cause?.message ?? (err instanceof Error ? err.message : String(err));
-  if (code === "ECONNREFUSED") {
-    return new DeliveryError("connection_refused", "transient", `${provider} refused the connection (${detail})`);
+  const codes = systemCodes(err);
+  const network = networkFailure(codes);
+  if (network?.code === "dns_not_found") {
+    return new DeliveryError(network.code, network.kind, `${provider}'s API host does not resolve (${detail})`);
   }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-    return new DeliveryError("dns_not_found", "transient", `${provider}'s API host does not resolve (${detail})`);
+  if (network?.code === "tls_certificate_invalid" || codes.some((c) => c.startsWith("ERR_TLS") || c.includes("CERT"))) {
+    return new DeliveryError(
+      "tls_certificate_invalid",
+      NETWORK_CLASS.tls_certificate_invalid,
+      `${provider}'s certificate was not accepted (${detail})`,
+    );
   }
-  if (code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT") {
-    return new DeliveryError("connection_timeout", "transient", `${provider} did not answer in time (${detail})`);
-  }
-  if (code.startsWith("ERR_TLS") || code.includes("CERT") || code === "UNABLE_TO_VERIFY_LEAF_SIGNATURE") {
-    return new DeliveryError("tls_certificate_invalid", "server", `${provider}'s certificate was not accepted (${detail})`);
-  }
-  return new DeliveryError("connection_dropped", "transient", `The connection to ${provider} failed (${code || detail})`);
+  if (network) return new DeliveryError(network.code, network.kind, `${provider} ${network.what} (${detail})`);
+  return new DeliveryError(
+    "connection_dropped",
+    NETWORK_CLASS.connection_dropped,
+    `The connection to ${provider} failed (${codes[0] || detail})`,
+  );
 }
 
 /** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */

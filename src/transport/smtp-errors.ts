@@ -4,8 +4,9 @@
  * response. The message names the host and what went wrong; the catalogue summary is the hint.
  */
 import type { ErrorCode } from "../core/errors.js";
+import { type FailureKind, NETWORK_CLASS, networkFailure } from "./failure.js";
 import type { Redactor } from "./transcript.js";
-import { DeliveryError, type FailureKind } from "./types.js";
+import { DeliveryError } from "./types.js";
 
 export type SmtpSecurity = "starttls" | "tls" | "none";
 /** Whose SMTP server this is: shapes a few messages (Gmail's 535 has its own hint). */
@@ -47,24 +48,6 @@ export function wrapProviderError(err: unknown): Error {
 function providerError(err: unknown): unknown {
   return err && typeof err === "object" ? (err as { [PROVIDER_ERROR]?: unknown })[PROVIDER_ERROR] : undefined;
 }
-
-/** Certificate problems: the server is reachable, but its certificate is not valid for this host or not trusted. */
-const CERTIFICATE_CODES = new Set([
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_UNTRUSTED",
-  "CERT_REVOKED",
-  "CERT_REJECTED",
-  "CERT_SIGNATURE_FAILURE",
-  "HOSTNAME_MISMATCH",
-  "INVALID_CA",
-]);
 
 const DROPPED_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ECONNECTION", "EPROTOCOL", "ESOCKET"]);
 
@@ -118,36 +101,25 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
   const command = (e.command ?? "").toUpperCase();
   const response = e.response?.trim() ?? "";
 
-  // Network and TLS, before any SMTP reply.
-  const certificateCode = codes.find((c) => CERTIFICATE_CODES.has(c));
-  if (certificateCode) {
+  // Network and TLS, before any SMTP reply: classed as for every driver (./failure.ts).
+  const network = networkFailure(codes);
+  if (network?.code === "tls_certificate_invalid") {
     return make(
-      "tls_certificate_invalid",
-      "server",
-      `The TLS certificate of ${where} was refused (${certificateCode}): ${reason(e).replace(/^Error initiating TLS - /, "")}`,
+      network.code,
+      network.kind,
+      `The TLS certificate of ${where} was refused (${network.systemCode}): ${reason(e).replace(/^Error initiating TLS - /, "")}`,
       e,
       ctx,
     );
   }
-  if (codes.includes("EDNS") || codes.includes("ENOTFOUND") || codes.includes("EAI_AGAIN") || codes.includes("ENODATA")) {
-    const temporary = codes.includes("EAI_AGAIN") || codes.includes("ETIMEOUT");
-    return make(
-      "dns_not_found",
-      temporary ? "transient" : "server",
-      temporary
-        ? `The DNS lookup of ${ctx.host} failed for now: ${reason(e)}`
-        : `The host name ${ctx.host} does not resolve: ${reason(e)}`,
-      e,
-      ctx,
-    );
+  if (network?.code === "dns_not_found" || codes.includes("EDNS")) {
+    return make("dns_not_found", NETWORK_CLASS.dns_not_found, `The host name ${ctx.host} does not resolve: ${reason(e)}`, e, ctx);
   }
-  if (codes.includes("ECONNREFUSED")) {
-    // Transient for delivery: a server restarting refuses for a moment. The queue's attempt
-    // limit turns a server that stays down into a failing one; a test reports it at once.
-    return make("connection_refused", "transient", `Nothing accepts connections on ${where} (connection refused).`, e, ctx);
+  if (network?.code === "connection_refused") {
+    return make(network.code, network.kind, `Nothing accepts connections on ${where} (connection refused).`, e, ctx);
   }
-  if (codes.includes("EHOSTUNREACH") || codes.includes("ENETUNREACH")) {
-    return make("connection_timeout", "transient", `${where} cannot be reached from here: ${reason(e)}`, e, ctx);
+  if (network?.code === "connection_timeout" && !codes.includes("ETIMEDOUT") && !e.timeoutType) {
+    return make(network.code, network.kind, `${where} cannot be reached from here: ${reason(e)}`, e, ctx);
   }
   if (isProtocolMismatch(codes, message)) {
     const expected = ctx.security === "tls" ? "TLS from the first byte" : "STARTTLS";
@@ -164,7 +136,7 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
       // A TLS port waits for our handshake while we wait for its greeting.
       return make(
         ctx.port === 465 ? "tls_wrong_port" : "connection_timeout",
-        ctx.port === 465 ? "server" : "transient",
+        ctx.port === 465 ? "server" : NETWORK_CLASS.connection_timeout,
         `${where} accepted the connection but sent no SMTP greeting; if this port expects TLS from the first byte (465), set Security to TLS.`,
         e,
         ctx,
@@ -176,7 +148,7 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
         : e.timeoutType === "UPGRADE_TIMEOUT"
           ? "to finish the TLS handshake"
           : "to answer";
-    return make("connection_timeout", "transient", `${where} took too long ${phase}.`, e, ctx);
+    return make("connection_timeout", NETWORK_CLASS.connection_timeout, `${where} took too long ${phase}.`, e, ctx);
   }
 
   // STARTTLS refused or not offered.
@@ -259,19 +231,31 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
     if (command.startsWith("RCPT")) {
       return make("recipient_rejected", "recipient", `${where} refused the recipient.`, e, ctx);
     }
-    return make("message_rejected", "recipient", `${where} refused the message.`, e, ctx);
+    return make("message_rejected", "message", `${where} refused the message.`, e, ctx);
   }
   if (codes.includes("EENVELOPE")) {
     return make("recipient_rejected", "recipient", `The envelope is not valid: ${reason(e)}`, e, ctx);
   }
   if (codes.includes("EMESSAGE")) {
-    return make("message_rejected", "recipient", `The message cannot be sent: ${reason(e)}`, e, ctx);
+    return make("message_rejected", "message", `The message cannot be sent: ${reason(e)}`, e, ctx);
   }
   if (codes.includes("ETLS")) {
-    return make("connection_dropped", "transient", `The TLS upgrade with ${where} failed: ${reason(e)}`, e, ctx);
+    return make(
+      "connection_dropped",
+      NETWORK_CLASS.connection_dropped,
+      `The TLS upgrade with ${where} failed: ${reason(e)}`,
+      e,
+      ctx,
+    );
   }
   if (codes.some((c) => DROPPED_CODES.has(c)) || /closed|pool was closed/i.test(message) || status === 503) {
-    return make("connection_dropped", "transient", `The connection to ${where} was lost: ${reason(e)}`, e, ctx);
+    return make(
+      "connection_dropped",
+      NETWORK_CLASS.connection_dropped,
+      `The connection to ${where} was lost: ${reason(e)}`,
+      e,
+      ctx,
+    );
   }
   return make("internal_error", "transient", `Sending through ${where} failed: ${reason(e)}`, e, ctx);
 }

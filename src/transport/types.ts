@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ErrorCode } from "../core/errors.js";
 import type { Settings } from "../core/settings.js";
+import type { FailureKind } from "./failure.js";
 import type { OperatorPolicy } from "./operator.js";
 
 export interface Address {
@@ -67,15 +68,8 @@ export interface CheckResult {
   };
 }
 
-/**
- * How a failure is handled:
- * - transient: retried with backoff (network, timeout, 4xx SMTP, HTTP 429/5xx);
- * - recipient: this message fails at once (5xx on RCPT, invalid recipient);
- * - server: the server's own fault (auth, TLS, configuration): the message is held and the
- *   server marked failing;
- * - reauthorization: the OAuth grant is gone: held, server needs a new authorization.
- */
-export type FailureKind = "transient" | "recipient" | "server" | "reauthorization";
+// The classes and what each does: ./failure.ts.
+export type { FailureKind } from "./failure.js";
 
 export class DeliveryError extends Error {
   override name = "DeliveryError";

@@ -137,16 +137,26 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
   });
 
   describe("statuses", () => {
-    it("a failing server becomes ready again when its configuration changes", async () => {
+    it("a failing server stays failing after an edit, with a probe of the new settings due at once", async () => {
       const created = await createServer(t, serverBody("smtp", "Fault then fix"));
       await t.mailroom.servers.setFault(created.id, "failing", "535 authentication failed");
-      expect((await get(created.id)).json()).toMatchObject({ status: "failing", statusDetail: "535 authentication failed" });
+      expect((await get(created.id)).json()).toMatchObject({
+        status: "failing",
+        statusDetail: "535 authentication failed",
+        delivery: { state: "open", heldMessages: 0 },
+      });
+      const before = Date.now();
       const res = await t.request(t.admin, {
         method: "PATCH",
         url: `/api/email-servers/${created.id}/settings/password`,
         payload: { value: "the right password" },
       });
-      expect(res.json()).toMatchObject({ status: "ready", statusDetail: null });
+      // Its mail stays held until the probe (src/queue/prober.ts, not running here) passes.
+      expect(res.json()).toMatchObject({ status: "failing" });
+      const delivery = (await get(created.id)).json().delivery;
+      expect(delivery.state).toBe("open");
+      expect(Date.parse(delivery.nextProbeAt)).toBeLessThanOrEqual(Date.now());
+      expect(Date.parse(delivery.nextProbeAt)).toBeGreaterThanOrEqual(before - 1000);
     });
 
     it("reauthorization_required stays through setting changes until a new grant", async () => {

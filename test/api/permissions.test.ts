@@ -78,6 +78,8 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
 
   /** A real id for the `:id` of a path, by the resource the path is under. */
   async function idFor(path: string): Promise<string> {
+    // A probe connects to the server: the Capture server is checked here, never over the network.
+    if (path === "/api/email-servers/:id/probe") return (await t.mailroom.servers.getRow("Capture")).id;
     if (path.startsWith("/api/email-servers/")) return fresh.server();
     if (path.startsWith("/api/users/")) return fresh.user();
     if (path.startsWith("/api/groups/")) return fresh.group();
@@ -145,6 +147,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     "DELETE /api/email-servers/:id/settings/:key": "email-servers.update",
     "POST /api/email-servers/:id/copy": "email-servers.update",
     "POST /api/email-servers/:id/default": "email-servers.update",
+    "POST /api/email-servers/:id/probe": "email-servers.test",
     "GET /api/users": "users.manage",
     "POST /api/users": "users.manage",
     "GET /api/users/:id": "users.manage",

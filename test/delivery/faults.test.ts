@@ -101,14 +101,20 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
       await t.mailroom.servers.setSetting("Peer", "password", "right-password", systemActor);
       throw error;
     }
-    expect(m.status).toBe("held");
-    expect(m.attempts).toHaveLength(1);
-    expect(m.attempts[0]).toMatchObject({ outcome: "server", errorCode: "smtp_auth_failed", response: { code: 535 } });
-    const server = await t.mailroom.servers.get("Peer");
-    expect(server.status).toBe("failing");
-    expect(server.statusDetail).toContain("smtp_auth_failed");
-
-    await t.mailroom.servers.setSetting("Peer", "password", "right-password", systemActor);
+    try {
+      // One refused login is not enough to call the server broken: the breaker opens at the third in a row.
+      expect(m.status).toBe("held");
+      expect(m.attempts).toHaveLength(3);
+      for (const a of m.attempts) {
+        expect(a).toMatchObject({ outcome: "server", errorCode: "smtp_auth_failed", response: { code: 535 } });
+      }
+      const server = await t.mailroom.servers.get("Peer");
+      expect(server.status).toBe("failing");
+      expect(server.statusDetail).toContain("smtp_auth_failed");
+    } finally {
+      // The edit asks for a probe at once; its pass releases the held mail.
+      await t.mailroom.servers.setSetting("Peer", "password", "right-password", systemActor);
+    }
     await waitFor("the held message to go out", async () => (await t.mailroom.messages.getRow(m.id)).status === "sent");
     expect((await t.mailroom.servers.get("Peer")).status).toBe("ready");
   });

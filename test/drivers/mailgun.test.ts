@@ -127,7 +127,7 @@ describe("mailgun driver", () => {
     peer.failNext(1, { status: 429, headers: { "Retry-After": "7" }, body: "Too Many Requests" });
     const err = await sendError(transport.send(sampleMessage()));
     expect(err.code).toBe("provider_rate_limited");
-    expect(err.kind).toBe("transient");
+    expect(err.kind).toBe("rate_limited");
     expect(err.retryAfterMs).toBe(7000);
     expect(err.remote).toEqual({ code: 429 });
     await transport.send(sampleMessage());
@@ -156,7 +156,7 @@ describe("mailgun driver", () => {
     peer.failNext(1, { status: 400, body: `{"message": "bad request for key ${API_KEY}"}` });
     const echoed = await sendError(createMailgunTransport(context()).send(sampleMessage()));
     expect(echoed.code).toBe("message_rejected");
-    expect(echoed.kind).toBe("recipient");
+    expect(echoed.kind).toBe("message");
     expect(echoed.remote.response).toBe('{"message": "bad request for key [redacted]"}');
     expect(echoed.message).not.toContain(API_KEY);
 
@@ -168,18 +168,18 @@ describe("mailgun driver", () => {
     expect(peer.requests).toHaveLength(2); // the redirect was not followed
   });
 
-  it("maps a refused connection, a timeout and a dropped connection to transient errors", async () => {
+  it("maps a refused connection and a timeout to server problems, a dropped connection to a transient error", async () => {
     const closed = await startProviderPeer({});
     const closedUrl = closed.url;
     await closed.close();
     const refused = await sendError(createMailgunTransport(context({ baseUrl: closedUrl })).send(sampleMessage()));
     expect(refused.code).toBe("connection_refused");
-    expect(refused.kind).toBe("transient");
+    expect(refused.kind).toBe("server");
 
     peer.failNext(1, { stall: true });
     const slow = await sendError(createMailgunTransport(context(), { timeoutMs: 300 }).send(sampleMessage()));
     expect(slow.code).toBe("connection_timeout");
-    expect(slow.kind).toBe("transient");
+    expect(slow.kind).toBe("server");
 
     peer.failNext(1, { drop: true });
     const dropped = await sendError(createMailgunTransport(context()).send(sampleMessage()));

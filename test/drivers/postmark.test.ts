@@ -147,7 +147,7 @@ describe("postmark driver", () => {
     });
     const limited = await sendError(transport.send(sampleMessage()));
     expect(limited.code).toBe("provider_rate_limited");
-    expect(limited.kind).toBe("transient");
+    expect(limited.kind).toBe("rate_limited");
     expect(limited.retryAfterMs).toBe(12_000);
 
     peer.failNext(1, { status: 500, body: '{"ErrorCode":0,"Message":"Internal server error"}' });

@@ -169,7 +169,7 @@ describe("sendmail through msmtp", () => {
     const bcc = await failure(transport.send(message({ bcc: [{ address: "-X/tmp/log" }] })));
     expect(bcc.code).toBe("recipient_rejected");
     const sender = await failure(transport.send(message({ from: { address: "-bd@example.com" } })));
-    expect(sender).toMatchObject({ code: "sender_rejected", kind: "recipient" });
+    expect(sender).toMatchObject({ code: "sender_rejected", kind: "message" });
     expect(peer.connections).toBe(before);
     expect(peer.received).toHaveLength(0);
   });

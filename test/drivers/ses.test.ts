@@ -107,7 +107,7 @@ describe("ses driver", () => {
     peer.failNext(1, { status: 400, type: "MessageRejected", message: "Illegal address" });
     const err = await sendError(createSesTransport(context()).send(sampleMessage()));
     expect(err.code).toBe("ses_message_rejected");
-    expect(err.kind).toBe("recipient");
+    expect(err.kind).toBe("message");
   });
 
   it("maps throttling to provider_rate_limited with Retry-After, trying once (the queue retries)", async () => {
@@ -119,7 +119,7 @@ describe("ses driver", () => {
     });
     const err = await sendError(createSesTransport(context()).send(sampleMessage()));
     expect(err.code).toBe("provider_rate_limited");
-    expect(err.kind).toBe("transient");
+    expect(err.kind).toBe("rate_limited");
     expect(err.retryAfterMs).toBe(3000);
     expect(peer.requests).toHaveLength(1);
   });
@@ -146,13 +146,13 @@ describe("ses driver", () => {
     expect(peer.requests).toHaveLength(1);
   });
 
-  it("maps a refused connection to a transient error", async () => {
+  it("maps a refused connection to a server problem (as every driver does)", async () => {
     const closed = await startProviderPeer({});
     const url = closed.url;
     await closed.close();
     const err = await sendError(createSesTransport(context({ endpoint: url })).send(sampleMessage()));
     expect(err.code).toBe("connection_refused");
-    expect(err.kind).toBe("transient");
+    expect(err.kind).toBe("server");
   });
 
   it("check calls GetAccount only, sends nothing, and keeps keys out of the transcript", async () => {

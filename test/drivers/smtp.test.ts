@@ -503,7 +503,7 @@ describe("network failures", () => {
       const transport = open(context({ host: "127.0.0.1", port, security: "starttls", timeoutSeconds: 1 }));
       const error = await sendError(transport);
       expect(error.code).toBe("connection_timeout");
-      expect(error.kind).toBe("transient");
+      expect(error.kind).toBe("server");
       expect(error.message).toMatch(/no SMTP greeting.*TLS/);
       const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
       expect(check.steps.at(-1)).toMatchObject({ step: "ehlo", ok: false });
@@ -520,18 +520,18 @@ describe("error mapping for failures no local peer can produce", () => {
 
   it.each([
     [{ code: "EDNS", originalCode: "ENOTFOUND", message: "getaddrinfo ENOTFOUND" }, "dns_not_found", "server"],
-    [{ code: "EDNS", originalCode: "EAI_AGAIN", message: "getaddrinfo EAI_AGAIN" }, "dns_not_found", "transient"],
+    [{ code: "EDNS", originalCode: "EAI_AGAIN", message: "getaddrinfo EAI_AGAIN" }, "dns_not_found", "server"],
     [
       { code: "ESOCKET", originalCode: "CERT_HAS_EXPIRED", message: "certificate has expired" },
       "tls_certificate_invalid",
       "server",
     ],
     [{ code: "ESOCKET", originalCode: "ECONNRESET", message: "read ECONNRESET" }, "connection_dropped", "transient"],
-    [{ code: "ETIMEDOUT", timeoutType: "CONNECT_TIMEOUT", message: "Connection timeout" }, "connection_timeout", "transient"],
+    [{ code: "ETIMEDOUT", timeoutType: "CONNECT_TIMEOUT", message: "Connection timeout" }, "connection_timeout", "server"],
     [
       { code: "EENVELOPE", responseCode: 552, command: "DATA", response: "552 5.3.4 Message too big" },
       "message_rejected",
-      "recipient",
+      "message",
     ],
     [
       { code: "EAUTH", responseCode: 454, command: "AUTH PLAIN", response: "454 4.7.0 Try later" },

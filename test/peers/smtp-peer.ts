@@ -50,6 +50,8 @@ export interface PeerFaults {
   random?: { tempFailRate: number; dropRate: number; random?: () => number };
   /** Answer MAIL FROM with 530 5.7.0 until the client has issued STARTTLS. */
   requireStartTls?: boolean;
+  /** Wait this long before the 220 greeting of each new connection, as a slow or overloaded server does. */
+  greetingDelayMs?: number;
 }
 
 export interface CertificateFiles {
@@ -62,6 +64,8 @@ export interface CertificateFiles {
 export interface SmtpPeerOptions {
   /** Address to listen on; default 127.0.0.1. */
   listenHost?: string;
+  /** Port to listen on; default 0 (the OS picks). A drill restarts a peer on the port it had. */
+  port?: number;
   /** default "starttls": STARTTLS offered; "tls": TLS from the first byte; "none": no TLS at all. */
   security?: PeerSecurity;
   /** Key and certificate; default: generated for "localhost" by a fresh test CA. */
@@ -233,7 +237,8 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
     },
     onConnect(_session, callback) {
       connections++;
-      callback();
+      if (faults.greetingDelayMs) setTimeout(callback, faults.greetingDelayMs);
+      else callback();
     },
     onAuth(attempt: SMTPServerAuthentication, _session: SMTPServerSession, callback) {
       const expected = auth;
@@ -358,7 +363,7 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
   const listenHost = options.listenHost ?? "127.0.0.1";
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, listenHost, () => {
+    server.listen(options.port ?? 0, listenHost, () => {
       server.off("error", reject);
       resolve();
     });

@@ -26,6 +26,10 @@ describe("loadConfig", () => {
     expect(config.databaseUrl).toBeUndefined();
     expect(config.secretKey).toBeUndefined();
     expect(config.adminEmail).toBeUndefined();
+    // The failure model: three server problems in a row; probes 30 s, 1, 2, 5, 10, then 15 min.
+    expect(config.delivery.breakerThreshold).toBe(3);
+    expect(config.delivery.probeSchedule).toEqual([30_000, 60_000, 120_000, 300_000, 600_000, 900_000]);
+    expect(loadConfig({ MAILROOM_PROBE_SCHEDULE: "0.2, 1" }).delivery.probeSchedule).toEqual([200, 1000]);
   });
 
   it("reads every variable", () => {
@@ -120,6 +124,8 @@ describe("loadConfig", () => {
     ["MAILROOM_MICROSOFT_AUTHORITY", "login.microsoftonline.com"],
     ["MAILROOM_WORKERS", "maybe"],
     ["MAILROOM_RETRY_SCHEDULE", "1m,5m"],
+    ["MAILROOM_PROBE_SCHEDULE", "30s"],
+    ["MAILROOM_BREAKER_THRESHOLD", "0"],
     ["MAILROOM_WORKER_CONCURRENCY", "0"],
     ["MAILROOM_MAX_ATTEMPTS", "many"],
     ["MAILROOM_SENDMAIL_COMMANDS", "/usr/sbin/sendmail -i"],

@@ -125,8 +125,23 @@ export interface EmailServer {
   settings: Record<string, SettingValue | { set: boolean } | null>;
   /** When the OAuth grant ends, if the API tells (not every version does). */
   oauthExpiresAt?: string | null;
+  /** The server's circuit breaker and held mail (answers about one server carry it). */
+  delivery?: ServerDelivery;
   createdAt: string;
   updatedAt: string;
+}
+
+export interface ServerDelivery {
+  /** open: the server is failing, its mail held until a check (probe) passes. */
+  state: "closed" | "open";
+  consecutiveFailures: number;
+  openedAt: string | null;
+  nextProbeAt: string | null;
+  failedProbes: number;
+  lastProbeAt: string | null;
+  lastProbeError: string | null;
+  probing: boolean;
+  heldMessages: number;
 }
 
 export interface TestStep {

@@ -158,7 +158,7 @@ const mapPostmarkError: ProviderErrorMapper = (response, remote) => {
   if (code === 406) return new DeliveryError("recipient_rejected", "recipient", message, remote);
   if (code === 300) {
     const code300 = /'(To|Cc|Bcc)' address/i.test(said) ? "recipient_rejected" : "message_rejected";
-    return new DeliveryError(code300, "recipient", message, remote);
+    return new DeliveryError(code300, code300 === "recipient_rejected" ? "recipient" : "message", message, remote);
   }
   // A missing or wrong message stream is the server's configuration, not this message.
   if (SERVER_FAULTS.has(code) || /message stream/i.test(said))
@@ -195,7 +195,7 @@ export function createPostmarkTransport(ctx: TransportContext, options: Postmark
       // Postmark documents ErrorCode 0 for success; anything else in a 200 is still a refusal.
       if (typeof json?.ErrorCode === "number" && json.ErrorCode !== 0) {
         throw (
-          mapPostmarkError(response, remote) ?? new DeliveryError("message_rejected", "recipient", String(json.Message), remote)
+          mapPostmarkError(response, remote) ?? new DeliveryError("message_rejected", "message", String(json.Message), remote)
         );
       }
       return {

@@ -96,7 +96,7 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
     if (looksLikeOption(message.from.address)) {
       throw new DeliveryError(
         "sender_rejected",
-        "recipient",
+        "message",
         `The from address ${message.from.address} starts with "-", which sendmail would read as an option.`,
       );
     }

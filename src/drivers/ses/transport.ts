@@ -8,6 +8,7 @@ import {
   SendEmailCommand,
 } from "@aws-sdk/client-sesv2";
 import type { ErrorCode } from "../../core/errors.js";
+import { NETWORK_CLASS, networkFailure, systemCodes } from "../../transport/failure.js";
 import { CheckSteps, HttpTranscript, redact, retryAfterMs } from "../../transport/http.js";
 import { buildMime } from "../../transport/mime.js";
 import { guardedLookup, providerBase, STRICT_OPERATOR, urlPort } from "../../transport/operator.js";
@@ -67,32 +68,34 @@ export function sesError(err: unknown, secrets: string[]): DeliveryError {
       if (/not verified/i.test(message) || e.name === "MailFromDomainNotVerifiedException") {
         return fail("ses_email_not_verified", "server", `SES: ${message}`);
       }
-      return fail("ses_message_rejected", "recipient", `SES rejected the message: ${message}`);
+      return fail("ses_message_rejected", "message", `SES rejected the message: ${message}`);
     }
     if (CREDENTIAL_ERRORS.has(e.name) || status === 401 || status === 403) {
       return fail("provider_unauthorized", "server", `SES rejected the credentials (${e.name}): ${message}`);
     }
     if (THROTTLING_ERRORS.has(e.name) || service.$retryable?.throttling || status === 429) {
       const wait = retryAfterMs(headerOf(service, "retry-after"));
-      return fail("provider_rate_limited", "transient", `SES is throttling (${e.name}): ${message}`, wait);
+      return fail("provider_rate_limited", "rate_limited", `SES is throttling (${e.name}): ${message}`, wait);
     }
     if (ACCOUNT_ERRORS.has(e.name)) return fail("ses_message_rejected", "server", `SES: ${message} (${e.name})`);
     if ((status ?? 0) >= 500 || service.$fault === "server") {
       return fail("provider_unavailable", "transient", `SES answered with a server error (${e.name}): ${message}`);
     }
-    return fail("ses_message_rejected", "recipient", `SES rejected the request (${e.name}): ${message}`);
+    return fail("ses_message_rejected", "message", `SES rejected the request (${e.name}): ${message}`);
   }
   if (CREDENTIAL_ERRORS.has(e.name)) return new DeliveryError("provider_unauthorized", "server", `SES credentials: ${message}`);
-  const code = (e as { code?: string }).code ?? "";
-  if (e.name === "TimeoutError" || code === "ETIMEDOUT" || code === "ECONNABORTED") {
-    return new DeliveryError("connection_timeout", "transient", `SES did not answer in time: ${message}`);
+  const codes = systemCodes(err);
+  if (e.name === "TimeoutError") codes.push("ETIMEDOUT");
+  const network = networkFailure(codes);
+  if (network?.code === "dns_not_found") {
+    return new DeliveryError(network.code, network.kind, `The SES endpoint does not resolve: ${message}`);
   }
-  if (code === "ECONNREFUSED")
-    return new DeliveryError("connection_refused", "transient", `SES refused the connection: ${message}`);
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-    return new DeliveryError("dns_not_found", "transient", `The SES endpoint does not resolve: ${message}`);
-  }
-  return new DeliveryError("connection_dropped", "transient", `The request to SES failed (${code || e.name}): ${message}`);
+  if (network) return new DeliveryError(network.code, network.kind, `SES ${network.what}: ${message}`);
+  return new DeliveryError(
+    "connection_dropped",
+    NETWORK_CLASS.connection_dropped,
+    `The request to SES failed (${codes[0] || e.name}): ${message}`,
+  );
 }
 
 function headerOf(err: SESv2ServiceException, name: string): string | undefined {

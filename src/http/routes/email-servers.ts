@@ -27,6 +27,11 @@ const tags = ["email servers"];
 
 export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const { servers } = mailroom;
+  /** Every answer with one server shows its delivery state too: the breaker, the next probe, the held mail. */
+  const withDelivery = async <T extends { id: string }>(view: T) => ({
+    ...view,
+    delivery: await mailroom.breakers.view(view.id),
+  });
 
   app.get("/api/drivers", { schema: { tags, summary: "Every driver with its settings" } }, async () => ({
     // As this installation offers them: options the operator decides (sendmail commands) filled in.
@@ -68,14 +73,32 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
     { schema: { tags, summary: "Create an email server", body: ServerBody } },
     async (request, reply) => {
       const view = await servers.create(request.body as EmailServerInput, actorOf(request));
-      return reply.status(201).send(view);
+      return reply.status(201).send(await withDelivery(view));
     },
   );
 
   app.get(
     "/api/email-servers/:id",
-    { schema: { tags, summary: "One email server, by id or name", params: IdParams } },
-    async (request) => servers.get((request.params as { id: string }).id),
+    { schema: { tags, summary: "One email server, by id or name, with its delivery state", params: IdParams } },
+    async (request) => withDelivery(await servers.get((request.params as { id: string }).id)),
+  );
+
+  app.post(
+    "/api/email-servers/:id/probe",
+    {
+      schema: {
+        tags,
+        summary:
+          "Check now: probe the server (connect, TLS, login, no mail); for a failing server a pass makes it ready and releases its held mail",
+        params: IdParams,
+      },
+    },
+    async (request) => {
+      const id = (request.params as { id: string }).id;
+      const report = await mailroom.prober.checkNow(id);
+      // null: another process is probing this server right now; its result shows on the server.
+      return { report, server: await withDelivery(await servers.get(id)) };
+    },
   );
 
   app.put(
@@ -88,7 +111,10 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         body: ServerBody,
       },
     },
-    async (request) => servers.replace((request.params as { id: string }).id, request.body as EmailServerInput, actorOf(request)),
+    async (request) =>
+      withDelivery(
+        await servers.replace((request.params as { id: string }).id, request.body as EmailServerInput, actorOf(request)),
+      ),
   );
 
   app.delete(
@@ -119,7 +145,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
     },
     async (request) => {
       const { id, key } = request.params as { id: string; key: string };
-      return servers.setSetting(id, key, (request.body as { value: unknown }).value, actorOf(request));
+      return withDelivery(await servers.setSetting(id, key, (request.body as { value: unknown }).value, actorOf(request)));
     },
   );
 
@@ -128,19 +154,20 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
     { schema: { tags, summary: "Clear one setting: back to its default, or forget a secret", params: SettingParams } },
     async (request) => {
       const { id, key } = request.params as { id: string; key: string };
-      return servers.clearSetting(id, key, actorOf(request));
+      return withDelivery(await servers.clearSetting(id, key, actorOf(request)));
     },
   );
 
   app.post(
     "/api/email-servers/:id/copy",
     { schema: { tags, summary: "Duplicate a server (never its OAuth grant)", params: IdParams } },
-    async (request, reply) => reply.status(201).send(await servers.copy((request.params as { id: string }).id, actorOf(request))),
+    async (request, reply) =>
+      reply.status(201).send(await withDelivery(await servers.copy((request.params as { id: string }).id, actorOf(request)))),
   );
 
   app.post(
     "/api/email-servers/:id/default",
     { schema: { tags, summary: "Make this server the default", params: IdParams } },
-    async (request) => servers.makeDefault((request.params as { id: string }).id, actorOf(request)),
+    async (request) => withDelivery(await servers.makeDefault((request.params as { id: string }).id, actorOf(request))),
   );
 }

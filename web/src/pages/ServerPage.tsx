@@ -1,5 +1,6 @@
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, api, type Driver, type DriverField, type EmailServer, errorMessage, type List, type TestReport } from "../api";
+import { DeliveryState } from "../components/DeliveryState";
 import { OAuthPanel } from "../components/OAuthPanel";
 import { SecretInput, SecretView, SettingInput, SettingView } from "../components/SettingField";
 import { TestPanel } from "../components/TestPanel";
@@ -263,6 +264,7 @@ export function ServerPage({ id }: { id: string | null }) {
           </div>
         )}
       </div>
+      {saved && <DeliveryState server={saved} canCheck={can("email-servers.test")} onChecked={setSaved} />}
       {can("email-servers.test") && (
         // On a phone the test panel comes after the whole form: a way there without scrolling.
         <p className="jump-to-test">
