@@ -1,6 +1,10 @@
 import { type Kysely, sql } from "kysely";
 import { configuredDriver, findDriver } from "../drivers/registry.js";
 import type { Driver } from "../drivers/types.js";
+import { fieldError, MailroomError } from "../kernel/errors.js";
+import { iso, newId } from "../kernel/ids.js";
+import type { Settings, SettingValue } from "../kernel/settings.js";
+import { hasControlCharacters } from "../kernel/validate.js";
 import type { Database } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
@@ -23,8 +27,6 @@ import {
   settingsError,
   statusDetail,
 } from "./email-server-rows.js";
-import { fieldError, MailroomError } from "./errors.js";
-import { iso, newId } from "./ids.js";
 import {
   changedDestinations,
   checkValue,
@@ -32,10 +34,7 @@ import {
   isEmptySetting,
   type ParsedSettings,
   parseSettings,
-  type Settings,
-  type SettingValue,
 } from "./settings.js";
-import { hasControlCharacters } from "./validate.js";
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
 export type ServerFault = "failing" | "reauthorization_required";

@@ -1,7 +1,7 @@
 import type { Mailroom } from "../app.js";
-import type { ErrorCode } from "../core/errors.js";
-import { iso } from "../core/ids.js";
-import { DeliveryError } from "../transport/types.js";
+import type { ErrorCode } from "../kernel/errors.js";
+import { iso } from "../kernel/ids.js";
+import { DeliveryError } from "../kernel/transport.js";
 
 export const DAY_MS = 24 * 60 * 60_000;
 /** Grants ending sooner than this are warned about in the log at every check. */

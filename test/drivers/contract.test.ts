@@ -3,8 +3,8 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkValue, parseSettings } from "../../src/core/settings.js";
 import { configuredDriver, drivers } from "../../src/drivers/registry.js";
+import type { OperatorPolicy } from "../../src/kernel/operator-policy.js";
 import { redactionPaths } from "../../src/logger.js";
-import type { OperatorPolicy } from "../../src/transport/operator.js";
 
 /** An installation that declares one sendmail command: fields the operator decides get their options. */
 const operator: OperatorPolicy = {

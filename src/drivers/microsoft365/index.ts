@@ -1,4 +1,4 @@
-import { isHost } from "../../core/validate.js";
+import { isHost } from "../../kernel/validate.js";
 import { createSmtpTransport } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp/index.js";

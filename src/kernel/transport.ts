@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
-import type { ErrorCode } from "../core/errors.js";
-import type { Settings } from "../core/settings.js";
-import type { OperatorPolicy } from "./operator.js";
+import type { ErrorCode } from "./errors.js";
+import type { OperatorPolicy } from "./operator-policy.js";
+import type { Settings } from "./settings.js";
 
 export interface Address {
   address: string;
