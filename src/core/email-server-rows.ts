@@ -10,8 +10,18 @@ import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
 import { grantNotice } from "../oauth/grant-notice.js";
 import type { EmailServersTable } from "../storage/schema.js";
 import { SECRET_CHANGED, SECRET_UNCHANGED } from "./audit.js";
-import type { EmailServerInput, ServerStatus } from "./email-servers.js";
 import { defaultValue, missingSettings } from "./settings.js";
+
+export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
+
+export interface EmailServerInput {
+  name: string;
+  driver: string;
+  fromAddress?: string;
+  fromName?: string;
+  settings?: Record<string, unknown>;
+  isDefault?: boolean;
+}
 
 export type Row = EmailServersTable;
 export type SecretMap = Record<string, string>;

@@ -13,6 +13,7 @@ import {
   checkServerFields,
   clearFailing,
   driverOf,
+  type EmailServerInput,
   editableField,
   freshRow,
   missingOf,
@@ -23,10 +24,14 @@ import {
   requireDriver,
   resetSetting,
   type SecretMap,
+  type ServerStatus,
   secretDestinationChanged,
   settingsError,
   statusDetail,
 } from "./email-server-rows.js";
+
+export type { EmailServerInput, ServerStatus } from "./email-server-rows.js";
+
 import {
   changedDestinations,
   checkValue,
@@ -36,7 +41,6 @@ import {
   parseSettings,
 } from "./settings.js";
 
-export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
 export type ServerFault = "failing" | "reauthorization_required";
 
 /** An email server as the API shows it: secrets only as {set}, read-only values derived. */
@@ -55,15 +59,6 @@ export interface EmailServerView {
   oauthExpiresAt: string | null;
   createdAt: string;
   updatedAt: string;
-}
-
-export interface EmailServerInput {
-  name: string;
-  driver: string;
-  fromAddress?: string;
-  fromName?: string;
-  settings?: Record<string, unknown>;
-  isDefault?: boolean;
 }
 
 /** What the audit entry of a change adds when the change dropped the server's OAuth grant. */

@@ -20,7 +20,14 @@ import {
   type TransportContext,
 } from "../kernel/transport.js";
 import { toNodemailerMail } from "./mime.js";
-import { connectAllowed, isInvalidGreeting, notSmtpServer, runSmtpCheck, type SmtpLogin } from "./smtp-check.js";
+import {
+  connectAllowed,
+  isInvalidGreeting,
+  notSmtpServer,
+  runSmtpCheck,
+  type SmtpEndpoint,
+  type SmtpLogin,
+} from "./smtp-check.js";
 import {
   type SmtpErrorContext,
   type SmtpFlavor,
@@ -30,18 +37,8 @@ import {
 } from "./smtp-errors.js";
 import { Redactor } from "./transcript.js";
 
+export type { SmtpEndpoint } from "./smtp-check.js";
 export type { SmtpFlavor, SmtpSecurity } from "./smtp-errors.js";
-
-/** Where and how to connect, read from a server's settings. */
-export interface SmtpEndpoint {
-  host: string;
-  port: number;
-  security: SmtpSecurity;
-  verifyCertificate: boolean;
-  timeoutMs: number;
-  /** PEM certificates trusted besides the system store (see SmtpTransportOptions.trustedCa). */
-  trustedCa?: string;
-}
 
 export interface SmtpTransportOptions {
   /** Whose server: shapes error messages (Gmail's 535). Default "smtp". */
