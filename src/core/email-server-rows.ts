@@ -7,9 +7,9 @@ import type { Driver, DriverField } from "../drivers/types.js";
 import { type FieldProblem, fieldError, MailroomError } from "../kernel/errors.js";
 import type { Settings } from "../kernel/settings.js";
 import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
-import { grantNotice } from "../oauth/grant-notice.js";
 import type { EmailServersTable } from "../storage/schema.js";
 import { SECRET_CHANGED, SECRET_UNCHANGED } from "./audit.js";
+import { grantNotice } from "./grant-notice.js";
 import { defaultValue, missingSettings } from "./settings.js";
 
 export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";

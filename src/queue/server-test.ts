@@ -2,8 +2,8 @@ import type { Kysely } from "kysely";
 import { errorCatalogue } from "../kernel/errors.js";
 import { newId } from "../kernel/ids.js";
 import { type CheckResult, DeliveryError, type OutgoingMessage, type TestStep } from "../kernel/transport.js";
-import type { TransportCache } from "../queue/transports.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
+import type { TransportCache } from "./transports.js";
 
 /** The longest any one wait of a test may be, whatever the server's timeout setting says. */
 export const TEST_MAX_TIMEOUT_MS = 60_000;
