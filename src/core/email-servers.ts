@@ -5,6 +5,7 @@ import { fieldError, MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
 import type { Settings, SettingValue } from "../kernel/settings.js";
 import { hasControlCharacters } from "../kernel/validate.js";
+import { isUniqueViolation } from "../storage/dialect.js";
 import type { Database } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
@@ -629,8 +630,7 @@ export async function releaseHeldMessages(db: Kysely<Database>, serverId: string
 
 /** A race between two writers can still hit a unique index: answer it like the check would. */
 function translateUniqueViolation(error: unknown): unknown {
-  const text = String((error as Error)?.message ?? "");
-  if (/UNIQUE constraint failed: email_servers|email_servers_name/.test(text)) {
+  if (isUniqueViolation(error, "email_servers_name")) {
     return new MailroomError("name_taken", "An email server with that name already exists; choose another name.", {
       field: "name",
     });
