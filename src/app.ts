@@ -8,6 +8,7 @@ import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
+import { secretFieldKeys } from "./drivers/registry.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
@@ -45,7 +46,7 @@ export interface Mailroom {
   close(): Promise<void>;
 }
 
-export function createMailroom(config: Config, log: Logger = createLogger(config.logLevel)): Mailroom {
+export function createMailroom(config: Config, log: Logger = createLogger(config.logLevel, secretFieldKeys)): Mailroom {
   const storage = openStorage({
     dataDir: config.dataDir,
     databaseUrl: config.databaseUrl,

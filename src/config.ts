@@ -1,8 +1,9 @@
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { hasControlCharacters, isEmailAddress, isHost } from "./core/validate.js";
-import { type AllowedEndpoint, type OperatorPolicy, parseAllowedEndpoint, type SendmailCommand } from "./transport/operator.js";
+import type { AllowedEndpoint, OperatorPolicy, SendmailCommand } from "./kernel/operator-policy.js";
+import { hasControlCharacters, isEmailAddress, isHost } from "./kernel/validate.js";
+import { parseAllowedEndpoint } from "./transport/operator.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 

@@ -1,18 +1,18 @@
 import pino, { type Logger } from "pino";
 import type { LogLevel } from "./config.js";
-import { secretFieldKeys } from "./drivers/registry.js";
 
 /**
- * Redaction paths come from the drivers' secret fields, so a new driver's secret is masked
- * without anyone remembering to add it here.
+ * Redaction paths come from the drivers' secret fields (passed in by src/app.ts, so the
+ * logger does not load every driver), so a new driver's secret is masked without anyone
+ * remembering to add it here.
  */
-export function redactionPaths(): string[] {
+export function redactionPaths(secretFieldKeys: readonly string[]): string[] {
   const keys = [...secretFieldKeys, "password", "token", "accessToken", "refreshToken", "authorization", "cookie"];
   return keys
     .flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `settings.${k}`, `*.settings.${k}`])
     .concat(["req.headers.authorization", "req.headers.cookie", 'req.headers["x-csrf-token"]', 'res.headers["set-cookie"]']);
 }
 
-export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
-  return pino({ level, redact: { paths: redactionPaths(), censor: "[redacted]" } }, destination);
+export function createLogger(level: LogLevel, secretFieldKeys: readonly string[], destination?: pino.DestinationStream): Logger {
+  return pino({ level, redact: { paths: redactionPaths(secretFieldKeys), censor: "[redacted]" } }, destination);
 }

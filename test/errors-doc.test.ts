@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { errorCatalogue } from "../src/core/errors.js";
+import { errorCatalogue } from "../src/kernel/errors.js";
 
 /** Rows of every table in docs/errors.md whose first cell is a `code`: [code, status]. */
 function documentedCodes(markdown: string): [string, number][] {
@@ -26,12 +26,12 @@ describe("docs/errors.md", () => {
 
   it("lists every code of the catalogue", () => {
     const missing = catalogued.filter((code) => !documented.includes(code));
-    expect(missing, "codes in src/core/errors.ts but not in docs/errors.md").toEqual([]);
+    expect(missing, "codes in src/kernel/errors.ts but not in docs/errors.md").toEqual([]);
   });
 
   it("lists no code the catalogue does not have, and each once", () => {
     const extra = documented.filter((code) => !(code in errorCatalogue));
-    expect(extra, "codes in docs/errors.md but not in src/core/errors.ts").toEqual([]);
+    expect(extra, "codes in docs/errors.md but not in src/kernel/errors.ts").toEqual([]);
     expect(
       documented.filter((code, i) => documented.indexOf(code) !== i),
       "codes listed twice",

@@ -1,4 +1,4 @@
-import { MailroomError } from "../core/errors.js";
+import { MailroomError } from "../kernel/errors.js";
 import { lackedBy, type Permission, type Principal } from "./permissions.js";
 
 /**

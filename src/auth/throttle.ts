@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { MailroomError } from "../core/errors.js";
+import { MailroomError } from "../kernel/errors.js";
 import type { Database } from "../storage/schema.js";
 
 /** How many failures a key gets free before each further attempt must wait. */

@@ -1,9 +1,9 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Kysely } from "kysely";
 import { type Actor, writeAudit } from "../core/audit.js";
-import { fieldError, MailroomError } from "../core/errors.js";
-import { iso } from "../core/ids.js";
-import { hasControlCharacters } from "../core/validate.js";
+import { fieldError, MailroomError } from "../kernel/errors.js";
+import { iso } from "../kernel/ids.js";
+import { hasControlCharacters } from "../kernel/validate.js";
 import type { ApiTokensTable, Database } from "../storage/schema.js";
 import { permissions as allPermissions, isPermission, lackedBy, type Permission, type Principal } from "./permissions.js";
 import type { UserService } from "./users.js";

@@ -1,8 +1,8 @@
 import type { Kysely } from "kysely";
 import { type Actor, writeAudit } from "../core/audit.js";
-import { type FieldProblem, fieldError, MailroomError } from "../core/errors.js";
-import { iso, newId } from "../core/ids.js";
-import { hasControlCharacters, isEmailAddress } from "../core/validate.js";
+import { type FieldProblem, fieldError, MailroomError } from "../kernel/errors.js";
+import { iso, newId } from "../kernel/ids.js";
+import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
 import type { Database, UsersTable } from "../storage/schema.js";
 import { generatePassword, hashPassword, MIN_PASSWORD_LENGTH, verifyAgainstNothing, verifyPassword } from "./passwords.js";
 import { permissions as allPermissions, isPermission, type Permission, type Principal } from "./permissions.js";

@@ -3,7 +3,7 @@ import { createMailroom } from "../app.js";
 import { isPermission, permissions } from "../auth/permissions.js";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import { cliActor } from "../core/audit.js";
-import { MailroomError } from "../core/errors.js";
+import { MailroomError } from "../kernel/errors.js";
 import { migrateToLatest } from "../storage/db.js";
 import { keysCommand } from "./keys.js";
 import { startMailroom, welcomeText } from "./serve.js";

@@ -3,9 +3,9 @@ import YAML from "yaml";
 import type { Mailroom } from "../app.js";
 import { cliActor } from "../core/audit.js";
 import type { EmailServerInput, EmailServerView } from "../core/email-servers.js";
-import { MailroomError } from "../core/errors.js";
 import { parseSettings } from "../core/settings.js";
 import { findDriver } from "../drivers/registry.js";
+import { MailroomError } from "../kernel/errors.js";
 
 /** The file `servers export` writes and `servers import` reads. */
 interface ExportFile {

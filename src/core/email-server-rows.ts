@@ -4,13 +4,24 @@
  */
 import { driverIds, findDriver } from "../drivers/registry.js";
 import type { Driver, DriverField } from "../drivers/types.js";
-import { grantNotice } from "../oauth/grant-notice.js";
+import { type FieldProblem, fieldError, MailroomError } from "../kernel/errors.js";
+import type { Settings } from "../kernel/settings.js";
+import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
 import type { EmailServersTable } from "../storage/schema.js";
 import { SECRET_CHANGED, SECRET_UNCHANGED } from "./audit.js";
-import type { EmailServerInput, ServerStatus } from "./email-servers.js";
-import { type FieldProblem, fieldError, MailroomError } from "./errors.js";
-import { defaultValue, missingSettings, type Settings } from "./settings.js";
-import { hasControlCharacters, isEmailAddress } from "./validate.js";
+import { grantNotice } from "./grant-notice.js";
+import { defaultValue, missingSettings } from "./settings.js";
+
+export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
+
+export interface EmailServerInput {
+  name: string;
+  driver: string;
+  fromAddress?: string;
+  fromName?: string;
+  settings?: Record<string, unknown>;
+  isDefault?: boolean;
+}
 
 export type Row = EmailServersTable;
 export type SecretMap = Record<string, string>;

@@ -1,6 +1,11 @@
 import { type Kysely, sql } from "kysely";
 import { configuredDriver, findDriver } from "../drivers/registry.js";
 import type { Driver } from "../drivers/types.js";
+import { fieldError, MailroomError } from "../kernel/errors.js";
+import { iso, newId } from "../kernel/ids.js";
+import type { Settings, SettingValue } from "../kernel/settings.js";
+import { hasControlCharacters } from "../kernel/validate.js";
+import { isUniqueViolation } from "../storage/dialect.js";
 import type { Database } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
@@ -8,6 +13,7 @@ import {
   auditView,
   checkServerFields,
   driverOf,
+  type EmailServerInput,
   editableField,
   freshRow,
   missingOf,
@@ -18,12 +24,14 @@ import {
   requireDriver,
   resetSetting,
   type SecretMap,
+  type ServerStatus,
   secretDestinationChanged,
   settingsError,
   statusDetail,
 } from "./email-server-rows.js";
-import { fieldError, MailroomError } from "./errors.js";
-import { iso, newId } from "./ids.js";
+
+export type { EmailServerInput, ServerStatus } from "./email-server-rows.js";
+
 import {
   changedDestinations,
   checkValue,
@@ -31,12 +39,8 @@ import {
   isEmptySetting,
   type ParsedSettings,
   parseSettings,
-  type Settings,
-  type SettingValue,
 } from "./settings.js";
-import { hasControlCharacters } from "./validate.js";
 
-export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
 export type ServerFault = "failing" | "reauthorization_required";
 
 /** An email server as the API shows it: secrets only as {set}, read-only values derived. */
@@ -55,15 +59,6 @@ export interface EmailServerView {
   oauthExpiresAt: string | null;
   createdAt: string;
   updatedAt: string;
-}
-
-export interface EmailServerInput {
-  name: string;
-  driver: string;
-  fromAddress?: string;
-  fromName?: string;
-  settings?: Record<string, unknown>;
-  isDefault?: boolean;
 }
 
 /** What the audit entry of a change adds when the change dropped the server's OAuth grant. */
@@ -696,8 +691,7 @@ async function failOrphanedMessages(db: Kysely<Database>, row: Row): Promise<voi
 
 /** A race between two writers can still hit a unique index: answer it like the check would. */
 function translateUniqueViolation(error: unknown): unknown {
-  const text = String((error as Error)?.message ?? "");
-  if (/UNIQUE constraint failed: email_servers|email_servers_name/.test(text)) {
+  if (isUniqueViolation(error, "email_servers_name")) {
     return new MailroomError("name_taken", "An email server with that name already exists; choose another name.", {
       field: "name",
     });

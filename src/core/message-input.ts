@@ -1,7 +1,7 @@
 import addressparser from "nodemailer/lib/addressparser";
-import type { Address, Attachment } from "../transport/types.js";
-import { type FieldProblem, fieldError, MailroomError } from "./errors.js";
-import { hasControlCharacters, isEmailAddress } from "./validate.js";
+import { type FieldProblem, fieldError, MailroomError } from "../kernel/errors.js";
+import type { Address, Attachment } from "../kernel/transport.js";
+import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
 
 /** What an application sends to POST /api/messages (after JSON schema checks). */
 export interface MessageInput {

@@ -1,12 +1,12 @@
 import { type Kysely, sql } from "kysely";
 import { canUseServer, type Principal } from "../auth/permissions.js";
+import { MailroomError } from "../kernel/errors.js";
+import { iso, newId } from "../kernel/ids.js";
+import type { Address, OutgoingMessage } from "../kernel/transport.js";
 import type { Database, MessageSource, MessageStatus, MessagesTable } from "../storage/schema.js";
-import type { Address, OutgoingMessage } from "../transport/types.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
 import type { EmailServerService } from "./email-servers.js";
-import { MailroomError } from "./errors.js";
-import { iso, newId } from "./ids.js";
 import { type CheckedMessage, checkMessage, fromAllowed, type MessageInput } from "./message-input.js";
 
 export interface MessageView {

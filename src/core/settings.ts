@@ -1,10 +1,9 @@
 import type { Driver, DriverField } from "../drivers/types.js";
-import { isEndpointAllowed, isLinkLocalOrMetadata, type OperatorPolicy } from "../transport/operator.js";
-import type { FieldProblem } from "./errors.js";
-import { hasControlCharacters, isEmailAddress, isHost, isHttpUrl } from "./validate.js";
-
-export type SettingValue = string | number | boolean | string[];
-export type Settings = Record<string, SettingValue>;
+import type { FieldProblem } from "../kernel/errors.js";
+import type { OperatorPolicy } from "../kernel/operator-policy.js";
+import type { Settings, SettingValue } from "../kernel/settings.js";
+import { hasControlCharacters, isEmailAddress, isHost, isHttpUrl } from "../kernel/validate.js";
+import { isEndpointAllowed, isLinkLocalOrMetadata } from "../transport/operator.js";
 
 const MAX_TEXT = 2000;
 

@@ -1,4 +1,4 @@
-import type { OperatorPolicy } from "../transport/operator.js";
+import type { OperatorPolicy } from "../kernel/operator-policy.js";
 import { captureDriver } from "./capture/index.js";
 import { withCommonFields } from "./common-fields.js";
 import { gmailDriver } from "./gmail/index.js";

@@ -41,10 +41,10 @@ export interface DriverField {
   destination?: boolean;
 }
 
-import type { FieldProblem } from "../core/errors.js";
-import type { Settings } from "../core/settings.js";
-import type { OperatorPolicy } from "../transport/operator.js";
-import type { Transport, TransportContext } from "../transport/types.js";
+import type { FieldProblem } from "../kernel/errors.js";
+import type { OperatorPolicy } from "../kernel/operator-policy.js";
+import type { Settings } from "../kernel/settings.js";
+import type { Transport, TransportContext } from "../kernel/transport.js";
 
 /** What the operator's configuration changes in a field (e.g. the sendmail commands as options). */
 export type OperatorFieldPatch = Partial<Pick<DriverField, "options" | "default" | "help">>;

@@ -4,7 +4,7 @@ import type { Mailroom } from "../app.js";
 import { can, canUseServer, type Permission, type Principal } from "../auth/permissions.js";
 import { SESSION_COOKIE } from "../auth/sessions.js";
 import type { Actor } from "../core/audit.js";
-import { MailroomError } from "../core/errors.js";
+import { MailroomError } from "../kernel/errors.js";
 import { allowedBeforePasswordChange, type RouteAccess, routeKey, routePermissions, serverParamOf } from "./route-permissions.js";
 
 declare module "fastify" {

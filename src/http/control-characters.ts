@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { type FieldProblem, fieldError } from "../core/errors.js";
+import { type FieldProblem, fieldError } from "../kernel/errors.js";
 
 // NUL, the other C0 controls but TAB, LF and CR, and DEL: no field may hold them. PostgreSQL
 // cannot store NUL in text at all, and the rest are invisible in every place a value is shown.

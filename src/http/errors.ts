@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { type ErrorCode, type FieldProblem, MailroomError } from "../core/errors.js";
+import { type ErrorCode, type FieldProblem, MailroomError } from "../kernel/errors.js";
 import type { StorageHealth } from "../storage/health.js";
 
 interface AjvIssue {

@@ -2,7 +2,7 @@ import type { Permission } from "../auth/permissions.js";
 
 /**
  * THE table of who may call what. Every route of the app must be listed: the server
- * refuses to start with a route missing here (see assertRouteListed).
+ * refuses to start with a route missing here (the onRoute hook in src/http/auth.ts).
  * - "public": anyone, signed in or not;
  * - "signed-in": any user or token;
  * - a permission: super admins, or users/tokens holding it.

@@ -9,7 +9,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { Mailroom } from "../app.js";
 import { SignInThrottle, type ThrottleLimits } from "../auth/throttle.js";
 import type { Config } from "../config.js";
-import { MailroomError } from "../core/errors.js";
+import { MailroomError } from "../kernel/errors.js";
 import { registerAuth } from "./auth.js";
 import { registerControlCharacterCheck } from "./control-characters.js";
 import { errorHandlerFor } from "./errors.js";

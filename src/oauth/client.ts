@@ -1,5 +1,5 @@
 import * as oidc from "openid-client";
-import type { Settings } from "../core/settings.js";
+import type { Settings } from "../kernel/settings.js";
 import type { IdTokenClaims, OAuthProvider, ProviderEndpoints } from "./providers/index.js";
 
 /**

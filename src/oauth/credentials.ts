@@ -1,8 +1,8 @@
 import type { EmailServerService } from "../core/email-servers.js";
-import { MailroomError } from "../core/errors.js";
-import type { Settings } from "../core/settings.js";
 import { findDriver } from "../drivers/registry.js";
 import type { Driver } from "../drivers/types.js";
+import { MailroomError } from "../kernel/errors.js";
+import type { Settings } from "../kernel/settings.js";
 import type { EmailServersTable } from "../storage/schema.js";
 import { type OAuthProvider, providerById } from "./providers/index.js";
 

@@ -1,7 +1,14 @@
-import type { Mailroom } from "../app.js";
-import type { ErrorCode } from "../core/errors.js";
-import { iso } from "../core/ids.js";
-import { DeliveryError } from "../transport/types.js";
+import type { AppContext } from "../core/context.js";
+import type { ErrorCode } from "../kernel/errors.js";
+import { iso } from "../kernel/ids.js";
+import { DeliveryError } from "../kernel/transport.js";
+import type { OAuthService } from "./service.js";
+
+/** The part of a running Mailroom the health check uses (the app sits above this layer). */
+export interface GrantHolder {
+  ctx: AppContext;
+  oauth: OAuthService;
+}
 
 export const DAY_MS = 24 * 60 * 60_000;
 /** Grants ending sooner than this are warned about in the log at every check. */
@@ -29,7 +36,7 @@ export interface RefreshAllOptions {
  * its next message (the token store marks it reauthorization_required and its mail is
  * held), and Microsoft's 90-day inactivity window never closes.
  */
-export async function refreshAllGrants(mailroom: Mailroom, options: RefreshAllOptions = {}): Promise<GrantCheck[]> {
+export async function refreshAllGrants(mailroom: GrantHolder, options: RefreshAllOptions = {}): Promise<GrantCheck[]> {
   const { db, log } = mailroom.ctx;
   const rows = await db
     .selectFrom("oauth_tokens")
@@ -99,7 +106,7 @@ export interface HealthCheckOptions {
  * called; that function waits for a check under way to finish.
  */
 export function startOAuthHealthCheck(
-  mailroom: Mailroom,
+  mailroom: GrantHolder,
   intervalMs: number = DAY_MS,
   options: HealthCheckOptions = {},
 ): () => Promise<void> {

@@ -1,6 +1,6 @@
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
-import type { AccessTokenProvider } from "../transport/types.js";
+import type { AccessTokenProvider } from "../kernel/transport.js";
 import { OAuthFlow } from "./flow.js";
 import { TokenStore, type TokenStoreOptions } from "./token-store.js";
 

@@ -10,7 +10,7 @@
 import { type Kysely, sql } from "kysely";
 import type { AppContext } from "../core/context.js";
 import { type EmailServerService, requestProbe } from "../core/email-servers.js";
-import { iso } from "../core/ids.js";
+import { iso } from "../kernel/ids.js";
 import type { Database, ServerBreakersTable } from "../storage/schema.js";
 
 export interface BreakerOptions {

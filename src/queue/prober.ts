@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
-import { type TestReport, testServer } from "../core/server-test.js";
 import type { Breakers, ProbeClaim } from "./breaker.js";
+import { type TestReport, testServer } from "./server-test.js";
 import type { TransportCache } from "./transports.js";
 
 export interface ProberOptions {

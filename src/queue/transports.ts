@@ -1,9 +1,9 @@
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
-import type { Settings } from "../core/settings.js";
 import { findDriver } from "../drivers/registry.js";
+import type { Settings } from "../kernel/settings.js";
+import { type AccessTokenProvider, DeliveryError, type Transport } from "../kernel/transport.js";
 import type { EmailServersTable } from "../storage/schema.js";
-import { type AccessTokenProvider, DeliveryError, type Transport } from "../transport/types.js";
 
 /** Gives the OAuth drivers their tokens; set by src/oauth. */
 export type TokenProviderFactory = (serverId: string) => AccessTokenProvider;

@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
 import { loadOutgoing } from "../core/messages.js";
+import { DeliveryError } from "../kernel/transport.js";
 import type { Metrics } from "../metrics.js";
 import type { EmailServersTable, MessagesTable } from "../storage/schema.js";
-import { DeliveryError } from "../transport/types.js";
 import { retryDelay } from "./backoff.js";
 import type { Breakers } from "./breaker.js";
 import {

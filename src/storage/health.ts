@@ -1,7 +1,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import { type Kysely, sql } from "kysely";
-import { MailroomError } from "../core/errors.js";
+import { MailroomError } from "../kernel/errors.js";
 import type { DialectName } from "./dialect.js";
 import type { Database } from "./schema.js";
 

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { MailroomError } from "../core/errors.js";
+import { MailroomError } from "../kernel/errors.js";
 import { ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 
 /**

@@ -5,21 +5,12 @@
  * replies, HTTP statuses, SES exceptions) to these classes; src/queue/worker.ts decides what
  * each class does (see docs/operations.md, "Failure model").
  */
-import type { ErrorCode } from "../core/errors.js";
+import type { ErrorCode } from "../kernel/errors.js";
 
-/**
- * - recipient: a recipient is refused for good: the message fails at once;
- * - message: the message itself is refused for good (content, size, sender): fails at once;
- * - transient: a temporary failure (4xx, dropped connection, provider 5xx): retried with
- *   backoff until the message's attempts run out;
- * - rate_limited: the server asked to slow down: retried after its Retry-After (or the
- *   backoff), without using up an attempt;
- * - server: the server itself cannot be used (login, TLS, DNS, unreachable, configuration):
- *   counts toward the server's circuit breaker; once open, the server's mail is held and only
- *   probes reach the server until one passes;
- * - reauthorization: the OAuth grant is gone: mail is held until an admin authorizes again.
- */
-export type FailureKind = "transient" | "rate_limited" | "recipient" | "message" | "server" | "reauthorization";
+import type { FailureKind } from "../kernel/transport.js";
+
+// The classes are kernel types (src/kernel/transport.ts); what each does is src/queue/worker.ts.
+export type { FailureKind };
 
 /** Certificate problems: the peer is reachable, but its certificate is not valid for this host or not trusted. */
 const CERTIFICATE_CODES = new Set([

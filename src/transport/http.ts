@@ -4,11 +4,12 @@
  * redacted transcript that `check()` shows. Drivers add only what is theirs (their
  * documented error bodies) through `mapError`.
  */
-import { type ErrorCode, errorCatalogue } from "../core/errors.js";
-import { type FailureKind, NETWORK_CLASS, networkFailure, systemCodes } from "./failure.js";
-import { checkResolvedHost, type OperatorPolicy, STRICT_OPERATOR, urlPort } from "./operator.js";
+import { type ErrorCode, errorCatalogue } from "../kernel/errors.js";
+import { type OperatorPolicy, STRICT_OPERATOR } from "../kernel/operator-policy.js";
+import { type CheckResult, DeliveryError, type FailureKind, type TestStep } from "../kernel/transport.js";
+import { NETWORK_CLASS, networkFailure, systemCodes } from "./failure.js";
+import { checkResolvedHost, urlPort } from "./operator.js";
 import { Redactor } from "./transcript.js";
-import { type CheckResult, DeliveryError, type TestStep } from "./types.js";
 
 /** How long a provider may take to answer before the attempt counts as a timeout. */
 export const DEFAULT_HTTP_TIMEOUT_MS = 30_000;

@@ -1,6 +1,6 @@
 import type { SendMailOptions } from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer";
-import type { Address, OutgoingMessage } from "./types.js";
+import type { Address, OutgoingMessage } from "../kernel/transport.js";
 
 function addresses(list: Address[]): { name: string; address: string }[] {
   return list.map((a) => ({ name: a.name ?? "", address: a.address }));

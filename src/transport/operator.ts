@@ -7,29 +7,8 @@
 import { type LookupAddress, lookup } from "node:dns";
 import { lookup as lookupAsync } from "node:dns/promises";
 import net from "node:net";
-import { DeliveryError } from "./types.js";
-
-export interface SendmailCommand {
-  program: string;
-  args: string[];
-}
-
-/** One entry of MAILROOM_ALLOWED_ENDPOINTS: an origin, host:port, or a bare host (any port). */
-export interface AllowedEndpoint {
-  protocol?: "http:" | "https:";
-  /** Lower case; IPv6 without brackets. */
-  host: string;
-  port?: number;
-}
-
-export interface OperatorPolicy {
-  /** Name → program and arguments (MAILROOM_SENDMAIL_COMMANDS), in the order declared. */
-  sendmailCommands: Record<string, SendmailCommand>;
-  allowedEndpoints: AllowedEndpoint[];
-}
-
-/** What a transport built without an operator's word may do: nothing beyond the defaults. */
-export const STRICT_OPERATOR: OperatorPolicy = { sendmailCommands: {}, allowedEndpoints: [] };
+import type { AllowedEndpoint, OperatorPolicy } from "../kernel/operator-policy.js";
+import { DeliveryError } from "../kernel/transport.js";
 
 /** Where a connection goes, as the allow-list matches it. */
 export interface Destination {

@@ -9,12 +9,23 @@ import net from "node:net";
 import tls from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import XOAuth2, { type XOAuth2ProvisionCallback } from "nodemailer/lib/xoauth2";
-import { errorCatalogue } from "../core/errors.js";
-import { assertAddressesAllowed, type OperatorPolicy } from "./operator.js";
-import type { SmtpEndpoint } from "./smtp.js";
-import { type SmtpErrorContext, toSmtpDeliveryError } from "./smtp-errors.js";
+import { errorCatalogue } from "../kernel/errors.js";
+import type { OperatorPolicy } from "../kernel/operator-policy.js";
+import { type CheckProbe, type CheckResult, DeliveryError, type TestStep } from "../kernel/transport.js";
+import { assertAddressesAllowed } from "./operator.js";
+import { type SmtpErrorContext, type SmtpSecurity, toSmtpDeliveryError } from "./smtp-errors.js";
 import { SmtpTranscript } from "./transcript.js";
-import { type CheckProbe, type CheckResult, DeliveryError, type TestStep } from "./types.js";
+
+/** Where and how to connect, read from a server's settings. */
+export interface SmtpEndpoint {
+  host: string;
+  port: number;
+  security: SmtpSecurity;
+  verifyCertificate: boolean;
+  timeoutMs: number;
+  /** PEM certificates trusted besides the system store (see SmtpTransportOptions.trustedCa). */
+  trustedCa?: string;
+}
 
 export type SmtpLogin =
   | { kind: "password"; user: string; pass: string }

@@ -3,10 +3,10 @@
  * catalogue code, a FailureKind that tells the queue what to do, and the server's own
  * response. The message names the host and what went wrong; the catalogue summary is the hint.
  */
-import type { ErrorCode } from "../core/errors.js";
-import { type FailureKind, NETWORK_CLASS, networkFailure } from "./failure.js";
+import type { ErrorCode } from "../kernel/errors.js";
+import { DeliveryError, type FailureKind } from "../kernel/transport.js";
+import { NETWORK_CLASS, networkFailure } from "./failure.js";
 import type { Redactor } from "./transcript.js";
-import { DeliveryError } from "./types.js";
 
 export type SmtpSecurity = "starttls" | "tls" | "none";
 /** Whose SMTP server this is: shapes a few messages (Gmail's 535 has its own hint). */

@@ -7,18 +7,8 @@ import { rootCertificates } from "node:tls";
 import { createTransport } from "nodemailer";
 import type { SMTPPoolOptions } from "nodemailer/lib/smtp-pool";
 import type { XOAuth2ProvisionCallback, XOAuth2ProvisionResultCallback } from "nodemailer/lib/xoauth2";
-import { errorCatalogue } from "../core/errors.js";
-import { toNodemailerMail } from "./mime.js";
-import { STRICT_OPERATOR } from "./operator.js";
-import { connectAllowed, isInvalidGreeting, notSmtpServer, runSmtpCheck, type SmtpLogin } from "./smtp-check.js";
-import {
-  type SmtpErrorContext,
-  type SmtpFlavor,
-  type SmtpSecurity,
-  toSmtpDeliveryError,
-  wrapProviderError,
-} from "./smtp-errors.js";
-import { Redactor } from "./transcript.js";
+import { errorCatalogue } from "../kernel/errors.js";
+import { STRICT_OPERATOR } from "../kernel/operator-policy.js";
 import {
   type AccessTokenProvider,
   type CheckProbe,
@@ -28,20 +18,27 @@ import {
   type SendResult,
   type Transport,
   type TransportContext,
-} from "./types.js";
+} from "../kernel/transport.js";
+import { toNodemailerMail } from "./mime.js";
+import {
+  connectAllowed,
+  isInvalidGreeting,
+  notSmtpServer,
+  runSmtpCheck,
+  type SmtpEndpoint,
+  type SmtpLogin,
+} from "./smtp-check.js";
+import {
+  type SmtpErrorContext,
+  type SmtpFlavor,
+  type SmtpSecurity,
+  toSmtpDeliveryError,
+  wrapProviderError,
+} from "./smtp-errors.js";
+import { Redactor } from "./transcript.js";
 
+export type { SmtpEndpoint } from "./smtp-check.js";
 export type { SmtpFlavor, SmtpSecurity } from "./smtp-errors.js";
-
-/** Where and how to connect, read from a server's settings. */
-export interface SmtpEndpoint {
-  host: string;
-  port: number;
-  security: SmtpSecurity;
-  verifyCertificate: boolean;
-  timeoutMs: number;
-  /** PEM certificates trusted besides the system store (see SmtpTransportOptions.trustedCa). */
-  trustedCa?: string;
-}
 
 export interface SmtpTransportOptions {
   /** Whose server: shapes error messages (Gmail's 535). Default "smtp". */

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { captureDriver } from "../../src/drivers/capture/index.js";
 import { captureFolder, listCaptured, readCaptured, removeCaptured } from "../../src/drivers/capture/store.js";
 import { createCaptureTransport } from "../../src/drivers/capture/transport.js";
-import { DeliveryError, type TransportContext } from "../../src/transport/types.js";
+import { DeliveryError, type TransportContext } from "../../src/kernel/transport.js";
 import { PDF, PNG, sampleMessage } from "./sample.js";
 
 const SERVER_ID = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f";

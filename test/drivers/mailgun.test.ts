@@ -2,11 +2,11 @@ import { type ParsedMail, simpleParser } from "mailparser";
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { errorCatalogue } from "../../src/core/errors.js";
 import { mailgunDriver } from "../../src/drivers/mailgun/index.js";
 import { createMailgunTransport, mailgunBase } from "../../src/drivers/mailgun/transport.js";
+import { errorCatalogue } from "../../src/kernel/errors.js";
+import type { OutgoingMessage, TransportContext } from "../../src/kernel/transport.js";
 import { retryAfterMs } from "../../src/transport/http.js";
-import type { OutgoingMessage, TransportContext } from "../../src/transport/types.js";
 import { type ProviderPeer, startProviderPeer } from "../peers/provider-peer.js";
 import { sampleMessage as baseMessage, PDF, PNG, sendError } from "./sample.js";
 

@@ -1,10 +1,10 @@
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { errorCatalogue } from "../../src/core/errors.js";
 import { postmarkDriver } from "../../src/drivers/postmark/index.js";
 import { createPostmarkTransport, formatAddress } from "../../src/drivers/postmark/transport.js";
-import type { OutgoingMessage, TransportContext } from "../../src/transport/types.js";
+import { errorCatalogue } from "../../src/kernel/errors.js";
+import type { OutgoingMessage, TransportContext } from "../../src/kernel/transport.js";
 import { type ProviderPeer, startProviderPeer } from "../peers/provider-peer.js";
 import { sampleMessage as baseMessage, PDF, PNG, sendError } from "./sample.js";
 

@@ -9,11 +9,11 @@ import path from "node:path";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
-import { errorCatalogue } from "../../src/core/errors.js";
 import { configuredDriver } from "../../src/drivers/registry.js";
 import { sendmailDriver } from "../../src/drivers/sendmail/index.js";
-import type { OperatorPolicy } from "../../src/transport/operator.js";
-import { DeliveryError, type OutgoingMessage, type Transport, type TransportContext } from "../../src/transport/types.js";
+import { errorCatalogue } from "../../src/kernel/errors.js";
+import type { OperatorPolicy } from "../../src/kernel/operator-policy.js";
+import { DeliveryError, type OutgoingMessage, type Transport, type TransportContext } from "../../src/kernel/transport.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 
 const MSMTP = "/usr/bin/msmtp";

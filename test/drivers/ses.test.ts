@@ -1,10 +1,10 @@
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { errorCatalogue } from "../../src/core/errors.js";
 import { sesDriver } from "../../src/drivers/ses/index.js";
 import { createSesTransport } from "../../src/drivers/ses/transport.js";
-import type { TransportContext } from "../../src/transport/types.js";
+import { errorCatalogue } from "../../src/kernel/errors.js";
+import type { TransportContext } from "../../src/kernel/transport.js";
 import { startProviderPeer } from "../peers/provider-peer.js";
 import { type SesPeer, startSesPeer } from "../peers/ses-peer.js";
 import { PDF, PNG, sampleMessage, sendError } from "./sample.js";

@@ -2,13 +2,13 @@ import { randomUUID } from "node:crypto";
 import net from "node:net";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { errorCatalogue } from "../../src/core/errors.js";
-import type { Settings } from "../../src/core/settings.js";
 import { smtpDriver } from "../../src/drivers/smtp/index.js";
+import { errorCatalogue } from "../../src/kernel/errors.js";
+import type { Settings } from "../../src/kernel/settings.js";
+import { DeliveryError, type OutgoingMessage, type Transport, type TransportContext } from "../../src/kernel/transport.js";
 import { createSmtpTransport, type SmtpTransportOptions } from "../../src/transport/smtp.js";
 import { toSmtpDeliveryError } from "../../src/transport/smtp-errors.js";
 import { Redactor } from "../../src/transport/transcript.js";
-import { DeliveryError, type OutgoingMessage, type Transport, type TransportContext } from "../../src/transport/types.js";
 import { type CertificateFiles, generateCertificate, type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 
 const USER = "app@example.com";

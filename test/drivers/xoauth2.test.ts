@@ -9,14 +9,14 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { gmailDriver } from "../../src/drivers/gmail/index.js";
 import { microsoft365Driver } from "../../src/drivers/microsoft365/index.js";
-import { createSmtpTransport, type SmtpFlavor } from "../../src/transport/smtp.js";
 import {
   type AccessTokenProvider,
   DeliveryError,
   type OutgoingMessage,
   type Transport,
   type TransportContext,
-} from "../../src/transport/types.js";
+} from "../../src/kernel/transport.js";
+import { createSmtpTransport, type SmtpFlavor } from "../../src/transport/smtp.js";
 import { type PeerAuth, type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 
 const ACCOUNT = "someone@gmail.test";

@@ -10,7 +10,7 @@ const SOURCES = [
   path.join(WEB, "public"),
   path.join(WEB, "index.html"),
   path.join(WEB, "vite.config.ts"),
-  "src/core/errors.ts",
+  "src/kernel/errors.ts",
 ];
 
 function newest(entry: string): number {

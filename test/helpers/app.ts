@@ -4,6 +4,7 @@ import pino from "pino";
 import { bootstrap, createMailroom, type Mailroom } from "../../src/app.js";
 import type { Permission } from "../../src/auth/permissions.js";
 import { systemActor } from "../../src/core/audit.js";
+import { secretFieldKeys } from "../../src/drivers/registry.js";
 import { buildServer } from "../../src/http/server.js";
 import { redactionPaths } from "../../src/logger.js";
 import { type Dialect, freshConfig } from "./databases.js";
@@ -46,7 +47,7 @@ export async function startTestApp(dialect: Dialect, env: Record<string, string>
       done();
     },
   });
-  const log = pino({ level: "debug", redact: { paths: redactionPaths(), censor: "[redacted]" } }, sink);
+  const log = pino({ level: "debug", redact: { paths: redactionPaths(secretFieldKeys), censor: "[redacted]" } }, sink);
   const mailroom = createMailroom(config, log);
   await bootstrap(mailroom);
   // Every test request comes from 127.0.0.1: the guessing limits (test/security tests them) stay out of the way.

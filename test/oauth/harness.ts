@@ -6,9 +6,9 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { expect } from "vitest";
-import type { Settings } from "../../src/core/settings.js";
+import type { Settings } from "../../src/kernel/settings.js";
+import type { OutgoingMessage, Transport } from "../../src/kernel/transport.js";
 import { createSmtpTransport } from "../../src/transport/smtp.js";
-import type { OutgoingMessage, Transport } from "../../src/transport/types.js";
 import { type Caller, startTestApp, type TestApp } from "../helpers/app.js";
 import type { Dialect } from "../helpers/databases.js";
 import type { SmtpPeer } from "../peers/smtp-peer.js";

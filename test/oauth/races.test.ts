@@ -12,7 +12,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { systemActor } from "../../src/core/audit.js";
-import type { Transport } from "../../src/transport/types.js";
+import type { Transport } from "../../src/kernel/transport.js";
 import type { Caller } from "../helpers/app.js";
 import { availableDialects, tempDir } from "../helpers/databases.js";
 import { waitFor } from "../helpers/wait.js";

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { DeliveryError, type Transport } from "../../src/transport/types.js";
+import { DeliveryError, type Transport } from "../../src/kernel/transport.js";
 import { availableDialects } from "../helpers/databases.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 import { FROM, type Harness, oauthMessage as message, oauthTransport, outcomeOf, startHarness } from "./harness.js";

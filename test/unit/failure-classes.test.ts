@@ -7,11 +7,11 @@
  */
 import { describe, expect, it } from "vitest";
 import { sesError } from "../../src/drivers/ses/transport.js";
+import type { DeliveryError } from "../../src/kernel/transport.js";
 import { networkFailure } from "../../src/transport/failure.js";
 import { networkError } from "../../src/transport/http.js";
 import { toSmtpDeliveryError } from "../../src/transport/smtp-errors.js";
 import { Redactor } from "../../src/transport/transcript.js";
-import type { DeliveryError } from "../../src/transport/types.js";
 
 const systemError = (code: string, message = `${code} (drill)`) => Object.assign(new Error(message), { code });
 

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { MailroomError } from "../../src/core/errors.js";
+import { MailroomError } from "../../src/kernel/errors.js";
 import {
   addKeyToFile,
   generateKeyText,

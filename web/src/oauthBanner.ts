@@ -3,7 +3,7 @@
  * ?oauth=success or ?oauth=error&code=<catalogue code>. The fix comes from the same error
  * catalogue the API uses.
  */
-import { errorCatalogue } from "../../src/core/errors.js";
+import { errorCatalogue } from "../../src/kernel/errors.js";
 
 export function oauthBanner(search: URLSearchParams): { kind: "success" | "error"; text: string } | null {
   const outcome = search.get("oauth");

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { AddressObject, ParsedMail } from "mailparser";
-import type { Address } from "../../transport/types.js";
+import type { Address } from "../../kernel/transport.js";
 
 const STAMP_DIGITS = 15;
 const SAFE_SEGMENT = /^[A-Za-z0-9_-]{1,128}$/;

@@ -1,15 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
-import { CheckSteps, HttpTranscript } from "../../transport/http.js";
-import { buildMime } from "../../transport/mime.js";
 import {
   type CheckResult,
   DeliveryError,
   type SendResult,
   type Transport,
   type TransportContext,
-} from "../../transport/types.js";
+} from "../../kernel/transport.js";
+import { CheckSteps, HttpTranscript } from "../../transport/http.js";
+import { buildMime } from "../../transport/mime.js";
 import { captureFolder, storeCaptured } from "./store.js";
 
 const DEFAULT_RETENTION = 1000;

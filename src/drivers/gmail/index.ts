@@ -1,6 +1,6 @@
 import { createSmtpTransport } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
-import { portField, securityField } from "../smtp/index.js";
+import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
 
 export const gmailDriver: Driver = {

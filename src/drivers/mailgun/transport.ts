@@ -1,3 +1,11 @@
+import { type OperatorPolicy, STRICT_OPERATOR } from "../../kernel/operator-policy.js";
+import {
+  type CheckResult,
+  DeliveryError,
+  type SendResult,
+  type Transport,
+  type TransportContext,
+} from "../../kernel/transport.js";
 import {
   CheckSteps,
   callProvider,
@@ -6,14 +14,7 @@ import {
   type ProviderResponse,
 } from "../../transport/http.js";
 import { buildMime, envelopeRecipients } from "../../transport/mime.js";
-import { endpointUrl, type OperatorPolicy, providerBase, STRICT_OPERATOR } from "../../transport/operator.js";
-import {
-  type CheckResult,
-  DeliveryError,
-  type SendResult,
-  type Transport,
-  type TransportContext,
-} from "../../transport/types.js";
+import { endpointUrl, providerBase } from "../../transport/operator.js";
 
 /** Mailgun's own API hosts, by region: the only ones it talks to unless the operator allows another. */
 export const MAILGUN_HOSTS: Record<string, string> = {

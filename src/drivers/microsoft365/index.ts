@@ -1,7 +1,7 @@
-import { isHost } from "../../core/validate.js";
+import { isHost } from "../../kernel/validate.js";
 import { createSmtpTransport } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
-import { portField, securityField } from "../smtp/index.js";
+import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
 
 export const microsoft365Driver: Driver = {

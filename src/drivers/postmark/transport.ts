@@ -1,12 +1,4 @@
-import {
-  CheckSteps,
-  callProvider,
-  HttpTranscript,
-  type ProviderErrorMapper,
-  type ProviderResponse,
-  redact,
-} from "../../transport/http.js";
-import { endpointUrl, providerBase, STRICT_OPERATOR } from "../../transport/operator.js";
+import { STRICT_OPERATOR } from "../../kernel/operator-policy.js";
 import {
   type Address,
   type CheckResult,
@@ -15,7 +7,16 @@ import {
   type SendResult,
   type Transport,
   type TransportContext,
-} from "../../transport/types.js";
+} from "../../kernel/transport.js";
+import {
+  CheckSteps,
+  callProvider,
+  HttpTranscript,
+  type ProviderErrorMapper,
+  type ProviderResponse,
+  redact,
+} from "../../transport/http.js";
+import { endpointUrl, providerBase } from "../../transport/operator.js";
 
 /** Postmark's own API: the only address it talks to unless the operator allows another. */
 export const POSTMARK_API = "https://api.postmarkapp.com";

@@ -10,9 +10,7 @@ import { constants, promises as fs } from "node:fs";
 import path from "node:path";
 import { createTransport } from "nodemailer";
 import SendmailTransport from "nodemailer/lib/sendmail-transport";
-import { CheckSteps, HttpTranscript } from "../../transport/http.js";
-import { envelopeRecipients, toNodemailerMail } from "../../transport/mime.js";
-import { STRICT_OPERATOR } from "../../transport/operator.js";
+import { STRICT_OPERATOR } from "../../kernel/operator-policy.js";
 import {
   type CheckResult,
   DeliveryError,
@@ -21,7 +19,9 @@ import {
   type SendResult,
   type Transport,
   type TransportContext,
-} from "../../transport/types.js";
+} from "../../kernel/transport.js";
+import { CheckSteps, HttpTranscript } from "../../transport/http.js";
+import { envelopeRecipients, toNodemailerMail } from "../../transport/mime.js";
 
 /** The most of the program's error output kept in a failure. */
 const MAX_OUTPUT = 1000;

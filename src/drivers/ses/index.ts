@@ -1,4 +1,4 @@
-import type { FieldProblem } from "../../core/errors.js";
+import type { FieldProblem } from "../../kernel/errors.js";
 import { checkProviderBase } from "../../transport/operator.js";
 import { type Driver, field } from "../types.js";
 import { createSesTransport, isSesRegion, sesHosts } from "./transport.js";

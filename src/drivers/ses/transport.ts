@@ -7,11 +7,8 @@ import {
   SESv2ServiceException,
   SendEmailCommand,
 } from "@aws-sdk/client-sesv2";
-import type { ErrorCode } from "../../core/errors.js";
-import { NETWORK_CLASS, networkFailure, systemCodes } from "../../transport/failure.js";
-import { CheckSteps, HttpTranscript, redact, retryAfterMs } from "../../transport/http.js";
-import { buildMime } from "../../transport/mime.js";
-import { guardedLookup, providerBase, STRICT_OPERATOR, urlPort } from "../../transport/operator.js";
+import type { ErrorCode } from "../../kernel/errors.js";
+import { STRICT_OPERATOR } from "../../kernel/operator-policy.js";
 import {
   type CheckResult,
   DeliveryError,
@@ -19,7 +16,11 @@ import {
   type SendResult,
   type Transport,
   type TransportContext,
-} from "../../transport/types.js";
+} from "../../kernel/transport.js";
+import { NETWORK_CLASS, networkFailure, systemCodes } from "../../transport/failure.js";
+import { CheckSteps, HttpTranscript, redact, retryAfterMs } from "../../transport/http.js";
+import { buildMime } from "../../transport/mime.js";
+import { guardedLookup, providerBase, urlPort } from "../../transport/operator.js";
 
 /** An AWS region name: the SDK builds the host from it, so nothing else may pass. */
 export function isSesRegion(region: string): boolean {

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
-import { MailroomError } from "../../core/errors.js";
-import { iso } from "../../core/ids.js";
+import { MailroomError } from "../../kernel/errors.js";
+import { iso } from "../../kernel/ids.js";
 import type { AuditLogTable } from "../../storage/schema.js";
 import { listQueryProperties } from "../schemas.js";
 

@@ -4,7 +4,7 @@ import type { Mailroom } from "../../app.js";
 import { SESSION_COOKIE } from "../../auth/sessions.js";
 import type { CountedAttempt, SignInThrottle } from "../../auth/throttle.js";
 import { writeAudit } from "../../core/audit.js";
-import { fieldError, MailroomError } from "../../core/errors.js";
+import { fieldError, MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePrincipal } from "../auth.js";
 
 export function authRoutes(app: FastifyInstance, mailroom: Mailroom, throttle: SignInThrottle): void {

@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import { writeAudit } from "../../core/audit.js";
-import { MailroomError } from "../../core/errors.js";
 import type { MessageInput } from "../../core/message-input.js";
 import {
   deleteAllCaptured,
@@ -13,6 +12,7 @@ import {
   readCapturedContent,
   readCapturedRaw,
 } from "../../drivers/capture/store.js";
+import { MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePermission, requirePrincipal } from "../auth.js";
 import { listQueryProperties } from "../schemas.js";
 

@@ -2,9 +2,9 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import { canUseServer } from "../../auth/permissions.js";
-import { MailroomError } from "../../core/errors.js";
 import type { MessageInput } from "../../core/message-input.js";
 import { MAX_BATCH, type MessageFilter, MessageService } from "../../core/messages.js";
+import { MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePermission, requirePrincipal } from "../auth.js";
 import { IdParams, listQueryProperties } from "../schemas.js";
 

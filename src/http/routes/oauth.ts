@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Mailroom } from "../../app.js";
-import { MailroomError } from "../../core/errors.js";
+import { MailroomError } from "../../kernel/errors.js";
 import { STATE_TTL_MS } from "../../oauth/flow.js";
 import { providers } from "../../oauth/providers/index.js";
 import { actorOf } from "../auth.js";

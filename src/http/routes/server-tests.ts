@@ -3,10 +3,10 @@ import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { Principal } from "../../auth/permissions.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
-import { MailroomError } from "../../core/errors.js";
-import { type TestReport, testServer } from "../../core/server-test.js";
-import { isEmailAddress } from "../../core/validate.js";
-import type { TestStep } from "../../transport/types.js";
+import { MailroomError } from "../../kernel/errors.js";
+import type { TestStep } from "../../kernel/transport.js";
+import { isEmailAddress } from "../../kernel/validate.js";
+import { type TestReport, testServer } from "../../queue/server-test.js";
 import { requirePrincipal, requireServerAccess } from "../auth.js";
 import { IdParams } from "../schemas.js";
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { type Kysely, sql } from "kysely";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerView } from "../../core/email-servers.js";
-import { iso } from "../../core/ids.js";
+import { iso } from "../../kernel/ids.js";
 import type { Database } from "../../storage/schema.js";
 import { requirePrincipal } from "../auth.js";
 

@@ -4,7 +4,7 @@ import type { Mailroom } from "../../app.js";
 import { groupNotManageable, tokenNotManageable, userNotManageable } from "../../auth/manage.js";
 import { lackedBy } from "../../auth/permissions.js";
 import type { GroupView, UserInput, UserView } from "../../auth/users.js";
-import { MailroomError } from "../../core/errors.js";
+import { MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, ListQuery, PermissionList } from "../schemas.js";
 

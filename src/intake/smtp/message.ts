@@ -4,8 +4,8 @@
  * Message-ID or Date is added at the top; every other byte stays as the client sent it.
  */
 import addressparser from "nodemailer/lib/addressparser";
-import { newId } from "../../core/ids.js";
-import type { Address } from "../../transport/types.js";
+import { newId } from "../../kernel/ids.js";
+import type { Address } from "../../kernel/transport.js";
 
 export interface Submission {
   /** The bytes to store and send. */

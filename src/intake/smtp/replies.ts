@@ -2,7 +2,7 @@
  * The SMTP replies Mailroom chooses itself, with their enhanced status codes (RFC 3463).
  * docs/smtp.md explains each to the people who read them in an application's log.
  */
-import { MailroomError } from "../../core/errors.js";
+import { MailroomError } from "../../kernel/errors.js";
 
 /** An error smtp-server answers with `code` and a text that starts with its enhanced code. */
 export class SmtpReply extends Error {

@@ -1,4 +1,4 @@
-import { MailroomError } from "../../core/errors.js";
+import { MailroomError } from "../../kernel/errors.js";
 import { google } from "./google.js";
 import { microsoft } from "./microsoft.js";
 import type { OAuthProvider } from "./types.js";

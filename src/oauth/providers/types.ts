@@ -1,5 +1,5 @@
 import type { OAuthEndpointOverrides } from "../../config.js";
-import type { Settings } from "../../core/settings.js";
+import type { Settings } from "../../kernel/settings.js";
 
 /** Where a provider's OAuth endpoints are, for one server (Microsoft's depend on the tenant). */
 export interface ProviderEndpoints {

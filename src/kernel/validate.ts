@@ -1,4 +1,5 @@
 /** Small syntax checks shared by settings, users and messages. */
+import { isIPv6 } from "node:net";
 
 // Any C0 control character (CR, LF, NUL, TAB…) or DEL: never allowed in a name or header.
 const CONTROL = /[\u0000-\u001f\u007f]/;
@@ -13,7 +14,7 @@ const LABEL = /^(?!-)[\p{L}\p{N}-]{1,63}(?<!-)$/u;
 export function isHost(value: string): boolean {
   if (value.length > 253) return false;
   if (/^\d{1,3}(\.\d{1,3}){3}$/.test(value)) return value.split(".").every((n) => Number(n) <= 255);
-  if (value.includes(":")) return /^[0-9a-f:.]+$/i.test(value);
+  if (value.includes(":")) return isIPv6(value);
   return value.split(".").every((label) => LABEL.test(label));
 }
 

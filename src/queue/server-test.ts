@@ -1,9 +1,9 @@
 import type { Kysely } from "kysely";
-import type { TransportCache } from "../queue/transports.js";
+import { errorCatalogue } from "../kernel/errors.js";
+import { newId } from "../kernel/ids.js";
+import { type CheckResult, DeliveryError, type OutgoingMessage, type TestStep } from "../kernel/transport.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
-import { type CheckResult, DeliveryError, type OutgoingMessage, type TestStep } from "../transport/types.js";
-import { errorCatalogue } from "./errors.js";
-import { newId } from "./ids.js";
+import type { TransportCache } from "./transports.js";
 
 /** The longest any one wait of a test may be, whatever the server's timeout setting says. */
 export const TEST_MAX_TIMEOUT_MS = 60_000;

@@ -1,8 +1,7 @@
 import type { Logger } from "pino";
-import type { ErrorCode } from "../core/errors.js";
-import type { Settings } from "../core/settings.js";
-import type { FailureKind } from "./failure.js";
-import type { OperatorPolicy } from "./operator.js";
+import type { ErrorCode } from "./errors.js";
+import type { OperatorPolicy } from "./operator-policy.js";
+import type { Settings } from "./settings.js";
 
 export interface Address {
   address: string;
@@ -68,8 +67,20 @@ export interface CheckResult {
   };
 }
 
-// The classes and what each does: ./failure.ts.
-export type { FailureKind } from "./failure.js";
+/**
+ * The failure policy's classes (the network mapping every driver uses: src/transport/failure.ts):
+ * - recipient: a recipient is refused for good: the message fails at once;
+ * - message: the message itself is refused for good (content, size, sender): fails at once;
+ * - transient: a temporary failure (4xx, dropped connection, provider 5xx): retried with
+ *   backoff until the message's attempts run out;
+ * - rate_limited: the server asked to slow down: retried after its Retry-After (or the
+ *   backoff), without using up an attempt;
+ * - server: the server itself cannot be used (login, TLS, DNS, unreachable, configuration):
+ *   counts toward the server's circuit breaker; once open, the server's mail is held and only
+ *   probes reach the server until one passes;
+ * - reauthorization: the OAuth grant is gone: mail is held until an admin authorizes again.
+ */
+export type FailureKind = "transient" | "rate_limited" | "recipient" | "message" | "server" | "reauthorization";
 
 export class DeliveryError extends Error {
   override name = "DeliveryError";
