@@ -4,7 +4,7 @@ import type { Mailroom } from "../../app.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
 import { configuredDriver, drivers } from "../../drivers/registry.js";
 import { actorOf, requirePrincipal } from "../auth.js";
-import { IdParams, listQueryProperties } from "../schemas.js";
+import { IdParams, listOf, listQueryProperties, ref, replies } from "../schemas.js";
 
 const ServerBody = Type.Object(
   {
@@ -28,21 +28,25 @@ const tags = ["email servers"];
 export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const { servers } = mailroom;
 
-  app.get("/api/drivers", { schema: { tags, summary: "Every driver with its settings" } }, async () => ({
-    // As this installation offers them: options the operator decides (sendmail commands) filled in.
-    items: drivers
-      .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
-      .map(({ id, label, description, fields, oauthProvider, derive }) => ({
-        id,
-        label,
-        description,
-        oauthProvider: oauthProvider ?? null,
-        fields,
-        // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
-        derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
-      })),
-    total: drivers.length,
-  }));
+  app.get(
+    "/api/drivers",
+    { schema: { tags, summary: "Every driver with its settings", response: replies(200, listOf("Driver")) } },
+    async () => ({
+      // As this installation offers them: options the operator decides (sendmail commands) filled in.
+      items: drivers
+        .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
+        .map(({ id, label, description, fields, oauthProvider, derive }) => ({
+          id,
+          label,
+          description,
+          oauthProvider: oauthProvider ?? null,
+          fields,
+          // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
+          derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
+        })),
+      total: drivers.length,
+    }),
+  );
 
   app.get(
     "/api/email-servers",
@@ -54,6 +58,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
           { ...listQueryProperties, q: Type.Optional(Type.String({ maxLength: 200 })) },
           { additionalProperties: false },
         ),
+        response: replies(200, listOf("EmailServer")),
       },
     },
     async (request) =>
@@ -65,7 +70,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.post(
     "/api/email-servers",
-    { schema: { tags, summary: "Create an email server", body: ServerBody } },
+    { schema: { tags, summary: "Create an email server", body: ServerBody, response: replies(201, ref("EmailServer")) } },
     async (request, reply) => {
       const view = await servers.create(request.body as EmailServerInput, actorOf(request));
       return reply.status(201).send(view);
@@ -74,7 +79,9 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.get(
     "/api/email-servers/:id",
-    { schema: { tags, summary: "One email server, by id or name", params: IdParams } },
+    {
+      schema: { tags, summary: "One email server, by id or name", params: IdParams, response: replies(200, ref("EmailServer")) },
+    },
     async (request) => servers.get((request.params as { id: string }).id),
   );
 
@@ -86,6 +93,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         summary: "Replace a server's whole configuration at once (omitted secrets are kept)",
         params: IdParams,
         body: ServerBody,
+        response: replies(200, ref("EmailServer")),
       },
     },
     async (request) => servers.replace((request.params as { id: string }).id, request.body as EmailServerInput, actorOf(request)),
@@ -115,6 +123,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         summary: "Edit one setting",
         params: SettingParams,
         body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false, required: ["value"] }),
+        response: replies(200, ref("EmailServer")),
       },
     },
     async (request) => {
@@ -125,7 +134,14 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.delete(
     "/api/email-servers/:id/settings/:key",
-    { schema: { tags, summary: "Clear one setting: back to its default, or forget a secret", params: SettingParams } },
+    {
+      schema: {
+        tags,
+        summary: "Clear one setting: back to its default, or forget a secret",
+        params: SettingParams,
+        response: replies(200, ref("EmailServer")),
+      },
+    },
     async (request) => {
       const { id, key } = request.params as { id: string; key: string };
       return servers.clearSetting(id, key, actorOf(request));
@@ -134,13 +150,20 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.post(
     "/api/email-servers/:id/copy",
-    { schema: { tags, summary: "Duplicate a server (never its OAuth grant)", params: IdParams } },
+    {
+      schema: {
+        tags,
+        summary: "Duplicate a server (never its OAuth grant)",
+        params: IdParams,
+        response: replies(201, ref("EmailServer")),
+      },
+    },
     async (request, reply) => reply.status(201).send(await servers.copy((request.params as { id: string }).id, actorOf(request))),
   );
 
   app.post(
     "/api/email-servers/:id/default",
-    { schema: { tags, summary: "Make this server the default", params: IdParams } },
+    { schema: { tags, summary: "Make this server the default", params: IdParams, response: replies(200, ref("EmailServer")) } },
     async (request) => servers.makeDefault((request.params as { id: string }).id, actorOf(request)),
   );
 }
