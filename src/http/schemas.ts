@@ -1,4 +1,5 @@
 import { type TSchema, Type } from "typebox";
+import { permissions } from "../auth/permissions.js";
 
 /** Shared request shapes. Objects refuse unknown fields: a typo is an error, not a no-op. */
 export const listQueryProperties = {
@@ -25,6 +26,12 @@ export const PermissionList = Type.Array(Type.String({ maxLength: 64 }), { maxIt
  * a field the server sends must be listed here, or it silently disappears from the API.
  */
 const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+/**
+ * One of these strings. An enum, not a union of literals: the serializer writes any string as
+ * it is, where a union would fail the whole reply on a value added later.
+ */
+const oneOf = <T extends string>(values: readonly T[], options: { nullable?: boolean } = {}) =>
+  Type.Unsafe<T>({ type: "string", enum: options.nullable ? [...values, null] : [...values], ...options });
 /** A reference to a response shape registered below. */
 export const ref = (id: string) => Type.Unsafe({ $ref: `${id}#` });
 /** `{ items, total }` of one shape. */
@@ -32,10 +39,8 @@ export const listOf = (id: string) => Type.Object({ items: Type.Array(ref(id)), 
 
 const SettingValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Array(Type.String())]);
 const Named = Type.Object({ id: Type.String(), name: Type.String() });
-const PermissionName = Type.String();
-const ServerStatus = Type.Union(
-  ["ready", "incomplete", "not_authorized", "reauthorization_required", "failing"].map((s) => Type.Literal(s)),
-);
+const PermissionName = oneOf(permissions);
+const ServerStatus = oneOf(["ready", "incomplete", "not_authorized", "reauthorization_required", "failing"]);
 /** On users, groups and tokens read with users.manage: whether the caller may change it, and why not. */
 const manageable = {
   manageable: Type.Optional(Type.Boolean()),
@@ -53,7 +58,7 @@ const DriverField = Type.Object(
   {
     key: Type.String(),
     label: Type.String(),
-    type: Type.Union(["text", "integer", "boolean", "select", "host", "url", "email", "list"].map((t) => Type.Literal(t))),
+    type: oneOf(["text", "integer", "boolean", "select", "host", "url", "email", "list"]),
     default: Type.Optional(nullable(SettingValue)),
     required: Type.Boolean(),
     secret: Type.Boolean(),
@@ -73,35 +78,36 @@ const Driver = Type.Object(
     id: Type.String(),
     label: Type.String(),
     description: Type.String(),
-    oauthProvider: nullable(Type.Union([Type.Literal("google"), Type.Literal("microsoft")])),
+    oauthProvider: oneOf(["google", "microsoft"], { nullable: true }),
     fields: Type.Array(ref("DriverField")),
     derived: Type.Record(Type.String(), Type.String()),
   },
   { $id: "Driver" },
 );
 
-const EmailServer = Type.Object(
-  {
-    id: Type.String(),
-    name: Type.String(),
-    driver: Type.String(),
-    fromAddress: Type.String(),
-    fromName: Type.String(),
-    isDefault: Type.Boolean(),
-    status: ServerStatus,
-    statusDetail: nullable(Type.String()),
-    missingSettings: Type.Array(Type.String()),
-    settings: Type.Record(Type.String(), nullable(Type.Union([SettingValue, Type.Object({ set: Type.Boolean() })]))),
-    oauthExpiresAt: nullable(Type.String()),
-    createdAt: Type.String(),
-    updatedAt: Type.String(),
-  },
-  { $id: "EmailServer" },
-);
+const emailServerProperties = {
+  id: Type.String(),
+  name: Type.String(),
+  driver: Type.String(),
+  fromAddress: Type.String(),
+  fromName: Type.String(),
+  isDefault: Type.Boolean(),
+  status: ServerStatus,
+  statusDetail: nullable(Type.String()),
+  missingSettings: Type.Array(Type.String()),
+  settings: Type.Record(Type.String(), nullable(Type.Union([SettingValue, Type.Object({ set: Type.Boolean() })]))),
+  oauthExpiresAt: nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+};
+const EmailServer = Type.Object(emailServerProperties, { $id: "EmailServer" });
+
+/** A copy: the notice says what was not copied (an OAuth grant), or null. */
+const EmailServerCopy = Type.Object({ ...emailServerProperties, notice: nullable(Type.String()) }, { $id: "EmailServerCopy" });
 
 const MessageSource = Type.Object(
   {
-    kind: Type.Union([Type.Literal("api"), Type.Literal("smtp")]),
+    kind: oneOf(["api", "smtp"]),
     by: Type.Optional(Type.String()),
     username: Type.Optional(Type.String()),
     clientIp: Type.Optional(Type.String()),
@@ -114,7 +120,7 @@ const MessageSource = Type.Object(
 
 const messageProperties = {
   id: Type.String(),
-  status: Type.Union(["queued", "sending", "sent", "failed", "held"].map((s) => Type.Literal(s))),
+  status: oneOf(["queued", "sending", "sent", "failed", "held"]),
   server: Named,
   from: ref("Address"),
   to: Type.Array(ref("Address")),
@@ -319,6 +325,7 @@ export const responseSchemas = [
   DriverField,
   Driver,
   EmailServer,
+  EmailServerCopy,
   MessageSource,
   Message,
   Attempt,

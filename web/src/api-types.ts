@@ -736,7 +736,7 @@ export interface paths {
             [name: string]: unknown;
           };
           content: {
-            "application/json": components["schemas"]["EmailServer"];
+            "application/json": components["schemas"]["EmailServerCopy"];
           };
         };
         /** @description Default Response */
@@ -2441,7 +2441,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/": {
+  "/{*}": {
     parameters: {
       query?: never;
       header?: never;
@@ -2452,7 +2452,9 @@ export interface paths {
       parameters: {
         query?: never;
         header?: never;
-        path?: never;
+        path: {
+          "*": string;
+        };
         cookie?: never;
       };
       requestBody?: never;
@@ -2490,6 +2492,7 @@ export interface components {
     DriverField: {
       key: string;
       label: string;
+      /** @enum {string} */
       type: "text" | "integer" | "boolean" | "select" | "host" | "url" | "email" | "list";
       default?: (string | number | boolean | string[]) | (never | null);
       required: boolean;
@@ -2509,7 +2512,8 @@ export interface components {
       id: string;
       label: string;
       description: string;
-      oauthProvider: ("google" | "microsoft") | (never | null);
+      /** @enum {string|null} */
+      oauthProvider: "google" | "microsoft" | null;
       fields: components["schemas"]["DriverField"][];
       derived: {
         [key: string]: string;
@@ -2522,6 +2526,7 @@ export interface components {
       fromAddress: string;
       fromName: string;
       isDefault: boolean;
+      /** @enum {string} */
       status: "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
       statusDetail: string | null;
       missingSettings: string[];
@@ -2539,7 +2544,34 @@ export interface components {
       createdAt: string;
       updatedAt: string;
     };
+    EmailServerCopy: {
+      id: string;
+      name: string;
+      driver: string;
+      fromAddress: string;
+      fromName: string;
+      isDefault: boolean;
+      /** @enum {string} */
+      status: "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
+      statusDetail: string | null;
+      missingSettings: string[];
+      settings: {
+        [key: string]:
+          | (
+              | (string | number | boolean | string[])
+              | {
+                  set: boolean;
+                }
+            )
+          | (never | null);
+      };
+      oauthExpiresAt: string | null;
+      createdAt: string;
+      updatedAt: string;
+      notice: string | null;
+    };
     MessageSource: {
+      /** @enum {string} */
       kind: "api" | "smtp";
       by?: string;
       username?: string;
@@ -2550,6 +2582,7 @@ export interface components {
     };
     Message: {
       id: string;
+      /** @enum {string} */
       status: "queued" | "sending" | "sent" | "failed" | "held";
       server: {
         id: string;
@@ -2594,6 +2627,7 @@ export interface components {
     };
     MessageWithAttempts: {
       id: string;
+      /** @enum {string} */
       status: "queued" | "sending" | "sent" | "failed" | "held";
       server: {
         id: string;
@@ -2663,7 +2697,15 @@ export interface components {
         id: string;
         name: string;
       }[];
-      permissions: string[];
+      permissions: (
+        | "email-servers.view"
+        | "email-servers.update"
+        | "email-servers.test"
+        | "messages.send"
+        | "messages.view"
+        | "users.manage"
+        | "audit.view"
+      )[];
       mustChangePassword: boolean;
       activeTokens: number;
       createdAt: string;
@@ -2681,7 +2723,15 @@ export interface components {
         id: string;
         name: string;
       }[];
-      permissions: string[];
+      permissions: (
+        | "email-servers.view"
+        | "email-servers.update"
+        | "email-servers.test"
+        | "messages.send"
+        | "messages.view"
+        | "users.manage"
+        | "audit.view"
+      )[];
       mustChangePassword: boolean;
       activeTokens: number;
       createdAt: string;
@@ -2693,7 +2743,15 @@ export interface components {
     Group: {
       id: string;
       name: string;
-      permissions: string[];
+      permissions: (
+        | "email-servers.view"
+        | "email-servers.update"
+        | "email-servers.test"
+        | "messages.send"
+        | "messages.view"
+        | "users.manage"
+        | "audit.view"
+      )[];
       members: number;
       createdAt: string;
       updatedAt: string;
@@ -2704,7 +2762,15 @@ export interface components {
       id: string;
       name: string;
       prefix: string;
-      permissions: string[];
+      permissions: (
+        | "email-servers.view"
+        | "email-servers.update"
+        | "email-servers.test"
+        | "messages.send"
+        | "messages.view"
+        | "users.manage"
+        | "audit.view"
+      )[];
       serverIds: string[] | null;
       createdBy: string | null;
       createdAt: string;
@@ -2717,7 +2783,15 @@ export interface components {
       id: string;
       name: string;
       prefix: string;
-      permissions: string[];
+      permissions: (
+        | "email-servers.view"
+        | "email-servers.update"
+        | "email-servers.test"
+        | "messages.send"
+        | "messages.view"
+        | "users.manage"
+        | "audit.view"
+      )[];
       serverIds: string[] | null;
       createdBy: string | null;
       createdAt: string;
@@ -2776,6 +2850,7 @@ export interface components {
         id: string;
         name: string;
         driver: string;
+        /** @enum {string} */
         status: "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
         statusDetail: string | null;
         missingSettings: string[];

@@ -155,7 +155,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         tags,
         summary: "Duplicate a server (never its OAuth grant)",
         params: IdParams,
-        response: replies(201, ref("EmailServer")),
+        response: replies(201, ref("EmailServerCopy")),
       },
     },
     async (request, reply) => reply.status(201).send(await servers.copy((request.params as { id: string }).id, actorOf(request))),
