@@ -34,10 +34,14 @@ export type Permission = Schemas["User"]["permissions"][number];
 /** What the server tells the UI about itself, for ready-to-run examples (smtp: null while it is off). */
 export type Info = Schemas["Info"];
 export type User = Schemas["User"];
+/** A new user: the generated password is in this reply only. */
+export type NewUser = Schemas["NewUser"];
 /** On users, groups and tokens read with users.manage: whether you may change it, and why not. */
 export type Manageable = Pick<User, "manageable" | "notManageableReason">;
 export type Group = Schemas["Group"];
 export type Token = Schemas["Token"];
+/** A new token: its value is in this reply only. */
+export type NewToken = Schemas["NewToken"];
 export type DriverField = Schemas["DriverField"];
 export type FieldType = DriverField["type"];
 export type SettingValue = NonNullable<DriverField["default"]>;
