@@ -1,4 +1,5 @@
-import { Type } from "typebox";
+import { type TSchema, Type } from "typebox";
+import { permissions } from "../auth/permissions.js";
 
 /** Shared request shapes. Objects refuse unknown fields: a typo is an error, not a no-op. */
 export const listQueryProperties = {
@@ -17,3 +18,353 @@ export const ErrorReply = Type.Object({
 });
 
 export const PermissionList = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
+
+/*
+ * Response shapes, one copy of the contract: registered by $id so the OpenAPI document names
+ * them (components.schemas) and web/src/api-types.ts is generated from it (npm run gen:api).
+ * Fastify serializes a reply through its schema and drops every property the schema lacks:
+ * a field the server sends must be listed here, or it silently disappears from the API.
+ */
+const nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+/**
+ * One of these strings. An enum, not a union of literals: the serializer writes any string as
+ * it is, where a union would fail the whole reply on a value added later.
+ */
+const oneOf = <T extends string>(values: readonly T[], options: { nullable?: boolean } = {}) =>
+  Type.Unsafe<T>({ type: "string", enum: options.nullable ? [...values, null] : [...values], ...options });
+/** A reference to a response shape registered below. */
+export const ref = (id: string) => Type.Unsafe({ $ref: `${id}#` });
+/** `{ items, total }` of one shape. */
+export const listOf = (id: string) => Type.Object({ items: Type.Array(ref(id)), total: Type.Integer() });
+
+const SettingValue = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Array(Type.String())]);
+const Named = Type.Object({ id: Type.String(), name: Type.String() });
+const PermissionName = oneOf(permissions);
+const ServerStatus = oneOf(["ready", "incomplete", "not_authorized", "reauthorization_required", "failing"]);
+/** On users, groups and tokens read with users.manage: whether the caller may change it, and why not. */
+const manageable = {
+  manageable: Type.Optional(Type.Boolean()),
+  notManageableReason: Type.Optional(nullable(Type.String())),
+};
+
+export const ErrorSchema = Type.Object(
+  { code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) },
+  { $id: "Error" },
+);
+
+const Address = Type.Object({ address: Type.String(), name: Type.Optional(Type.String()) }, { $id: "Address" });
+
+const DriverField = Type.Object(
+  {
+    key: Type.String(),
+    label: Type.String(),
+    type: oneOf(["text", "integer", "boolean", "select", "host", "url", "email", "list"]),
+    default: Type.Optional(nullable(SettingValue)),
+    required: Type.Boolean(),
+    secret: Type.Boolean(),
+    readOnly: Type.Boolean(),
+    help: Type.String(),
+    options: Type.Optional(Type.Array(Type.Object({ value: Type.String(), label: Type.String() }))),
+    min: Type.Optional(Type.Number()),
+    max: Type.Optional(Type.Number()),
+    placeholder: Type.Optional(Type.String()),
+    destination: Type.Optional(Type.Boolean()),
+  },
+  { $id: "DriverField" },
+);
+
+const Driver = Type.Object(
+  {
+    id: Type.String(),
+    label: Type.String(),
+    description: Type.String(),
+    oauthProvider: oneOf(["google", "microsoft"], { nullable: true }),
+    fields: Type.Array(ref("DriverField")),
+    derived: Type.Record(Type.String(), Type.String()),
+  },
+  { $id: "Driver" },
+);
+
+/** A server's circuit breaker as its page shows it (src/queue/breaker.ts BreakerView). */
+const ServerDelivery = Type.Object(
+  {
+    state: oneOf(["closed", "open"]),
+    consecutiveFailures: Type.Integer(),
+    openedAt: nullable(Type.String()),
+    nextProbeAt: nullable(Type.String()),
+    failedProbes: Type.Integer(),
+    lastProbeAt: nullable(Type.String()),
+    lastProbeError: nullable(Type.String()),
+    probing: Type.Boolean(),
+    heldMessages: Type.Integer(),
+  },
+  { $id: "ServerDelivery" },
+);
+
+const emailServerProperties = {
+  id: Type.String(),
+  name: Type.String(),
+  driver: Type.String(),
+  fromAddress: Type.String(),
+  fromName: Type.String(),
+  isDefault: Type.Boolean(),
+  status: ServerStatus,
+  statusDetail: nullable(Type.String()),
+  missingSettings: Type.Array(Type.String()),
+  settings: Type.Record(Type.String(), nullable(Type.Union([SettingValue, Type.Object({ set: Type.Boolean() })]))),
+  oauthExpiresAt: nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  /** On the answers about one server (not in lists): its breaker, held mail and next probe. */
+  delivery: Type.Optional(ref("ServerDelivery")),
+};
+const EmailServer = Type.Object(emailServerProperties, { $id: "EmailServer" });
+
+/** A copy: the notice says what was not copied (an OAuth grant), or null. */
+const EmailServerCopy = Type.Object({ ...emailServerProperties, notice: nullable(Type.String()) }, { $id: "EmailServerCopy" });
+
+const MessageSource = Type.Object(
+  {
+    kind: oneOf(["api", "smtp"]),
+    by: Type.Optional(Type.String()),
+    username: Type.Optional(Type.String()),
+    clientIp: Type.Optional(Type.String()),
+    ehlo: Type.Optional(Type.String()),
+    mailFrom: Type.Optional(Type.String()),
+    tls: Type.Optional(Type.Boolean()),
+  },
+  { $id: "MessageSource" },
+);
+
+const messageProperties = {
+  id: Type.String(),
+  status: oneOf(["queued", "sending", "sent", "failed", "held"]),
+  server: Named,
+  from: ref("Address"),
+  to: Type.Array(ref("Address")),
+  cc: Type.Array(ref("Address")),
+  bcc: Type.Array(ref("Address")),
+  replyTo: Type.Array(ref("Address")),
+  subject: Type.String(),
+  messageId: Type.String(),
+  attemptCount: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  nextAttemptAt: nullable(Type.String()),
+  lastError: nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+  providerMessageId: nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  sentAt: nullable(Type.String()),
+  test: Type.Boolean(),
+  source: ref("MessageSource"),
+};
+
+const Message = Type.Object(messageProperties, { $id: "Message" });
+
+const Attempt = Type.Object(
+  {
+    at: Type.String(),
+    durationMs: Type.Integer(),
+    server: Named,
+    outcome: Type.String(),
+    errorCode: nullable(Type.String()),
+    response: Type.Object({
+      code: nullable(Type.Integer()),
+      command: nullable(Type.String()),
+      text: nullable(Type.String()),
+    }),
+    providerMessageId: nullable(Type.String()),
+  },
+  { $id: "Attempt" },
+);
+
+const MessageWithAttempts = Type.Object(
+  { ...messageProperties, attempts: Type.Array(ref("Attempt")) },
+  { $id: "MessageWithAttempts" },
+);
+
+const CapturedSummary = Type.Object(
+  {
+    id: Type.String(),
+    capturedAt: Type.String(),
+    from: nullable(ref("Address")),
+    to: Type.Array(ref("Address")),
+    subject: Type.String(),
+    size: Type.Integer(),
+  },
+  { $id: "CapturedSummary" },
+);
+
+const CapturedMessage = Type.Object(
+  {
+    id: Type.String(),
+    capturedAt: Type.String(),
+    size: Type.Integer(),
+    raw: Type.String(),
+    parsed: Type.Object({
+      from: nullable(ref("Address")),
+      to: Type.Array(ref("Address")),
+      cc: Type.Array(ref("Address")),
+      subject: Type.String(),
+      text: nullable(Type.String()),
+      html: nullable(Type.String()),
+      headers: Type.Array(Type.Object({ key: Type.String(), value: Type.String() })),
+      attachments: Type.Array(
+        Type.Object({
+          filename: nullable(Type.String()),
+          contentType: Type.String(),
+          size: Type.Integer(),
+          contentId: nullable(Type.String()),
+        }),
+      ),
+    }),
+  },
+  { $id: "CapturedMessage" },
+);
+
+const userProperties = {
+  id: Type.String(),
+  email: Type.String(),
+  name: Type.String(),
+  superAdmin: Type.Boolean(),
+  disabled: Type.Boolean(),
+  groups: Type.Array(Named),
+  permissions: Type.Array(PermissionName),
+  mustChangePassword: Type.Boolean(),
+  activeTokens: Type.Integer(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  ...manageable,
+};
+const User = Type.Object(userProperties, { $id: "User" });
+/** A new user: the generated password is in this reply only (null when the admin chose one). */
+const NewUser = Type.Object({ ...userProperties, generatedPassword: nullable(Type.String()) }, { $id: "NewUser" });
+
+const Group = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    permissions: Type.Array(PermissionName),
+    members: Type.Integer(),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+    ...manageable,
+  },
+  { $id: "Group" },
+);
+
+const tokenProperties = {
+  id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String(),
+  permissions: Type.Array(PermissionName),
+  serverIds: nullable(Type.Array(Type.String())),
+  createdBy: nullable(Type.String()),
+  createdAt: Type.String(),
+  expiresAt: nullable(Type.String()),
+  lastUsedAt: nullable(Type.String()),
+  ...manageable,
+};
+const Token = Type.Object(tokenProperties, { $id: "Token" });
+/** A new token: its value is in this reply only. */
+const NewToken = Type.Object({ ...tokenProperties, token: Type.String() }, { $id: "NewToken" });
+
+const AuditEntry = Type.Object(
+  {
+    id: Type.Integer(),
+    at: Type.String(),
+    actor: Type.Object({ type: Type.String(), id: nullable(Type.String()), label: Type.String() }),
+    action: Type.String(),
+    target: Type.Object({ type: Type.String(), id: nullable(Type.String()), label: nullable(Type.String()) }),
+    // What changed, as the change recorded it: any JSON.
+    before: Type.Unknown(),
+    after: Type.Unknown(),
+    ip: nullable(Type.String()),
+  },
+  { $id: "AuditEntry" },
+);
+
+const StatsRange = Type.Object(
+  {
+    start: Type.String(),
+    bucketMs: Type.Integer(),
+    buckets: Type.Integer(),
+    series: Type.Array(
+      Type.Object({
+        serverId: Type.String(),
+        serverName: Type.String(),
+        sent: Type.Array(Type.Integer()),
+        failed: Type.Array(Type.Integer()),
+      }),
+    ),
+    totals: Type.Object({ sent: Type.Integer(), failed: Type.Integer() }),
+  },
+  { $id: "StatsRange" },
+);
+
+const Stats = Type.Object(
+  {
+    generatedAt: Type.String(),
+    ranges: Type.Object({ "24h": ref("StatsRange"), "30d": ref("StatsRange") }),
+    queue: Type.Object({
+      queued: Type.Integer(),
+      sending: Type.Integer(),
+      held: Type.Integer(),
+      oldestQueuedAt: nullable(Type.String()),
+    }),
+    attention: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        name: Type.String(),
+        driver: Type.String(),
+        status: ServerStatus,
+        statusDetail: nullable(Type.String()),
+        missingSettings: Type.Array(Type.String()),
+      }),
+    ),
+    lastSent: Type.Array(Type.Object({ serverId: Type.String(), at: Type.String() })),
+  },
+  { $id: "Stats" },
+);
+
+const Info = Type.Object(
+  {
+    publicUrl: Type.String(),
+    apiDocsUrl: Type.String(),
+    smtp: nullable(Type.Object({ host: Type.String(), port: nullable(Type.Integer()), tlsPort: nullable(Type.Integer()) })),
+  },
+  { $id: "Info" },
+);
+
+/** Every response shape, added to the app before its routes so they can refer to them by $id. */
+export const responseSchemas = [
+  ErrorSchema,
+  Address,
+  DriverField,
+  Driver,
+  ServerDelivery,
+  EmailServer,
+  EmailServerCopy,
+  MessageSource,
+  Message,
+  Attempt,
+  MessageWithAttempts,
+  CapturedSummary,
+  CapturedMessage,
+  User,
+  NewUser,
+  Group,
+  Token,
+  NewToken,
+  AuditEntry,
+  StatsRange,
+  Stats,
+  Info,
+];
+
+/** A route's replies: its success shape, and the error body of every failure. */
+export const replies = (status: number, schema: TSchema) => ({
+  [status]: schema,
+  "4xx": ref("Error"),
+  "5xx": ref("Error"),
+});

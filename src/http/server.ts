@@ -25,6 +25,7 @@ import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
 import { userRoutes } from "./routes/users.js";
+import { responseSchemas } from "./schemas.js";
 import { registerWebUi } from "./web-ui.js";
 
 export interface ServerOptions {
@@ -98,7 +99,12 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
       },
       security: [{ bearer: [] }, { session: [] }],
     },
+    // Shared shapes keep their $id as their name in components.schemas (the generated web types use it).
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`),
+    },
   });
+  for (const schema of responseSchemas) app.addSchema(schema);
   await app.register(swaggerUi, { routePrefix: "/api/docs" });
 
   registerAuth(app, mailroom);

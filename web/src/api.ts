@@ -1,13 +1,8 @@
-/** The Mailroom API as the admin UI uses it: one fetch wrapper and the shapes it answers. */
-
-export type Permission =
-  | "email-servers.view"
-  | "email-servers.update"
-  | "email-servers.test"
-  | "messages.send"
-  | "messages.view"
-  | "users.manage"
-  | "audit.view";
+/**
+ * The Mailroom API as the admin UI uses it: one fetch wrapper, and the shapes it answers as
+ * generated from the server's OpenAPI document (api-types.ts, `npm run gen:api`).
+ */
+import type { components } from "./api-types";
 
 /** Each permission with what it allows, in the words the forms show. */
 export const PERMISSIONS: { key: Permission; label: string; allows: string }[] = [
@@ -32,117 +27,28 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
   { key: "audit.view", label: "View the audit log", allows: "Read who changed what, and when." },
 ];
 
-/** What the server tells the UI about itself, for ready-to-run examples. */
-export interface Info {
-  publicUrl: string;
-  apiDocsUrl: string;
-  /** SMTP submission for applications, or null while it is off. */
-  smtp: { host: string; port: number | null; tlsPort: number | null } | null;
-}
+type Schemas = components["schemas"];
 
-export interface User {
-  id: string;
-  email: string;
-  name: string;
-  superAdmin: boolean;
-  disabled: boolean;
-  groups: { id: string; name: string }[];
-  permissions: Permission[];
-  /** The password was set by someone else: the user chooses their own before anything else. */
-  mustChangePassword: boolean;
-  /** API tokens of theirs that still work (and stop working if they are deleted). */
-  activeTokens: number;
-  createdAt: string;
-  updatedAt: string;
-}
+export type Permission = Schemas["User"]["permissions"][number];
 
+/** What the server tells the UI about itself, for ready-to-run examples (smtp: null while it is off). */
+export type Info = Schemas["Info"];
+export type User = Schemas["User"];
+/** A new user: the generated password is in this reply only. */
+export type NewUser = Schemas["NewUser"];
 /** On users, groups and tokens read with users.manage: whether you may change it, and why not. */
-export interface Manageable {
-  manageable?: boolean;
-  notManageableReason?: string | null;
-}
-
-export interface Group {
-  id: string;
-  name: string;
-  permissions: Permission[];
-  members: number;
-}
-
-export interface Token {
-  id: string;
-  name: string;
-  prefix: string;
-  permissions: Permission[];
-  serverIds: string[] | null;
-  createdAt: string;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
-}
-
-export type FieldType = "text" | "integer" | "boolean" | "select" | "host" | "url" | "email" | "list";
-export type SettingValue = string | number | boolean | string[];
-
-export interface DriverField {
-  key: string;
-  label: string;
-  type: FieldType;
-  default?: SettingValue | null;
-  required: boolean;
-  secret: boolean;
-  readOnly: boolean;
-  help: string;
-  options?: { value: string; label: string }[];
-  min?: number;
-  max?: number;
-  placeholder?: string;
-  /** Says where the server's secrets go (host, port, account…): changing it needs them again. */
-  destination?: boolean;
-}
-
-export interface Driver {
-  id: string;
-  label: string;
-  description: string;
-  oauthProvider: "google" | "microsoft" | null;
-  fields: DriverField[];
-  /** Values Mailroom sets, known before a server is saved (the OAuth redirect URI). */
-  derived?: Record<string, string>;
-}
-
-export type ServerStatus = "ready" | "incomplete" | "not_authorized" | "reauthorization_required" | "failing";
-
-export interface EmailServer {
-  id: string;
-  name: string;
-  driver: string;
-  fromAddress: string;
-  fromName: string;
-  isDefault: boolean;
-  status: ServerStatus;
-  statusDetail: string | null;
-  missingSettings: string[];
-  settings: Record<string, SettingValue | { set: boolean } | null>;
-  /** When the OAuth grant ends, if the API tells (not every version does). */
-  oauthExpiresAt?: string | null;
-  /** The server's circuit breaker and held mail (answers about one server carry it). */
-  delivery?: ServerDelivery;
-  createdAt: string;
-  updatedAt: string;
-}
-
-export interface ServerDelivery {
-  /** open: the server is failing, its mail held until a check (probe) passes. */
-  state: "closed" | "open";
-  consecutiveFailures: number;
-  openedAt: string | null;
-  nextProbeAt: string | null;
-  failedProbes: number;
-  lastProbeAt: string | null;
-  lastProbeError: string | null;
-  probing: boolean;
-  heldMessages: number;
-}
+export type Manageable = Pick<User, "manageable" | "notManageableReason">;
+export type Group = Schemas["Group"];
+export type Token = Schemas["Token"];
+/** A new token: its value is in this reply only. */
+export type NewToken = Schemas["NewToken"];
+export type DriverField = Schemas["DriverField"];
+export type FieldType = DriverField["type"];
+export type SettingValue = NonNullable<DriverField["default"]>;
+export type Driver = Schemas["Driver"];
+export type EmailServer = Schemas["EmailServer"];
+export type ServerStatus = EmailServer["status"];
+export type ServerDelivery = Schemas["ServerDelivery"];
 
 export interface TestStep {
   step: string;
@@ -164,48 +70,12 @@ export interface TestReport {
   error?: { code: string; message: string; hint: string; remote?: { code?: number; command?: string; response?: string } };
 }
 
-export interface Address {
-  address: string;
-  name?: string;
-}
-
-export type MessageStatus = "queued" | "sending" | "sent" | "failed" | "held";
-
-export interface Message {
-  id: string;
-  status: MessageStatus;
-  server: { id: string; name: string };
-  from: Address;
-  to: Address[];
-  cc: Address[];
-  bcc: Address[];
-  replyTo: Address[];
-  subject: string;
-  messageId: string;
-  attemptCount: number;
-  maxAttempts: number;
-  nextAttemptAt: string | null;
-  lastError: { code: string; message: string } | null;
-  providerMessageId: string | null;
-  createdAt: string;
-  updatedAt: string;
-  sentAt: string | null;
-  /** A server test's email. */
-  test?: boolean;
-  source: MessageSource;
-}
-
+export type Address = Schemas["Address"];
+export type Message = Schemas["Message"];
+export type MessageStatus = Message["status"];
+export type MessageWithAttempts = Schemas["MessageWithAttempts"];
 /** How a message reached Mailroom: by API, or over SMTP (with the session's facts). */
-export interface MessageSource {
-  kind: "api" | "smtp";
-  /** The principal's label, e.g. "token ci-runner". */
-  by?: string;
-  username?: string;
-  clientIp?: string;
-  ehlo?: string;
-  mailFrom?: string;
-  tls?: boolean;
-}
+export type MessageSource = Schemas["MessageSource"];
 
 /** One line: "SMTP · token ci-runner · user printer · 10.0.0.7 · EHLO scanner.local". */
 export function describeSource(source: MessageSource | undefined): string {
@@ -218,75 +88,13 @@ export function describeSource(source: MessageSource | undefined): string {
   return parts.filter(Boolean).join(" · ");
 }
 
-export interface Attempt {
-  at: string;
-  durationMs: number;
-  server: { id: string; name: string };
-  outcome: string;
-  errorCode: string | null;
-  response: { code: number | null; command: string | null; text: string | null };
-  providerMessageId: string | null;
-}
-
-export interface CapturedSummary {
-  id: string;
-  capturedAt: string;
-  from: Address | null;
-  to: Address[];
-  subject: string;
-  size: number;
-}
-
-export interface CapturedMessage {
-  id: string;
-  capturedAt: string;
-  size: number;
-  raw: string;
-  parsed: {
-    from: Address | null;
-    to: Address[];
-    cc: Address[];
-    subject: string;
-    text: string | null;
-    html: string | null;
-    headers: { key: string; value: string }[];
-    attachments: { filename: string | null; contentType: string; size: number; contentId: string | null }[];
-  };
-}
-
-export interface ServerSeries {
-  serverId: string;
-  serverName: string;
-  sent: number[];
-  failed: number[];
-}
-
-export interface StatsRange {
-  start: string;
-  bucketMs: number;
-  buckets: number;
-  series: ServerSeries[];
-  totals: { sent: number; failed: number };
-}
-
-export interface Stats {
-  generatedAt: string;
-  ranges: { "24h": StatsRange; "30d": StatsRange };
-  queue: { queued: number; sending: number; held: number; oldestQueuedAt: string | null };
-  attention: { id: string; name: string; driver: string; status: ServerStatus; statusDetail: string | null }[];
-  lastSent: { serverId: string; at: string }[];
-}
-
-export interface AuditEntry {
-  id: number;
-  at: string;
-  actor: { type: string; id: string | null; label: string };
-  action: string;
-  target: { type: string; id: string | null; label?: string | null };
-  before: unknown;
-  after: unknown;
-  ip: string | null;
-}
+export type Attempt = Schemas["Attempt"];
+export type CapturedSummary = Schemas["CapturedSummary"];
+export type CapturedMessage = Schemas["CapturedMessage"];
+export type StatsRange = Schemas["StatsRange"];
+export type ServerSeries = StatsRange["series"][number];
+export type Stats = Schemas["Stats"];
+export type AuditEntry = Schemas["AuditEntry"];
 
 export interface List<T> {
   items: T[];

@@ -4,7 +4,7 @@ import type { Mailroom } from "../../app.js";
 import { MailroomError } from "../../kernel/errors.js";
 import { iso } from "../../kernel/ids.js";
 import type { AuditLogTable } from "../../storage/schema.js";
-import { listQueryProperties } from "../schemas.js";
+import { listOf, listQueryProperties, replies } from "../schemas.js";
 
 const AuditQuery = Type.Object(
   {
@@ -97,6 +97,7 @@ export function auditRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         tags: ["audit"],
         summary: "Who changed what and when, newest first (secrets redacted); by action, actor and time",
         querystring: AuditQuery,
+        response: replies(200, listOf("AuditEntry")),
       },
     },
     async (request) => {

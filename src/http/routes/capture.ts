@@ -14,7 +14,7 @@ import {
 } from "../../drivers/capture/store.js";
 import { MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePermission, requirePrincipal } from "../auth.js";
-import { listQueryProperties } from "../schemas.js";
+import { listOf, listQueryProperties, ref, replies } from "../schemas.js";
 
 const ServerParams = Type.Object({ serverId: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
 const MessageParams = Type.Object(
@@ -71,6 +71,7 @@ export function captureRoutes(app: FastifyInstance, mailroom: Mailroom): void {
           { ...listQueryProperties, q: Type.Optional(Type.String({ maxLength: 200 })) },
           { additionalProperties: false },
         ),
+        response: replies(200, listOf("CapturedSummary")),
       },
     },
     async (request) => {
@@ -97,7 +98,14 @@ export function captureRoutes(app: FastifyInstance, mailroom: Mailroom): void {
 
   app.get(
     "/api/capture/:serverId/messages/:id",
-    { schema: { tags, summary: "One captured message: raw MIME and parsed parts", params: MessageParams } },
+    {
+      schema: {
+        tags,
+        summary: "One captured message: raw MIME and parsed parts",
+        params: MessageParams,
+        response: replies(200, ref("CapturedMessage")),
+      },
+    },
     async (request) => {
       const { serverId, id } = request.params as { serverId: string; id: string };
       const message = await readCaptured(dataDir, await captureServerId(serverId), id);

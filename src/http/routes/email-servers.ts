@@ -4,7 +4,7 @@ import type { Mailroom } from "../../app.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
 import { configuredDriver, drivers } from "../../drivers/registry.js";
 import { actorOf, requirePrincipal } from "../auth.js";
-import { IdParams, listQueryProperties } from "../schemas.js";
+import { IdParams, listOf, listQueryProperties, ref, replies } from "../schemas.js";
 
 const ServerBody = Type.Object(
   {
@@ -33,21 +33,25 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
     delivery: await mailroom.breakers.view(view.id),
   });
 
-  app.get("/api/drivers", { schema: { tags, summary: "Every driver with its settings" } }, async () => ({
-    // As this installation offers them: options the operator decides (sendmail commands) filled in.
-    items: drivers
-      .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
-      .map(({ id, label, description, fields, oauthProvider, derive }) => ({
-        id,
-        label,
-        description,
-        oauthProvider: oauthProvider ?? null,
-        fields,
-        // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
-        derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
-      })),
-    total: drivers.length,
-  }));
+  app.get(
+    "/api/drivers",
+    { schema: { tags, summary: "Every driver with its settings", response: replies(200, listOf("Driver")) } },
+    async () => ({
+      // As this installation offers them: options the operator decides (sendmail commands) filled in.
+      items: drivers
+        .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
+        .map(({ id, label, description, fields, oauthProvider, derive }) => ({
+          id,
+          label,
+          description,
+          oauthProvider: oauthProvider ?? null,
+          fields,
+          // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
+          derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
+        })),
+      total: drivers.length,
+    }),
+  );
 
   app.get(
     "/api/email-servers",
@@ -59,6 +63,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
           { ...listQueryProperties, q: Type.Optional(Type.String({ maxLength: 200 })) },
           { additionalProperties: false },
         ),
+        response: replies(200, listOf("EmailServer")),
       },
     },
     async (request) =>
@@ -70,7 +75,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.post(
     "/api/email-servers",
-    { schema: { tags, summary: "Create an email server", body: ServerBody } },
+    { schema: { tags, summary: "Create an email server", body: ServerBody, response: replies(201, ref("EmailServer")) } },
     async (request, reply) => {
       const view = await servers.create(request.body as EmailServerInput, actorOf(request));
       return reply.status(201).send(await withDelivery(view));
@@ -79,7 +84,14 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.get(
     "/api/email-servers/:id",
-    { schema: { tags, summary: "One email server, by id or name, with its delivery state", params: IdParams } },
+    {
+      schema: {
+        tags,
+        summary: "One email server, by id or name, with its delivery state",
+        params: IdParams,
+        response: replies(200, ref("EmailServer")),
+      },
+    },
     async (request) => withDelivery(await servers.get((request.params as { id: string }).id)),
   );
 
@@ -109,6 +121,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         summary: "Replace a server's whole configuration at once (omitted secrets are kept)",
         params: IdParams,
         body: ServerBody,
+        response: replies(200, ref("EmailServer")),
       },
     },
     async (request) =>
@@ -141,6 +154,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         summary: "Edit one setting",
         params: SettingParams,
         body: Type.Object({ value: Type.Unknown() }, { additionalProperties: false, required: ["value"] }),
+        response: replies(200, ref("EmailServer")),
       },
     },
     async (request) => {
@@ -151,7 +165,14 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.delete(
     "/api/email-servers/:id/settings/:key",
-    { schema: { tags, summary: "Clear one setting: back to its default, or forget a secret", params: SettingParams } },
+    {
+      schema: {
+        tags,
+        summary: "Clear one setting: back to its default, or forget a secret",
+        params: SettingParams,
+        response: replies(200, ref("EmailServer")),
+      },
+    },
     async (request) => {
       const { id, key } = request.params as { id: string; key: string };
       return withDelivery(await servers.clearSetting(id, key, actorOf(request)));
@@ -160,14 +181,21 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
 
   app.post(
     "/api/email-servers/:id/copy",
-    { schema: { tags, summary: "Duplicate a server (never its OAuth grant)", params: IdParams } },
+    {
+      schema: {
+        tags,
+        summary: "Duplicate a server (never its OAuth grant)",
+        params: IdParams,
+        response: replies(201, ref("EmailServerCopy")),
+      },
+    },
     async (request, reply) =>
       reply.status(201).send(await withDelivery(await servers.copy((request.params as { id: string }).id, actorOf(request)))),
   );
 
   app.post(
     "/api/email-servers/:id/default",
-    { schema: { tags, summary: "Make this server the default", params: IdParams } },
+    { schema: { tags, summary: "Make this server the default", params: IdParams, response: replies(200, ref("EmailServer")) } },
     async (request) => withDelivery(await servers.makeDefault((request.params as { id: string }).id, actorOf(request))),
   );
 }

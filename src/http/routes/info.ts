@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Mailroom } from "../../app.js";
+import { ref, replies } from "../schemas.js";
 
 /** Where applications reach Mailroom's SMTP submission, or null while it is off. */
 export interface SmtpSubmissionInfo {
@@ -26,6 +27,7 @@ export function infoRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       schema: {
         tags: ["auth"],
         summary: "This Mailroom's public URL, its API docs and SMTP submission (null when off), for ready-to-run examples",
+        response: replies(200, ref("Info")),
       },
     },
     async () => {

@@ -6,7 +6,7 @@ import type { MessageInput } from "../../core/message-input.js";
 import { MAX_BATCH, type MessageFilter, MessageService } from "../../core/messages.js";
 import { MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePermission, requirePrincipal } from "../auth.js";
-import { IdParams, listQueryProperties } from "../schemas.js";
+import { IdParams, listOf, listQueryProperties, ref, replies } from "../schemas.js";
 
 // 10 MB of message content arrives as base64 inside JSON: about 4/3 of it, plus the JSON around it.
 export const MESSAGE_BODY_LIMIT = 14 * 1024 * 1024;
@@ -117,6 +117,7 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         summary:
           "The delivery log, newest first, filtered by status, server, recipient, time and q (words of the subject or a recipient)",
         querystring: MessageQuery,
+        response: replies(200, listOf("Message")),
       },
     },
     async (request) => messages.list(request.query as MessageFilter, requirePrincipal(request)),
@@ -130,6 +131,7 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         summary:
           "One message with every attempt and the servers' responses (with messages.view, or without it for a message you sent)",
         params: IdParams,
+        response: replies(200, ref("MessageWithAttempts")),
       },
     },
     async (request) => {
@@ -148,7 +150,9 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
 
   app.post(
     "/api/messages/:id/retry",
-    { schema: { tags, summary: "Queue a failed or held message again", params: IdParams } },
+    {
+      schema: { tags, summary: "Queue a failed or held message again", params: IdParams, response: replies(200, ref("Message")) },
+    },
     async (request) => messages.retry((request.params as { id: string }).id, requirePrincipal(request), actorOf(request)),
   );
 }

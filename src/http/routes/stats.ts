@@ -5,6 +5,7 @@ import type { EmailServerView } from "../../core/email-servers.js";
 import { iso } from "../../kernel/ids.js";
 import type { Database } from "../../storage/schema.js";
 import { requirePrincipal } from "../auth.js";
+import { ref, replies } from "../schemas.js";
 
 const HOUR = 60 * 60 * 1000;
 const DAY = 24 * HOUR;
@@ -103,6 +104,7 @@ export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       schema: {
         tags: ["messages"],
         summary: "Messages sent and failed per server (24 hours, 30 days), queue depth, servers needing attention",
+        response: replies(200, ref("Stats")),
       },
     },
     async (request): Promise<StatsView> => {

@@ -6,7 +6,7 @@ import { lackedBy } from "../../auth/permissions.js";
 import type { GroupView, UserInput, UserView } from "../../auth/users.js";
 import { MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePrincipal } from "../auth.js";
-import { IdParams, ListQuery, PermissionList } from "../schemas.js";
+import { IdParams, ListQuery, listOf, PermissionList, ref, replies } from "../schemas.js";
 
 const UserFields = {
   email: Type.String({ maxLength: 254 }),
@@ -68,10 +68,14 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const groupWithAccess = (request: FastifyRequest, group: GroupView) =>
     withAccess(group, groupNotManageable(requirePrincipal(request), group));
 
-  app.get("/api/users", { schema: { tags: ["users"], summary: "List users", querystring: ListQuery } }, async (request) => {
-    const page = await users.list(request.query as { limit?: number; offset?: number });
-    return { ...page, items: page.items.map((u) => userWithAccess(request, u)) };
-  });
+  app.get(
+    "/api/users",
+    { schema: { tags: ["users"], summary: "List users", querystring: ListQuery, response: replies(200, listOf("User")) } },
+    async (request) => {
+      const page = await users.list(request.query as { limit?: number; offset?: number });
+      return { ...page, items: page.items.map((u) => userWithAccess(request, u)) };
+    },
+  );
   app.post(
     "/api/users",
     {
@@ -80,6 +84,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         summary:
           "Create a user (without a password, one is generated and returned once); the password is one-time: it must be changed at the first sign-in",
         body: Type.Object(UserFields, { additionalProperties: false }),
+        response: replies(201, ref("NewUser")),
       },
     },
     async (request, reply) => {
@@ -100,6 +105,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         tags: ["users"],
         summary: "One user, with the API tokens that stop working if they are deleted, and whether you may change them",
         params: IdParams,
+        response: replies(200, ref("User")),
       },
     },
     async (request) => userWithAccess(request, await users.get(id(request))),
@@ -113,6 +119,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
           "Change a user's fields (only users holding no permission you lack); a password set here must be changed at their next sign-in",
         params: IdParams,
         body: Type.Partial(Type.Object(UserFields), { additionalProperties: false }),
+        response: replies(200, ref("User")),
       },
     },
     async (request) => {
@@ -145,17 +152,27 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     },
   );
 
-  app.get("/api/groups", { schema: { tags: ["users"], summary: "List groups" } }, async (request) => {
-    const page = await users.listGroups();
-    return { ...page, items: page.items.map((g) => groupWithAccess(request, g)) };
-  });
-  app.post("/api/groups", { schema: { tags: ["users"], summary: "Create a group", body: GroupBody } }, async (request, reply) => {
-    const body = request.body as { name: string; permissions: string[] };
-    requireHeld(request, body.permissions, "give a group");
-    return reply.status(201).send(groupWithAccess(request, await users.createGroup(body, actorOf(request))));
-  });
-  app.get("/api/groups/:id", { schema: { tags: ["users"], summary: "One group", params: IdParams } }, async (request) =>
-    groupWithAccess(request, await users.getGroup(id(request))),
+  app.get(
+    "/api/groups",
+    { schema: { tags: ["users"], summary: "List groups", response: replies(200, listOf("Group")) } },
+    async (request) => {
+      const page = await users.listGroups();
+      return { ...page, items: page.items.map((g) => groupWithAccess(request, g)) };
+    },
+  );
+  app.post(
+    "/api/groups",
+    { schema: { tags: ["users"], summary: "Create a group", body: GroupBody, response: replies(201, ref("Group")) } },
+    async (request, reply) => {
+      const body = request.body as { name: string; permissions: string[] };
+      requireHeld(request, body.permissions, "give a group");
+      return reply.status(201).send(groupWithAccess(request, await users.createGroup(body, actorOf(request))));
+    },
+  );
+  app.get(
+    "/api/groups/:id",
+    { schema: { tags: ["users"], summary: "One group", params: IdParams, response: replies(200, ref("Group")) } },
+    async (request) => groupWithAccess(request, await users.getGroup(id(request))),
   );
 
   /** The group, if the caller holds every permission it grants. */
@@ -173,6 +190,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         summary: "Replace a group's name and permissions (only a group granting nothing you lack)",
         params: IdParams,
         body: GroupBody,
+        response: replies(200, ref("Group")),
       },
     },
     async (request) => {
@@ -205,12 +223,16 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     token: { name: string; permissions: string[]; createdBy: string | null },
   ) => tokenNotManageable(requirePrincipal(request), token, await ownerOf(token.createdBy));
 
-  app.get("/api/tokens", { schema: { tags: ["tokens"], summary: "List API tokens (never their values)" } }, async (request) => {
-    const page = await tokens.list();
-    const items = [];
-    for (const token of page.items) items.push(withAccess(token, await tokenRefusal(request, token)));
-    return { ...page, items };
-  });
+  app.get(
+    "/api/tokens",
+    { schema: { tags: ["tokens"], summary: "List API tokens (never their values)", response: replies(200, listOf("Token")) } },
+    async (request) => {
+      const page = await tokens.list();
+      const items = [];
+      for (const token of page.items) items.push(withAccess(token, await tokenRefusal(request, token)));
+      return { ...page, items };
+    },
+  );
   app.post(
     "/api/tokens",
     {
@@ -219,6 +241,7 @@ export function userRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         summary:
           "Create an API token of yours; its value is in this reply only. It acts with its permissions narrowed to yours, and a token can only create a narrower one",
         body: TokenBody,
+        response: replies(201, ref("NewToken")),
       },
     },
     async (request, reply) => {

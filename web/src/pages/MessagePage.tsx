@@ -1,5 +1,14 @@
 import { useEffect, useState } from "react";
-import { type Attempt, api, type CapturedMessage, describeSource, type EmailServer, errorMessage, type Message } from "../api";
+import {
+  type Attempt,
+  api,
+  type CapturedMessage,
+  describeSource,
+  type EmailServer,
+  errorMessage,
+  type Message,
+  type MessageWithAttempts,
+} from "../api";
 import { CapturePreview } from "../components/CapturePreview";
 import { confirmDialog } from "../components/Confirm";
 import {
@@ -16,8 +25,6 @@ import {
 } from "../components/ui";
 import { Link } from "../router";
 import { useSession } from "../session";
-
-type MessageWithAttempts = Message & { attempts: Attempt[] };
 
 /** "2 of 6" while more may come; a sent message just says how many it took. */
 export function attemptsText(m: Pick<Message, "status" | "attemptCount" | "maxAttempts">): string {

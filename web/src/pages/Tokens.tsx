@@ -7,6 +7,7 @@ import {
   type Info,
   type List,
   type Manageable,
+  type NewToken,
   type Permission,
   type Token,
 } from "../api";
@@ -27,14 +28,12 @@ import {
 import { useSession } from "../session";
 import { Field, NotManageable, PermissionChecks } from "./people";
 
-type Created = Token & { token: string };
-
 export function TokensPage() {
   const tokens = useLoad(() => api<List<Token & Manageable>>("GET", "/api/tokens"), []);
   const servers = useLoad(() => api<List<EmailServer>>("GET", "/api/email-servers?limit=500").catch(() => null), []);
   const info = useLoad(() => api<Info>("GET", "/api/info").catch(() => null), []);
   const [creating, setCreating] = useState(false);
-  const [created, setCreated] = useState<Created | null>(null);
+  const [created, setCreated] = useState<NewToken | null>(null);
   const [notice, setNotice] = useState<Notice>(null);
   const serverName = (id: string) => servers.data?.items.find((s) => s.id === id)?.name ?? id;
 
@@ -149,7 +148,7 @@ function TokenEditor({
 }: {
   servers: EmailServer[];
   onCancel: () => void;
-  onCreated: (created: Created) => Promise<void>;
+  onCreated: (created: NewToken) => Promise<void>;
 }) {
   const [name, setName] = useState("");
   const [permissions, setPermissions] = useState<Permission[]>(["messages.send"]);
@@ -163,7 +162,7 @@ function TokenEditor({
     event.preventDefault();
     setError(null);
     try {
-      const result = await api<Created>("POST", "/api/tokens", {
+      const result = await api<NewToken>("POST", "/api/tokens", {
         name,
         permissions,
         serverIds: limit ? serverIds : null,
@@ -249,7 +248,7 @@ function shellQuote(value: string): string {
  * URL, the token, the signed-in user as recipient), the same over SMTP when Mailroom listens
  * for it, and the API reference.
  */
-function FirstMessage({ created, info, servers }: { created: Created; info: Info; servers: EmailServer[] }) {
+function FirstMessage({ created, info, servers }: { created: NewToken; info: Info; servers: EmailServer[] }) {
   const { user } = useSession();
   if (!created.permissions.includes("messages.send")) {
     return (

@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, errorMessage, type Group, type List, type Manageable, type User } from "../api";
+import { ApiError, api, errorMessage, type Group, type List, type Manageable, type NewUser, type User } from "../api";
 import {
   Alert,
   CopyButton,
@@ -210,7 +210,7 @@ function UserEditor({
       if (user) {
         await onSaved(await api<User>("PATCH", `/api/users/${encodeURIComponent(user.id)}`, body));
       } else {
-        const created = await api<User & { generatedPassword: string | null }>("POST", "/api/users", body);
+        const created = await api<NewUser>("POST", "/api/users", body);
         await onSaved(created, created.generatedPassword);
       }
     } catch (e) {
