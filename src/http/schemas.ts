@@ -331,7 +331,14 @@ const Info = Type.Object(
   {
     publicUrl: Type.String(),
     apiDocsUrl: Type.String(),
-    smtp: nullable(Type.Object({ host: Type.String(), port: nullable(Type.Integer()), tlsPort: nullable(Type.Integer()) })),
+    smtp: nullable(
+      Type.Object({
+        host: Type.String(),
+        port: nullable(Type.Integer()),
+        tlsPort: nullable(Type.Integer()),
+        selfSigned: Type.Boolean(),
+      }),
+    ),
   },
   { $id: "Info" },
 );

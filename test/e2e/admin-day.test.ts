@@ -153,8 +153,8 @@ describe.skipIf(missing !== null)("the admin's day in Chromium (issue 12)", { ti
     expect(await page.getByRole("link", { name: new RegExp(`${publicUrl}/api/docs`) }).getAttribute("href")).toBe(
       `${publicUrl}/api/docs`,
     );
-    // SMTP submission is off in this build: no SMTP example that could not work.
-    expect(await page.locator("#smtp-example").count()).toBe(0);
+    const smtpExample = (await page.locator("#smtp-example").textContent()) ?? "";
+    expect(smtpExample).toContain(`token:${token}`);
     await checkScreen(page, "tokens-first-message");
 
     // The command runs as copied; --resolve maps the public host to this machine, as Chromium's rule does.
@@ -168,6 +168,21 @@ describe.skipIf(missing !== null)("the admin's day in Chromium (issue 12)", { ti
     await expect
       .poll(async () => ((await mailroom.api("GET", `/api/messages/${answer.id}`, token)).json as { status: string }).status)
       .toBe("sent");
+
+    // So does the SMTP example: the message arrives through SMTP submission.
+    const smtpPort = /:(\d+)'/.exec(smtpExample)?.[1] as string;
+    await promisify(execFile)("bash", [
+      "-c",
+      smtpExample.replace(/^curl /, `curl -s --resolve ${PUBLIC_HOST}:${smtpPort}:127.0.0.1 `),
+    ]);
+    await expect
+      .poll(async () => {
+        const list = (await mailroom.api("GET", "/api/messages?q=Hello%20from%20Mailroom%20over%20SMTP", token)).json as {
+          items: { source: { kind: string } }[];
+        };
+        return list.items.map((m) => m.source.kind);
+      })
+      .toEqual(["smtp"]);
   });
 
   it("6 and 11. a test email keeps focus on its button, opens the captured message, and is in the delivery log as a test", async () => {

@@ -2915,6 +2915,7 @@ export interface components {
         host: string;
         port: number | null;
         tlsPort: number | null;
+        selfSigned: boolean;
       } | null;
     };
   };

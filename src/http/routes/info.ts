@@ -9,6 +9,8 @@ export interface SmtpSubmissionInfo {
   port: number | null;
   /** Implicit TLS port, or null. */
   tlsPort: number | null;
+  /** The generated certificate: a client cannot verify it without its fingerprint. */
+  selfSigned: boolean;
 }
 
 /** Where the SMTP listener actually listens: null while it is off, so the UI never shows an example that cannot work. */
@@ -16,7 +18,12 @@ function smtpSubmission(mailroom: Mailroom): SmtpSubmissionInfo | null {
   const port = mailroom.smtp.port("smtp") ?? null;
   const tlsPort = mailroom.smtp.port("smtps") ?? null;
   if (port === null && tlsPort === null) return null;
-  return { host: new URL(mailroom.ctx.config.publicUrl).hostname, port, tlsPort };
+  return {
+    host: new URL(mailroom.ctx.config.publicUrl).hostname,
+    port,
+    tlsPort,
+    selfSigned: mailroom.smtp.certificate?.selfSigned ?? false,
+  };
 }
 
 /** What the admin UI needs to know about this Mailroom to write ready-to-run examples. */

@@ -281,7 +281,8 @@ function FirstMessage({ created, info, servers }: { created: NewToken; info: Inf
   const smtpExample =
     smtp && smtpPort
       ? [
-          `curl --url ${shellQuote(`${smtp.port ? "smtp" : "smtps"}://${smtp.host}:${smtpPort}`)} ${smtp.port ? "--ssl-reqd " : ""}\\`,
+          // A generated certificate cannot be verified by a client: the example says so rather than fail.
+          `curl --url ${shellQuote(`${smtp.port ? "smtp" : "smtps"}://${smtp.host}:${smtpPort}`)} ${smtp.port ? "--ssl-reqd " : ""}${smtp.selfSigned ? "--insecure " : ""}\\`,
           `  --user ${shellQuote(`token:${created.token}`)} \\`,
           `  --mail-from ${shellQuote(from)} --mail-rcpt ${shellQuote(user.email)} \\`,
           `  --upload-file - <<'EOF'`,
@@ -310,7 +311,11 @@ function FirstMessage({ created, info, servers }: { created: NewToken; info: Inf
       {smtpExample && (
         <>
           <h3>Over SMTP</h3>
-          <p>Applications that speak SMTP log in with the token as the password, on port {smtpPort}.</p>
+          <p>
+            Applications that speak SMTP log in with the token as the password, on port {smtpPort}.
+            {smtp?.selfSigned &&
+              " Mailroom's certificate is self-signed, so the example skips its verification (--insecure): pin its fingerprint (shown at start) or give Mailroom a real certificate (MAILROOM_SMTP_TLS_CERT) before using it across a network."}
+          </p>
           <div className="snippet">
             {/* biome-ignore lint/a11y/noNoninteractiveTabindex: a long command scrolls, so keyboard users must be able to reach it */}
             <pre tabIndex={0}>
