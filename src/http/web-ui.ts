@@ -20,7 +20,7 @@ function filesUnder(dir: string, prefix = ""): string[] {
  */
 export async function registerWebUi(app: FastifyInstance, dir = WEB_DIST): Promise<void> {
   if (!existsSync(path.join(dir, "index.html"))) {
-    app.get("/", async (_request, reply) =>
+    app.get("/", { schema: { hide: true } }, async (_request, reply) =>
       reply
         .status(503)
         .type("text/plain; charset=utf-8")
@@ -40,7 +40,9 @@ export async function registerWebUi(app: FastifyInstance, dir = WEB_DIST): Promi
   };
   await app.register(fastifyStatic, { root: dir, serve: false });
 
-  app.get("/*", async (request, reply) => {
+  // The UI's pages are no part of the API: hidden from the OpenAPI document, which must not
+  // depend on whether the UI was built (npm run check:api compares it with web/src/api-types.ts).
+  app.get("/*", { schema: { hide: true } }, async (request, reply) => {
     const pathname = request.url.split("?")[0];
     if (pathname === "/api" || pathname.startsWith("/api/") || pathname.startsWith("/oauth/")) return reply.callNotFound();
     let relative: string;

@@ -319,6 +319,8 @@ describe.skipIf(missing !== null)("the admin's day in Chromium (issue 12)", { ti
     await visible(page.getByText("Created “Relay”."));
     await page.goto(capturedUrl);
     await visible(page.getByRole("heading", { name: "Release" }));
+    // A text box stands in until the servers are loaded: wait for the list.
+    await visible(page.locator("select#release-server"));
     await page.getByLabel("Send through").selectOption({ label: "Relay" });
     expect(await page.getByLabel("To", { exact: true }).inputValue()).toBe("zoe@example.com");
     await page.getByLabel("To", { exact: true }).fill("qa@example.com");
