@@ -252,7 +252,7 @@ export function SecretInput({
       {input ? <Label field={field} htmlFor={id} /> : <Label field={field} id={`label-${field.key}`} />}
       <div className="setting-row">
         <div className="setting-control">
-          {!direct && <SecretState set={storedSet} pending={pending} />}
+          <SecretState set={storedSet} pending={direct ? undefined : pending} />
           {input && (
             <input
               id={id}
