@@ -85,13 +85,22 @@ describe.skipIf(missing !== null)("hints, a failing server, secrets and managers
   /** A new SMTP server's form, filled for a draft test. */
   async function smtpDraft(port: number, security: "starttls" | "tls" | "none", host = "127.0.0.1"): Promise<void> {
     await page.goto("/servers/new");
-    // The form is drawn once the drivers are loaded; typing before that would be lost.
-    await page.locator("#setting-host").fill(host);
-    await page.getByLabel(/^Name/).fill(`Draft ${security} ${port}`);
-    await page.getByLabel(/^From address/).fill("app@example.com");
-    await page.locator("#setting-port").fill(String(port));
-    await page.locator("#setting-security").selectOption(security);
-    await page.locator("#setting-timeoutSeconds").fill("2");
+    const fields: [string, string][] = [
+      ["#setting-host", host],
+      ["#setting-port", String(port)],
+      ["#setting-timeoutSeconds", "2"],
+    ];
+    // The form is drawn, then set to the driver's defaults once loaded: fill until it holds.
+    await expect
+      .poll(async () => {
+        for (const [selector, value] of fields) await page.locator(selector).fill(value);
+        await page.locator("#setting-security").selectOption(security);
+        await page.getByLabel(/^Name/).fill(`Draft ${security} ${port}`);
+        await page.getByLabel(/^From address/).fill("app@example.com");
+        const values = await Promise.all(fields.map(([selector]) => page.locator(selector).inputValue()));
+        return values.join(" ") === fields.map(([, value]) => value).join(" ");
+      })
+      .toBe(true);
   }
 
   /** Runs "Check connection" and returns the headline and the "What to do" of the failure. */
