@@ -112,9 +112,25 @@ export const errorCatalogue = {
   tls_certificate_invalid: {
     status: 502,
     summary:
-      "The server's certificate is not valid for this host name or not trusted: use the name on the certificate, or turn off 'Verify certificate' only if you trust this server.",
+      "Use the host name the certificate is issued for; for a self-signed or private-CA certificate, turn off 'Verify certificate' only if you trust this server and the network to it.",
   },
-  smtp_starttls_required: { status: 502, summary: "The server requires STARTTLS before login (530): set Security to STARTTLS." },
+  smtp_starttls_required: {
+    status: 502,
+    summary: "Set Security to STARTTLS (usually port 587): this server takes a login or mail only on an encrypted connection.",
+  },
+  starttls_not_offered: {
+    status: 502,
+    summary:
+      "Choose None or TLS: set Security to TLS if the server speaks TLS from the first byte (usually port 465), or to None only on a network you trust.",
+  },
+  port_expects_tls: {
+    status: 502,
+    summary: "The server speaks TLS from the first byte: set Security to TLS (usually port 465).",
+  },
+  port_expects_starttls: {
+    status: 502,
+    summary: "The server speaks plain SMTP first and encrypts with STARTTLS: set Security to STARTTLS (usually port 587 or 25).",
+  },
   smtp_auth_failed: {
     status: 502,
     summary: "The server rejected the username or password (535): check both; some providers need an app password or OAuth.",

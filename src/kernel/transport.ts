@@ -52,6 +52,8 @@ export interface TestStep {
   ok: boolean;
   ms: number;
   detail: string;
+  /** Passed, with a risk the admin should weigh (e.g. no encryption). */
+  warning?: boolean;
 }
 
 /** What `POST …/test` reports: each step, a transcript with every secret removed. */

@@ -169,6 +169,24 @@ function startImplicitTls(socket: net.Socket, endpoint: SmtpEndpoint): Promise<t
   });
 }
 
+/**
+ * Whether the port answers a TLS handshake: tells a port that waits for TLS from the first
+ * byte from one that is merely slow. The certificate is not judged here, only the protocol.
+ */
+async function speaksTls(address: string, endpoint: SmtpEndpoint): Promise<boolean> {
+  let socket: net.Socket | undefined;
+  try {
+    socket = await connectTcp(address, endpoint.port, endpoint.timeoutMs);
+    const secure = await startImplicitTls(socket, { ...endpoint, verifyCertificate: false });
+    secure.destroy();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    socket?.destroy();
+  }
+}
+
 /** What the admin wants to know about the TLS session and the certificate. */
 function describeTls(socket: tls.TLSSocket, endpoint: SmtpEndpoint): string {
   const cert = socket.getPeerCertificate();
@@ -295,6 +313,17 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
       if (transcript.notSmtp || isInvalidGreeting(err)) {
         throw new StepFailure("ehlo", notSmtpServer(endpoint), elapsed(handshakeStart));
       }
+      if (endpoint.security !== "tls" && (err as { timeoutType?: string })?.timeoutType === "GREETING_TIMEOUT") {
+        if (await speaksTls(tcp.address, endpoint)) {
+          const where = `${endpoint.host}:${endpoint.port}`;
+          const found = new DeliveryError(
+            "port_expects_tls",
+            "server",
+            `${where} sent no SMTP greeting, but a second connection's TLS handshake succeeded: it speaks TLS from the first byte.`,
+          );
+          throw new StepFailure("ehlo", found, elapsed(handshakeStart));
+        }
+      }
       const inTls = endpoint.security === "starttls" && transcript.sentStartTls;
       throw new StepFailure(inTls ? "tls" : "ehlo", err, elapsed(handshakeStart));
     }
@@ -305,7 +334,13 @@ export async function runSmtpCheck(input: SmtpCheckInput): Promise<CheckResult> 
       transcript.note(detail);
       record({ step: "tls", ok: true, ms: transcript.startTlsMs ?? 0, detail: errorContext.redactor.redact(detail) });
     } else if (endpoint.security === "none") {
-      record({ step: "tls", ok: true, ms: 0, detail: "Security is None: the login and the mail travel unencrypted" });
+      record({
+        step: "tls",
+        ok: true,
+        warning: true,
+        ms: 0,
+        detail: "Security is None: the login and the mail travel unencrypted; use it only on a network you trust",
+      });
     }
     const capabilities = transcript.ehloCapabilities;
     record({

@@ -51,12 +51,38 @@ function providerError(err: unknown): unknown {
 
 const DROPPED_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ECONNECTION", "EPROTOCOL", "ESOCKET"]);
 
+/** OpenSSL's words for a handshake answered in plain text, as shown to the admin. */
+const OPENSSL_MISMATCH = /wrong version number|packet length too long|unknown protocol|http request|record layer failure/i;
+
 /** A TLS handshake that met something that does not speak TLS: plain SMTP on a TLS port, or the reverse. */
 function isProtocolMismatch(codes: string[], message: string): boolean {
   return (
     codes.some((c) => c.startsWith("ERR_SSL_") && c !== "ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN") ||
-    /wrong version number|packet length too long|unknown protocol|http request|record layer failure/i.test(message)
+    OPENSSL_MISMATCH.test(message)
   );
+}
+
+/** What was wrong with a refused certificate, in words (the system code follows in the message). */
+function certificateProblem(systemCode: string, reason: string): string {
+  switch (systemCode) {
+    case "DEPTH_ZERO_SELF_SIGNED_CERT":
+    case "SELF_SIGNED_CERT_IN_CHAIN":
+    case "UNABLE_TO_VERIFY_LEAF_SIGNATURE":
+    case "UNABLE_TO_GET_ISSUER_CERT":
+    case "UNABLE_TO_GET_ISSUER_CERT_LOCALLY":
+    case "CERT_UNTRUSTED":
+    case "INVALID_CA":
+      return "is not signed by an authority Mailroom trusts: it is self-signed or from a private CA";
+    case "CERT_HAS_EXPIRED":
+      return "has expired";
+    case "CERT_NOT_YET_VALID":
+      return "is not valid yet (check this machine's clock)";
+    case "ERR_TLS_CERT_ALTNAME_INVALID":
+    case "HOSTNAME_MISMATCH":
+      return `is issued for other names: ${reason}`;
+    default:
+      return `was refused: ${reason}`;
+  }
 }
 
 function failureCodes(e: SmtpFailure): string[] {
@@ -104,13 +130,8 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
   // Network and TLS, before any SMTP reply: classed as for every driver (./failure.ts).
   const network = networkFailure(codes);
   if (network?.code === "tls_certificate_invalid") {
-    return make(
-      network.code,
-      network.kind,
-      `The TLS certificate of ${where} was refused (${network.systemCode}): ${reason(e).replace(/^Error initiating TLS - /, "")}`,
-      e,
-      ctx,
-    );
+    const what = certificateProblem(network.systemCode, reason(e).replace(/^Error initiating TLS - /, ""));
+    return make(network.code, network.kind, `The TLS certificate of ${where} ${what} (${network.systemCode}).`, e, ctx);
   }
   if (network?.code === "dns_not_found" || codes.includes("EDNS")) {
     return make("dns_not_found", NETWORK_CLASS.dns_not_found, `The host name ${ctx.host} does not resolve: ${reason(e)}`, e, ctx);
@@ -120,6 +141,16 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
   }
   if (network?.code === "connection_timeout" && !codes.includes("ETIMEDOUT") && !e.timeoutType) {
     return make(network.code, network.kind, `${where} cannot be reached from here: ${reason(e)}`, e, ctx);
+  }
+  if (isProtocolMismatch(codes, message) && ctx.security === "tls") {
+    const said = OPENSSL_MISMATCH.exec(message)?.[0];
+    return make(
+      "port_expects_starttls",
+      "server",
+      `${where} answered the TLS handshake in plain text${said ? ` (“${said}”)` : ""}: it does not speak TLS from the first byte.`,
+      e,
+      ctx,
+    );
   }
   if (isProtocolMismatch(codes, message)) {
     const expected = ctx.security === "tls" ? "TLS from the first byte" : "STARTTLS";
@@ -135,7 +166,7 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
     if (e.timeoutType === "GREETING_TIMEOUT" && ctx.security !== "tls") {
       // A TLS port waits for our handshake while we wait for its greeting.
       return make(
-        ctx.port === 465 ? "tls_wrong_port" : "connection_timeout",
+        ctx.port === 465 ? "port_expects_tls" : "connection_timeout",
         ctx.port === 465 ? "server" : NETWORK_CLASS.connection_timeout,
         `${where} accepted the connection but sent no SMTP greeting; if this port expects TLS from the first byte (465), set Security to TLS.`,
         e,
@@ -151,15 +182,9 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
     return make("connection_timeout", NETWORK_CLASS.connection_timeout, `${where} took too long ${phase}.`, e, ctx);
   }
 
-  // STARTTLS refused or not offered.
-  if (command === "STARTTLS" && status !== undefined && status >= 500) {
-    return make(
-      "tls_wrong_port",
-      "server",
-      `${where} does not offer STARTTLS: use TLS on port 465, or Security None only on a trusted network.`,
-      e,
-      ctx,
-    );
+  // STARTTLS refused or not offered: a 454 ("TLS not available") is no more temporary than a 502.
+  if (command === "STARTTLS" && status !== undefined && status >= 400 && status !== 421) {
+    return make("starttls_not_offered", "server", `${where} does not offer STARTTLS.`, e, ctx);
   }
 
   // SMTP replies.

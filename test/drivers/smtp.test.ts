@@ -338,7 +338,8 @@ describe("certificates", () => {
     expect(error.kind).toBe("server");
     expect(error.message).toContain("ERR_TLS_CERT_ALTNAME_INVALID");
     expect(error.message).toContain("mail.example.test");
-    expect(errorCatalogue[error.code].summary).toMatch(/name on the certificate/);
+    expect(error.message).toContain("is issued for other names");
+    expect(errorCatalogue[error.code].summary).toMatch(/host name the certificate is issued for/);
 
     const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
     expect(check.steps.map((s) => [s.step, s.ok])).toEqual([
@@ -387,23 +388,26 @@ describe("implicit TLS and no TLS", () => {
       expect(peer.commands).not.toContain("STARTTLS");
       const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
       expect(check.error).toBeUndefined();
-      expect(check.steps.find((s) => s.step === "tls")?.detail).toMatch(/unencrypted/);
+      expect(check.steps.find((s) => s.step === "tls")).toMatchObject({ ok: true, warning: true, detail: /unencrypted/ });
       expect(check.steps.find((s) => s.step === "auth")?.detail).toMatch(/without login/);
     } finally {
       await peer.close();
     }
   });
 
-  it("names the wrong port when TLS meets a plain SMTP port", async () => {
+  it("says to choose STARTTLS when TLS meets a plain SMTP port, in words rather than OpenSSL's", async () => {
     const peer = await startSmtpPeer({ security: "starttls" });
     try {
       const transport = open(context({ host: "localhost", port: peer.port, security: "tls" }), { trustedCa: peer.ca });
       const error = await sendError(transport);
-      expect(error.code).toBe("tls_wrong_port");
+      expect(error.code).toBe("port_expects_starttls");
       expect(error.kind).toBe("server");
+      expect(error.message).toMatch(/answered the TLS handshake in plain text \(“wrong version number”\)/);
+      expect(error.message).not.toMatch(/ssl3_get_record|openssl/);
       const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
       expect(check.steps.at(-1)).toMatchObject({ step: "tls", ok: false });
-      expect(check.error?.code).toBe("tls_wrong_port");
+      expect(check.error?.code).toBe("port_expects_starttls");
+      expect(check.error?.hint).toMatch(/set Security to STARTTLS/);
     } finally {
       await peer.close();
     }
@@ -468,12 +472,30 @@ describe("implicit TLS and no TLS", () => {
     try {
       const transport = open(context({ host: "127.0.0.1", port: peer.port, security: "starttls" }));
       const error = await sendError(transport);
-      expect(error).toMatchObject({ code: "tls_wrong_port", kind: "server", remote: { command: "STARTTLS" } });
+      expect(error).toMatchObject({ code: "starttls_not_offered", kind: "server", remote: { command: "STARTTLS" } });
       expect(error.message).toContain("does not offer STARTTLS");
       const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
       expect(check.steps.at(-1)).toMatchObject({ step: "tls", ok: false });
-      expect(check.error?.code).toBe("tls_wrong_port");
+      expect(check.error?.code).toBe("starttls_not_offered");
+      expect(check.error?.hint).toMatch(/^Choose None or TLS/);
       expect(peer.received).toHaveLength(0);
+    } finally {
+      await peer.close();
+    }
+  });
+});
+
+describe("a port that speaks TLS from the first byte", () => {
+  it("is named as such by a check, after a TLS handshake on a second connection", async () => {
+    const peer = await startSmtpPeer({ security: "tls" });
+    try {
+      for (const security of ["starttls", "none"]) {
+        const transport = open(context({ host: "127.0.0.1", port: peer.port, security, timeoutSeconds: 1 }));
+        const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
+        expect(check.steps.at(-1)).toMatchObject({ step: "ehlo", ok: false });
+        expect(check.error).toMatchObject({ code: "port_expects_tls", hint: errorCatalogue.port_expects_tls.summary });
+        expect(check.error?.message).toMatch(/speaks TLS from the first byte/);
+      }
     } finally {
       await peer.close();
     }
@@ -538,10 +560,30 @@ describe("error mapping for failures no local peer can produce", () => {
       "temporary_failure",
       "transient",
     ],
+    // Postfix without a certificate: not a temporary error, STARTTLS is simply not there.
+    [
+      { code: "ETLS", responseCode: 454, command: "STARTTLS", response: "454 4.7.0 TLS not available due to local problem" },
+      "starttls_not_offered",
+      "server",
+    ],
+    [{ code: "ETIMEDOUT", timeoutType: "GREETING_TIMEOUT", message: "Greeting never received" }, "connection_timeout", "server"],
   ])("%o → %s (%s)", (err, code, kind) => {
     const mapped = map(err);
     expect(mapped.code).toBe(code);
     expect(mapped.kind).toBe(kind);
+  });
+
+  it("names a silent port 465 as one that speaks TLS from the first byte", () => {
+    const mapped = map({ code: "ETIMEDOUT", timeoutType: "GREETING_TIMEOUT", message: "Greeting never received" }, { port: 465 });
+    expect(mapped).toMatchObject({ code: "port_expects_tls", kind: "server" });
+  });
+
+  it("names why a certificate was refused in words", () => {
+    const untrusted = map({ code: "ESOCKET", originalCode: "DEPTH_ZERO_SELF_SIGNED_CERT", message: "self-signed certificate" });
+    expect(untrusted.message).toMatch(/not signed by an authority Mailroom trusts: it is self-signed or from a private CA/);
+    expect(map({ code: "ESOCKET", originalCode: "CERT_HAS_EXPIRED", message: "certificate has expired" }).message).toMatch(
+      /has expired \(CERT_HAS_EXPIRED\)/,
+    );
   });
 
   it("gives Gmail's 535 its own hint", () => {

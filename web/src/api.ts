@@ -55,6 +55,8 @@ export interface TestStep {
   ok: boolean;
   ms: number;
   detail: string;
+  /** Passed, with a risk the admin should weigh (e.g. no encryption). */
+  warning?: boolean;
 }
 
 export interface TestReport {

@@ -1,10 +1,13 @@
 import { useState } from "react";
-import { api, type EmailServer, errorMessage, type TestReport } from "../api";
+import { errorCatalogue } from "../../../src/core/errors.js";
+import { api, type EmailServer, errorMessage, query, type TestReport } from "../api";
+import { Link } from "../router";
 import { Time, timeAgo } from "./ui";
 
 /**
- * A failing server's held mail and its next check, with "Check now" (the probe): shown only
- * while there is something to say.
+ * A failing server explains itself: since when (a clock time and how long ago), its last
+ * error and what to do about it, its held mail (a link to it in the delivery log), the next
+ * check and "Check now" (the probe). Shown only while there is something to say.
  */
 export function DeliveryState({
   server,
@@ -44,20 +47,39 @@ export function DeliveryState({
   };
 
   const held = `${delivery.heldMessages} held ${delivery.heldMessages === 1 ? "message" : "messages"}`;
+  const heldLink =
+    delivery.heldMessages > 0 ? <Link to={`/messages${query({ server: server.id, status: "held" })}`}>{held}</Link> : held;
+  const last = lastError(delivery.lastProbeError, server.statusDetail);
   return (
     <div className="delivery-state">
-      <p>
-        {delivery.state === "open" ? (
-          <>
-            Mailroom no longer sends through this server: {held} wait. Next check{" "}
-            {delivery.probing ? "running now" : <Time value={delivery.nextProbeAt} />}
-            {delivery.failedProbes > 0 && ` (${delivery.failedProbes} failed, the last ${timeAgo(delivery.lastProbeAt)})`}
-            {delivery.lastProbeError && `: ${delivery.lastProbeError}`}. Fix the settings, or check now once the server is back.
-          </>
-        ) : (
-          `${held}: they go out once the server can send.`
-        )}
-      </p>
+      {delivery.state === "open" ? (
+        <div className="delivery-failing">
+          <p>
+            <strong>
+              Failing since {clockTime(delivery.openedAt)}, {timeAgo(delivery.openedAt)}
+            </strong>
+            : Mailroom no longer sends through this server, and {heldLink} wait for it.
+          </p>
+          {last && (
+            <p>
+              Last error: {last.message}
+              {last.code && <span className="muted"> ({last.code})</span>}
+            </p>
+          )}
+          {last?.hint && (
+            <p className="hint-text">
+              <span className="hint-label">What to do: </span>
+              {last.hint} Then check now, or wait for the next check{" "}
+              {delivery.probing ? "(running now)" : <Time value={delivery.nextProbeAt} />}
+              {delivery.failedProbes > 0 &&
+                ` (${delivery.failedProbes} ${delivery.failedProbes === 1 ? "check" : "checks"} failed so far)`}
+              .
+            </p>
+          )}
+        </div>
+      ) : (
+        <p>{heldLink}: they go out once the server can send.</p>
+      )}
       {canCheck && delivery.state === "open" && (
         <button type="button" className="button" onClick={() => void checkNow()} disabled={checking}>
           {checking ? "Checking…" : "Check now"}
@@ -70,4 +92,31 @@ export function DeliveryState({
       )}
     </div>
   );
+}
+
+/** "14:02" today, "3 Mar, 14:02" before. */
+function clockTime(value: string | null): string {
+  if (!value) return "—";
+  const date = new Date(value);
+  const time = date.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+  return date.toDateString() === new Date().toDateString()
+    ? time
+    : `${date.toLocaleDateString("en-GB", { day: "numeric", month: "short" })}, ${time}`;
+}
+
+/**
+ * The failing server's last error, from its last probe ("code: message") or, before any
+ * probe, from the fault that opened it ("message (code, time)"); the hint is the catalogue's.
+ */
+export function lastError(
+  probeError: string | null,
+  statusDetail: string | null,
+): { code: string | null; message: string; hint: string | null } | null {
+  const fromProbe = probeError ? /^([a-z0-9_]+): ([\s\S]*)$/.exec(probeError) : null;
+  const fromFault = !fromProbe && statusDetail ? /^([\s\S]*) \(([a-z0-9_]+), [^)]*\)$/.exec(statusDetail) : null;
+  const code = fromProbe?.[1] ?? fromFault?.[2] ?? null;
+  const message = fromProbe?.[2] ?? fromFault?.[1] ?? probeError ?? statusDetail;
+  if (!message) return null;
+  const entry = code ? (errorCatalogue as Record<string, { summary: string } | undefined>)[code] : undefined;
+  return { code: entry ? code : null, message, hint: entry?.summary ?? null };
 }

@@ -244,13 +244,16 @@ export function SecretInput({
         ? "new value below"
         : undefined;
   const noteId = `reentry-${field.key}`;
+  // Nothing stored yet (a new server, say): type it at once, no "Enter" first.
+  const direct = !storedSet && !reentry && action !== "clear";
+  const input = action === "replace" || direct;
   return (
     <div className="setting" data-setting={field.key}>
-      {action === "replace" ? <Label field={field} htmlFor={id} /> : <Label field={field} id={`label-${field.key}`} />}
+      {input ? <Label field={field} htmlFor={id} /> : <Label field={field} id={`label-${field.key}`} />}
       <div className="setting-row">
         <div className="setting-control">
-          <SecretState set={storedSet} pending={pending} />
-          {action === "replace" && (
+          <SecretState set={storedSet} pending={direct ? undefined : pending} />
+          {input && (
             <input
               id={id}
               type="password"
@@ -260,9 +263,14 @@ export function SecretInput({
               required={Boolean(reentry)}
               aria-describedby={[reentry && noteId, describedBy(field, error)].filter(Boolean).join(" ") || undefined}
               aria-invalid={error ? true : undefined}
-              onChange={(e) => onValue(e.target.value)}
+              onChange={(e) => {
+                onValue(e.target.value);
+                // Typed into from the start: a value is a replacement, an emptied input leaves it unset.
+                const wanted = e.target.value === "" ? "keep" : "replace";
+                if (direct && wanted !== action) onAction(wanted);
+              }}
               // biome-ignore lint/a11y/noAutofocus: the admin just asked to type a new value
-              autoFocus={!reentry}
+              autoFocus={!reentry && !direct}
             />
           )}
           {reentry && (
@@ -272,7 +280,7 @@ export function SecretInput({
           )}
         </div>
         <div className="setting-actions">
-          {reentry ? null : action === "keep" ? (
+          {reentry || direct ? null : action === "keep" ? (
             <>
               <button
                 type="button"

@@ -169,13 +169,15 @@ function TestResult({
         <Alert kind="success">
           {report.mode === "send"
             ? `The test email was sent${to ? ` to ${to}` : ""}. Check that it arrived.`
-            : "The connection works: every step passed. No email was sent."}
+            : report.steps.some((s) => s.warning)
+              ? "The connection works, but read the warning below. No email was sent."
+              : "The connection works: every step passed. No email was sent."}
           {where && <p className="test-links">{where}</p>}
         </Alert>
       ) : (
         <Alert kind="error">
           <strong>{report.error?.message ?? "The test failed."}</strong>
-          {report.error?.hint && (
+          {report.error?.hint && !report.error.message.includes(report.error.hint) && (
             <p className="hint-text">
               <span className="hint-label">What to do: </span>
               {report.error.hint}
@@ -207,13 +209,13 @@ function StepList({ steps }: { steps: TestStep[] }) {
     <ol className="steps">
       {steps.map((s, i) => (
         // biome-ignore lint/suspicious/noArrayIndexKey: a test's steps never reorder
-        <li key={`${s.step}-${i}`} className={s.ok ? "step ok" : "step failed"}>
+        <li key={`${s.step}-${i}`} className={!s.ok ? "step failed" : s.warning ? "step warning" : "step ok"}>
           <span className="step-icon" aria-hidden="true">
-            {s.ok ? "✓" : "✗"}
+            {!s.ok ? "✗" : s.warning ? "!" : "✓"}
           </span>
           <span className="step-name">
             {stepLabel(s.step)}
-            <span className="visually-hidden">{s.ok ? ": passed" : ": failed"}</span>
+            <span className="visually-hidden">{!s.ok ? ": failed" : s.warning ? ": passed, with a warning" : ": passed"}</span>
           </span>
           <span className="step-ms">{s.ms} ms</span>
           {s.detail && <span className="step-detail">{s.detail}</span>}

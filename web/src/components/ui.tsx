@@ -92,14 +92,15 @@ export function CopyButton({ text, label, className }: { text: string; label: st
     }
   };
   const rest = label.replace(/^Copy\b/, "");
+  // The button keeps its name ("Copy Redirect URI"): what happened is said beside it, and aloud.
   return (
     <>
       <button type="button" className={className ?? "button small"} onClick={copy}>
-        {state === "copied" ? "Copied" : "Copy"}
+        Copy
         {rest && <span className="visually-hidden">{rest}</span>}
       </button>
-      <span className="visually-hidden" aria-live="polite">
-        {state === "copied" ? "Copied to the clipboard" : state === "failed" ? "Could not copy: select the text instead" : ""}
+      <span className="copy-status" aria-live="polite">
+        {state === "copied" ? "Copied" : state === "failed" ? "Could not copy: select the text instead" : ""}
       </span>
     </>
   );

@@ -260,7 +260,10 @@ export function ServerPage({ id }: { id: string | null }) {
         {saved && (
           <div className="status-line">
             <StatusPill status={saved.status} />
-            {saved.statusDetail && <span className="status-detail">{saved.statusDetail}</span>}
+            {/* A failing server's detail is told, readably, by DeliveryState below. */}
+            {saved.statusDetail && saved.delivery?.state !== "open" && (
+              <span className="status-detail">{saved.statusDetail}</span>
+            )}
           </div>
         )}
       </div>
