@@ -10,6 +10,7 @@ export const gmailDriver: Driver = {
   oauthProvider: "google",
   // Gmail's daily limit for Workspace accounts (500 for free accounts).
   defaultMessagesPerDay: 2000,
+  example: { clientId: "123-abc.apps.googleusercontent.com", clientSecret: "gmail-secret" },
   fields: [
     field({
       key: "host",

@@ -11,6 +11,7 @@ export const microsoft365Driver: Driver = {
   oauthProvider: "microsoft",
   // Exchange Online's daily recipient limit.
   defaultMessagesPerDay: 10000,
+  example: { tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", clientSecret: "ms-secret" },
   fields: [
     field({
       key: "host",
