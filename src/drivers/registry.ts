@@ -5,6 +5,7 @@ import { gmailDriver } from "./gmail/index.js";
 import { mailgunDriver } from "./mailgun/index.js";
 import { microsoft365Driver } from "./microsoft365/index.js";
 import { postmarkDriver } from "./postmark/index.js";
+import { resendDriver } from "./resend/index.js";
 import { sendmailDriver } from "./sendmail/index.js";
 import { sesDriver } from "./ses/index.js";
 import { smtpDriver } from "./smtp/index.js";
@@ -18,6 +19,7 @@ export const drivers: readonly Driver[] = [
   sendmailDriver,
   mailgunDriver,
   postmarkDriver,
+  resendDriver,
   sesDriver,
   captureDriver,
 ].map(withCommonFields);

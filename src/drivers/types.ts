@@ -43,7 +43,7 @@ export interface DriverField {
 
 import type { FieldProblem } from "../kernel/errors.js";
 import type { OperatorPolicy } from "../kernel/operator-policy.js";
-import type { Settings } from "../kernel/settings.js";
+import type { Settings, SettingValue } from "../kernel/settings.js";
 import type { Transport, TransportContext } from "../kernel/transport.js";
 
 /** What the operator's configuration changes in a field (e.g. the sendmail commands as options). */
@@ -59,6 +59,11 @@ export interface Driver {
   label: string;
   description: string;
   fields: DriverField[];
+  /**
+   * Settings that pass this driver's validation (secrets included, all made up): what the
+   * shared tests create a server of this driver with, so a new driver needs no test edits.
+   */
+  example: Record<string, SettingValue>;
   /** The provider's own daily sending limit, used as the default of messagesPerDay. */
   defaultMessagesPerDay?: number;
   /** OAuth drivers send only once an account is authorized. */

@@ -1,5 +1,5 @@
 /**
- * The one place where Mailroom calls a provider's HTTP API (Mailgun, Postmark): timeouts,
+ * The one place where Mailroom calls a provider's HTTP API: timeouts,
  * the mapping of statuses and network failures to delivery errors, Retry-After, and the
  * redacted transcript that `check()` shows. Drivers add only what is theirs (their
  * documented error bodies) through `mapError`.
@@ -199,13 +199,13 @@ function parseJson(text: string): unknown {
 }
 
 /**
- * Removes every secret (raw, URL-encoded, base64, inside any base64 token, and as Mailgun's
- * Basic credentials) and every AUTH blob from a text.
+ * Removes every secret (raw, URL-encoded, base64, inside any base64 token) and every AUTH
+ * blob from a text. A driver that sends a secret in another form (e.g. Basic credentials
+ * `user:key`) lists that form among its secrets too.
  */
 export function redact(text: string, secrets: string[]): string {
   // A 1-3 character "secret" would shred the text.
-  const usable = secrets.filter((s) => s && s.length >= 4);
-  return new Redactor(usable.flatMap((s) => [s, `api:${s}`])).redact(text);
+  return new Redactor(secrets.filter((s) => s && s.length >= 4)).redact(text);
 }
 
 /** A URL fit for a transcript: no user or password, secrets removed from path and query. */

@@ -9,14 +9,22 @@ import { NETWORK_CLASS, networkFailure } from "./failure.js";
 import type { Redactor } from "./transcript.js";
 
 export type SmtpSecurity = "starttls" | "tls" | "none";
-/** Whose SMTP server this is: shapes a few messages (Gmail's 535 has its own hint). */
-export type SmtpFlavor = "smtp" | "gmail" | "microsoft365";
+/**
+ * What a driver says when its provider's server rejects the login: the provider knowledge
+ * (Gmail's 535 has its own code; Microsoft 365 needs SMTP AUTH on the mailbox) stays in the
+ * driver's folder. `who` is " of <user>" or "".
+ */
+export interface LoginRejection {
+  code: ErrorCode;
+  message(where: string, who: string): string;
+}
 
 export interface SmtpErrorContext {
   host: string;
   port: number;
   security: SmtpSecurity;
-  flavor: SmtpFlavor;
+  /** The driver's own words for a rejected login; the default names the host. */
+  loginRejected?: LoginRejection;
   oauth: boolean;
   user?: string;
   redactor: Redactor;
@@ -223,21 +231,9 @@ export function toSmtpDeliveryError(err: unknown, ctx: SmtpErrorContext): Delive
     if (status === undefined && /missing credentials/i.test(message)) {
       return make("smtp_auth_failed", "server", `No password is set for ${ctx.user ?? "the username"}.`, e, ctx);
     }
-    if (ctx.flavor === "gmail") {
-      return make(
-        "gmail_credentials_rejected",
-        "server",
-        `Gmail rejected the login of ${ctx.user ?? "the account"} with its access token.`,
-        e,
-        ctx,
-      );
-    }
     const who = ctx.user ? ` of ${ctx.user}` : "";
-    const detail = ctx.oauth
-      ? ctx.flavor === "microsoft365"
-        ? " with its access token: check that SMTP AUTH is enabled for the mailbox and the from address is the authorized account"
-        : " with its access token"
-      : "";
+    if (ctx.loginRejected) return make(ctx.loginRejected.code, "server", ctx.loginRejected.message(where, who), e, ctx);
+    const detail = ctx.oauth ? " with its access token" : "";
     return make("smtp_auth_failed", "server", `${where} rejected the login${who}${detail}.`, e, ctx);
   }
   if (status !== undefined && status >= 400 && status < 500) {

@@ -29,8 +29,8 @@ import {
   type SmtpLogin,
 } from "./smtp-check.js";
 import {
+  type LoginRejection,
   type SmtpErrorContext,
-  type SmtpFlavor,
   type SmtpSecurity,
   toSmtpDeliveryError,
   wrapProviderError,
@@ -38,11 +38,11 @@ import {
 import { Redactor } from "./transcript.js";
 
 export type { SmtpEndpoint } from "./smtp-check.js";
-export type { SmtpFlavor, SmtpSecurity } from "./smtp-errors.js";
+export type { LoginRejection, SmtpSecurity } from "./smtp-errors.js";
 
 export interface SmtpTransportOptions {
-  /** Whose server: shapes error messages (Gmail's 535). Default "smtp". */
-  flavor?: SmtpFlavor;
+  /** The driver's own words for a rejected login (Gmail's 535). */
+  loginRejected?: LoginRejection;
   /** Log in with XOAUTH2 using ctx.tokens instead of a username and password. */
   oauth?: boolean;
   /**
@@ -202,7 +202,7 @@ type PoolMailer = ReturnType<typeof createTransport<unknown, SMTPPoolOptions>>;
 
 export class SmtpTransport implements Transport {
   private readonly endpoint: SmtpEndpoint;
-  private readonly flavor: SmtpFlavor;
+  private readonly loginRejected?: LoginRejection;
   private readonly oauth?: OAuthTokenBridge;
   private pool?: { user?: string; mailer: PoolMailer };
   private closed = false;
@@ -212,7 +212,7 @@ export class SmtpTransport implements Transport {
     options: SmtpTransportOptions = {},
   ) {
     this.endpoint = smtpEndpoint(ctx, options.trustedCa);
-    this.flavor = options.flavor ?? "smtp";
+    this.loginRejected = options.loginRejected;
     if (options.oauth) {
       if (!ctx.tokens) {
         throw new DeliveryError("oauth_not_authorized", "server", `No account is authorized for ${ctx.serverName}.`);
@@ -231,7 +231,7 @@ export class SmtpTransport implements Transport {
   }
 
   private errorContext(user: string | undefined): SmtpErrorContext {
-    return { ...this.endpoint, flavor: this.flavor, oauth: !!this.oauth, user, redactor: this.redactor() };
+    return { ...this.endpoint, loginRejected: this.loginRejected, oauth: !!this.oauth, user, redactor: this.redactor() };
   }
 
   private async oauthUser(): Promise<string> {

@@ -29,7 +29,6 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       const body = res.json();
       expect(body.total).toBe(drivers.length);
       expect(body.items.map((d: { id: string }) => d.id)).toEqual(driverIds);
-      expect(driverIds).toHaveLength(8);
       for (const d of body.items) {
         expect(d.fields.length).toBeGreaterThan(0);
         for (const f of d.fields) {

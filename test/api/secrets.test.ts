@@ -42,10 +42,10 @@ describe.each(await availableDialects())("secrets on %s", (dialect) => {
 
   beforeAll(async () => {
     t = await startTestApp(dialect);
-    expect(secretDrivers.map((d) => d.id).sort()).toEqual(
-      ["gmail", "mailgun", "microsoft365", "postmark", "ses", "smtp"].filter((id) => secretDrivers.some((d) => d.id === id)),
+    // The drivers known to hold secrets must be among those checked; a new one joins by itself.
+    expect(secretDrivers.map((d) => d.id)).toEqual(
+      expect.arrayContaining(["gmail", "mailgun", "microsoft365", "postmark", "ses", "smtp"]),
     );
-    expect(secretDrivers.length).toBeGreaterThanOrEqual(6);
 
     for (const driver of secretDrivers) {
       const settings = fixtureFor(driver.id).settings;

@@ -53,6 +53,11 @@ describe("the driver contract", () => {
       expect(parseSettings(driver, {}).problems).toEqual([]);
     });
 
+    it("has an example that passes its own validation and sets every secret", () => {
+      expect(parseSettings(driver, driver.example).problems).toEqual([]);
+      for (const f of driver.fields.filter((x) => x.secret)) expect(driver.example[f.key], f.key).toEqual(expect.any(String));
+    });
+
     it("can send, and lists what it needs before it can", () => {
       expect(typeof driver.createTransport).toBe("function");
       if (driver.oauthProvider) {

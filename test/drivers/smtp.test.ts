@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import net from "node:net";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { GMAIL_LOGIN_REJECTED } from "../../src/drivers/gmail/index.js";
 import { smtpDriver } from "../../src/drivers/smtp/index.js";
 import { errorCatalogue } from "../../src/kernel/errors.js";
 import type { Settings } from "../../src/kernel/settings.js";
@@ -537,7 +538,7 @@ describe("network failures", () => {
 });
 
 describe("error mapping for failures no local peer can produce", () => {
-  const ctx = { host: "smtp.example.com", port: 587, security: "starttls" as const, flavor: "smtp" as const, oauth: false };
+  const ctx = { host: "smtp.example.com", port: 587, security: "starttls" as const, oauth: false };
   const map = (err: object, extra: object = {}) => toSmtpDeliveryError(err, { ...ctx, redactor: new Redactor([]), ...extra });
 
   it.each([
@@ -593,7 +594,7 @@ describe("error mapping for failures no local peer can produce", () => {
       command: "AUTH XOAUTH2",
       response: "535 5.7.8 Username and Password not accepted",
     };
-    expect(map(err, { flavor: "gmail", oauth: true }).code).toBe("gmail_credentials_rejected");
+    expect(map(err, { loginRejected: GMAIL_LOGIN_REJECTED, oauth: true }).code).toBe("gmail_credentials_rejected");
   });
 
   it("keeps secrets out of messages and responses", () => {

@@ -7,8 +7,8 @@
 import { randomUUID } from "node:crypto";
 import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { gmailDriver } from "../../src/drivers/gmail/index.js";
-import { microsoft365Driver } from "../../src/drivers/microsoft365/index.js";
+import { GMAIL_LOGIN_REJECTED, gmailDriver } from "../../src/drivers/gmail/index.js";
+import { MICROSOFT365_LOGIN_REJECTED, microsoft365Driver } from "../../src/drivers/microsoft365/index.js";
 import {
   type AccessTokenProvider,
   DeliveryError,
@@ -16,7 +16,7 @@ import {
   type Transport,
   type TransportContext,
 } from "../../src/kernel/transport.js";
-import { createSmtpTransport, type SmtpFlavor } from "../../src/transport/smtp.js";
+import { createSmtpTransport, type LoginRejection } from "../../src/transport/smtp.js";
 import { type PeerAuth, type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
 
 const ACCOUNT = "someone@gmail.test";
@@ -94,8 +94,8 @@ async function failure(promise: Promise<unknown>): Promise<DeliveryError> {
 let peer: SmtpPeer;
 const transports: Transport[] = [];
 
-function open(tokens: AccessTokenProvider, flavor: SmtpFlavor = "gmail"): Transport {
-  const transport = createSmtpTransport(context(peer.port, tokens), { flavor, oauth: true, trustedCa: peer.ca });
+function open(tokens: AccessTokenProvider, loginRejected: LoginRejection = GMAIL_LOGIN_REJECTED): Transport {
+  const transport = createSmtpTransport(context(peer.port, tokens), { loginRejected, oauth: true, trustedCa: peer.ca });
   transports.push(transport);
   return transport;
 }
@@ -141,7 +141,7 @@ describe("XOAUTH2 login", () => {
   it("renews once and delivers when the server answers 535 at once (no 334 challenge)", async () => {
     expectAuth({ accessToken: "fresh-token", tokenRejection: "535" });
     const tokens = new ScriptedTokens(["stale-token", "fresh-token"]);
-    await open(tokens, "microsoft365").send(message());
+    await open(tokens, MICROSOFT365_LOGIN_REJECTED).send(message());
 
     expect(tokens.calls).toEqual([false, true]);
     expect(peer.authAttempts.map((a) => [a.accessToken, a.ok])).toEqual([
@@ -168,7 +168,7 @@ describe("XOAUTH2 login", () => {
   it("renews only once when the fresh token is rejected too (535 at once), with Microsoft's hint", async () => {
     expectAuth({ accessToken: "never-issued", tokenRejection: "535" });
     const tokens = new ScriptedTokens(["stale-token", "also-rejected"]);
-    const error = await failure(open(tokens, "microsoft365").send(message()));
+    const error = await failure(open(tokens, MICROSOFT365_LOGIN_REJECTED).send(message()));
 
     expect(error.code).toBe("smtp_auth_failed");
     expect(error.kind).toBe("server");

@@ -6,6 +6,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { expect } from "vitest";
+import { GMAIL_LOGIN_REJECTED } from "../../src/drivers/gmail/index.js";
+import { MICROSOFT365_LOGIN_REJECTED } from "../../src/drivers/microsoft365/index.js";
 import type { Settings } from "../../src/kernel/settings.js";
 import type { OutgoingMessage, Transport } from "../../src/kernel/transport.js";
 import { createSmtpTransport } from "../../src/transport/smtp.js";
@@ -181,7 +183,7 @@ export async function oauthTransport(h: Harness, serverId: string, peer: SmtpPee
       tokens: h.t.mailroom.oauth.tokenProvider(serverId),
       poolSize,
     },
-    { flavor: h.kind === "google" ? "gmail" : "microsoft365", oauth: true, trustedCa: peer.ca },
+    { loginRejected: h.kind === "google" ? GMAIL_LOGIN_REJECTED : MICROSOFT365_LOGIN_REJECTED, oauth: true, trustedCa: peer.ca },
   );
 }
 

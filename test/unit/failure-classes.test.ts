@@ -24,7 +24,6 @@ const drivers: Record<string, (code: string) => DeliveryError> = {
       host: "mail.example.test",
       port: 587,
       security: "starttls",
-      flavor: "smtp",
       oauth: false,
       redactor: new Redactor([]),
     });

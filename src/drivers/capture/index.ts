@@ -6,6 +6,7 @@ export const captureDriver: Driver = {
   id: "capture",
   label: "Capture",
   description: "Keeps every message in Mailroom instead of sending it: for development and testing.",
+  example: { retention: 50 },
   fields: [
     field({
       key: "retention",

@@ -1,7 +1,13 @@
-import { createSmtpTransport } from "../../transport/smtp.js";
+import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
+
+/** Gmail's 535 to an XOAUTH2 login has its own code and fix. */
+export const GMAIL_LOGIN_REJECTED: LoginRejection = {
+  code: "gmail_credentials_rejected",
+  message: (_where, who) => `Gmail rejected the login${who || " of the account"} with its access token.`,
+};
 
 export const gmailDriver: Driver = {
   id: "gmail",
@@ -10,6 +16,7 @@ export const gmailDriver: Driver = {
   oauthProvider: "google",
   // Gmail's daily limit for Workspace accounts (500 for free accounts).
   defaultMessagesPerDay: 2000,
+  example: { clientId: "123-abc.apps.googleusercontent.com", clientSecret: "gmail-secret" },
   fields: [
     field({
       key: "host",
@@ -27,5 +34,5 @@ export const gmailDriver: Driver = {
   ],
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/google/callback` }),
   // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
-  createTransport: (ctx) => createSmtpTransport(ctx, { flavor: "gmail", oauth: true }),
+  createTransport: (ctx) => createSmtpTransport(ctx, { loginRejected: GMAIL_LOGIN_REJECTED, oauth: true }),
 };

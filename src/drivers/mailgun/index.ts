@@ -6,6 +6,7 @@ export const mailgunDriver: Driver = {
   id: "mailgun",
   label: "Mailgun",
   description: "Mailgun's HTTP API.",
+  example: { domain: "mg.example.com", apiKey: "key-mailgun", region: "eu" },
   fields: [
     field({
       key: "domain",

@@ -61,8 +61,10 @@ export function createMailgunTransport(ctx: TransportContext, options: MailgunOp
   const tag = typeof ctx.settings.messageStreamTag === "string" ? ctx.settings.messageStreamTag : "";
   const operator = ctx.operator ?? STRICT_OPERATOR;
   const base = mailgunBase(ctx.settings, operator);
-  const secrets = [apiKey];
-  const headers = { Authorization: `Basic ${Buffer.from(`api:${apiKey}`).toString("base64")}`, Accept: "application/json" };
+  const credentials = `api:${apiKey}`;
+  // The Basic credentials are a form of the key too: their base64 must not reach a transcript.
+  const secrets = apiKey ? [apiKey, credentials] : [];
+  const headers = { Authorization: `Basic ${Buffer.from(credentials).toString("base64")}`, Accept: "application/json" };
 
   return {
     async send(message): Promise<SendResult> {

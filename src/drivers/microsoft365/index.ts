@@ -1,8 +1,15 @@
 import { isHost } from "../../kernel/validate.js";
-import { createSmtpTransport } from "../../transport/smtp.js";
+import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
+
+/** Microsoft 365 refuses an XOAUTH2 login when SMTP AUTH is off for the mailbox. */
+export const MICROSOFT365_LOGIN_REJECTED: LoginRejection = {
+  code: "smtp_auth_failed",
+  message: (where, who) =>
+    `${where} rejected the login${who} with its access token: check that SMTP AUTH is enabled for the mailbox and the from address is the authorized account.`,
+};
 
 export const microsoft365Driver: Driver = {
   id: "microsoft365",
@@ -11,6 +18,7 @@ export const microsoft365Driver: Driver = {
   oauthProvider: "microsoft",
   // Exchange Online's daily recipient limit.
   defaultMessagesPerDay: 10000,
+  example: { tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", clientSecret: "ms-secret" },
   fields: [
     field({
       key: "host",
@@ -49,5 +57,5 @@ export const microsoft365Driver: Driver = {
   },
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/microsoft/callback` }),
   // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
-  createTransport: (ctx) => createSmtpTransport(ctx, { flavor: "microsoft365", oauth: true }),
+  createTransport: (ctx) => createSmtpTransport(ctx, { loginRejected: MICROSOFT365_LOGIN_REJECTED, oauth: true }),
 };

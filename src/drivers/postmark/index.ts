@@ -6,6 +6,7 @@ export const postmarkDriver: Driver = {
   id: "postmark",
   label: "Postmark",
   description: "Postmark's HTTP API.",
+  example: { serverToken: "postmark-token", messageStream: "broadcast" },
   fields: [
     field({
       key: "serverToken",

@@ -8,6 +8,7 @@ export const sendmailDriver: Driver = {
   id: "sendmail",
   label: "Sendmail",
   description: "Hands each message to a local sendmail program (Postfix, Exim, msmtp…) the operator declared.",
+  example: { command: "sendmail" },
   fields: [
     field({
       key: "command",

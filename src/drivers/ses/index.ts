@@ -7,6 +7,7 @@ export const sesDriver: Driver = {
   id: "ses",
   label: "Amazon SES",
   description: "Amazon Simple Email Service (API v2).",
+  example: { region: "eu-west-1", accessKeyId: "AKIAEXAMPLE123", secretAccessKey: "ses-secret", configurationSet: "tracking" },
   fields: [
     field({
       key: "region",

@@ -6,6 +6,7 @@ export const smtpDriver: Driver = {
   id: "smtp",
   label: "SMTP",
   description: "Any SMTP server, with a username and password.",
+  example: { host: "smtp.example.com", port: 2525, security: "starttls", username: "relay-user", password: "smtp-pass" },
   fields: [
     field({
       key: "host",
