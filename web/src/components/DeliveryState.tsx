@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { errorCatalogue } from "../../../src/core/errors.js";
+import { errorCatalogue } from "../../../src/kernel/errors.js";
 import { api, type EmailServer, errorMessage, query, type TestReport } from "../api";
 import { Link } from "../router";
 import { Time, timeAgo } from "./ui";
