@@ -206,4 +206,39 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
     expect(peer.sawData).toBe(false);
     expect(JSON.stringify(report)).not.toContain("right-password");
   });
+
+  it("tests an unsaved SMTP draft end to end: check logs in without sending, send delivers, a wrong password fails at auth", async () => {
+    const draft = (password: string) => ({
+      driver: "smtp",
+      name: "Draft",
+      fromAddress: "app@example.com",
+      settings: { host: "127.0.0.1", port: peer.port, security: "none", username: "app", password, timeoutSeconds: 5 },
+    });
+    const test = (mode: string, password = "right-password") =>
+      t.request(t.admin, {
+        method: "POST",
+        url: "/api/email-servers/test",
+        payload: { mode, to: "draft-probe@example.com", server: draft(password) },
+      });
+    const serversBefore = (await t.request(t.admin, { method: "GET", url: "/api/email-servers" })).json().total;
+
+    const check = await test("check");
+    expect(check.statusCode, check.body).toBe(200);
+    expect(check.json().ok).toBe(true);
+    expect(peer.sawData).toBe(false);
+    expect(peer.received).toHaveLength(0);
+
+    const send = await test("send");
+    expect(send.statusCode, send.body).toBe(200);
+    expect(send.json().ok).toBe(true);
+    expect(peer.received).toHaveLength(1);
+    expect(peer.received[0]).toMatchObject({ user: "app", to: ["draft-probe@example.com"] });
+
+    const wrong = await test("check", "wrong-password");
+    expect(wrong.statusCode, wrong.body).toBe(200);
+    expect(wrong.json().ok).toBe(false);
+    expect(JSON.stringify(wrong.json())).not.toMatch(/right-password|wrong-password/);
+    // A draft is tested, never saved.
+    expect((await t.request(t.admin, { method: "GET", url: "/api/email-servers" })).json().total).toBe(serversBefore);
+  });
 });
