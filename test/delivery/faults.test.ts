@@ -164,6 +164,47 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
     }
   });
 
+  it("a reached daily limit puts the next message back in the queue for when the day has room, not failed", async () => {
+    // Its own server: the Peer server's earlier sends count toward any daily limit it is given.
+    await t.mailroom.servers.create(
+      {
+        name: "Daily",
+        driver: "smtp",
+        fromAddress: "app@example.com",
+        settings: {
+          host: "127.0.0.1",
+          port: peer.port,
+          security: "none",
+          username: "app",
+          password: "right-password",
+          timeoutSeconds: 5,
+        },
+      },
+      systemActor,
+    );
+    await t.mailroom.servers.setSetting("Daily", "messagesPerDay", 1, systemActor);
+    const ids: string[] = [];
+    for (const to of ["first@example.com", "second@example.com"]) {
+      const res = await t.request(app, {
+        method: "POST",
+        url: "/api/messages",
+        payload: { server: "Daily", to, subject: "daily" },
+      });
+      expect(res.statusCode, res.body).toBe(202);
+      ids.push(res.json().id);
+    }
+    const dayLater = Date.now() + 23 * 3600_000;
+    const [sent, waiting] = await waitFor("one sent, one put back for tomorrow", async () => {
+      const rows = await Promise.all(ids.map((id) => t.mailroom.messages.getRow(id)));
+      const s = rows.find((r) => r.status === "sent");
+      const w = rows.find((r) => r.status === "queued" && r.next_attempt_at > dayLater);
+      return s && w ? [s, w] : null;
+    });
+    expect(waiting.next_attempt_at).toBeGreaterThanOrEqual((sent.sent_at as number) + 24 * 3600_000 - 1000);
+    expect(waiting.attempts).toBe(0);
+    expect(peer.received.map((m) => m.subject)).toEqual(["daily"]);
+  });
+
   it("streams the steps one by one when asked for NDJSON", async () => {
     const res = await t.request(t.admin, {
       method: "POST",
