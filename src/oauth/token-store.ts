@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import * as oidc from "openid-client";
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
+import type { Clock } from "../kernel/clock.js";
 import { iso } from "../kernel/ids.js";
 import { type AccessTokenProvider, DeliveryError } from "../kernel/transport.js";
 import type { Database, OAuthTokensTable } from "../storage/schema.js";
@@ -19,6 +20,8 @@ export interface TokenStoreOptions {
   requestTimeoutSeconds?: number;
   /** First wait between looks at a lease another process holds. */
   waitPollMs?: number;
+  /** The time, for token expiry and leases (tests move it instead of waiting). */
+  now?: Clock;
   /** Hears each refresh's result (for the metrics). */
   onRefresh?: (serverId: string, result: "ok" | "failed" | "invalid_grant") => void;
 }
@@ -67,6 +70,7 @@ export class TokenStore {
   private readonly flights = new Map<string, Promise<CachedToken>>();
   /** Who holds a lease: unique per store, so per process. */
   private readonly owner = randomUUID();
+  private readonly now: Clock;
   private readonly marginMs: number;
   private readonly leaseMs: number;
   private readonly timeoutSeconds: number;
@@ -81,6 +85,7 @@ export class TokenStore {
     this.leaseMs = options.leaseMs ?? 60_000;
     this.timeoutSeconds = options.requestTimeoutSeconds ?? 20;
     this.pollMs = options.waitPollMs ?? 50;
+    this.now = options.now ?? Date.now;
   }
 
   private get db(): Kysely<Database> {
@@ -128,7 +133,7 @@ export class TokenStore {
 
   /** Stores a new grant in the caller's transaction, replacing any earlier one. */
   async storeGrant(trx: Kysely<Database>, serverId: string, grant: GrantTokens): Promise<void> {
-    const now = Date.now();
+    const now = this.now();
     const box = this.ctx.secrets;
     const lifetime = grant.expiresInSeconds && grant.expiresInSeconds > 0 ? grant.expiresInSeconds : DEFAULT_LIFETIME_S;
     const values = {
@@ -195,8 +200,9 @@ export class TokenStore {
    * now), or refreshes under the lease, or waits for whoever holds it.
    */
   private async obtain(serverId: string, wanted: number | "stored" | { rejected: string } | null): Promise<CachedToken> {
-    const started = Date.now();
-    const deadline = started + this.leaseMs + 10_000;
+    const started = this.now();
+    // Real time: a waiter must give up even when an injected clock stands still.
+    const deadline = Date.now() + this.leaseMs + 10_000;
     let waited = false;
     let floor = typeof wanted === "number" || wanted === null ? wanted : undefined;
     for (let round = 0; ; round++) {
@@ -210,7 +216,7 @@ export class TokenStore {
           typeof wanted === "object" && row.access_token && this.ctx.secrets.decrypt(row.access_token) !== wanted?.rejected;
         floor = replaced ? null : row.generation;
       }
-      const now = Date.now();
+      const now = this.now();
       const newEnough = floor === null || row.generation > floor;
       if (newEnough && row.access_token && row.access_expires_at && this.isFresh(row.access_expires_at, row.access_obtained_at)) {
         return this.remember(serverId, row);
@@ -260,7 +266,7 @@ export class TokenStore {
     } catch (error) {
       return this.failRefresh(serverId, claimed, provider, error);
     }
-    const now = Date.now();
+    const now = this.now();
     const lifetime = typeof result.expires_in === "number" && result.expires_in > 0 ? result.expires_in : DEFAULT_LIFETIME_S;
     const grantLeft = result.refresh_token_expires_in;
     const stored = await this.db
@@ -316,7 +322,7 @@ export class TokenStore {
 
   private async failRefresh(serverId: string, claimed: TokenRow, provider: OAuthProvider, error: unknown): Promise<never> {
     const failure = describeFailure(error);
-    const at = Date.now();
+    const at = this.now();
     const kind = classify(failure, error);
     this.options.onRefresh?.(serverId, kind === "reauthorize" ? "invalid_grant" : "failed");
     const when = iso(at);
@@ -364,7 +370,7 @@ export class TokenStore {
   }
 
   private async releaseLease(serverId: string, claimed: TokenRow, code: string, detail: string): Promise<boolean> {
-    const at = Date.now();
+    const at = this.now();
     const row = await this.db
       .updateTable("oauth_tokens")
       .set({
@@ -386,7 +392,7 @@ export class TokenStore {
     const token: CachedToken = {
       accessToken: this.ctx.secrets.decrypt(row.access_token as string),
       expiresAt: row.access_expires_at as number,
-      obtainedAt: row.access_obtained_at ?? row.refreshed_at ?? Date.now(),
+      obtainedAt: row.access_obtained_at ?? row.refreshed_at ?? this.now(),
       generation: row.generation,
       account: row.account,
     };
@@ -399,7 +405,7 @@ export class TokenStore {
   private isFresh(expiresAt: number, obtainedAt: number | null): boolean {
     const lifetime = Math.max(0, expiresAt - (obtainedAt ?? expiresAt));
     const margin = Math.min(this.marginMs, lifetime / 2);
-    return Date.now() < expiresAt - margin;
+    return this.now() < expiresAt - margin;
   }
 }
 

@@ -25,8 +25,13 @@ export class RateLimiter {
     if (settings.messagesPerDay) {
       let day = this.daily.get(server.id);
       if (!day || now - day.at > DAY_COUNT_TTL_MS) {
-        day = { count: await countSentSince(this.db, server.id, now - DAY_MS), at: now };
-        this.daily.set(server.id, day);
+        const count = await countSentSince(this.db, server.id, now - DAY_MS);
+        // Reservations made while this one counted are in the entry they made: keep that one.
+        day = this.daily.get(server.id);
+        if (!day || now - day.at > DAY_COUNT_TTL_MS) {
+          day = { count, at: now };
+          this.daily.set(server.id, day);
+        }
       }
       if (day.count >= settings.messagesPerDay) {
         const oldest = await this.db

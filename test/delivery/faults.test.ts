@@ -164,6 +164,47 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
     }
   });
 
+  it("a reached daily limit puts the next message back in the queue for when the day has room, not failed", async () => {
+    // Its own server: the Peer server's earlier sends count toward any daily limit it is given.
+    await t.mailroom.servers.create(
+      {
+        name: "Daily",
+        driver: "smtp",
+        fromAddress: "app@example.com",
+        settings: {
+          host: "127.0.0.1",
+          port: peer.port,
+          security: "none",
+          username: "app",
+          password: "right-password",
+          timeoutSeconds: 5,
+        },
+      },
+      systemActor,
+    );
+    await t.mailroom.servers.setSetting("Daily", "messagesPerDay", 1, systemActor);
+    const ids: string[] = [];
+    for (const to of ["first@example.com", "second@example.com"]) {
+      const res = await t.request(app, {
+        method: "POST",
+        url: "/api/messages",
+        payload: { server: "Daily", to, subject: "daily" },
+      });
+      expect(res.statusCode, res.body).toBe(202);
+      ids.push(res.json().id);
+    }
+    const dayLater = Date.now() + 23 * 3600_000;
+    const [sent, waiting] = await waitFor("one sent, one put back for tomorrow", async () => {
+      const rows = await Promise.all(ids.map((id) => t.mailroom.messages.getRow(id)));
+      const s = rows.find((r) => r.status === "sent");
+      const w = rows.find((r) => r.status === "queued" && r.next_attempt_at > dayLater);
+      return s && w ? [s, w] : null;
+    });
+    expect(waiting.next_attempt_at).toBeGreaterThanOrEqual((sent.sent_at as number) + 24 * 3600_000 - 1000);
+    expect(waiting.attempts).toBe(0);
+    expect(peer.received.map((m) => m.subject)).toEqual(["daily"]);
+  });
+
   it("streams the steps one by one when asked for NDJSON", async () => {
     const res = await t.request(t.admin, {
       method: "POST",
@@ -205,5 +246,40 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
     expect(report.steps.map((s: { step: string }) => s.step)).toEqual(expect.arrayContaining(["connect", "auth"]));
     expect(peer.sawData).toBe(false);
     expect(JSON.stringify(report)).not.toContain("right-password");
+  });
+
+  it("tests an unsaved SMTP draft end to end: check logs in without sending, send delivers, a wrong password fails at auth", async () => {
+    const draft = (password: string) => ({
+      driver: "smtp",
+      name: "Draft",
+      fromAddress: "app@example.com",
+      settings: { host: "127.0.0.1", port: peer.port, security: "none", username: "app", password, timeoutSeconds: 5 },
+    });
+    const test = (mode: string, password = "right-password") =>
+      t.request(t.admin, {
+        method: "POST",
+        url: "/api/email-servers/test",
+        payload: { mode, to: "draft-probe@example.com", server: draft(password) },
+      });
+    const serversBefore = (await t.request(t.admin, { method: "GET", url: "/api/email-servers" })).json().total;
+
+    const check = await test("check");
+    expect(check.statusCode, check.body).toBe(200);
+    expect(check.json().ok).toBe(true);
+    expect(peer.sawData).toBe(false);
+    expect(peer.received).toHaveLength(0);
+
+    const send = await test("send");
+    expect(send.statusCode, send.body).toBe(200);
+    expect(send.json().ok).toBe(true);
+    expect(peer.received).toHaveLength(1);
+    expect(peer.received[0]).toMatchObject({ user: "app", to: ["draft-probe@example.com"] });
+
+    const wrong = await test("check", "wrong-password");
+    expect(wrong.statusCode, wrong.body).toBe(200);
+    expect(wrong.json().ok).toBe(false);
+    expect(JSON.stringify(wrong.json())).not.toMatch(/right-password|wrong-password/);
+    // A draft is tested, never saved.
+    expect((await t.request(t.admin, { method: "GET", url: "/api/email-servers" })).json().total).toBe(serversBefore);
   });
 });

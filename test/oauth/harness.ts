@@ -42,6 +42,11 @@ export interface Harness {
   connect(serverId: string, caller?: Caller): Promise<URL>;
   server(serverId: string): Promise<Record<string, unknown> & { status: string; statusDetail: string | null }>;
   tokenRow(serverId: string): Promise<Record<string, unknown> | undefined>;
+  /**
+   * Makes the server's access token expired, in the database and in the app's memory, as
+   * its lifetime running out would: what a test does instead of waiting for that.
+   */
+  expireAccessToken(serverId: string): Promise<void>;
   audit(action?: string): Promise<Array<{ action: string; target_id: string | null; after: string | null }>>;
   /** Fails if any token, code, client secret or PKCE verifier shows in logs, answers, audit or DB in plain. */
   expectNoLeaks(extra?: string[]): Promise<void>;
@@ -122,6 +127,15 @@ export async function startHarness(dialect: Dialect, kind: IssuerKind, env: Reco
     },
     async tokenRow(serverId) {
       return t.mailroom.ctx.db.selectFrom("oauth_tokens").selectAll().where("server_id", "=", serverId).executeTakeFirst();
+    },
+    async expireAccessToken(serverId) {
+      const past = Date.now() - 1000;
+      await t.mailroom.ctx.db
+        .updateTable("oauth_tokens")
+        .set({ access_expires_at: past, access_obtained_at: past - 3600_000 })
+        .where("server_id", "=", serverId)
+        .execute();
+      t.mailroom.oauth.tokens.forget(serverId);
     },
     async audit(action) {
       let query = t.mailroom.ctx.db.selectFrom("audit_log").select(["action", "target_id", "after"]).orderBy("id");

@@ -6,10 +6,10 @@ import { DeliveryError } from "../../src/kernel/transport.js";
 import { refreshAllGrants, startOAuthHealthCheck } from "../../src/oauth/health.js";
 import { TokenStore } from "../../src/oauth/token-store.js";
 import { availableDialects } from "../helpers/databases.js";
+import { waitFor } from "../helpers/wait.js";
 import { FROM, type Harness, outcomeOf, startHarness } from "./harness.js";
 import { answers } from "./issuer.js";
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const dialects = await availableDialects();
 
 async function rejection(promise: Promise<unknown>): Promise<DeliveryError> {
@@ -34,6 +34,16 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
     return { row, access: box.decrypt(String(row?.access_token)), refresh: box.decrypt(String(row?.refresh_token)) };
   };
 
+  /**
+   * A token store on the harness's database whose clock the test moves; it is a second
+   * TokenStore beside the app's, with its own cache and lease owner, like another process.
+   */
+  const clocked = (start = Date.now()) => {
+    const clock = { now: start };
+    const store = new TokenStore(h.t.mailroom.ctx, h.t.mailroom.servers, { now: () => clock.now });
+    return { clock, store };
+  };
+
   /** A server authorized with access tokens that live `seconds`. */
   async function authorizedServer(seconds = 3600): Promise<string> {
     const id = await h.createServer();
@@ -48,27 +58,30 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
 
   it("500 concurrent requests right after expiry cause exactly one refresh", async () => {
     const id = await authorizedServer(2);
-    const tokens = h.t.mailroom.oauth.tokenProvider(id);
+    const { clock, store } = clocked();
+    const tokens = store.tokenProvider(id);
     const first = await tokens.accessToken(false);
-    await sleep(2100);
+    clock.now += 2100;
     const before = h.issuer.refreshRequests().length;
     const results = await Promise.all(Array.from({ length: 500 }, () => tokens.accessToken(false)));
     expect(h.issuer.refreshRequests().length).toBe(before + 1);
     expect(new Set(results).size).toBe(1);
     expect(results[0]).not.toBe(first);
     expect((await stored(id)).access).toBe(results[0]);
-    expect(Number((await stored(id)).row?.access_expires_at)).toBeGreaterThan(Date.now() + 3500_000);
+    expect(Number((await stored(id)).row?.access_expires_at)).toBe(clock.now + 3600_000);
   });
 
   it("refreshes a token that expires between two sends before the second one", async () => {
     // Lifetime 2 s: fresh for its first half, refreshed ahead of expiry after that.
     const id = await authorizedServer(2);
-    const tokens = h.t.mailroom.oauth.tokenProvider(id);
+    const { clock, store } = clocked();
+    const tokens = store.tokenProvider(id);
     const before = h.issuer.refreshRequests().length;
     const first = await tokens.accessToken(false);
+    clock.now += 900;
     expect(await tokens.accessToken(false)).toBe(first);
     expect(h.issuer.refreshRequests().length).toBe(before);
-    await sleep(1100);
+    clock.now += 200;
     const second = await tokens.accessToken(false);
     expect(second).not.toBe(first);
     expect(h.issuer.refreshRequests().length).toBe(before + 1);
@@ -171,26 +184,25 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
     expect(server.statusDetail).toContain("client secret");
   });
 
-  it("two processes sharing the database refresh once between them", async () => {
+  // Two stores in one process, each with its own cache and lease owner: what they share is
+  // only the database, as two processes would (not two operating-system processes).
+  it("two token stores sharing the database refresh once between them", async () => {
     const id = await authorizedServer(2);
-    const other = createMailroom(h.t.mailroom.ctx.config, pino({ level: "silent" }));
-    try {
-      await sleep(2100);
-      const before = h.issuer.refreshRequests().length;
-      const [mine, theirs] = await Promise.all([
-        Promise.all(Array.from({ length: 100 }, () => h.t.mailroom.oauth.tokenProvider(id).accessToken(false))),
-        Promise.all(Array.from({ length: 100 }, () => other.oauth.tokenProvider(id).accessToken(false))),
-      ]);
-      expect(h.issuer.refreshRequests().length).toBe(before + 1);
-      expect(new Set([...mine, ...theirs]).size).toBe(1);
+    const { clock, store: mine } = clocked();
+    const theirs = new TokenStore(h.t.mailroom.ctx, h.t.mailroom.servers, { now: () => clock.now });
+    clock.now += 2100;
+    const before = h.issuer.refreshRequests().length;
+    const [fromMine, fromTheirs] = await Promise.all([
+      Promise.all(Array.from({ length: 100 }, () => mine.accessToken(id, false))),
+      Promise.all(Array.from({ length: 100 }, () => theirs.accessToken(id, false))),
+    ]);
+    expect(h.issuer.refreshRequests().length).toBe(before + 1);
+    expect(new Set([...fromMine, ...fromTheirs]).size).toBe(1);
 
-      // A renewal in one process is picked up, not repeated, by the other's renewal.
-      const renewed = await other.oauth.tokenProvider(id).accessToken(true);
-      expect(renewed).not.toBe(mine[0]);
-      expect(h.issuer.refreshRequests().length).toBe(before + 2);
-    } finally {
-      await other.close();
-    }
+    // A renewal in one store is one more refresh, answered with a new token.
+    const renewed = await theirs.accessToken(id, true);
+    expect(renewed).not.toBe(fromMine[0]);
+    expect(h.issuer.refreshRequests().length).toBe(before + 2);
   });
 
   it("says when the authorization expires, and when the from address is not the account", async () => {
@@ -233,7 +245,7 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
     // Periodically, until stopped; grants refreshed within half an interval are skipped.
     await h.t.mailroom.ctx.db.updateTable("oauth_tokens").set({ refreshed_at: 1 }).where("server_id", "=", healthy).execute();
     const stop = startOAuthHealthCheck(h.t.mailroom, 60_000, { initialDelayMs: 0 });
-    for (let i = 0; i < 100 && h.issuer.refreshRequests().length < before + 3; i++) await sleep(20);
+    await waitFor("the periodic health check's refresh", async () => h.issuer.refreshRequests().length >= before + 3);
     await stop();
     expect(h.issuer.refreshRequests().length).toBe(before + 3);
     const skipped = await refreshAllGrants(h.t.mailroom, { minAgeMs: 60_000 });
