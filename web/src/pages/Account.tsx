@@ -16,9 +16,7 @@ export function AccountPage({ onPasswordChanged }: { onPasswordChanged: () => vo
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    const problems: Record<string, string> = {};
-    if (next.length < MIN_LENGTH) problems.newPassword = `Use at least ${MIN_LENGTH} characters.`;
-    if (next !== repeat) problems.repeat = "The two new passwords differ.";
+    const problems = newPasswordProblems(next, repeat);
     setErrors(problems);
     setError(null);
     if (Object.keys(problems).length) return;
@@ -61,23 +59,7 @@ export function AccountPage({ onPasswordChanged }: { onPasswordChanged: () => vo
           error={errors.currentPassword}
           autoComplete="current-password"
         />
-        <PasswordField
-          id="new"
-          label="New password"
-          value={next}
-          onChange={setNext}
-          error={errors.newPassword}
-          autoComplete="new-password"
-          help={`At least ${MIN_LENGTH} characters.`}
-        />
-        <PasswordField
-          id="repeat"
-          label="New password again"
-          value={repeat}
-          onChange={setRepeat}
-          error={errors.repeat}
-          autoComplete="new-password"
-        />
+        <NewPasswordFields next={next} setNext={setNext} repeat={repeat} setRepeat={setRepeat} errors={errors} />
         <div>
           <button type="submit" className="button primary" disabled={busy}>
             {busy ? "Changing…" : "Change password"}
@@ -85,6 +67,47 @@ export function AccountPage({ onPasswordChanged }: { onPasswordChanged: () => vo
         </div>
       </form>
     </section>
+  );
+}
+
+/** What is wrong with a new password and its repetition, by field; empty when nothing is. */
+export function newPasswordProblems(next: string, repeat: string, oneTimePassword?: string): Record<string, string> {
+  const problems: Record<string, string> = {};
+  if (next.length < MIN_LENGTH) problems.newPassword = `Use at least ${MIN_LENGTH} characters.`;
+  else if (oneTimePassword !== undefined && next === oneTimePassword)
+    problems.newPassword = "Choose a password other than the one-time one.";
+  if (next !== repeat) problems.repeat = "The two new passwords differ.";
+  return problems;
+}
+
+/** A new password typed twice: the account page and the first sign-in with a one-time password. */
+export function NewPasswordFields(props: {
+  next: string;
+  setNext: (v: string) => void;
+  repeat: string;
+  setRepeat: (v: string) => void;
+  errors: Record<string, string>;
+}) {
+  return (
+    <>
+      <PasswordField
+        id="new"
+        label="New password"
+        value={props.next}
+        onChange={props.setNext}
+        error={props.errors.newPassword}
+        autoComplete="new-password"
+        help={`At least ${MIN_LENGTH} characters.`}
+      />
+      <PasswordField
+        id="repeat"
+        label="New password again"
+        value={props.repeat}
+        onChange={props.setRepeat}
+        error={props.errors.repeat}
+        autoComplete="new-password"
+      />
+    </>
   );
 }
 

@@ -1,7 +1,7 @@
 import { type FormEvent, useState } from "react";
 import { ApiError, api, setCsrfToken, type User } from "../api";
 import { Alert, PageTitle } from "../components/ui";
-import { MIN_LENGTH, PasswordField } from "./Account";
+import { NewPasswordFields, newPasswordProblems } from "./Account";
 
 interface LoginReply {
   user: User;
@@ -130,10 +130,7 @@ function ChooseOwnPassword({
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
-    const problems: Record<string, string> = {};
-    if (next.length < MIN_LENGTH) problems.newPassword = `Use at least ${MIN_LENGTH} characters.`;
-    else if (next === oneTimePassword) problems.newPassword = "Choose a password other than the one-time one.";
-    if (next !== repeat) problems.repeat = "The two new passwords differ.";
+    const problems = newPasswordProblems(next, repeat, oneTimePassword);
     setErrors(problems);
     setError(null);
     if (Object.keys(problems).length) return;
@@ -158,23 +155,7 @@ function ChooseOwnPassword({
       {error && <Alert kind="error">{error}</Alert>}
       <form onSubmit={submit} className="stack" noValidate>
         <input type="email" autoComplete="username" value={email} readOnly hidden />
-        <PasswordField
-          id="new"
-          label="New password"
-          value={next}
-          onChange={setNext}
-          error={errors.newPassword}
-          autoComplete="new-password"
-          help={`At least ${MIN_LENGTH} characters.`}
-        />
-        <PasswordField
-          id="repeat"
-          label="New password again"
-          value={repeat}
-          onChange={setRepeat}
-          error={errors.repeat}
-          autoComplete="new-password"
-        />
+        <NewPasswordFields next={next} setNext={setNext} repeat={repeat} setRepeat={setRepeat} errors={errors} />
         <button type="submit" className="button primary" disabled={busy}>
           {busy ? "Saving…" : "Save and continue"}
         </button>
