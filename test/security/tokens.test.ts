@@ -1,7 +1,9 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { permissions } from "../../src/auth/permissions.js";
 import { systemActor } from "../../src/core/audit.js";
 import { createCaptureTransport } from "../../src/drivers/capture/transport.js";
+import { routePermissions, serverParamOf } from "../../src/http/route-permissions.js";
 import { createServer, expectError, serverBody } from "../api/fixtures.js";
 import { sampleMessage } from "../drivers/sample.js";
 import { ADMIN_PASSWORD, type Caller, startTestApp, type TestApp } from "../helpers/app.js";
@@ -134,6 +136,38 @@ describe.each(await availableDialects())("a hostile API token on %s", (dialect) 
         payload: { mode: "check", to: "tester@example.com" },
       });
       expect(own.statusCode, own.body).toBe(200);
+    });
+
+    it("is refused B on every route that names a server, present and future, before anything happens", async () => {
+      // Every permission, so only the server limit stands in the way.
+      const wide = await t.request(t.admin, {
+        method: "POST",
+        url: "/api/tokens",
+        payload: { name: "every permission, A only", permissions: [...permissions], serverIds: [serverA.id] },
+      });
+      expect(wide.statusCode, wide.body).toBe(201);
+      const caller = bearer(wide.json().token);
+      const routes = Object.keys(routePermissions).filter((key) => serverParamOf(key.split(" ")[1]));
+      // The probe ("Check now"), captured-mail delete, download and release were added after the rule.
+      expect(routes.length).toBeGreaterThanOrEqual(15);
+      for (const key of routes) {
+        const [method, pattern] = key.split(" ");
+        const url = pattern
+          .replace(/:id(?=\/|$)/, pattern.startsWith("/api/capture/") ? capturedOfB : serverB.id)
+          .replace(":serverId", serverB.id)
+          .replace(":key", "host")
+          .replace(/:[A-Za-z]+/g, "x");
+        const answer = await t.request(caller, {
+          method: method as "GET",
+          url,
+          ...(method === "GET" || method === "DELETE" ? {} : { payload: {} }),
+        });
+        expect(`${key} → ${answer.statusCode} ${answer.json().code}`).toBe(`${key} → 403 server_not_allowed`);
+      }
+      // Nothing happened to B: it and its captured mail are still there.
+      expect((await t.request(t.admin, { method: "GET", url: `/api/email-servers/${serverB.id}` })).statusCode).toBe(200);
+      const kept = await t.request(t.admin, { method: "GET", url: `/api/capture/${serverB.id}/messages/${capturedOfB}` });
+      expect(kept.statusCode).toBe(200);
     });
 
     it("sees only A among the servers and in the statistics", async () => {
