@@ -109,8 +109,23 @@ export async function checkScreen(page: Page, name: string): Promise<void> {
 
 /** Waits until the locator is visible (playwright-core has no expect of its own). */
 export async function visible(locator: Locator, timeout = 10_000): Promise<Locator> {
-  await locator.first().waitFor({ state: "visible", timeout });
+  try {
+    await locator.first().waitFor({ state: "visible", timeout });
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${await whatThePageShows(locator.page())}`);
+  }
   return locator;
+}
+
+/** The address and the alerts on screen, so that a timeout in CI says what the user saw instead. */
+async function whatThePageShows(page: Page): Promise<string> {
+  try {
+    const alerts = await page.locator('[role="alert"], [role="status"], .alert, .field-error').allInnerTexts();
+    const heading = await page.locator("h1").allInnerTexts();
+    return `The page was ${page.url()} (heading: ${JSON.stringify(heading)}), showing: ${JSON.stringify(alerts.filter((t) => t.trim()))}`;
+  } catch {
+    return `The page was ${page.url()}.`;
+  }
 }
 
 export async function gone(locator: Locator, timeout = 10_000): Promise<void> {

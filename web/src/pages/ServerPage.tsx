@@ -23,8 +23,11 @@ import {
 } from "../serverForm";
 import { useSession } from "../session";
 
-/** A message for the next page to show (e.g. after creating a server, whose page then opens). */
-let flash: { kind: "success" | "error" | "info"; text: string } | null = null;
+/**
+ * A message for the page of the server just created, which opens next. Kept until that page
+ * has mounted: React may run a state initializer more than once, so reading must not clear it.
+ */
+let flash: { serverId: string; kind: "success"; text: string } | null = null;
 
 const GENERAL_IDS: Record<string, string> = {
   name: "server-name",
@@ -61,10 +64,11 @@ export function ServerPage({ id }: { id: string | null }) {
   const [loadError, setLoadError] = useState<unknown>(null);
   const [banner, setBanner] = useState<{ kind: "success" | "error" | "info"; text: string } | null>(() => {
     const fromOauth = oauthBanner(new URLSearchParams(window.location.search));
-    const message = fromOauth ?? flash;
-    flash = null;
-    return message;
+    return fromOauth ?? (flash && flash.serverId === id ? { kind: flash.kind, text: flash.text } : null);
   });
+  useEffect(() => {
+    if (flash?.serverId === id) flash = null;
+  }, [id]);
   const [saving, setSaving] = useState(false);
   const summaryRef = useRef<HTMLDivElement>(null);
 
@@ -166,7 +170,7 @@ export function ServerPage({ id }: { id: string | null }) {
         : await api<EmailServer>("POST", "/api/email-servers", payload);
       setErrors({});
       if (!saved) {
-        flash = { kind: "success", text: `Created “${result.name}”.` };
+        flash = { serverId: result.id, kind: "success", text: `Created “${result.name}”.` };
         setInitial(draft);
         await navigate(`/servers/${encodeURIComponent(result.id)}`, { replace: true, force: true });
         return result.id;
