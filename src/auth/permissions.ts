@@ -27,6 +27,8 @@ export interface Principal {
   serverIds: readonly string[] | null;
   /** The user behind a session (or the token's owner: the user who created it). */
   userId: string | null;
+  /** When an API token stops working (ms since the epoch); null or absent: never. */
+  expiresAt?: number | null;
   /** A session whose password someone else set: it may only change it (password_change_required). */
   mustChangePassword?: boolean;
 }

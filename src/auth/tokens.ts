@@ -70,7 +70,7 @@ export class TokenService {
   async create(
     input: TokenInput,
     actor: Actor,
-    granter: Pick<Principal, "superAdmin" | "permissions" | "serverIds" | "userId"> | null,
+    granter: Pick<Principal, "superAdmin" | "permissions" | "serverIds" | "userId" | "expiresAt"> | null,
   ): Promise<{ token: string; view: TokenView }> {
     const name = typeof input.name === "string" ? input.name.trim() : "";
     if (name.length < 1 || name.length > 100 || hasControlCharacters(name)) {
@@ -102,6 +102,19 @@ export class TokenService {
       if (Number.isNaN(expiresAt) || expiresAt <= Date.now()) {
         throw fieldError("validation_failed", [
           { field: "expiresAt", message: "must be a future date-time, e.g. 2030-01-01T00:00:00Z" },
+        ]);
+      }
+    }
+    // A token that expires cannot make one that outlives it: the child ends with it at the latest.
+    const ceiling = granter?.expiresAt ?? null;
+    if (ceiling !== null) {
+      if (expiresAt === null) expiresAt = ceiling;
+      else if (expiresAt > ceiling) {
+        throw fieldError("validation_failed", [
+          {
+            field: "expiresAt",
+            message: `must be no later than ${iso(ceiling)}, when the token creating it expires (or leave it out to use that)`,
+          },
         ]);
       }
     }
@@ -199,6 +212,7 @@ export class TokenService {
       permissions: granted,
       serverIds: row.server_ids ? (JSON.parse(row.server_ids) as string[]) : null,
       userId: row.created_by,
+      expiresAt: row.expires_at,
     };
   }
 }

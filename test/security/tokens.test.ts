@@ -196,6 +196,37 @@ describe.each(await availableDialects())("a hostile API token on %s", (dialect) 
       expectError(await send(bearer(child.json().token), serverB.id), 403, "server_not_allowed");
     });
 
+    it("cannot create a token that outlives itself: a child ends when its parent does, at the latest", async () => {
+      const inAnHour = new Date(Date.now() + 3_600_000).toISOString();
+      const parent = await t.request(t.admin, {
+        method: "POST",
+        url: "/api/tokens",
+        payload: {
+          name: "expiring",
+          permissions: ["messages.send", "users.manage"],
+          serverIds: [serverA.id],
+          expiresAt: inAnHour,
+        },
+      });
+      expect(parent.statusCode, parent.body).toBe(201);
+      const create = (payload: Record<string, unknown>) =>
+        t.request(bearer(parent.json().token), {
+          method: "POST",
+          url: "/api/tokens",
+          payload: { name: "child", permissions: ["messages.send"], serverIds: [serverA.id], ...payload },
+        });
+      const later = await create({ expiresAt: new Date(Date.now() + 7_200_000).toISOString() });
+      expectError(later, 400, "validation_failed");
+      expect(later.json().message + JSON.stringify(later.json())).toContain("no later than");
+      const unbounded = await create({});
+      expect(unbounded.statusCode, unbounded.body).toBe(201);
+      expect(unbounded.json().expiresAt).toBe(parent.json().expiresAt);
+      const sooner = new Date(Date.now() + 600_000).toISOString();
+      const shorter = await create({ expiresAt: sooner });
+      expect(shorter.statusCode, shorter.body).toBe(201);
+      expect(shorter.json().expiresAt).toBe(sooner);
+    });
+
     it("cannot create an email server (it would be outside its limit)", async () => {
       const token = (
         await t.mailroom.tokens.create(
