@@ -37,6 +37,7 @@ import {
   checkValue,
   destinationProblems,
   isEmptySetting,
+  missingSettings,
   type ParsedSettings,
   parseSettings,
 } from "./settings.js";
@@ -255,6 +256,14 @@ export class EmailServerService {
     for (const [key, value] of Object.entries(parsed.secretChanges)) {
       if (value === null) delete secrets[key];
       else secrets[key] = value;
+    }
+    // A test needs what sending needs: name the missing fields rather than try to connect to nowhere.
+    const missing = missingSettings(driver, parsed.settings, Object.keys(secrets));
+    if (missing.length) {
+      throw fieldError(
+        "validation_failed",
+        missing.map((key) => ({ field: `settings.${key}`, message: "is required to test the server; fill it in first" })),
+      );
     }
     const row: Row = {
       ...freshRow({

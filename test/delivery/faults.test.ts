@@ -282,4 +282,20 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
     // A draft is tested, never saved.
     expect((await t.request(t.admin, { method: "GET", url: "/api/email-servers" })).json().total).toBe(serversBefore);
   });
+
+  it("refuses to test a draft missing a required field, naming it, before connecting anywhere", async () => {
+    const connections = peer.connections;
+    const res = await t.request(t.admin, {
+      method: "POST",
+      url: "/api/email-servers/test",
+      payload: {
+        mode: "check",
+        server: { driver: "smtp", name: "Draft", fromAddress: "app@example.com", settings: { host: " ", port: peer.port } },
+      },
+    });
+    expect(res.statusCode, res.body).toBe(400);
+    expect(res.json()).toMatchObject({ code: "validation_failed", details: [{ field: "settings.host" }] });
+    expect(res.json().message).toContain("required to test");
+    expect(peer.connections).toBe(connections);
+  });
 });
