@@ -1,5 +1,5 @@
 import { MailroomError } from "../kernel/errors.js";
-import { lackedBy, type Permission, type Principal } from "./permissions.js";
+import { lackedBy, type Permission, type Principal, permissionLabels } from "./permissions.js";
 
 /**
  * What a users.manage holder may touch. users.manage is not super admin: a manager who
@@ -11,10 +11,10 @@ import { lackedBy, type Permission, type Principal } from "./permissions.js";
 
 type Manager = Pick<Principal, "superAdmin" | "permissions">;
 
+/** “Edit email servers” (email-servers.update): the form's words, and the key the API takes. */
 function listed(permissions: Permission[]): string {
-  return permissions.length === 1
-    ? permissions[0]
-    : `${permissions.slice(0, -1).join(", ")} and ${permissions[permissions.length - 1]}`;
+  const named = permissions.map((p) => `“${permissionLabels[p]}” (${p})`);
+  return named.length === 1 ? named[0] : `${named.slice(0, -1).join(", ")} and ${named[named.length - 1]}`;
 }
 
 export function userNotManageable(

@@ -11,6 +11,17 @@ export const permissions = [
 
 export type Permission = (typeof permissions)[number];
 
+/** Each permission as the admin UI names it, so that a refusal reads the same as the form. */
+export const permissionLabels: Record<Permission, string> = {
+  "email-servers.view": "View email servers",
+  "email-servers.update": "Edit email servers",
+  "email-servers.test": "Test email servers",
+  "messages.send": "Send and retry messages",
+  "messages.view": "View messages",
+  "users.manage": "Manage users, groups and tokens",
+  "audit.view": "View the audit log",
+};
+
 export function isPermission(value: unknown): value is Permission {
   return typeof value === "string" && (permissions as readonly string[]).includes(value);
 }

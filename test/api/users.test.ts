@@ -108,7 +108,8 @@ describe.each(await availableDialects())("users, groups, tokens and the audit lo
       const seen = (await t.request(manager, { method: "GET", url: `/api/users/${user.id}` })).json();
       expect(seen).toMatchObject({
         manageable: false,
-        notManageableReason: "You cannot change auditor@example.com: they hold audit.view, which you do not have.",
+        notManageableReason:
+          "You cannot change auditor@example.com: they hold “View the audit log” (audit.view), which you do not have.",
         activeTokens: 1,
       });
       const listed = (await t.request(manager, { method: "GET", url: "/api/users?limit=500" })).json();
@@ -120,7 +121,8 @@ describe.each(await availableDialects())("users, groups, tokens and the audit lo
       const groups = (await t.request(manager, { method: "GET", url: "/api/groups" })).json();
       expect(groups.items.find((g: { id: string }) => g.id === auditors.id)).toMatchObject({
         manageable: false,
-        notManageableReason: "You cannot change the group 'Auditors': it grants audit.view, which you do not have.",
+        notManageableReason:
+          "You cannot change the group 'Auditors': it grants “View the audit log” (audit.view), which you do not have.",
       });
     });
 

@@ -47,7 +47,9 @@ describe.each(await availableDialects())("a hostile users.manage holder on %s", 
       payload: { password: "the manager's choice" },
     });
     const body = expectError(res, 403, "user_not_manageable");
-    expect(body.message).toBe(`You cannot change ${target.email}: they hold email-servers.update, which you do not have.`);
+    expect(body.message).toBe(
+      `You cannot change ${target.email}: they hold “Edit email servers” (email-servers.update), which you do not have.`,
+    );
     expect(body.details).toEqual({ permissions: ["email-servers.update"] });
     expectError(
       await t.request(null, {
