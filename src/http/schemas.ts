@@ -136,9 +136,14 @@ const MessageSource = Type.Object(
   { $id: "MessageSource" },
 );
 
+const MessageStatus = oneOf(["queued", "sending", "sent", "failed", "held"]);
+
+/** A message just queued (one, a batch's each, a released capture): 202 once it is stored. */
+const Queued = Type.Object({ id: Type.String(), status: MessageStatus }, { $id: "Queued" });
+
 const messageProperties = {
   id: Type.String(),
-  status: oneOf(["queued", "sending", "sent", "failed", "held"]),
+  status: MessageStatus,
   server: Named,
   from: ref("Address"),
   to: Type.Array(ref("Address")),
@@ -343,6 +348,115 @@ const Info = Type.Object(
   { $id: "Info" },
 );
 
+/** A sign-in: the session's CSRF token; mustChangePassword: the password was one-time. */
+const SignedIn = Type.Object(
+  { user: ref("User"), csrfToken: Type.String(), mustChangePassword: Type.Boolean() },
+  { $id: "SignedIn" },
+);
+
+/** Who calls: a session's user with its CSRF token, or an API token's own description. */
+const Me = Type.Object(
+  {
+    user: Type.Optional(ref("User")),
+    csrfToken: Type.Optional(nullable(Type.String())),
+    token: Type.Optional(
+      Type.Object({
+        id: Type.String(),
+        label: Type.String(),
+        permissions: Type.Array(PermissionName),
+        serverIds: nullable(Type.Array(Type.String())),
+      }),
+    ),
+  },
+  { $id: "Me" },
+);
+
+/** One step of a server test (src/kernel/transport.ts TestStep). */
+const TestStep = Type.Object(
+  {
+    step: Type.String(),
+    ok: Type.Boolean(),
+    ms: Type.Integer(),
+    detail: Type.String(),
+    /** Passed, with a risk the admin should weigh (e.g. no encryption). */
+    warning: Type.Optional(Type.Boolean()),
+  },
+  { $id: "TestStep" },
+);
+
+/** A server test's report (src/queue/server-test.ts TestReport), secrets removed from the transcript. */
+const TestReport = Type.Object(
+  {
+    ok: Type.Boolean(),
+    mode: oneOf(["check", "send"]),
+    steps: Type.Array(ref("TestStep")),
+    transcript: Type.Array(Type.String()),
+    /** The failure: its catalogue code, what happened, the fix, and the server's own words. */
+    error: Type.Optional(
+      Type.Object({
+        code: Type.String(),
+        message: Type.String(),
+        hint: Type.String(),
+        remote: Type.Optional(
+          Type.Object({
+            code: Type.Optional(Type.Integer()),
+            command: Type.Optional(Type.String()),
+            response: Type.Optional(Type.String()),
+          }),
+        ),
+      }),
+    ),
+    messageId: Type.Optional(Type.String()),
+    /** The test email's entry in the delivery log. */
+    logId: Type.Optional(Type.String()),
+    /** What the server called it (a Capture server: the captured message's id). */
+    providerMessageId: Type.Optional(Type.String()),
+  },
+  { $id: "TestReport" },
+);
+
+/** "Check now": the report (null while another process probes the server) and the server after it. */
+const ServerChecked = Type.Object({ report: nullable(ref("TestReport")), server: ref("EmailServer") }, { $id: "ServerChecked" });
+
+/** The provider's sign-in page for "Authorize account", and when the offer ends. */
+const AuthorizationStart = Type.Object(
+  { authorizationUrl: Type.String(), expiresAt: Type.String() },
+  { $id: "AuthorizationStart" },
+);
+
+/** A disconnected account: whether the provider revoked the grant, and what to know if not. */
+const Disconnected = Type.Object(
+  { server: ref("EmailServer"), revoked: Type.Boolean(), notice: nullable(Type.String()) },
+  { $id: "Disconnected" },
+);
+
+/** What an application needs to send over SMTP submission; never a secret. */
+const SmtpSubmission = Type.Object(
+  {
+    enabled: Type.Boolean(),
+    host: Type.String(),
+    port: nullable(Type.Integer()),
+    tlsPort: nullable(Type.Integer()),
+    maxSize: Type.Integer(),
+    maxRecipients: Type.Integer(),
+    fingerprint: nullable(Type.String()),
+    selfSigned: Type.Boolean(),
+  },
+  { $id: "SmtpSubmission" },
+);
+
+/** The audit log's filter choices: the actions it holds, and each actor with their latest label. */
+const AuditFilters = Type.Object(
+  {
+    actions: Type.Array(Type.String()),
+    actors: Type.Array(Type.Object({ type: Type.String(), id: Type.String(), label: Type.String() })),
+  },
+  { $id: "AuditFilters" },
+);
+
+/** How many captured messages were deleted. */
+const CapturedDeleted = Type.Object({ deleted: Type.Integer() }, { $id: "CapturedDeleted" });
+
 /** Every response shape, added to the app before its routes so they can refer to them by $id. */
 export const responseSchemas = [
   ErrorSchema,
@@ -367,6 +481,17 @@ export const responseSchemas = [
   StatsRange,
   Stats,
   Info,
+  Queued,
+  SignedIn,
+  Me,
+  TestStep,
+  TestReport,
+  ServerChecked,
+  AuthorizationStart,
+  Disconnected,
+  SmtpSubmission,
+  AuditFilters,
+  CapturedDeleted,
 ];
 
 /** A route's replies: its success shape, and the error body of every failure. */

@@ -1,5 +1,5 @@
 import { type ReactNode, useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { ApiError, api, setCsrfToken, setUnauthenticatedHandler, type User } from "./api";
+import { ApiError, api, type Me, setCsrfToken, setUnauthenticatedHandler, type User } from "./api";
 import { ConfirmHost } from "./components/Confirm";
 import { Layout } from "./components/Layout";
 import { Loading } from "./components/ui";
@@ -18,11 +18,6 @@ import { TokensPage } from "./pages/Tokens";
 import { UsersPage } from "./pages/Users";
 import { match, navigate, useLocation } from "./router";
 import { canDo, type Session, SessionContext } from "./session";
-
-interface Me {
-  user?: User;
-  csrfToken?: string | null;
-}
 
 export function App() {
   const [user, setUser] = useState<User | null | undefined>(undefined);

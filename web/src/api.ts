@@ -50,27 +50,22 @@ export type EmailServer = Schemas["EmailServer"];
 export type ServerStatus = EmailServer["status"];
 export type ServerDelivery = Schemas["ServerDelivery"];
 
-export interface TestStep {
-  step: string;
-  ok: boolean;
-  ms: number;
-  detail: string;
-  /** Passed, with a risk the admin should weigh (e.g. no encryption). */
-  warning?: boolean;
-}
-
-export interface TestReport {
-  ok: boolean;
-  mode: "check" | "send";
-  steps: TestStep[];
-  transcript: string[];
-  messageId?: string;
-  /** The test email's entry in the delivery log. */
-  logId?: string;
-  /** What the server called it (a Capture server: the captured message's id). */
-  providerMessageId?: string;
-  error?: { code: string; message: string; hint: string; remote?: { code?: number; command?: string; response?: string } };
-}
+export type TestStep = Schemas["TestStep"];
+/** A server test: its steps, the redacted transcript, and the failure with its hint. */
+export type TestReport = Schemas["TestReport"];
+/** "Check now": the report (null while another process probes) and the server after it. */
+export type ServerChecked = Schemas["ServerChecked"];
+/** A sign-in; mustChangePassword: the password was one-time. */
+export type SignedIn = Schemas["SignedIn"];
+/** Who is signed in: a session's user with its CSRF token (an API token gets `token` instead). */
+export type Me = Schemas["Me"];
+export type AuthorizationStart = Schemas["AuthorizationStart"];
+export type Disconnected = Schemas["Disconnected"];
+export type SmtpSubmission = Schemas["SmtpSubmission"];
+export type AuditFilters = Schemas["AuditFilters"];
+export type CapturedDeleted = Schemas["CapturedDeleted"];
+/** A message just queued: its id and status. */
+export type Queued = Schemas["Queued"];
 
 export type Address = Schemas["Address"];
 export type Message = Schemas["Message"];
@@ -98,6 +93,7 @@ export type ServerSeries = StatsRange["series"][number];
 export type Stats = Schemas["Stats"];
 export type AuditEntry = Schemas["AuditEntry"];
 
+/** `{ items, total }`: every list the API answers (listOf in src/http/schemas.ts). */
 export interface List<T> {
   items: T[];
   total: number;
@@ -171,7 +167,7 @@ async function send(method: string, path: string, body: unknown, accept: string)
 }
 
 function failure(response: Response, path: string, data: unknown): ApiError {
-  const e = (data ?? {}) as { code?: string; message?: string; details?: unknown };
+  const e = (data ?? {}) as Partial<Schemas["Error"]>;
   // A session whose password someone else set can do nothing until it is changed: the
   // sign-in page asks for the new one.
   if ((response.status === 401 && !path.startsWith("/api/auth/login")) || e.code === "password_change_required") {
@@ -212,7 +208,7 @@ export async function streamTest(path: string, body: unknown, onStep: (step: Tes
       const line = JSON.parse(buffered.slice(0, end)) as
         | { type: "step"; step: TestStep }
         | { type: "report"; report: TestReport }
-        | { type: "error"; error: { code: string; message: string } };
+        | { type: "error"; error: Schemas["Error"] };
       buffered = buffered.slice(end + 1);
       if (line.type === "step") onStep(line.step);
       else if (line.type === "report") return line.report;

@@ -4,7 +4,7 @@ import type { Mailroom } from "../../app.js";
 import { MailroomError } from "../../kernel/errors.js";
 import { iso } from "../../kernel/ids.js";
 import type { AuditLogTable } from "../../storage/schema.js";
-import { listOf, listQueryProperties, replies } from "../schemas.js";
+import { listOf, listQueryProperties, ref, replies } from "../schemas.js";
 
 const AuditQuery = Type.Object(
   {
@@ -139,7 +139,13 @@ export function auditRoutes(app: FastifyInstance, mailroom: Mailroom): void {
 
   app.get(
     "/api/audit/filters",
-    { schema: { tags: ["audit"], summary: "The actions and the actors the audit log holds, for its filters" } },
+    {
+      schema: {
+        tags: ["audit"],
+        summary: "The actions and the actors the audit log holds, for its filters",
+        response: replies(200, ref("AuditFilters")),
+      },
+    },
     async () => {
       const actions = await db.selectFrom("audit_log").select("action").distinct().orderBy("action").execute();
       // An actor's latest label (a user renamed keeps one entry).

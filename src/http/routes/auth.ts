@@ -6,6 +6,7 @@ import type { CountedAttempt, SignInThrottle } from "../../auth/throttle.js";
 import { writeAudit } from "../../core/audit.js";
 import { fieldError, MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePrincipal } from "../auth.js";
+import { ref, replies } from "../schemas.js";
 
 export function authRoutes(app: FastifyInstance, mailroom: Mailroom, throttle: SignInThrottle): void {
   const secureCookie = mailroom.ctx.config.publicUrl.startsWith("https:");
@@ -40,6 +41,7 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, throttle: S
           { email: Type.String({ maxLength: 254 }), password: Type.String({ maxLength: 1024 }) },
           { additionalProperties: false },
         ),
+        response: replies(200, ref("SignedIn")),
       },
     },
     async (request, reply) => {
@@ -78,22 +80,26 @@ export function authRoutes(app: FastifyInstance, mailroom: Mailroom, throttle: S
     return reply.status(204).send();
   });
 
-  app.get("/api/auth/me", { schema: { tags: ["auth"], summary: "Who is signed in, with the CSRF token" } }, async (request) => {
-    const principal = requirePrincipal(request);
-    if (principal.kind === "token") {
-      return {
-        token: {
-          id: principal.id,
-          label: principal.label,
-          permissions: [...principal.permissions],
-          serverIds: principal.serverIds,
-        },
-      };
-    }
-    const cookie = request.cookies[SESSION_COOKIE] as string;
-    const session = await mailroom.sessions.find(cookie);
-    return { user: await mailroom.users.get(principal.id), csrfToken: session?.csrfToken ?? null };
-  });
+  app.get(
+    "/api/auth/me",
+    { schema: { tags: ["auth"], summary: "Who is signed in, with the CSRF token", response: replies(200, ref("Me")) } },
+    async (request) => {
+      const principal = requirePrincipal(request);
+      if (principal.kind === "token") {
+        return {
+          token: {
+            id: principal.id,
+            label: principal.label,
+            permissions: [...principal.permissions],
+            serverIds: principal.serverIds,
+          },
+        };
+      }
+      const cookie = request.cookies[SESSION_COOKIE] as string;
+      const session = await mailroom.sessions.find(cookie);
+      return { user: await mailroom.users.get(principal.id), csrfToken: session?.csrfToken ?? null };
+    },
+  );
 
   app.post(
     "/api/auth/password",

@@ -82,7 +82,14 @@ export function captureRoutes(app: FastifyInstance, mailroom: Mailroom): void {
 
   app.delete(
     "/api/capture/:serverId/messages",
-    { schema: { tags, summary: "Delete every message a Capture server kept", params: ServerParams } },
+    {
+      schema: {
+        tags,
+        summary: "Delete every message a Capture server kept",
+        params: ServerParams,
+        response: replies(200, ref("CapturedDeleted")),
+      },
+    },
     async (request) => {
       const serverId = await captureServerId((request.params as { serverId: string }).serverId);
       const deleted = await deleteAllCaptured(dataDir, serverId);
@@ -184,6 +191,7 @@ export function captureRoutes(app: FastifyInstance, mailroom: Mailroom): void {
           },
           { additionalProperties: false },
         ),
+        response: replies(202, ref("Queued")),
       },
     },
     async (request, reply) => {

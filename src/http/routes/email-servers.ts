@@ -103,6 +103,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
         summary:
           "Check now: probe the server (connect, TLS, login, no mail); for a failing server a pass makes it ready and releases its held mail",
         params: IdParams,
+        response: replies(200, ref("ServerChecked")),
       },
     },
     async (request) => {

@@ -78,6 +78,7 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         tags,
         summary: "Queue one message; 202 once it is stored. The same idempotencyKey within 24 hours returns the first message.",
         body: MessageBody,
+        response: replies(202, ref("Queued")),
       },
     },
     async (request, reply) => {
@@ -98,6 +99,7 @@ export function messageRoutes(app: FastifyInstance, mailroom: Mailroom): void {
           { messages: Type.Array(MessageBody, { minItems: 1, maxItems: MAX_BATCH }) },
           { additionalProperties: false },
         ),
+        response: replies(202, listOf("Queued")),
       },
     },
     async (request, reply) => {

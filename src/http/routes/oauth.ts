@@ -5,7 +5,7 @@ import { MailroomError } from "../../kernel/errors.js";
 import { STATE_TTL_MS } from "../../oauth/flow.js";
 import { providers } from "../../oauth/providers/index.js";
 import { actorOf } from "../auth.js";
-import { IdParams } from "../schemas.js";
+import { IdParams, ref, replies } from "../schemas.js";
 
 const tags = ["email servers"];
 
@@ -22,6 +22,7 @@ export function oauthRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         tags,
         summary: "Start 'Authorize account': returns the provider's sign-in URL (valid 10 minutes, this session only)",
         params: IdParams,
+        response: replies(200, ref("AuthorizationStart")),
       },
     },
     async (request, reply) => {
@@ -51,7 +52,14 @@ export function oauthRoutes(app: FastifyInstance, mailroom: Mailroom): void {
 
   app.delete(
     "/api/email-servers/:id/oauth",
-    { schema: { tags, summary: "Disconnect: revoke the grant at the provider and forget the tokens", params: IdParams } },
+    {
+      schema: {
+        tags,
+        summary: "Disconnect: revoke the grant at the provider and forget the tokens",
+        params: IdParams,
+        response: replies(200, ref("Disconnected")),
+      },
+    },
     async (request) => flow.disconnect((request.params as { id: string }).id, actorOf(request)),
   );
 

@@ -8,7 +8,7 @@ import type { TestStep } from "../../kernel/transport.js";
 import { isEmailAddress } from "../../kernel/validate.js";
 import { type TestReport, testServer } from "../../queue/server-test.js";
 import { requirePrincipal, requireServerAccess } from "../auth.js";
-import { IdParams } from "../schemas.js";
+import { IdParams, ref, replies } from "../schemas.js";
 
 const modeFields = {
   mode: Type.Union([Type.Literal("check"), Type.Literal("send")]),
@@ -103,6 +103,8 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
         summary: "Test a saved server: 'check' proves connection and login without sending; 'send' also sends a test message",
         params: IdParams,
         body: Type.Object(modeFields, { additionalProperties: false }),
+        // The JSON answer; a streamed one (application/x-ndjson) is written as it comes, unserialized.
+        response: replies(200, ref("TestReport")),
       },
     },
     async (request, reply) => {
@@ -140,6 +142,7 @@ export function serverTestRoutes(app: FastifyInstance, mailroom: Mailroom): void
           },
           { additionalProperties: false },
         ),
+        response: replies(200, ref("TestReport")),
       },
     },
     async (request, reply) => {

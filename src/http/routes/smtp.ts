@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Mailroom } from "../../app.js";
+import { ref, replies } from "../schemas.js";
 
 /** What an application needs to send over SMTP: where, how secured, how big. Never a secret. */
 export interface SmtpSubmissionView {
@@ -19,7 +20,13 @@ export interface SmtpSubmissionView {
 export function smtpRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   app.get(
     "/api/smtp-submission",
-    { schema: { tags: ["messages"], summary: "The settings an application uses to send over SMTP submission" } },
+    {
+      schema: {
+        tags: ["messages"],
+        summary: "The settings an application uses to send over SMTP submission",
+        response: replies(200, ref("SmtpSubmission")),
+      },
+    },
     async (): Promise<SmtpSubmissionView> => {
       const { smtp } = mailroom;
       const { config } = mailroom.ctx;

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { errorCatalogue } from "../../../src/kernel/errors.js";
-import { api, type EmailServer, errorMessage, query, type TestReport } from "../api";
+import { api, type EmailServer, errorMessage, query, type ServerChecked } from "../api";
 import { Link } from "../router";
 import { Time, timeAgo } from "./ui";
 
@@ -27,10 +27,7 @@ export function DeliveryState({
     setChecking(true);
     setOutcome(null);
     try {
-      const result = await api<{ report: TestReport | null; server: EmailServer }>(
-        "POST",
-        `/api/email-servers/${encodeURIComponent(server.id)}/probe`,
-      );
+      const result = await api<ServerChecked>("POST", `/api/email-servers/${encodeURIComponent(server.id)}/probe`);
       setOutcome(
         result.report === null
           ? "A check is already running; its result shows here when it ends."

@@ -3,7 +3,15 @@
  * authorize the account at the provider, then see (and end) the grant.
  */
 import { type ReactNode, useState } from "react";
-import { api, type Driver, type DriverField, type EmailServer, errorMessage } from "../api";
+import {
+  type AuthorizationStart,
+  api,
+  type Disconnected,
+  type Driver,
+  type DriverField,
+  type EmailServer,
+  errorMessage,
+} from "../api";
 import { confirmDialog } from "./Confirm";
 import { Alert, CopyButton, formatTime } from "./ui";
 
@@ -114,7 +122,7 @@ export function OAuthPanel({
     try {
       const id = dirty || !saved ? await saveFirst() : saved.id;
       if (!id) return;
-      const { authorizationUrl } = await api<{ authorizationUrl: string }>(
+      const { authorizationUrl } = await api<AuthorizationStart>(
         "POST",
         `/api/email-servers/${encodeURIComponent(id)}/oauth/authorize`,
       );
@@ -138,10 +146,7 @@ export function OAuthPanel({
     setBusy(true);
     setError(null);
     try {
-      const result = await api<{ revoked: boolean; notice: string | null }>(
-        "DELETE",
-        `/api/email-servers/${encodeURIComponent(saved.id)}/oauth`,
-      );
+      const result = await api<Disconnected>("DELETE", `/api/email-servers/${encodeURIComponent(saved.id)}/oauth`);
       setNotice(result.notice ?? `Disconnected: ${provider.label} revoked Mailroom’s access.`);
       await onChanged();
     } catch (e) {

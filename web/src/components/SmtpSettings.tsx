@@ -1,16 +1,6 @@
 /** The settings an app that speaks only SMTP needs to send with a token (shown beside a new token). */
-import { api } from "../api";
+import { api, type SmtpSubmission } from "../api";
 import { formatBytes, useLoad } from "./ui";
-
-interface SmtpSubmission {
-  enabled: boolean;
-  host: string;
-  port: number | null;
-  tlsPort: number | null;
-  maxSize: number;
-  fingerprint: string | null;
-  selfSigned: boolean;
-}
 
 export function SmtpSettings({ tokenName }: { tokenName: string }) {
   const { data } = useLoad(() => api<SmtpSubmission>("GET", "/api/smtp-submission"), []);

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { type AuditEntry, api, type List, query } from "../api";
+import { type AuditEntry, type AuditFilters, api, type List, query } from "../api";
 import { ErrorAlert, Loading, Pager, PageTitle, Time, useLoad } from "../components/ui";
 import { Link } from "../router";
 
@@ -89,11 +89,6 @@ function Target({ entry }: { entry: AuditEntry }) {
       {to ? <Link to={to}>{name}</Link> : <strong>{name}</strong>}
     </span>
   );
-}
-
-interface AuditFilters {
-  actions: string[];
-  actors: { type: string; id: string; label: string }[];
 }
 
 /** datetime-local wants "YYYY-MM-DDTHH:MM" in local time; the API wants ISO. */

@@ -2,11 +2,13 @@ import { type FormEvent, useEffect, useState } from "react";
 import {
   ApiError,
   api,
+  type CapturedDeleted,
   type CapturedMessage,
   type CapturedSummary,
   type EmailServer,
   errorMessage,
   type List,
+  type Queued,
   query,
 } from "../api";
 import { CapturePreview } from "../components/CapturePreview";
@@ -95,7 +97,7 @@ export function CapturePage({ serverId }: { serverId?: string }) {
     });
     if (!ok) return;
     try {
-      const { deleted } = await api<{ deleted: number }>("DELETE", capturePath(chosen));
+      const { deleted } = await api<CapturedDeleted>("DELETE", capturePath(chosen));
       setNotice({ kind: "success", text: `Deleted ${deleted} captured ${deleted === 1 ? "message" : "messages"}.` });
       go({ offset: 0 });
       await captured.reload();
@@ -269,7 +271,7 @@ function ReleaseForm({ path, message, canListServers }: { path: string; message:
   const [server, setServer] = useState("");
   const [to, setTo] = useState(original);
   const [busy, setBusy] = useState(false);
-  const [result, setResult] = useState<{ id: string } | null>(null);
+  const [result, setResult] = useState<Queued | null>(null);
   const [error, setError] = useState<unknown>(null);
   const chosen = server || servers.data?.find((s) => s.isDefault)?.name || servers.data?.[0]?.name || "";
 
@@ -285,7 +287,7 @@ function ReleaseForm({ path, message, canListServers }: { path: string; message:
         .map((a) => a.trim())
         .filter(Boolean);
       setResult(
-        await api<{ id: string }>("POST", `${path}/release`, {
+        await api<Queued>("POST", `${path}/release`, {
           server: chosen,
           ...(recipients.length ? { to: recipients } : {}),
         }),

@@ -1,13 +1,7 @@
 import { type FormEvent, useState } from "react";
-import { ApiError, api, setCsrfToken, type User } from "../api";
+import { ApiError, api, type SignedIn, setCsrfToken, type User } from "../api";
 import { Alert, PageTitle } from "../components/ui";
 import { NewPasswordFields, newPasswordProblems } from "./Account";
-
-interface LoginReply {
-  user: User;
-  csrfToken: string;
-  mustChangePassword: boolean;
-}
 
 export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSignedIn: (user: User, csrf: string) => void }) {
   const [email, setEmail] = useState("");
@@ -22,7 +16,7 @@ export function SignInPage({ notice, onSignedIn }: { notice: string | null; onSi
     setBusy(true);
     setError(null);
     try {
-      const result = await api<LoginReply>("POST", "/api/auth/login", { email, password });
+      const result = await api<SignedIn>("POST", "/api/auth/login", { email, password });
       if (result.mustChangePassword) {
         setCsrfToken(result.csrfToken);
         setOneTime(password);
@@ -138,7 +132,7 @@ function ChooseOwnPassword({
     try {
       // Changing it ends every session, this one too: sign in again with the new password.
       await api("POST", "/api/auth/password", { currentPassword: oneTimePassword, newPassword: next });
-      const result = await api<LoginReply>("POST", "/api/auth/login", { email, password: next });
+      const result = await api<SignedIn>("POST", "/api/auth/login", { email, password: next });
       onSignedIn(result.user, result.csrfToken);
     } catch (e) {
       if (e instanceof ApiError && Object.keys(e.fields).length) setErrors(e.fields);
