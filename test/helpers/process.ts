@@ -12,8 +12,8 @@ export interface MailroomProcess {
 
 const BIN = path.resolve("bin/mailroom.js");
 
-/** Starts `mailroom serve` as a real process (dist/ is built by test/global-setup.ts). */
-export async function spawnMailroom(env: Record<string, string>, timeoutMs = 20_000): Promise<MailroomProcess> {
+/** Starts `mailroom serve` as a real process (dist/ is built by test/global-setup.ts). The limit only ends a start that hangs: a loaded machine can take 20 s. */
+export async function spawnMailroom(env: Record<string, string>, timeoutMs = 60_000): Promise<MailroomProcess> {
   const child = spawn(process.execPath, [BIN, "serve"], {
     env: { ...process.env, MAILROOM_PORT: "0", MAILROOM_SMTP_PORT: "0", MAILROOM_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
