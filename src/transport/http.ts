@@ -39,11 +39,11 @@ export interface RemoteResponse {
 export interface ProviderRequest {
   /** The provider's name, for messages: "Mailgun". */
   provider: string;
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "PUT";
   /** Built with new URL(), never by concatenating settings. */
   url: URL;
   headers?: Record<string, string>;
-  body?: string | FormData;
+  body?: string | FormData | Uint8Array;
   timeoutMs?: number;
   /** Values that must never appear in a transcript or a kept response (keys, tokens). */
   secrets: string[];
@@ -82,7 +82,8 @@ export async function callProvider(request: ProviderRequest): Promise<ProviderRe
     raw = await fetch(url, {
       method: request.method,
       headers: request.headers,
-      body: request.body,
+      // A Buffer is a Uint8Array, which fetch sends as is; its types know only the ArrayBuffer-backed kind.
+      body: request.body as BodyInit | undefined,
       signal: AbortSignal.timeout(timeoutMs),
       // A redirect would carry our custom auth headers elsewhere; provider APIs never redirect.
       redirect: "manual",
