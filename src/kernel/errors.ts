@@ -176,6 +176,26 @@ export const errorCatalogue = {
       "SES has not verified the from address or domain (MessageRejected): verify it in the SES console, and in the sandbox the recipient too.",
   },
   ses_message_rejected: { status: 502, summary: "SES rejected the message; the response says why." },
+  graph_access_denied: {
+    status: 502,
+    summary:
+      "Microsoft Graph refused access to the mailbox (403 ErrorAccessDenied): an application access policy or RBAC for Applications leaves it out, or the account may not send as it; widen the policy or send as an allowed mailbox.",
+  },
+  graph_mailbox_not_enabled: {
+    status: 502,
+    summary:
+      "Microsoft Graph cannot use this mailbox (MailboxNotEnabledForRESTAPI): it is on-premises, inactive, shared without a license, or not in Exchange Online; use an Exchange Online mailbox.",
+  },
+  gmail_api_scope_missing: {
+    status: 502,
+    summary:
+      "The Gmail API refused the token (403 insufficientPermissions): it lacks the gmail.send scope; authorize the account again and allow sending email.",
+  },
+  gmail_api_not_enabled: {
+    status: 502,
+    summary:
+      "The Gmail API is not enabled in the OAuth client's Google Cloud project (403 accessNotConfigured): enable it under APIs & Services → Library, then retry.",
+  },
   sendmail_not_found: {
     status: 502,
     summary:

@@ -19,7 +19,10 @@ export function oauthOf(row: EmailServersTable): { driver: Driver; provider: OAu
 }
 
 /** What a server's driver asks its provider for, and which granted scope proves it may send. */
-export function oauthScopesOf(driver: Driver, provider: OAuthProvider): { request: readonly string[]; sending: readonly string[] } {
+export function oauthScopesOf(
+  driver: Driver,
+  provider: OAuthProvider,
+): { request: readonly string[]; sending: readonly string[] } {
   return driver.oauthScopes ?? { request: provider.scopes, sending: [provider.smtpScope] };
 }
 

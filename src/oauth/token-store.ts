@@ -261,7 +261,11 @@ export class TokenStore {
         timeoutSeconds: this.timeoutSeconds,
       });
       const refreshToken = this.ctx.secrets.decrypt(claimed.refresh_token);
-      result = await oidc.refreshTokenGrant(client.config, refreshToken, provider.refreshParameters(oauthScopesOf(driver, provider).request));
+      result = await oidc.refreshTokenGrant(
+        client.config,
+        refreshToken,
+        provider.refreshParameters(oauthScopesOf(driver, provider).request),
+      );
       // The refresh answer's ID token (if any) is not needed: the account is known.
       client.takeIdToken();
     } catch (error) {
