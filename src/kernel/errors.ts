@@ -224,7 +224,7 @@ export const errorCatalogue = {
   // OAuth: "Authorize account" and its callback (the summary is the fix shown to the admin)
   oauth_not_supported: {
     status: 409,
-    summary: "This server's driver does not sign in with OAuth; only Gmail and Microsoft 365 do.",
+    summary: "This server's driver does not sign in with OAuth; only the Google and Microsoft drivers do.",
   },
   oauth_client_missing: {
     status: 409,
@@ -259,7 +259,7 @@ export const errorCatalogue = {
   oauth_scope_missing: {
     status: 400,
     summary:
-      "The provider did not grant what SMTP needs (Gmail: https://mail.google.com/; Microsoft: SMTP.Send): add it to the consent screen or API permissions, authorize again and tick every box.",
+      "The provider did not grant the driver's sending scope (Gmail SMTP: https://mail.google.com/; Gmail API: gmail.send; Microsoft 365: SMTP.Send; Microsoft Graph: Mail.Send): add it to the consent screen or API permissions, authorize again and tick every box.",
   },
   oauth_redirect_uri_mismatch: {
     status: 400,
