@@ -76,7 +76,13 @@ export async function startGmailApiPeer(account: string): Promise<GmailApiPeer> 
     res.writeHead(status, { "Content-Type": "application/json; charset=UTF-8", ...headers });
     res.end(JSON.stringify(body));
   };
-  const error = (res: http.ServerResponse, status: number, reason: string, message: string, headers: Record<string, string> = {}) =>
+  const error = (
+    res: http.ServerResponse,
+    status: number,
+    reason: string,
+    message: string,
+    headers: Record<string, string> = {},
+  ) =>
     answer(
       res,
       status,
@@ -84,7 +90,7 @@ export async function startGmailApiPeer(account: string): Promise<GmailApiPeer> 
       headers,
     );
 
-  function handle(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
+  function handle(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) {
     const url = new URL(req.url ?? "/", peer.url);
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     peer.requests.push({ method: req.method ?? "", path: `${url.pathname}${url.search}`, token });
@@ -95,20 +101,28 @@ export async function startGmailApiPeer(account: string): Promise<GmailApiPeer> 
       return error(res, 403, "accessNotConfigured", "Gmail API has not been used in project 1234 before or it is disabled.");
     }
     if (req.method === "GET" && url.pathname === "/gmail/v1/users/me/profile") {
-      if (!peer.profileReadable) return error(res, 403, "insufficientPermissions", "Request had insufficient authentication scopes.");
+      if (!peer.profileReadable)
+        return error(res, 403, "insufficientPermissions", "Request had insufficient authentication scopes.");
       return answer(res, 200, { emailAddress: peer.account, messagesTotal: 12, threadsTotal: 9, historyId: "4711" });
     }
     const simple = url.pathname === "/gmail/v1/users/me/messages/send";
     const media = url.pathname === "/upload/gmail/v1/users/me/messages/send";
     if (req.method !== "POST" || !(simple || media)) return error(res, 404, "notFound", "Not Found");
-    if (peer.state === "scope_missing") return error(res, 403, "insufficientPermissions", "Request had insufficient authentication scopes.");
+    if (peer.state === "scope_missing")
+      return error(res, 403, "insufficientPermissions", "Request had insufficient authentication scopes.");
     const fault = peer.faults.shift();
     if (fault) return error(res, fault.status, fault.reason, fault.message, fault.headers);
 
     let mime: Buffer;
     if (simple) {
       const raw = (JSON.parse(body.toString("utf8") || "{}") as { raw?: unknown }).raw;
-      if (typeof raw !== "string" || raw === "") return error(res, 400, "invalidArgument", "'raw' RFC822 payload message string or uploading message via /upload/* URL required");
+      if (typeof raw !== "string" || raw === "")
+        return error(
+          res,
+          400,
+          "invalidArgument",
+          "'raw' RFC822 payload message string or uploading message via /upload/* URL required",
+        );
       mime = Buffer.from(raw, "base64url");
     } else {
       if (url.searchParams.get("uploadType") !== "media") return error(res, 400, "badRequest", "Invalid upload type.");

@@ -40,6 +40,8 @@ export interface GraphSent {
 }
 
 export interface GraphFault {
+  /** The request it answers; any send request (sendMail, draft, send) when absent. */
+  on?: "sendMail" | "draft" | "send";
   status: number;
   headers?: Record<string, string>;
   code: string;
@@ -94,9 +96,14 @@ export async function startGraphPeer(): Promise<GraphPeer> {
     res.end(body === undefined ? undefined : JSON.stringify(body));
   };
   const error = (res: http.ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}) =>
-    answer(res, status, { error: { code, message, innerError: { date: new Date().toISOString(), "request-id": randomUUID() } } }, headers);
+    answer(
+      res,
+      status,
+      { error: { code, message, innerError: { date: new Date().toISOString(), "request-id": randomUUID() } } },
+      headers,
+    );
 
-  function handle(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
+  function handle(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) {
     const url = new URL(req.url ?? "/", peer.url);
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     peer.requests.push({ method: req.method ?? "", path: url.pathname, token });
@@ -104,9 +111,11 @@ export async function startGraphPeer(): Promise<GraphPeer> {
     // Upload sessions: pre-authorized URLs; Graph answers 401 to a request that carries a token.
     const upload = /^\/upload\/([\w-]+)$/.exec(url.pathname);
     if (upload && req.method === "PUT") {
-      if (req.headers.authorization) return error(res, 401, "InvalidAuthenticationToken", "Do not send an Authorization header to an upload URL.");
+      if (req.headers.authorization)
+        return error(res, 401, "InvalidAuthenticationToken", "Do not send an Authorization header to an upload URL.");
       const session = sessions.get(upload[1]);
-      if (!session || url.searchParams.get("authtoken") !== upload[1]) return error(res, 404, "itemNotFound", "The upload session does not exist.");
+      if (!session || url.searchParams.get("authtoken") !== upload[1])
+        return error(res, 404, "itemNotFound", "The upload session does not exist.");
       const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers["content-range"] ?? ""));
       if (!range || Number(range[1]) !== session.next || Number(range[3]) !== session.size) {
         return error(res, 416, "invalidRange", `Expected the range starting at ${session.next}.`);
@@ -118,9 +127,18 @@ export async function startGraphPeer(): Promise<GraphPeer> {
       }
       session.received.push(body);
       session.next = to + 1;
-      if (!last) return answer(res, 200, { expirationDateTime: new Date(Date.now() + 900_000).toISOString(), nextExpectedRanges: [`${session.next}-`] });
+      if (!last)
+        return answer(res, 200, {
+          expirationDateTime: new Date(Date.now() + 900_000).toISOString(),
+          nextExpectedRanges: [`${session.next}-`],
+        });
       sessions.delete(upload[1]);
-      session.draft.uploaded.push({ name: session.name, size: session.size, content: Buffer.concat(session.received), chunks: session.received.length });
+      session.draft.uploaded.push({
+        name: session.name,
+        size: session.size,
+        content: Buffer.concat(session.received),
+        chunks: session.received.length,
+      });
       return answer(res, 201, undefined, { Location: `${peer.url}/attachments/${randomUUID()}` });
     }
 
@@ -134,18 +152,27 @@ export async function startGraphPeer(): Promise<GraphPeer> {
     const state = peer.mailboxes.get(mailbox) ?? "ok";
 
     if (req.method === "GET" && rest === "") {
-      if (!peer.userReadGranted) return error(res, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+      if (!peer.userReadGranted)
+        return error(res, 403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
       return answer(res, 200, { id: randomUUID(), mail: mailbox, userPrincipalName: mailbox });
     }
     if (state === "not_enabled") {
-      return error(res, 404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is hosted on-premise.");
+      return error(
+        res,
+        404,
+        "MailboxNotEnabledForRESTAPI",
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+      );
     }
-    if (state === "access_denied") return error(res, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.");
+    if (state === "access_denied")
+      return error(res, 403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.");
 
-    const fault = () => {
-      const next = peer.faults.shift();
-      if (next) error(res, next.status, next.code, next.message, next.headers);
-      return next !== undefined;
+    const fault = (on: NonNullable<GraphFault["on"]>) => {
+      const index = peer.faults.findIndex((f) => f.on === undefined || f.on === on);
+      if (index < 0) return false;
+      const [next] = peer.faults.splice(index, 1);
+      error(res, next.status, next.code, next.message, next.headers);
+      return true;
     };
     const mimeOf = (): Buffer | undefined => {
       if (!String(req.headers["content-type"] ?? "").startsWith("text/plain")) {
@@ -160,14 +187,14 @@ export async function startGraphPeer(): Promise<GraphPeer> {
     };
 
     if (req.method === "POST" && rest === "/sendMail") {
-      if (fault()) return;
+      if (fault("sendMail")) return;
       const mime = mimeOf();
       if (!mime) return;
       peer.sent.push({ mailbox, mime, via: "sendMail", uploaded: [] });
       return answer(res, 202);
     }
     if (req.method === "POST" && rest === "/messages") {
-      if (fault()) return;
+      if (fault("draft")) return;
       const mime = mimeOf();
       if (!mime) return;
       const id = `AAMk${randomUUID().replace(/-/g, "")}`;
@@ -176,9 +203,14 @@ export async function startGraphPeer(): Promise<GraphPeer> {
     }
     const draftPath = /^\/messages\/([\w-]+)(\/.*)?$/.exec(rest);
     const draft = draftPath ? peer.drafts.get(draftPath[1]) : undefined;
-    if (!draftPath || !draft || draft.mailbox !== mailbox) return error(res, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
+    if (!draftPath || !draft || draft.mailbox !== mailbox)
+      return error(res, 404, "ErrorItemNotFound", "The specified object was not found in the store.");
     if (req.method === "POST" && draftPath[2] === "/attachments/createUploadSession") {
-      const item = (JSON.parse(body.toString("utf8") || "{}") as { AttachmentItem?: { attachmentType?: string; name?: string; size?: number } }).AttachmentItem;
+      const item = (
+        JSON.parse(body.toString("utf8") || "{}") as {
+          AttachmentItem?: { attachmentType?: string; name?: string; size?: number };
+        }
+      ).AttachmentItem;
       if (item?.attachmentType !== "file" || typeof item.name !== "string" || typeof item.size !== "number") {
         return error(res, 400, "ErrorInvalidRequest", "AttachmentItem needs attachmentType 'file', a name and a size.");
       }
@@ -191,7 +223,7 @@ export async function startGraphPeer(): Promise<GraphPeer> {
       });
     }
     if (req.method === "POST" && draftPath[2] === "/send") {
-      if (fault()) return;
+      if (fault("send")) return;
       peer.drafts.delete(draftPath[1]);
       peer.sent.push({ mailbox, mime: draft.mime, via: "draft", uploaded: draft.uploaded });
       return answer(res, 202);
