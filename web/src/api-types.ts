@@ -2515,6 +2515,7 @@ export interface components {
       description: string;
       /** @enum {string|null} */
       oauthProvider: "google" | "microsoft" | null;
+      oauthScope: string | null;
       fields: components["schemas"]["DriverField"][];
       derived: {
         [key: string]: string;
