@@ -5,9 +5,14 @@
  */
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type GmailApiPeer, startGmailApiPeer } from "../../../test/peers/gmail-api-peer.js";
-import { type AccessTokenProvider, DeliveryError, type OutgoingMessage, type TransportContext } from "../../kernel/transport.js";
-import { createGmailApiTransport } from "./transport.js";
+import { createGmailApiTransport } from "../../src/drivers/gmail-api/transport.js";
+import {
+  type AccessTokenProvider,
+  DeliveryError,
+  type OutgoingMessage,
+  type TransportContext,
+} from "../../src/kernel/transport.js";
+import { type GmailApiPeer, startGmailApiPeer } from "../peers/gmail-api-peer.js";
 
 const ACCOUNT = "sender@example.com";
 const TOKEN = "ya29.gmail-api-token-0123456789";

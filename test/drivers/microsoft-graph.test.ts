@@ -5,9 +5,14 @@
  */
 import pino from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type GraphPeer, startGraphPeer } from "../../../test/peers/graph-peer.js";
-import { type AccessTokenProvider, DeliveryError, type OutgoingMessage, type TransportContext } from "../../kernel/transport.js";
-import { createGraphTransport } from "./transport.js";
+import { createGraphTransport } from "../../src/drivers/microsoft-graph/transport.js";
+import {
+  type AccessTokenProvider,
+  DeliveryError,
+  type OutgoingMessage,
+  type TransportContext,
+} from "../../src/kernel/transport.js";
+import { type GraphPeer, startGraphPeer } from "../peers/graph-peer.js";
 
 const ACCOUNT = "sender@example.com";
 let peer: GraphPeer;
