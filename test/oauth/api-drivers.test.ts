@@ -13,6 +13,7 @@ import { waitFor } from "../helpers/wait.js";
 import { type GmailApiPeer, startGmailApiPeer } from "../peers/gmail-api-peer.js";
 import { type GraphPeer, startGraphPeer } from "../peers/graph-peer.js";
 import { FROM, type Harness, outcomeOf, startHarness } from "./harness.js";
+import { answers } from "./issuer.js";
 
 const GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send";
 const GRAPH_MAIL_SEND = "https://graph.microsoft.com/Mail.Send";
@@ -279,6 +280,19 @@ describe.each(await availableDialects())("the providers' HTTP API drivers on %s"
       } finally {
         c.accept((token) => h.issuer.issued.includes(token) && !refused.has(token));
       }
+    });
+
+    it("holds the mail of a revoked grant, and sends it once after a new authorization", async () => {
+      const server = await connectedServer();
+      await h.expireAccessToken(server);
+      h.issuer.next.push(answers.invalidGrant());
+      const id = await send(server);
+      await settled(id, "held");
+      expect((await h.server(server)).status).toBe("reauthorization_required");
+      const before = c.sent().length;
+      expect(outcomeOf(await h.connect(server)).oauth).toBe("success");
+      await settled(id, "sent");
+      expect(c.sent().length).toBe(before + 1);
     });
 
     it("holds the mail of a server without the permission to send, and says why", async () => {
