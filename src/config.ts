@@ -387,6 +387,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     operator: overrides.operator ?? {
       sendmailCommands: parseSendmailCommands(env.MAILROOM_SENDMAIL_COMMANDS, fs.existsSync),
       allowedEndpoints: parseAllowedEndpoints(env.MAILROOM_ALLOWED_ENDPOINTS),
+      apiUrls: {
+        microsoftGraph: optionalUrl("MAILROOM_MICROSOFT_GRAPH_URL"),
+        googleGmail: optionalUrl("MAILROOM_GOOGLE_GMAIL_API_URL"),
+      },
     },
     smtp: overrides.smtp ?? parseSmtpIntake(env),
   };

@@ -1,3 +1,6 @@
+import type { FieldProblem } from "../kernel/errors.js";
+import type { Settings } from "../kernel/settings.js";
+import { isHost } from "../kernel/validate.js";
 import { type DriverField, field } from "./types.js";
 
 /** The grant facts an OAuth driver shows; Mailroom records them when an account is authorized. */
@@ -51,4 +54,22 @@ export function oauthClientFields(provider: string): DriverField[] {
       help: `Register this exact address as an authorized redirect URI in ${provider}.`,
     }),
   ];
+}
+
+/** A Microsoft directory: part of the token endpoint's path, so a name or an ID, never a path. */
+export const tenantField: DriverField = field({
+  key: "tenant",
+  label: "Tenant",
+  type: "text",
+  default: "organizations",
+  required: true,
+  destination: true,
+  help: "Your directory (tenant) ID or domain, or 'organizations' for any work account.",
+});
+
+export function checkTenant(settings: Settings): FieldProblem[] {
+  const tenant = String(settings.tenant ?? "");
+  return tenant === "" || (isHost(tenant) && !tenant.includes(":"))
+    ? []
+    : [{ field: "settings.tenant", message: "must be a tenant ID, a domain such as contoso.onmicrosoft.com, or organizations" }];
 }

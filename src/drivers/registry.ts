@@ -2,7 +2,9 @@ import type { OperatorPolicy } from "../kernel/operator-policy.js";
 import { captureDriver } from "./capture/index.js";
 import { withCommonFields } from "./common-fields.js";
 import { gmailDriver } from "./gmail/index.js";
+import { gmailApiDriver } from "./gmail-api/index.js";
 import { mailgunDriver } from "./mailgun/index.js";
+import { microsoftGraphDriver } from "./microsoft-graph/index.js";
 import { microsoft365Driver } from "./microsoft365/index.js";
 import { postmarkDriver } from "./postmark/index.js";
 import { resendDriver } from "./resend/index.js";
@@ -16,6 +18,8 @@ export const drivers: readonly Driver[] = [
   smtpDriver,
   gmailDriver,
   microsoft365Driver,
+  gmailApiDriver,
+  microsoftGraphDriver,
   sendmailDriver,
   mailgunDriver,
   postmarkDriver,

@@ -68,6 +68,13 @@ export interface Driver {
   defaultMessagesPerDay?: number;
   /** OAuth drivers send only once an account is authorized. */
   oauthProvider?: "google" | "microsoft";
+  /**
+   * The scopes this driver asks its OAuth provider for, when not the provider's SMTP ones
+   * (an HTTP API needs its own): `request` goes to the consent screen and every refresh;
+   * a grant without one of `sending` (a scope's spellings: Microsoft answers Graph scopes
+   * without their resource) is refused at the callback.
+   */
+  oauthScopes?: { request: readonly string[]; sending: readonly string[] };
   /** Values of read-only fields that come from configuration, e.g. the redirect URI. */
   derive?(ctx: DeriveContext): Record<string, string>;
   /** Forgets what the driver kept for a server that was deleted (e.g. captured mail). */

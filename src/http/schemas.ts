@@ -79,6 +79,8 @@ const Driver = Type.Object(
     label: Type.String(),
     description: Type.String(),
     oauthProvider: oneOf(["google", "microsoft"], { nullable: true }),
+    /** The scope an OAuth driver needs granted to send (what the setup asks the admin to add). */
+    oauthScope: nullable(Type.String()),
     fields: Type.Array(ref("DriverField")),
     derived: Type.Record(Type.String(), Type.String()),
   },

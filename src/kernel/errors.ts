@@ -176,6 +176,26 @@ export const errorCatalogue = {
       "SES has not verified the from address or domain (MessageRejected): verify it in the SES console, and in the sandbox the recipient too.",
   },
   ses_message_rejected: { status: 502, summary: "SES rejected the message; the response says why." },
+  graph_access_denied: {
+    status: 502,
+    summary:
+      "Microsoft Graph refused access to the mailbox (403 ErrorAccessDenied): an application access policy or RBAC for Applications leaves it out, or the account may not send as it; widen the policy or send as an allowed mailbox.",
+  },
+  graph_mailbox_not_enabled: {
+    status: 502,
+    summary:
+      "Microsoft Graph cannot use this mailbox (MailboxNotEnabledForRESTAPI): it is on-premises, inactive, shared without a license, or not in Exchange Online; use an Exchange Online mailbox.",
+  },
+  gmail_api_scope_missing: {
+    status: 502,
+    summary:
+      "The Gmail API refused the token (403 insufficientPermissions): it lacks the gmail.send scope; authorize the account again and allow sending email.",
+  },
+  gmail_api_not_enabled: {
+    status: 502,
+    summary:
+      "The Gmail API is not enabled in the OAuth client's Google Cloud project (403 accessNotConfigured): enable it under APIs & Services → Library, then retry.",
+  },
   sendmail_not_found: {
     status: 502,
     summary:
@@ -204,7 +224,7 @@ export const errorCatalogue = {
   // OAuth: "Authorize account" and its callback (the summary is the fix shown to the admin)
   oauth_not_supported: {
     status: 409,
-    summary: "This server's driver does not sign in with OAuth; only Gmail and Microsoft 365 do.",
+    summary: "This server's driver does not sign in with OAuth; only the Google and Microsoft drivers do.",
   },
   oauth_client_missing: {
     status: 409,
@@ -239,7 +259,7 @@ export const errorCatalogue = {
   oauth_scope_missing: {
     status: 400,
     summary:
-      "The provider did not grant what SMTP needs (Gmail: https://mail.google.com/; Microsoft: SMTP.Send): add it to the consent screen or API permissions, authorize again and tick every box.",
+      "The provider did not grant the driver's sending scope (Gmail SMTP: https://mail.google.com/; Gmail API: gmail.send; Microsoft 365: SMTP.Send; Microsoft Graph: Mail.Send): add it to the consent screen or API permissions, authorize again and tick every box.",
   },
   oauth_redirect_uri_mismatch: {
     status: 400,

@@ -19,6 +19,12 @@ export interface OperatorPolicy {
   /** Name → program and arguments (MAILROOM_SENDMAIL_COMMANDS), in the order declared. */
   sendmailCommands: Record<string, SendmailCommand>;
   allowedEndpoints: AllowedEndpoint[];
+  /**
+   * The providers' mail API base URLs, when the operator points them elsewhere (tests, an
+   * air-gapped proxy): MAILROOM_MICROSOFT_GRAPH_URL, MAILROOM_GOOGLE_GMAIL_API_URL. Absent:
+   * the providers' own. Never a setting: an OAuth access token goes only where these say.
+   */
+  apiUrls?: { microsoftGraph?: string; googleGmail?: string };
 }
 
 /** What a transport built without an operator's word may do: nothing beyond the defaults. */

@@ -12,10 +12,18 @@ export function oauthOf(row: EmailServersTable): { driver: Driver; provider: OAu
   if (!driver?.oauthProvider) {
     throw new MailroomError(
       "oauth_not_supported",
-      `'${row.name}' uses the ${driver?.label ?? row.driver} driver, which does not sign in with OAuth; only Gmail and Microsoft 365 do.`,
+      `'${row.name}' uses the ${driver?.label ?? row.driver} driver, which does not sign in with OAuth; only the Google and Microsoft drivers do.`,
     );
   }
   return { driver, provider: providerById(driver.oauthProvider) };
+}
+
+/** What a server's driver asks its provider for, and which granted scope proves it may send. */
+export function oauthScopesOf(
+  driver: Driver,
+  provider: OAuthProvider,
+): { request: readonly string[]; sending: readonly string[] } {
+  return driver.oauthScopes ?? { request: provider.scopes, sending: [provider.smtpScope] };
 }
 
 export interface ClientCredentials {

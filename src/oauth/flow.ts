@@ -9,7 +9,7 @@ import { type ErrorCode, errorCatalogue, MailroomError } from "../kernel/errors.
 import { iso } from "../kernel/ids.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
 import { clientFor, describeFailure, type OAuthFailure, type ProviderClient, validateIdToken } from "./client.js";
-import { credentialsOf, oauthOf, redirectUriOf } from "./credentials.js";
+import { credentialsOf, oauthOf, oauthScopesOf, redirectUriOf } from "./credentials.js";
 import type { IdTokenClaims, OAuthProvider } from "./providers/index.js";
 import type { TokenStore } from "./token-store.js";
 
@@ -84,6 +84,7 @@ export class OAuthFlow {
     }
     const row = await this.servers.getRow(idOrName);
     const { driver, provider } = oauthOf(row);
+    const scopes = oauthScopesOf(driver, provider).request.join(" ");
     const credentials = credentialsOf(this.servers, row);
     const redirectUri = redirectUriOf(driver, this.ctx.config.publicUrl);
     const client = this.client(provider, credentials);
@@ -117,12 +118,12 @@ export class OAuthFlow {
         action: "email_server.oauth.start",
         targetType: "email_server",
         targetId: row.id,
-        after: { provider: provider.id, scopes: provider.scopes.join(" "), expiresAt: iso(expiresAt) },
+        after: { provider: provider.id, scopes, expiresAt: iso(expiresAt) },
       });
     });
     const url = oidc.buildAuthorizationUrl(client.config, {
       redirect_uri: redirectUri,
-      scope: provider.scopes.join(" "),
+      scope: scopes,
       state,
       code_challenge: challenge,
       code_challenge_method: "S256",
@@ -241,7 +242,7 @@ export class OAuthFlow {
 
     // 4. The server as it is now, and the exchange.
     const row = await this.servers.getRow(claimed.server_id);
-    const { provider } = oauthOf(row);
+    const { driver, provider } = oauthOf(row);
     if (provider.id !== claimed.provider) {
       throw new Refusal("oauth_state_invalid", "The server's driver changed since the authorization started.");
     }
@@ -297,14 +298,15 @@ export class OAuthFlow {
         `${provider.label} did not say which mailbox signed in: allow the 'openid' and 'email' permissions and authorize again.`,
       );
     }
-    const granted = (typeof tokens.scope === "string" && tokens.scope.trim() !== "" ? tokens.scope : provider.scopes.join(" "))
+    const wanted = oauthScopesOf(driver, provider);
+    const granted = (typeof tokens.scope === "string" && tokens.scope.trim() !== "" ? tokens.scope : wanted.request.join(" "))
       .trim()
       .split(/\s+/);
-    if (!granted.includes(provider.smtpScope)) {
+    if (!wanted.sending.some((scope) => granted.includes(scope))) {
       await discard();
       throw new Refusal(
         "oauth_scope_missing",
-        `${provider.label} did not grant ${provider.smtpScope}, which SMTP needs (granted: ${granted.join(" ").slice(0, 300)}). Authorize again and allow sending mail.`,
+        `${provider.label} did not grant ${wanted.sending[0]}, which sending through ${driver.label} needs (granted: ${granted.join(" ").slice(0, 300)}). Authorize again and allow sending mail.`,
       );
     }
     if (typeof tokens.refresh_token !== "string" || tokens.refresh_token === "") {

@@ -8,7 +8,7 @@ import { iso } from "../kernel/ids.js";
 import { type AccessTokenProvider, DeliveryError } from "../kernel/transport.js";
 import type { Database, OAuthTokensTable } from "../storage/schema.js";
 import { clientFor, describeFailure, type OAuthFailure } from "./client.js";
-import { credentialsOf } from "./credentials.js";
+import { credentialsOf, oauthOf, oauthScopesOf } from "./credentials.js";
 import { type OAuthProvider, providerById } from "./providers/index.js";
 
 export interface TokenStoreOptions {
@@ -254,13 +254,18 @@ export class TokenStore {
     try {
       const server = await this.servers.getRow(serverId);
       const credentials = credentialsOf(this.servers, server);
+      const { driver } = oauthOf(server);
       const client = clientFor(provider, this.ctx.config.oauth, credentials.settings, {
         clientId: credentials.clientId,
         clientSecret: credentials.clientSecret,
         timeoutSeconds: this.timeoutSeconds,
       });
       const refreshToken = this.ctx.secrets.decrypt(claimed.refresh_token);
-      result = await oidc.refreshTokenGrant(client.config, refreshToken, provider.refreshParameters());
+      result = await oidc.refreshTokenGrant(
+        client.config,
+        refreshToken,
+        provider.refreshParameters(oauthScopesOf(driver, provider).request),
+      );
       // The refresh answer's ID token (if any) is not needed: the account is known.
       client.takeIdToken();
     } catch (error) {

@@ -6,7 +6,13 @@
  */
 import { type ErrorCode, errorCatalogue } from "../kernel/errors.js";
 import { type OperatorPolicy, STRICT_OPERATOR } from "../kernel/operator-policy.js";
-import { type CheckResult, DeliveryError, type FailureKind, type TestStep } from "../kernel/transport.js";
+import {
+  type AccessTokenProvider,
+  type CheckResult,
+  DeliveryError,
+  type FailureKind,
+  type TestStep,
+} from "../kernel/transport.js";
 import { NETWORK_CLASS, networkFailure, systemCodes } from "./failure.js";
 import { checkResolvedHost, urlPort } from "./operator.js";
 import { Redactor } from "./transcript.js";
@@ -39,11 +45,11 @@ export interface RemoteResponse {
 export interface ProviderRequest {
   /** The provider's name, for messages: "Mailgun". */
   provider: string;
-  method: "GET" | "POST";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** Built with new URL(), never by concatenating settings. */
   url: URL;
   headers?: Record<string, string>;
-  body?: string | FormData;
+  body?: string | FormData | Uint8Array;
   timeoutMs?: number;
   /** Values that must never appear in a transcript or a kept response (keys, tokens). */
   secrets: string[];
@@ -82,7 +88,8 @@ export async function callProvider(request: ProviderRequest): Promise<ProviderRe
     raw = await fetch(url, {
       method: request.method,
       headers: request.headers,
-      body: request.body,
+      // A Buffer is a Uint8Array, which fetch sends as is; its types know only the ArrayBuffer-backed kind.
+      body: request.body as BodyInit | undefined,
       signal: AbortSignal.timeout(timeoutMs),
       // A redirect would carry our custom auth headers elsewhere; provider APIs never redirect.
       redirect: "manual",
@@ -111,6 +118,24 @@ export async function callProvider(request: ProviderRequest): Promise<ProviderRe
   // Drivers read the error body through the same redaction as the kept response.
   const seen: ProviderResponse = { ...response, text: redacted, json: parseJson(redacted) };
   throw request.mapError?.(seen, remote) ?? statusError(provider, seen, remote);
+}
+
+/**
+ * A call authorized by an OAuth access token (the Gmail API, Microsoft Graph). A 401 means
+ * the token was revoked or expired early: it is renewed once (a single refresh, shared with
+ * every other sender of the server) and the call repeated; a second 401 is the answer.
+ */
+export async function callWithAccessToken(
+  tokens: AccessTokenProvider,
+  request: (token: string) => ProviderRequest,
+): Promise<ProviderResponse> {
+  const token = await tokens.accessToken(false);
+  try {
+    return await callProvider(request(token));
+  } catch (err) {
+    if (!(err instanceof DeliveryError) || err.remote.code !== 401) throw err;
+    return callProvider(request(await tokens.accessToken(true, token)));
+  }
 }
 
 /** The common mapping of a non-2xx answer. */

@@ -38,11 +38,22 @@ export function toNodemailerMail(message: OutgoingMessage): SendMailOptions {
   };
 }
 
-/** The full RFC 5322 message as bytes (Bcc kept out of the headers); a raw message's own bytes. */
-export async function buildMime(message: OutgoingMessage): Promise<Buffer> {
-  if (message.raw) return message.raw;
+/**
+ * The full RFC 5322 message as bytes (Bcc kept out of the headers); a raw message's own bytes.
+ * `keepBcc`: for providers that take their recipients from the headers and remove Bcc
+ * themselves (the Gmail API, Microsoft Graph); a raw message's blind recipients (the
+ * envelope's, in no header) are then prepended as a Bcc header.
+ */
+export async function buildMime(message: OutgoingMessage, options: { keepBcc?: boolean } = {}): Promise<Buffer> {
+  if (message.raw) {
+    if (!options.keepBcc || message.bcc.length === 0) return message.raw;
+    // Addresses were checked at intake: no CR, LF or comma can end the header early.
+    return Buffer.concat([Buffer.from(`Bcc: ${message.bcc.map((a) => a.address).join(", ")}\r\n`), message.raw]);
+  }
   const composer = new MailComposer(toNodemailerMail(message) as ConstructorParameters<typeof MailComposer>[0]);
-  return composer.compile().build();
+  const node = composer.compile();
+  if (options.keepBcc) node.keepBcc = true;
+  return node.build();
 }
 
 /** Every recipient address, for envelopes (to, cc and bcc). */

@@ -25,7 +25,8 @@ export interface Harness {
   t: TestApp;
   issuer: MockIssuer;
   kind: IssuerKind;
-  driver: "gmail" | "microsoft365";
+  /** gmail / microsoft365 (SMTP) unless the test names another driver of the provider. */
+  driver: string;
   /** Everything Mailroom answered (bodies and Location headers), for leak checks. */
   answers: string[];
   request(caller: Caller | null, options: InjectOptions): Promise<LightMyRequestResponse>;
@@ -53,13 +54,17 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(dialect: Dialect, kind: IssuerKind, env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(
+  dialect: Dialect,
+  kind: IssuerKind,
+  env: Record<string, string> = {},
+  driver = kind === "google" ? "gmail" : "microsoft365",
+): Promise<Harness> {
   const issuer = await startIssuer(kind);
   const t = await startTestApp(dialect, { ...issuer.env, ...env });
   const answers: string[] = [];
   // Each caller is a browser: it keeps the binding cookie its "Authorize account" set.
   const bindings = new Map<Caller, string>();
-  const driver = kind === "google" ? "gmail" : "microsoft365";
   let servers = 0;
 
   const request = async (caller: Caller | null, options: InjectOptions) => {

@@ -2778,6 +2778,7 @@ export interface components {
       description: string;
       /** @enum {string|null} */
       oauthProvider: "google" | "microsoft" | null;
+      oauthScope: string | null;
       fields: components["schemas"]["DriverField"][];
       derived: {
         [key: string]: string;

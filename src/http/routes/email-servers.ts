@@ -3,6 +3,8 @@ import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerInput } from "../../core/email-servers.js";
 import { configuredDriver, drivers } from "../../drivers/registry.js";
+import { oauthScopesOf } from "../../oauth/credentials.js";
+import { providerById } from "../../oauth/providers/index.js";
 import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, listOf, listQueryProperties, ref, replies } from "../schemas.js";
 
@@ -40,14 +42,15 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
       // As this installation offers them: options the operator decides (sendmail commands) filled in.
       items: drivers
         .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
-        .map(({ id, label, description, fields, oauthProvider, derive }) => ({
-          id,
-          label,
-          description,
-          oauthProvider: oauthProvider ?? null,
-          fields,
+        .map((driver) => ({
+          id: driver.id,
+          label: driver.label,
+          description: driver.description,
+          oauthProvider: driver.oauthProvider ?? null,
+          oauthScope: driver.oauthProvider ? oauthScopesOf(driver, providerById(driver.oauthProvider)).sending[0] : null,
+          fields: driver.fields,
           // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
-          derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
+          derived: driver.derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
         })),
       total: drivers.length,
     }),

@@ -37,8 +37,9 @@ export const microsoft: OAuthProvider = {
     // select_account lets the admin pick the mailbox rather than whoever is signed in.
     return { prompt: "select_account", ...(loginHint ? { login_hint: loginHint } : {}) };
   },
-  refreshParameters() {
-    return { scope: this.scopes.join(" ") };
+  refreshParameters(scopes) {
+    // One refresh token serves several resources: the scopes say whose token comes back.
+    return { scope: scopes.join(" ") };
   },
   acceptsIssuer(claims, endpoints, settings) {
     const tid = claims.tid;

@@ -32,15 +32,15 @@ export interface IdTokenClaims {
 export interface OAuthProvider {
   id: "google" | "microsoft";
   label: string;
-  /** Scopes asked for: what SMTP needs, plus who signed in. */
+  /** Scopes asked for by the SMTP drivers: what SMTP needs, plus who signed in (a driver may declare its own). */
   scopes: readonly string[];
   /** The scope SMTP login needs; the grant is refused without it. */
   smtpScope: string;
   endpoints(overrides: OAuthEndpointOverrides, settings: Settings): ProviderEndpoints;
   /** Extra authorization request parameters (offline access, consent prompt, login hint). */
   authorizationParameters(loginHint: string | null): Record<string, string>;
-  /** Extra refresh request parameters. */
-  refreshParameters(): Record<string, string>;
+  /** Extra refresh request parameters; `scopes` are the driver's (Microsoft names the resource by them). */
+  refreshParameters(scopes: readonly string[]): Record<string, string>;
   /** Whether an ID token's `iss` is one this provider issues through these endpoints. */
   acceptsIssuer(claims: IdTokenClaims, endpoints: ProviderEndpoints, settings: Settings): boolean;
   /** The mailbox that signed in, from ID-token (or userinfo) claims. */

@@ -104,6 +104,8 @@ export function OAuthPanel({
 }) {
   const provider = PROVIDER[driver.oauthProvider ?? "google"] ?? PROVIDER.google;
   const google = driver.oauthProvider === "google";
+  // SMTP drivers have a host; the HTTP API drivers send to the operator's API address instead.
+  const smtp = driver.fields.some((f) => f.key === "host");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -192,15 +194,20 @@ export function OAuthPanel({
                   <strong>Publish app</strong> to keep it working.
                 </li>
                 <li>
-                  Under Data Access, add the scope <code>https://mail.google.com/</code>: Gmail’s SMTP accepts no other.
+                  Under Data Access, add the scope <code>{driver.oauthScope}</code>
+                  {smtp
+                    ? ": Gmail’s SMTP accepts no other."
+                    : ", and enable the Gmail API in the same project (APIs & Services → Library)."}
                 </li>
               </ul>
             </>
           ) : (
             <p className="muted">
               In <ExternalLink href={provider.clientsUrl}>{provider.clientsLink}</ExternalLink>, register an app for accounts of
-              your organisation, add the delegated permission <strong>SMTP.Send</strong> of Office 365 Exchange Online, and allow
-              Authenticated SMTP for the mailbox.
+              your organisation and add the delegated permission <code>{driver.oauthScope}</code>
+              {smtp
+                ? " (Office 365 Exchange Online), and allow Authenticated SMTP for the mailbox."
+                : " (Microsoft Graph); SMTP AUTH may stay off."}
             </p>
           )}
         </li>

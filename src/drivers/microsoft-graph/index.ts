@@ -1,0 +1,25 @@
+import { checkTenant, grantFields, oauthClientFields, tenantField } from "../oauth-fields.js";
+import type { Driver } from "../types.js";
+import { createGraphTransport, GRAPH_MAIL_SEND } from "./transport.js";
+
+export const microsoftGraphDriver: Driver = {
+  id: "microsoft-graph",
+  label: "Microsoft Graph",
+  description:
+    "Exchange Online through Microsoft Graph's sendMail API, signed in with OAuth (works where SMTP AUTH is turned off).",
+  oauthProvider: "microsoft",
+  // Graph's own scope, not SMTP's: Microsoft answers it without its resource prefix.
+  oauthScopes: { request: [GRAPH_MAIL_SEND, "offline_access", "openid", "email"], sending: [GRAPH_MAIL_SEND, "Mail.Send"] },
+  // Exchange Online's daily recipient limit.
+  defaultMessagesPerDay: 10000,
+  example: { tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", clientSecret: "graph-secret" },
+  fields: [
+    tenantField,
+    ...oauthClientFields("Microsoft Entra (App registrations, API permission Microsoft Graph → Delegated → Mail.Send)"),
+    ...grantFields,
+  ],
+  checkDestinations: checkTenant,
+  derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/microsoft/callback` }),
+  // Graph's address is the operator's (MAILROOM_MICROSOFT_GRAPH_URL), never a setting.
+  createTransport: (ctx) => createGraphTransport(ctx),
+};
