@@ -5,6 +5,7 @@ import { type Config, ConfigError, loadConfig } from "../config.js";
 import { cliActor } from "../core/audit.js";
 import { MailroomError } from "../kernel/errors.js";
 import { migrateToLatest } from "../storage/db.js";
+import { backupCommand, restoreCommand } from "./backup.js";
 import { keysCommand } from "./keys.js";
 import { startMailroom, welcomeText } from "./serve.js";
 import { serversCommand } from "./servers.js";
@@ -25,6 +26,8 @@ Commands:
   servers import FILE [--dry-run]
                                 create or update servers from an export
   keys rotate                   re-encrypt every secret with a new key
+  backup --output FILE          copy the SQLite database while Mailroom runs (the key is not in it)
+  restore --input FILE          replace the SQLite database by a backup (Mailroom stopped)
 
 Options for every command (each also read from the environment):
   --port N (MAILROOM_PORT)  --host H (MAILROOM_HOST)  --public-url U (MAILROOM_PUBLIC_URL)
@@ -97,6 +100,7 @@ export async function main(argv: string[]): Promise<number> {
         server: { type: "string", multiple: true },
         format: { type: "string" },
         output: { type: "string", short: "o" },
+        input: { type: "string", short: "i" },
         "dry-run": { type: "boolean" },
       },
     });
@@ -158,6 +162,10 @@ export async function main(argv: string[]): Promise<number> {
       case "keys":
         if (sub !== "rotate") return usageError("keys rotate");
         return await keysCommand(config);
+      case "backup":
+        return await backupCommand(config, values.output);
+      case "restore":
+        return await restoreCommand(config, values.input);
       default:
         return usageError(`unknown command '${command}'`);
     }
