@@ -5,6 +5,7 @@ export const permissions = [
   "email-servers.test",
   "messages.send",
   "messages.view",
+  "messages.erase",
   "users.manage",
   "audit.view",
 ] as const;

@@ -21,6 +21,7 @@ import { healthRoutes } from "./routes/health.js";
 import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
+import { recipientRoutes } from "./routes/recipients.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
@@ -126,6 +127,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   serverTestRoutes(app, mailroom);
   messageRoutes(app, mailroom);
   captureRoutes(app, mailroom);
+  recipientRoutes(app, mailroom);
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
