@@ -10,7 +10,7 @@ import { MailroomError } from "../kernel/errors.js";
 import type { Address } from "../kernel/transport.js";
 import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
 import type { Database, MessageStatus } from "../storage/schema.js";
-import { withFreedSpaceScrubbed } from "../storage/scrub.js";
+import { scrubFreedSpace } from "../storage/scrub.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
 
@@ -32,7 +32,7 @@ export interface ErasureReport {
   capturedCopies: number;
   /** Earlier audit entries in which the address was replaced. */
   auditEntries: number;
-  /** SQLite: whether the write-ahead log was emptied at once (else at the next checkpoint). */
+  /** SQLite: the file was rebuilt (VACUUM) and its write-ahead log emptied at once (else at the next checkpoint). */
   walEmptied: boolean;
 }
 
@@ -83,45 +83,43 @@ export async function eraseRecipientData(ctx: AppContext, rawAddress: string, ac
   const counts = { messages: 0, cancelled: 0, rawCopies: 0, attempts: 0, capturedCopies: 0, auditEntries: 0 };
   const erasedIds = new Set<string>();
 
-  const { walEmptied } = await withFreedSpaceScrubbed(ctx.storage, async () => {
-    const candidates = await ctx.db
-      .selectFrom("messages")
-      .select(["id", "recipients"])
-      .where(sql<boolean>`lower(recipients) like ${pattern} escape '\\'`)
-      .execute();
-    const named = candidates.filter(({ recipients }) =>
-      Object.values(JSON.parse(recipients) as Record<string, Address[]>).some((list) =>
-        list.some((a) => a.address.toLowerCase() === address),
-      ),
-    );
-    // Small transactions: delivery goes on between them. Run again, an erasure finds nothing new.
-    for (let i = 0; i < named.length; i += CHUNK) {
-      await ctx.db.transaction().execute(async (trx) => {
-        for (const { id } of named.slice(i, i + CHUNK)) await eraseMessage(trx, id);
-      });
-    }
+  const candidates = await ctx.db
+    .selectFrom("messages")
+    .select(["id", "recipients"])
+    .where(sql<boolean>`lower(recipients) like ${pattern} escape '\\'`)
+    .execute();
+  const named = candidates.filter(({ recipients }) =>
+    Object.values(JSON.parse(recipients) as Record<string, Address[]>).some((list) =>
+      list.some((a) => a.address.toLowerCase() === address),
+    ),
+  );
+  // Small transactions: delivery goes on between them. Run again, an erasure finds nothing new.
+  for (let i = 0; i < named.length; i += CHUNK) {
     await ctx.db.transaction().execute(async (trx) => {
-      const audit = await trx
-        .selectFrom("audit_log")
-        .select(["id", "before", "after"])
-        .where((eb) =>
-          eb.or([
-            sql<boolean>`lower(${eb.ref("before")}) like ${pattern} escape '\\'`,
-            sql<boolean>`lower(${eb.ref("after")}) like ${pattern} escape '\\'`,
-          ]),
-        )
-        .execute();
-      for (const row of audit) {
-        await trx
-          .updateTable("audit_log")
-          .set({ before: scrubText(row.before), after: scrubText(row.after) })
-          .where("id", "=", row.id)
-          .execute();
-      }
-      counts.auditEntries = audit.length;
-      // Failed sign-ins are counted per typed address: that key names it too.
-      await trx.deleteFrom("auth_failures").where("key", "=", `account:${address}`).execute();
+      for (const { id } of named.slice(i, i + CHUNK)) await eraseMessage(trx, id);
     });
+  }
+  await ctx.db.transaction().execute(async (trx) => {
+    const audit = await trx
+      .selectFrom("audit_log")
+      .select(["id", "before", "after"])
+      .where((eb) =>
+        eb.or([
+          sql<boolean>`lower(${eb.ref("before")}) like ${pattern} escape '\\'`,
+          sql<boolean>`lower(${eb.ref("after")}) like ${pattern} escape '\\'`,
+        ]),
+      )
+      .execute();
+    for (const row of audit) {
+      await trx
+        .updateTable("audit_log")
+        .set({ before: scrubText(row.before), after: scrubText(row.after) })
+        .where("id", "=", row.id)
+        .execute();
+    }
+    counts.auditEntries = audit.length;
+    // Failed sign-ins are counted per typed address: that key names it too.
+    await trx.deleteFrom("auth_failures").where("key", "=", `account:${address}`).execute();
   });
 
   async function eraseMessage(trx: Kysely<Database>, id: string): Promise<void> {
@@ -189,15 +187,15 @@ export async function eraseRecipientData(ctx: AppContext, rawAddress: string, ac
     });
   }
 
-  const report: ErasureReport = { addressHash, replacement, ...counts, walEmptied };
   await writeAudit(ctx.db, actor, {
     action: "recipient.erase",
     targetType: "recipient",
     targetId: addressHash,
     after: { ...counts },
   });
-  ctx.log.info({ addressHash, ...counts }, "recipient data erased");
-  return report;
+  const { walEmptied } = await scrubFreedSpace(ctx.storage);
+  ctx.log.info({ addressHash, ...counts, walEmptied }, "recipient data erased");
+  return { addressHash, replacement, ...counts, walEmptied };
 }
 
 /** Whether an earlier erasure's `addressHash` (from the audit log) was made for `address`. */

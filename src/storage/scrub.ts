@@ -2,27 +2,20 @@ import { sql } from "kysely";
 import type { Storage } from "./db.js";
 
 /**
- * Runs `work` so that what it deletes or overwrites does not stay readable in the database
- * file. SQLite otherwise leaves a deleted row's bytes in free space and old page images in the
- * -wal file: with secure_delete the freed space is zeroed, and a TRUNCATE checkpoint then
- * writes the pages home and empties the log. Returns whether the log could be emptied (a
- * reader holding an old snapshot can keep it for a moment; the next checkpoint finishes).
+ * Makes what was just deleted or overwritten unreadable in the database file itself. SQLite
+ * leaves old bytes in free pages, in the unused space of pages it reorganised long ago, and in
+ * the -wal file: VACUUM rebuilds the file from the live rows only, and a TRUNCATE checkpoint
+ * writes its pages home and empties the log. VACUUM takes the write lock for as long as it
+ * copies the file (docs/operations.md, Erasure, has the measured time); writers wait meanwhile
+ * (MAILROOM_SQLITE_BUSY_MS). Returns whether the log was emptied at once (a reader holding an
+ * old snapshot can keep it for a moment; the next checkpoint finishes the work).
  *
- * PostgreSQL keeps dead row versions until VACUUM reclaims them: autovacuum does so on its
- * own schedule, or the operator runs VACUUM (docs/operations.md, Erasure).
+ * PostgreSQL keeps dead row versions until VACUUM: plain VACUUM (autovacuum) makes them
+ * unreachable, only VACUUM FULL rewrites the table's files, which the operator schedules.
  */
-export async function withFreedSpaceScrubbed<T>(storage: Storage, work: () => Promise<T>): Promise<{ result: T; walEmptied: boolean }> {
-  if (storage.dialect !== "sqlite") return { result: await work(), walEmptied: true };
-  // One connection serves the whole process: the pragma holds for the delivery writes made
-  // meanwhile too, which costs them a little I/O and nothing else.
-  await sql`pragma secure_delete = on`.execute(storage.db);
-  try {
-    const result = await work();
-    const { rows } = await sql<{ busy: number; log: number; checkpointed: number }>`pragma wal_checkpoint(TRUNCATE)`.execute(
-      storage.db,
-    );
-    return { result, walEmptied: rows[0]?.busy === 0 };
-  } finally {
-    await sql`pragma secure_delete = off`.execute(storage.db);
-  }
+export async function scrubFreedSpace(storage: Storage): Promise<{ walEmptied: boolean }> {
+  if (storage.dialect !== "sqlite") return { walEmptied: true };
+  await sql`vacuum`.execute(storage.db);
+  const { rows } = await sql<{ busy: number }>`pragma wal_checkpoint(TRUNCATE)`.execute(storage.db);
+  return { walEmptied: rows[0]?.busy === 0 };
 }
