@@ -64,7 +64,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
     exposeHeadRoutes: false,
     // Above the default 100, so an address of up to 254 characters, percent-encoded, reaches
     // the route's own check (DELETE /api/recipients/:address/data) and its catalogue error.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // request.ip is the client's only through the proxies the operator trusts (MAILROOM_TRUST_PROXY).
     trustProxy: trustProxyOption(mailroom.ctx.config.trustProxy),
   });

@@ -1689,6 +1689,62 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/recipients/{address}/data": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Erase every stored body, raw copy, captured copy and provider reply of mail to this address (to, cc, bcc or reply-to); the log keeps its rows with the address replaced by a keyed hash, and the audit log records the erasure */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          address: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Erasure"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/users": {
     parameters: {
       query?: never;
@@ -2718,6 +2774,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -2744,6 +2801,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -2764,6 +2822,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -2783,6 +2842,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -2804,6 +2864,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -2884,6 +2945,26 @@ export interface components {
         tlsPort: number | null;
         selfSigned: boolean;
       } | null;
+    };
+    Erasure: {
+      /** @description HMAC-SHA256 of the lower-cased address under a key derived from the secret key, as <keyId>:<hex> */
+      addressHash: string;
+      /** @description What the address became in the delivery log's rows */
+      replacement: string;
+      /** @description Messages that named the address (to, cc, bcc or reply-to); their bodies are gone */
+      messages: number;
+      /** @description Of those, messages not yet sent: now failed with message_erased */
+      cancelled: number;
+      /** @description Raw MIME copies (SMTP submission) deleted */
+      rawCopies: number;
+      /** @description Delivery attempts whose provider reply was cleared */
+      attempts: number;
+      /** @description Captured copies (Capture servers) deleted */
+      capturedCopies: number;
+      /** @description Earlier audit entries in which the address was replaced */
+      auditEntries: number;
+      /** @description SQLite: the write-ahead log was emptied at once (else at its next checkpoint) */
+      walEmptied: boolean;
     };
   };
   responses: never;
