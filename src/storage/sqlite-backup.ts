@@ -115,7 +115,10 @@ export function readBackup(file: string): BackupContents {
 
 /** A time for a file name: 2026-12-01T17-40-05Z (no colons, which some systems refuse). */
 function fileStamp(now: Date): string {
-  return now.toISOString().replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
+  return now
+    .toISOString()
+    .replace(/\.\d+Z$/, "Z")
+    .replaceAll(":", "-");
 }
 
 /**

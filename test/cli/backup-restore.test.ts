@@ -64,7 +64,10 @@ const mode = (file: string) => (fs.statSync(file).mode & 0o777).toString(8);
 function statusesIn(file: string): Record<string, number> {
   const db = new SQLite(file, { readonly: true });
   try {
-    const rows = db.prepare("select status, count(*) as n from messages group by status").all() as { status: string; n: number }[];
+    const rows = db.prepare("select status, count(*) as n from messages group by status").all() as {
+      status: string;
+      n: number;
+    }[];
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   } finally {
     db.close();
@@ -272,7 +275,10 @@ describe("mailroom backup and restore (SQLite)", () => {
       const file = path.join(work, "altered.db");
       fs.copyFileSync(backupFile, file);
       const db = new SQLite(file);
-      const row = db.prepare("select id, secrets from email_servers where name = 'Peer'").get() as { id: string; secrets: string };
+      const row = db.prepare("select id, secrets from email_servers where name = 'Peer'").get() as {
+        id: string;
+        secrets: string;
+      };
       const secrets = JSON.parse(row.secrets) as Record<string, string>;
       const [k, v] = Object.entries(secrets)[0];
       secrets[k] = `${v.slice(0, -4)}AAAA`;
