@@ -37,7 +37,7 @@ export interface ErasureReport {
 }
 
 /** The erased form of a payload: no text, html, headers or attachments. */
-export const ERASED_PAYLOAD = JSON.stringify({ erased: true, headers: {}, attachments: [] });
+const ERASED_PAYLOAD = JSON.stringify({ erased: true, headers: {}, attachments: [] });
 const UNSENT: MessageStatus[] = ["queued", "sending", "held"];
 const CHUNK = 100;
 const HASH_PURPOSE = "address erasure";
