@@ -5,6 +5,7 @@ export const permissions = [
   "email-servers.test",
   "messages.send",
   "messages.view",
+  "messages.erase",
   "users.manage",
   "audit.view",
 ] as const;
@@ -18,6 +19,7 @@ export const permissionLabels: Record<Permission, string> = {
   "email-servers.test": "Test email servers",
   "messages.send": "Send and retry messages",
   "messages.view": "View messages",
+  "messages.erase": "Erase a recipient’s mail",
   "users.manage": "Manage users, groups and tokens",
   "audit.view": "View the audit log",
 };

@@ -3,8 +3,10 @@ import { createMailroom } from "../app.js";
 import { isPermission, permissions } from "../auth/permissions.js";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import { cliActor } from "../core/audit.js";
+import { eraseRecipientData } from "../core/erasure.js";
 import { MailroomError } from "../kernel/errors.js";
 import { migrateToLatest } from "../storage/db.js";
+import { backupCommand, restoreCommand } from "./backup.js";
 import { keysCommand } from "./keys.js";
 import { startMailroom, welcomeText } from "./serve.js";
 import { serversCommand } from "./servers.js";
@@ -25,6 +27,9 @@ Commands:
   servers import FILE [--dry-run]
                                 create or update servers from an export
   keys rotate                   re-encrypt every secret with a new key
+  erase <address>               erase every stored body and copy of mail to an address
+  backup --output FILE          copy the SQLite database while Mailroom runs (the key is not in it)
+  restore --input FILE          replace the SQLite database by a backup (Mailroom stopped)
 
 Options for every command (each also read from the environment):
   --port N (MAILROOM_PORT)  --host H (MAILROOM_HOST)  --public-url U (MAILROOM_PUBLIC_URL)
@@ -97,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
         server: { type: "string", multiple: true },
         format: { type: "string" },
         output: { type: "string", short: "o" },
+        input: { type: "string", short: "i" },
         "dry-run": { type: "boolean" },
       },
     });
@@ -158,6 +164,17 @@ export async function main(argv: string[]): Promise<number> {
       case "keys":
         if (sub !== "rotate") return usageError("keys rotate");
         return await keysCommand(config);
+      case "erase":
+        if (!sub) return usageError("erase <address>");
+        return await withMailroom(config, async (m) => {
+          const report = await eraseRecipientData(m.ctx, sub, cliActor);
+          console.log(eraseSummary(report));
+          return 0;
+        });
+      case "backup":
+        return await backupCommand(config, values.output);
+      case "restore":
+        return await restoreCommand(config, values.input);
       default:
         return usageError(`unknown command '${command}'`);
     }
@@ -203,6 +220,14 @@ function settingHint(error: unknown, config: Config | undefined): string | null 
     return `cannot use the database in DATABASE_URL (${reason}): check its host, port, user, password and database name.`;
   }
   return null;
+}
+
+function eraseSummary(r: Awaited<ReturnType<typeof eraseRecipientData>>): string {
+  return [
+    `Erased: ${r.messages} message(s) named the address (${r.cancelled} not yet sent, now never to be sent),`,
+    `${r.rawCopies} raw cop(ies), ${r.capturedCopies} captured cop(ies), ${r.attempts} attempt transcript(s), ${r.auditEntries} earlier audit entr(ies).`,
+    `In the rows kept the address is now ${r.replacement}; the audit log records the erasure as ${r.addressHash}.`,
+  ].join("\n");
 }
 
 function usageError(message: string): number {

@@ -3,6 +3,7 @@ import { type BootstrapResult, bootstrap, createMailroom, type Mailroom } from "
 import type { Config } from "../config.js";
 import { buildServer } from "../http/server.js";
 import { startOAuthHealthCheck } from "../oauth/health.js";
+import { markRunning } from "../storage/running-marker.js";
 
 export interface RunningMailroom {
   mailroom: Mailroom;
@@ -25,6 +26,8 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
     await mailroom.close();
     throw error;
   }
+  // Tells `mailroom restore` that this data folder is in use.
+  const unmarkRunning = markRunning(config.dataDir);
   if (config.delivery.enabled) mailroom.worker.start();
   // Daily: a quiet OAuth server learns of a revoked grant before its next message, and
   // Microsoft's 90-day inactivity window never closes.
@@ -44,6 +47,7 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
         await Promise.all([app.close(), mailroom.smtp.stop()]);
         await stopHealthCheck();
         await mailroom.close();
+        unmarkRunning();
       })();
       return stopping;
     },

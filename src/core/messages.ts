@@ -96,6 +96,8 @@ export interface MessageFilter {
 interface StoredPayload {
   /** Set for a message stored as sent: its bytes are in message_raw. */
   raw?: boolean;
+  /** Set once the message was erased on request (core/erasure.ts): nothing of it is left to send. */
+  erased?: boolean;
   text?: string;
   html?: string;
   headers: Record<string, string>;
@@ -426,6 +428,9 @@ export class MessageService {
     if (!canUseServer(principal, row.server_id)) throw new MailroomError("server_not_allowed");
     if (row.is_test === 1) {
       throw new MailroomError("message_not_retryable", "This is a server test's email: run the test again instead.");
+    }
+    if ((JSON.parse(row.payload) as StoredPayload).erased) {
+      throw new MailroomError("message_not_retryable", "This message was erased on request: there is nothing left to send.");
     }
     if (row.status !== "failed" && row.status !== "held") {
       throw new MailroomError(

@@ -79,6 +79,11 @@ export interface Driver {
   derive?(ctx: DeriveContext): Record<string, string>;
   /** Forgets what the driver kept for a server that was deleted (e.g. captured mail). */
   removeData?(ctx: { dataDir: string; serverId: string }): Promise<void>;
+  /**
+   * Erasure: forgets the copies the driver kept for a server (captured mail) of the messages
+   * `messageIds`, and of any other message whose headers name `address`. Returns how many went.
+   */
+  eraseAddress?(ctx: { dataDir: string; serverId: string; address: string; messageIds: ReadonlySet<string> }): Promise<number>;
   /** Fields whose options or default come from what the operator configured, by key. */
   operatorFields?(operator: OperatorPolicy): Record<string, OperatorFieldPatch>;
   /** Problems with where valid settings point (endpoints the operator has not allowed). */

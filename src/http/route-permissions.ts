@@ -51,6 +51,8 @@ export const routePermissions: Record<string, RouteAccess> = {
   "GET /api/capture/:serverId/messages/:id/attachments/:index": "messages.view",
   // It sends mail; the handler also asks for messages.view, as it reads the captured message.
   "POST /api/capture/:serverId/messages/:id/release": "messages.send",
+  // Erasure on request: its own permission, as it destroys what messages.view reads.
+  "DELETE /api/recipients/:address/data": "messages.erase",
   "GET /api/stats": "messages.view",
   "GET /api/smtp-submission": "signed-in",
 

@@ -459,6 +459,25 @@ const AuditFilters = Type.Object(
 /** How many captured messages were deleted. */
 const CapturedDeleted = Type.Object({ deleted: Type.Integer() }, { $id: "CapturedDeleted" });
 
+const count = (description: string) => Type.Integer({ minimum: 0, description });
+
+export const Erasure = Type.Object(
+  {
+    addressHash: Type.String({
+      description: "HMAC-SHA256 of the lower-cased address under a key derived from the secret key, as <keyId>:<hex>",
+    }),
+    replacement: Type.String({ description: "What the address became in the delivery log's rows" }),
+    messages: count("Messages that named the address (to, cc, bcc or reply-to); their bodies are gone"),
+    cancelled: count("Of those, messages not yet sent: now failed with message_erased"),
+    rawCopies: count("Raw MIME copies (SMTP submission) deleted"),
+    attempts: count("Delivery attempts whose provider reply was cleared"),
+    capturedCopies: count("Captured copies (Capture servers) deleted"),
+    auditEntries: count("Earlier audit entries in which the address was replaced"),
+    walEmptied: Type.Boolean({ description: "SQLite: the write-ahead log was emptied at once (else at its next checkpoint)" }),
+  },
+  { $id: "Erasure" },
+);
+
 /** Every response shape, added to the app before its routes so they can refer to them by $id. */
 export const responseSchemas = [
   ErrorSchema,
@@ -494,6 +513,7 @@ export const responseSchemas = [
   SmtpSubmission,
   AuditFilters,
   CapturedDeleted,
+  Erasure,
 ];
 
 /** A route's replies: its success shape, and the error body of every failure. */

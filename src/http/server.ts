@@ -21,6 +21,7 @@ import { healthRoutes } from "./routes/health.js";
 import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
+import { recipientRoutes } from "./routes/recipients.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
@@ -61,6 +62,9 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
     loggerInstance: mailroom.ctx.log as FastifyBaseLogger,
     bodyLimit: DEFAULT_BODY_LIMIT,
     exposeHeadRoutes: false,
+    // Above the default 100, so an address of up to 254 characters, percent-encoded, reaches
+    // the route's own check (DELETE /api/recipients/:address/data) and its catalogue error.
+    routerOptions: { maxParamLength: 1024 },
     // request.ip is the client's only through the proxies the operator trusts (MAILROOM_TRUST_PROXY).
     trustProxy: trustProxyOption(mailroom.ctx.config.trustProxy),
   });
@@ -126,6 +130,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   serverTestRoutes(app, mailroom);
   messageRoutes(app, mailroom);
   captureRoutes(app, mailroom);
+  recipientRoutes(app, mailroom);
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);

@@ -96,6 +96,11 @@ export const errorCatalogue = {
   },
   invalid_attachment: { status: 400, summary: "An attachment needs a filename and base64 content; details name it." },
   message_not_retryable: { status: 409, summary: "Only failed or held messages can be retried." },
+  message_erased: {
+    status: 410,
+    summary:
+      "The message was erased on request (DELETE /api/recipients/:address/data) before it was sent: it will not be sent, and cannot be retried.",
+  },
   server_not_ready: { status: 409, summary: "The email server cannot send yet; its status says what is missing." },
   // Delivery (from tests and attempts): the summary is the hint shown to the admin
   dns_not_found: { status: 502, summary: "The host name does not resolve: check the spelling of the host." },

@@ -39,6 +39,9 @@ const migrations: Record<string, Migration> = {
   "008_test_messages": m008,
 };
 
+/** The migrations this version knows: a database that has applied another one is newer. */
+export const knownMigrations: readonly string[] = Object.keys(migrations);
+
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 export interface Storage {

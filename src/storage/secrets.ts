@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { MailroomError } from "../kernel/errors.js";
@@ -71,6 +71,18 @@ export class SecretBox {
         `A stored secret could not be decrypted with key ${id}: it was altered or damaged; set the secret again.`,
       );
     }
+  }
+
+  /**
+   * `<keyId>:<hex HMAC-SHA256>` of `value` under a key derived from the current key for
+   * `purpose`: it can be checked against a given value later (with that key loaded), but the
+   * database alone does not let anyone test guesses. Never the encryption key itself.
+   */
+  keyedHash(purpose: string, value: string, keyId = this.currentKeyId): string {
+    const entry = this.keys.find((k) => k.id === keyId);
+    if (!entry) throw new MailroomError("secret_key_missing", `The key ${keyId} is not loaded.`);
+    const hashKey = Buffer.from(hkdfSync("sha256", entry.key, Buffer.alloc(0), `mailroom ${purpose}`, 32));
+    return `${entry.id}:${createHmac("sha256", hashKey).update(value).digest("hex")}`;
   }
 
   /** True when the ciphertext was made with an older key. */

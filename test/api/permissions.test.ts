@@ -98,6 +98,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     if (/server/i.test(name)) return (await t.mailroom.servers.getRow("Capture")).id;
     if (name === "key") return "timeoutSeconds"; // a setting of the smtp servers idFor creates (not where its password goes)
     if (name === "index") return "0";
+    if (name === "address") return "matrix-erasure@example.com";
     return "x";
   }
 
@@ -182,6 +183,8 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     "GET /api/info": "signed-in",
     "GET /api/audit/filters": "audit.view",
     "DELETE /api/capture/:serverId/messages": "email-servers.update",
+    // Issue 18: erasure on request has a permission of its own.
+    "DELETE /api/recipients/:address/data": "messages.erase",
   };
   const mustSucceed = new Set([
     ...Object.keys(issueRoutes),

@@ -1912,6 +1912,62 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/recipients/{address}/data": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Erase every stored body, raw copy, captured copy and provider reply of mail to this address (to, cc, bcc or reply-to); the log keeps its rows with the address replaced by a keyed hash, and the audit log records the erasure */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          address: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Erasure"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/users": {
     parameters: {
       query?: never;
@@ -2982,6 +3038,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -3008,6 +3065,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -3028,6 +3086,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -3047,6 +3106,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -3068,6 +3128,7 @@ export interface components {
         | "email-servers.test"
         | "messages.send"
         | "messages.view"
+        | "messages.erase"
         | "users.manage"
         | "audit.view"
       )[];
@@ -3171,6 +3232,7 @@ export interface components {
           | "email-servers.test"
           | "messages.send"
           | "messages.view"
+          | "messages.erase"
           | "users.manage"
           | "audit.view"
         )[];
@@ -3237,6 +3299,26 @@ export interface components {
     };
     CapturedDeleted: {
       deleted: number;
+    };
+    Erasure: {
+      /** @description HMAC-SHA256 of the lower-cased address under a key derived from the secret key, as <keyId>:<hex> */
+      addressHash: string;
+      /** @description What the address became in the delivery log's rows */
+      replacement: string;
+      /** @description Messages that named the address (to, cc, bcc or reply-to); their bodies are gone */
+      messages: number;
+      /** @description Of those, messages not yet sent: now failed with message_erased */
+      cancelled: number;
+      /** @description Raw MIME copies (SMTP submission) deleted */
+      rawCopies: number;
+      /** @description Delivery attempts whose provider reply was cleared */
+      attempts: number;
+      /** @description Captured copies (Capture servers) deleted */
+      capturedCopies: number;
+      /** @description Earlier audit entries in which the address was replaced */
+      auditEntries: number;
+      /** @description SQLite: the write-ahead log was emptied at once (else at its next checkpoint) */
+      walEmptied: boolean;
     };
   };
   responses: never;

@@ -23,6 +23,11 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
     label: "View messages",
     allows: "Read the delivery log, each message’s status and attempts, and captured mail.",
   },
+  {
+    key: "messages.erase",
+    label: "Erase a recipient’s mail",
+    allows: "Remove every stored body, copy and transcript of mail to an address (DELETE /api/recipients/:address/data).",
+  },
   { key: "users.manage", label: "Manage users, groups and tokens", allows: "Add and change users, groups and API tokens." },
   { key: "audit.view", label: "View the audit log", allows: "Read who changed what, and when." },
 ];

@@ -1,5 +1,5 @@
 import { type Driver, field } from "../types.js";
-import { removeCaptured } from "./store.js";
+import { eraseCapturedFor, removeCaptured } from "./store.js";
 import { createCaptureTransport } from "./transport.js";
 
 export const captureDriver: Driver = {
@@ -21,4 +21,5 @@ export const captureDriver: Driver = {
   ],
   createTransport: (ctx) => createCaptureTransport(ctx),
   removeData: ({ dataDir, serverId }) => removeCaptured(dataDir, serverId),
+  eraseAddress: ({ dataDir, serverId, address, messageIds }) => eraseCapturedFor(dataDir, serverId, address, messageIds),
 };

@@ -386,6 +386,37 @@ export async function readCaptured(dataDir: string, serverId: string, id: string
   };
 }
 
+/**
+ * Erasure: deletes the captured copies of `messageIds` (a file is named after the message it
+ * holds) and every other one whose header section names `address` (a message captured and
+ * since dropped from the log, say). Bcc recipients appear in no header: their copies are found
+ * by id. Returns how many files went.
+ */
+export async function eraseCapturedFor(
+  dataDir: string,
+  serverId: string,
+  address: string,
+  messageIds: ReadonlySet<string>,
+): Promise<number> {
+  const folder = captureFolder(dataDir, serverId);
+  const wanted = address.toLowerCase();
+  let erased = 0;
+  for (const id of await capturedIds(folder)) {
+    const file = path.join(folder, `${id}${EXT}`);
+    let names = messageIds.has(id.slice(STAMP_DIGITS + 1));
+    if (!names) {
+      try {
+        names = (await readHeaderSection(file)).toString("utf8").toLowerCase().includes(wanted);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw err;
+      }
+    }
+    if (names && (await deleteCaptured(dataDir, serverId, id))) erased++;
+  }
+  return erased;
+}
+
 /** Forgets every captured message of a server (for when the server is deleted). */
 export async function removeCaptured(dataDir: string, serverId: string): Promise<void> {
   await fs.rm(captureFolder(dataDir, serverId), { recursive: true, force: true });
