@@ -34,7 +34,9 @@ export type { EmailServerInput, ServerStatus } from "./email-server-rows.js";
 
 import {
   changedDestinations,
+  checkSecret,
   checkValue,
+  combinedProblems,
   destinationProblems,
   isEmptySetting,
   type ParsedSettings,
@@ -84,8 +86,14 @@ export class EmailServerService {
   private parse(driver: Driver, input: Record<string, unknown>): ParsedSettings {
     const parsed = parseSettings(driver, input);
     if (parsed.problems.length) throw settingsError(parsed);
+    this.checkCombined(driver, parsed.settings);
     this.checkDestinations(driver, parsed.settings);
     return parsed;
+  }
+
+  private checkCombined(driver: Driver, settings: Settings): void {
+    const problems = combinedProblems(driver, settings);
+    if (problems.length) throw fieldError("invalid_setting", problems);
   }
 
   private checkDestinations(driver: Driver, settings: Settings): void {
@@ -157,7 +165,7 @@ export class EmailServerService {
     const stored = parseJson<Settings>(row.settings);
     const secretKeys = Object.keys(parseJson<SecretMap>(row.secrets));
     const derived: Record<string, string | null> = {
-      ...(driver.derive?.({ publicUrl: this.ctx.config.publicUrl }) ?? {}),
+      ...(driver.derive?.({ publicUrl: this.ctx.config.publicUrl, settings: stored }) ?? {}),
       ...(driver.oauthProvider
         ? { authorizedAccount: row.oauth_account, grantedScopes: row.oauth_scopes, authorizedAt: iso(row.oauth_authorized_at) }
         : {}),
@@ -335,14 +343,13 @@ export class EmailServerService {
       // Blank means "clear", as in a whole-settings PUT: a required setting becomes missing.
       const empty = isEmptySetting(value);
       if (f.secret) {
-        if (!empty && (typeof value !== "string" || hasControlCharacters(value))) {
-          throw fieldError("invalid_setting", [
-            { field: `settings.${key}`, message: "must be a string without control characters" },
-          ]);
+        const checked = empty ? null : checkSecret(f, value);
+        if (checked && "problem" in checked) {
+          throw fieldError("invalid_setting", [{ field: `settings.${key}`, message: checked.problem }]);
         }
         const secrets = parseJson<SecretMap>(before.secrets);
-        if (empty) delete secrets[key];
-        else secrets[key] = this.ctx.secrets.encrypt(value as string);
+        if (!checked) delete secrets[key];
+        else secrets[key] = this.ctx.secrets.encrypt(checked.value);
         row.secrets = JSON.stringify(secrets);
       } else {
         const settings = parseJson<Settings>(before.settings);
@@ -352,6 +359,7 @@ export class EmailServerService {
           if ("problem" in checked) throw fieldError("invalid_setting", [{ field: `settings.${key}`, message: checked.problem }]);
           settings[key] = checked.value;
         }
+        this.checkCombined(driver, settings);
         this.checkDestinations(driver, settings);
         row.settings = JSON.stringify(settings);
       }
@@ -591,8 +599,9 @@ export class EmailServerService {
    * token granted for one client, tenant or host is never sent to another). True if it had one.
    */
   private async dropGrant(trx: Kysely<Database>, row: Row): Promise<boolean> {
-    if (!row.oauth_account) return false;
+    // An app-only token (no grant on the row) was obtained for the old destination too.
     await trx.deleteFrom("oauth_tokens").where("server_id", "=", row.id).execute();
+    if (!row.oauth_account) return false;
     await trx.deleteFrom("oauth_authorizations").where("server_id", "=", row.id).where("used_at", "is", null).execute();
     row.oauth_account = null;
     row.oauth_scopes = null;
