@@ -251,6 +251,11 @@ export const errorCatalogue = {
     summary:
       "The provider rejected the client ID or client secret: copy both again from Google Cloud or Microsoft Entra (create a new secret if it expired).",
   },
+  oauth_app_rejected: {
+    status: 400,
+    summary:
+      "The provider refused the application's own credentials (client secret, certificate, tenant, or a service account's domain-wide delegation); the message says which and where to fix it.",
+  },
   oauth_code_rejected: {
     status: 400,
     summary:
