@@ -2,8 +2,9 @@
  * What an email server row means, without the database: its driver, its status and search
  * text, its checks and its audit form. EmailServerService (email-servers.ts) reads and writes.
  */
-import { driverIds, findDriver } from "../drivers/registry.js";
+
 import { appOnlyMethodOf } from "../drivers/oauth-fields.js";
+import { driverIds, findDriver } from "../drivers/registry.js";
 import type { Driver, DriverField } from "../drivers/types.js";
 import { type FieldProblem, fieldError, MailroomError } from "../kernel/errors.js";
 import type { Settings } from "../kernel/settings.js";

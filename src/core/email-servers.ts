@@ -4,7 +4,6 @@ import type { Driver } from "../drivers/types.js";
 import { fieldError, MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
 import type { Settings, SettingValue } from "../kernel/settings.js";
-import { hasControlCharacters } from "../kernel/validate.js";
 import { isUniqueViolation } from "../storage/dialect.js";
 import type { Database } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";

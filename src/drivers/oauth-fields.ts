@@ -87,7 +87,9 @@ export function certificateFields(where: string): DriverField[] {
       check: (value) => {
         try {
           const key = createPrivateKey(value);
-          return key.asymmetricKeyType === "rsa" ? null : "must be an RSA private key (Entra signs certificate credentials with RS256)";
+          return key.asymmetricKeyType === "rsa"
+            ? null
+            : "must be an RSA private key (Entra signs certificate credentials with RS256)";
         } catch {
           return "must be an unencrypted PEM private key (-----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----)";
         }

@@ -451,7 +451,11 @@ export class TokenStore {
       .returningAll()
       .executeTakeFirst();
     if (!stored) {
-      throw new DeliveryError("oauth_token_unavailable", "transient", "The server changed during a token request; Mailroom retries.");
+      throw new DeliveryError(
+        "oauth_token_unavailable",
+        "transient",
+        "The server changed during a token request; Mailroom retries.",
+      );
     }
     this.options.onRefresh?.(serverId, "ok");
     this.ctx.log.debug(

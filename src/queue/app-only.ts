@@ -47,10 +47,15 @@ export function appOnlyTransport(inner: Transport, row: EmailServersTable, token
         await tokens.accessToken(false);
         step = { step: "token", ok: true, ms: Date.now() - started, detail: "The provider issued an app-only access token." };
       } catch (error) {
-        const e = error instanceof DeliveryError ? error : new DeliveryError("oauth_token_unavailable", "transient", String(error));
+        const e =
+          error instanceof DeliveryError ? error : new DeliveryError("oauth_token_unavailable", "transient", String(error));
         step = { step: "token", ok: false, ms: Date.now() - started, detail: e.message };
         probe.onStep?.(step);
-        return { steps: [step], transcript: [], error: { code: e.code, message: e.message, hint: errorCatalogue[e.code].summary } };
+        return {
+          steps: [step],
+          transcript: [],
+          error: { code: e.code, message: e.message, hint: errorCatalogue[e.code].summary },
+        };
       }
       probe.onStep?.(step);
       const result = await inner.check(probe);

@@ -69,7 +69,11 @@ function answer(res: http.ServerResponse, status: number, body: unknown): void {
 }
 
 const entraError = (res: http.ServerResponse, status: number, error: string, aadsts: string, text: string) =>
-  answer(res, status, { error, error_description: `AADSTS${aadsts}: ${text} Trace ID: 0 Correlation ID: 0`, error_codes: [Number(aadsts)] });
+  answer(res, status, {
+    error,
+    error_description: `AADSTS${aadsts}: ${text} Trace ID: 0 Correlation ID: 0`,
+    error_codes: [Number(aadsts)],
+  });
 
 export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
   const issuer = await startIssuer(kind);
@@ -99,10 +103,17 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
     if (body.get("grant_type") !== "client_credentials") return entraError(res, 400, "unsupported_grant_type", "70003", "");
     const clientId = body.get("client_id") ?? "";
     if (clientId !== APP_CLIENT_ID) {
-      return entraError(res, 400, "unauthorized_client", "700016", `Application with identifier '${clientId}' was not found in the directory.`);
+      return entraError(
+        res,
+        400,
+        "unauthorized_client",
+        "700016",
+        `Application with identifier '${clientId}' was not found in the directory.`,
+      );
     }
     const scope = body.get("scope") ?? "";
-    if (scope !== MS_APP_SCOPE) return entraError(res, 400, "invalid_scope", "1002012", `The provided value for scope ${scope} is not valid.`);
+    if (scope !== MS_APP_SCOPE)
+      return entraError(res, 400, "invalid_scope", "1002012", `The provided value for scope ${scope} is not valid.`);
     const tokenUrl = `${url}${req.url}`;
     if (body.has("client_assertion")) {
       try {
@@ -114,15 +125,30 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
         });
         const x5t = createHash("sha1").update(certificate.raw).digest("base64url");
         if (protectedHeader.x5t !== x5t) throw new Error("unknown thumbprint");
-        if (body.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") throw new Error("type");
-        checked.push({ grantType: "client_credentials", tenant, clientId, scope, auth: "private_key_jwt", header: protectedHeader, claims: payload });
+        if (body.get("client_assertion_type") !== "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+          throw new Error("type");
+        checked.push({
+          grantType: "client_credentials",
+          tenant,
+          clientId,
+          scope,
+          auth: "private_key_jwt",
+          header: protectedHeader,
+          claims: payload,
+        });
       } catch {
         return entraError(res, 401, "invalid_client", "700027", "Client assertion failed signature validation.");
       }
     } else if (body.get("client_secret") === APP_SECRET) {
       checked.push({ grantType: "client_credentials", tenant, clientId, scope, auth: "client_secret" });
     } else {
-      return entraError(res, 401, "invalid_client", "7000215", "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+      return entraError(
+        res,
+        401,
+        "invalid_client",
+        "7000215",
+        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+      );
     }
     return mint(res, scope);
   }
@@ -149,7 +175,8 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
     if (scope !== GMAIL_APP_SCOPE || !claims.sub || !app.delegatedMailboxes.has(claims.sub)) {
       return answer(res, 401, {
         error: "unauthorized_client",
-        error_description: "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+        error_description:
+          "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
       });
     }
     checked.push({ grantType: "jwt-bearer", scope, auth: "jwt-bearer", header, claims });
@@ -168,7 +195,8 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
   const app: AppIssuer = {
     issuer,
     url,
-    env: kind === "microsoft" ? { MAILROOM_MICROSOFT_AUTHORITY: url } : { ...issuer.env, MAILROOM_GOOGLE_TOKEN_URL: `${url}/token` },
+    env:
+      kind === "microsoft" ? { MAILROOM_MICROSOFT_AUTHORITY: url } : { ...issuer.env, MAILROOM_GOOGLE_TOKEN_URL: `${url}/token` },
     checked,
     received: 0,
     certificate: pems.cert,

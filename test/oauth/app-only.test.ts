@@ -128,7 +128,11 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
       ]);
       const secrets = [APP_SECRET, provider.privateKey, provider.serviceAccountKey, ...provider.issuer.issued];
       const keyBody = (pem: string) => pem.split("\n")[1] ?? pem;
-      for (const secret of [...secrets, keyBody(provider.privateKey), keyBody(JSON.parse(provider.serviceAccountKey).private_key)]) {
+      for (const secret of [
+        ...secrets,
+        keyBody(provider.privateKey),
+        keyBody(JSON.parse(provider.serviceAccountKey).private_key),
+      ]) {
         for (const [where, text] of [
           ["logs", t.logs.join("\n")],
           ["answers", answers.join("\n")],
@@ -141,69 +145,73 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
 
     const methods = kind === "microsoft" ? ["client_secret", "certificate"] : ["service_account"];
 
-    it.each(methods)("%s: ready without 'Authorize account', sends through the queue, one token request per lifetime", async (method) => {
-      const res = await createServer(method);
-      expect(res.statusCode, res.body).toBe(201);
-      const server = res.json();
-      expect(server.status).toBe("ready");
-      const checkedBefore = provider.checked.length;
+    it.each(methods)(
+      "%s: ready without 'Authorize account', sends through the queue, one token request per lifetime",
+      async (method) => {
+        const res = await createServer(method);
+        expect(res.statusCode, res.body).toBe(201);
+        const server = res.json();
+        expect(server.status).toBe("ready");
+        const checkedBefore = provider.checked.length;
 
-      provider.issuer.next.push(() => queueMicrotask(acceptIssued));
-      const first = await send(server.id, "first");
-      await sent(first);
-      expect(provider.checked.length).toBe(checkedBefore + 1);
-      const stored = await tokenRow(server.id);
-      const token = t.mailroom.ctx.secrets.decrypt(String(stored?.access_token));
-      expect(token).toBe(provider.issuer.issued.at(-1));
-      expect(t.mailroom.ctx.secrets.decrypt(String(stored?.refresh_token))).toBe("");
-      expect(peer.authAttempts.at(-1)).toEqual({ method: "XOAUTH2", user: FROM, accessToken: token, ok: true });
-      expect(peer.received.at(-1)).toMatchObject({ user: FROM, secure: true, subject: "first" });
+        provider.issuer.next.push(() => queueMicrotask(acceptIssued));
+        const first = await send(server.id, "first");
+        await sent(first);
+        expect(provider.checked.length).toBe(checkedBefore + 1);
+        const stored = await tokenRow(server.id);
+        const token = t.mailroom.ctx.secrets.decrypt(String(stored?.access_token));
+        expect(token).toBe(provider.issuer.issued.at(-1));
+        expect(t.mailroom.ctx.secrets.decrypt(String(stored?.refresh_token))).toBe("");
+        expect(peer.authAttempts.at(-1)).toEqual({ method: "XOAUTH2", user: FROM, accessToken: token, ok: true });
+        expect(peer.received.at(-1)).toMatchObject({ user: FROM, secure: true, subject: "first" });
 
-      // Within the token's lifetime: no new request, however many messages, also from the alias.
-      await sent(await send(server.id, "second"));
-      await sent(await send(server.id, "third", ALIAS));
-      expect(provider.checked.length).toBe(checkedBefore + 1);
-      expect(peer.received.map((m) => m.subject)).toEqual(["first", "second", "third"]);
+        // Within the token's lifetime: no new request, however many messages, also from the alias.
+        await sent(await send(server.id, "second"));
+        await sent(await send(server.id, "third", ALIAS));
+        expect(provider.checked.length).toBe(checkedBefore + 1);
+        expect(peer.received.map((m) => m.subject)).toEqual(["first", "second", "third"]);
 
-      const check = provider.checked.at(-1);
-      if (method === "client_secret") expect(check).toMatchObject({ auth: "client_secret", tenant: TENANT_ID, scope: MS_APP_SCOPE });
-      if (method === "certificate") {
-        // Verified by the endpoint with the certificate's public key; the claims Entra requires.
-        const der = Buffer.from(provider.certificate.replace(/-----[^-]+-----|\s/g, ""), "base64");
-        expect(check?.header).toMatchObject({
-          alg: "RS256",
-          x5t: createHash("sha1").update(der).digest("base64url"),
-          "x5t#S256": createHash("sha256").update(der).digest("base64url"),
-        });
-        expect(check?.claims).toMatchObject({
-          iss: APP_CLIENT_ID,
-          sub: APP_CLIENT_ID,
-          aud: `${provider.url}/${TENANT_ID}/oauth2/v2.0/token`,
-        });
-        const view = await request(t.admin, { method: "GET", url: `/api/email-servers/${server.id}` });
-        expect(view.json().settings.certificateThumbprint).toBe(createHash("sha1").update(der).digest("hex").toUpperCase());
-        expect(view.json().settings.privateKey).toEqual({ set: true });
-      }
-      if (method === "service_account") {
-        // Verified with the service account's public key: RFC 7523 claims, the mailbox as subject.
-        expect(check?.header).toMatchObject({ alg: "RS256", kid: "0123456789abcdef" });
-        expect(check?.claims).toMatchObject({ iss: SA_EMAIL, sub: FROM, scope: GMAIL_APP_SCOPE, aud: `${provider.url}/token` });
-        expect(Number(check?.claims?.exp) - Number(check?.claims?.iat)).toBe(3600);
-      }
+        const check = provider.checked.at(-1);
+        if (method === "client_secret")
+          expect(check).toMatchObject({ auth: "client_secret", tenant: TENANT_ID, scope: MS_APP_SCOPE });
+        if (method === "certificate") {
+          // Verified by the endpoint with the certificate's public key; the claims Entra requires.
+          const der = Buffer.from(provider.certificate.replace(/-----[^-]+-----|\s/g, ""), "base64");
+          expect(check?.header).toMatchObject({
+            alg: "RS256",
+            x5t: createHash("sha1").update(der).digest("base64url"),
+            "x5t#S256": createHash("sha256").update(der).digest("base64url"),
+          });
+          expect(check?.claims).toMatchObject({
+            iss: APP_CLIENT_ID,
+            sub: APP_CLIENT_ID,
+            aud: `${provider.url}/${TENANT_ID}/oauth2/v2.0/token`,
+          });
+          const view = await request(t.admin, { method: "GET", url: `/api/email-servers/${server.id}` });
+          expect(view.json().settings.certificateThumbprint).toBe(createHash("sha1").update(der).digest("hex").toUpperCase());
+          expect(view.json().settings.privateKey).toEqual({ set: true });
+        }
+        if (method === "service_account") {
+          // Verified with the service account's public key: RFC 7523 claims, the mailbox as subject.
+          expect(check?.header).toMatchObject({ alg: "RS256", kid: "0123456789abcdef" });
+          expect(check?.claims).toMatchObject({ iss: SA_EMAIL, sub: FROM, scope: GMAIL_APP_SCOPE, aud: `${provider.url}/token` });
+          expect(Number(check?.claims?.exp) - Number(check?.claims?.iat)).toBe(3600);
+        }
 
-      // The token ran out: one new request, then sending again.
-      await t.mailroom.ctx.db
-        .updateTable("oauth_tokens")
-        .set({ access_expires_at: Date.now() - 1000, access_obtained_at: Date.now() - 3_601_000 })
-        .where("server_id", "=", server.id)
-        .execute();
-      t.mailroom.oauth.tokens.forget(server.id);
-      await t.mailroom.transports.forget(server.id);
-      provider.issuer.next.push(() => queueMicrotask(acceptIssued));
-      await sent(await send(server.id, "after expiry"));
-      expect(provider.checked.length).toBe(checkedBefore + 2);
-      await expectNoLeaks();
-    });
+        // The token ran out: one new request, then sending again.
+        await t.mailroom.ctx.db
+          .updateTable("oauth_tokens")
+          .set({ access_expires_at: Date.now() - 1000, access_obtained_at: Date.now() - 3_601_000 })
+          .where("server_id", "=", server.id)
+          .execute();
+        t.mailroom.oauth.tokens.forget(server.id);
+        await t.mailroom.transports.forget(server.id);
+        provider.issuer.next.push(() => queueMicrotask(acceptIssued));
+        await sent(await send(server.id, "after expiry"));
+        expect(provider.checked.length).toBe(checkedBefore + 2);
+        await expectNoLeaks();
+      },
+    );
 
     it("a message from a mailbox outside the allow-list is refused before the provider is called", async () => {
       const server = (await createServer(methods[0])).json();
@@ -272,14 +280,32 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
       await expectNoLeaks();
     });
 
-    const refusals =
+    const refusals: { name: string; settings?: Record<string, string>; from?: string; says: string[] }[] =
       kind === "microsoft"
         ? [
-            { name: "a wrong client secret", settings: { clientSecret: "wrong-secret-value" }, says: ["AADSTS7000215", "Value (not its Secret ID)"] },
-            { name: "a tenant that does not exist", settings: { tenant: "nowhere.example" }, says: ["AADSTS90002", "Directory (tenant) ID"] },
-            { name: "an app not in the tenant", settings: { clientId: "00000000-0000-0000-0000-000000000000" }, says: ["AADSTS700016", "consented"] },
+            {
+              name: "a wrong client secret",
+              settings: { clientSecret: "wrong-secret-value" },
+              says: ["AADSTS7000215", "Value (not its Secret ID)"],
+            },
+            {
+              name: "a tenant that does not exist",
+              settings: { tenant: "nowhere.example" },
+              says: ["AADSTS90002", "Directory (tenant) ID"],
+            },
+            {
+              name: "an app not in the tenant",
+              settings: { clientId: "00000000-0000-0000-0000-000000000000" },
+              says: ["AADSTS700016", "consented"],
+            },
           ]
-        : [{ name: "a mailbox without domain-wide delegation", from: "other@example.com", says: ["unauthorized_client", `client ID ${SA_CLIENT_ID}`, GMAIL_APP_SCOPE] }];
+        : [
+            {
+              name: "a mailbox without domain-wide delegation",
+              from: "other@example.com",
+              says: ["unauthorized_client", `client ID ${SA_CLIENT_ID}`, GMAIL_APP_SCOPE],
+            },
+          ];
 
     it.each(refusals)("check connection names the fix for $name", async ({ settings, from, says }) => {
       const method = methods[0];
@@ -293,7 +319,14 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
             name: "draft",
             driver,
             fromAddress: from ?? FROM,
-            settings: { host: "localhost", port: peer.port, security: "starttls", authMethod: method, ...credentials(method), ...settings },
+            settings: {
+              host: "localhost",
+              port: peer.port,
+              security: "starttls",
+              authMethod: method,
+              ...credentials(method),
+              ...settings,
+            },
           },
         },
       });
@@ -327,12 +360,11 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
       if (kind === "google") provider.delegatedMailboxes.delete(FROM);
       try {
         const id = await send(server.id, "refused");
-        await waitFor("the server to be failing", async () => {
-          const view = await request(t.admin, { method: "GET", url: `/api/email-servers/${server.id}` });
-          return view.json().status === "failing" ? view.json() : null;
-        }).then((view) => {
-          expect(view.statusDetail).toContain(kind === "microsoft" ? "AADSTS7000215" : "Domain-wide delegation");
+        const view = await waitFor("the server to be failing", async () => {
+          const res = await request(t.admin, { method: "GET", url: `/api/email-servers/${server.id}` });
+          return res.json().status === "failing" ? (res.json() as { statusDetail: string }) : null;
         });
+        expect(view.statusDetail).toContain(kind === "microsoft" ? "AADSTS7000215" : "Domain-wide delegation");
         await waitFor("the attempt to be recorded", async () => (await messageRow(id)).last_error_code === "oauth_app_rejected");
         expect(peer.received).toHaveLength(0);
       } finally {
