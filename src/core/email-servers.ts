@@ -32,6 +32,7 @@ import {
 export type { EmailServerInput, ServerStatus } from "./email-server-rows.js";
 
 import {
+  applies,
   changedDestinations,
   checkSecret,
   checkValue,
@@ -256,6 +257,7 @@ export class EmailServerService {
     const saved = found && found.driver === driver.id ? found : undefined;
     const moved = saved ? changedDestinations(driver, parseJson<Settings>(saved.settings), parsed.settings) : [];
     const secrets: Record<string, string> = saved ? this.secretsOf(saved) : {};
+    for (const f of driver.fields.filter((x) => x.secret && !applies(driver, x, parsed.settings))) delete secrets[f.key];
     const borrowed = Object.keys(secrets).filter((key) => parsed.secretChanges[key] === undefined);
     if (moved.length && borrowed.length) throw secretDestinationChanged(driver, moved, borrowed);
     const grant = saved && !moved.length ? saved : undefined;
@@ -295,10 +297,12 @@ export class EmailServerService {
       const sameDriver = before.driver === driver.id;
       const kept = sameDriver ? parseJson<SecretMap>(before.secrets) : {};
       const moved = sameDriver ? changedDestinations(driver, parseJson<Settings>(before.settings), parsed.settings) : [];
-      const keptAsIs = Object.keys(kept).filter((key) => parsed.secretChanges[key] === undefined);
+      // A secret of another authentication method is forgotten, not carried along.
+      const applying = driver.fields.filter((x) => x.secret && applies(driver, x, parsed.settings));
+      const keptAsIs = applying.map((f) => f.key).filter((key) => kept[key] && parsed.secretChanges[key] === undefined);
       if (moved.length && keptAsIs.length) throw secretDestinationChanged(driver, moved, keptAsIs);
       const secrets: SecretMap = {};
-      for (const f of driver.fields.filter((x) => x.secret)) {
+      for (const f of applying) {
         const change = parsed.secretChanges[f.key];
         if (change === undefined && kept[f.key]) secrets[f.key] = kept[f.key];
         else if (change) secrets[f.key] = this.ctx.secrets.encrypt(change);

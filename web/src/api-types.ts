@@ -2508,6 +2508,11 @@ export interface components {
       max?: number;
       placeholder?: string;
       destination?: boolean;
+      multiline?: boolean;
+      when?: {
+        key: string;
+        values: string[];
+      };
     };
     Driver: {
       id: string;
@@ -2515,6 +2520,10 @@ export interface components {
       description: string;
       /** @enum {string|null} */
       oauthProvider: "google" | "microsoft" | null;
+      appOnly?: {
+        methods: string[];
+        scope: string;
+      };
       fields: components["schemas"]["DriverField"][];
       derived: {
         [key: string]: string;

@@ -40,11 +40,12 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
       // As this installation offers them: options the operator decides (sendmail commands) filled in.
       items: drivers
         .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
-        .map(({ id, label, description, fields, oauthProvider, derive }) => ({
+        .map(({ id, label, description, fields, oauthProvider, appOnly, derive }) => ({
           id,
           label,
           description,
           oauthProvider: oauthProvider ?? null,
+          ...(appOnly ? { appOnly } : {}),
           fields,
           // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
           derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},

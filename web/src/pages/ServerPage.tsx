@@ -1,5 +1,6 @@
 import { type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { ApiError, api, type Driver, type DriverField, type EmailServer, errorMessage, type List, type TestReport } from "../api";
+import { AppCredentialsPanel } from "../components/AppCredentialsPanel";
 import { DeliveryState } from "../components/DeliveryState";
 import { OAuthPanel } from "../components/OAuthPanel";
 import { SecretInput, SecretView, SettingInput, SettingView } from "../components/SettingField";
@@ -8,10 +9,13 @@ import { Alert, CopyButton, ErrorAlert, Loading, PageTitle, StatusPill } from ".
 import { oauthBanner } from "../oauthBanner";
 import { Link, navigate, useLeaveGuard, useLocation } from "../router";
 import {
+  APP_CREDENTIAL_KEYS,
+  appOnlyMethod,
   type Draft,
   draftOf,
   emptyDraft,
   type FormValue,
+  fieldApplies,
   OAUTH_CLIENT_KEYS,
   OAUTH_GRANT_KEYS,
   type Payload,
@@ -206,6 +210,8 @@ export function ServerPage({ id }: { id: string | null }) {
 
   const savedSameDriver = saved && saved.driver === draft.driver ? saved : null;
   const renderField = (field: DriverField) => {
+    // A field of another authentication method: hidden (and not sent).
+    if (!fieldApplies(driver, field, draft.settings)) return null;
     const error = errors[`settings.${field.key}`];
     if (field.readOnly) {
       return <SettingView key={field.key} field={field} value={savedSameDriver?.settings[field.key] as string | null} />;
@@ -243,7 +249,11 @@ export function ServerPage({ id }: { id: string | null }) {
   };
 
   const oauth = driver.oauthProvider !== null;
-  const panelKeys = oauth ? new Set([...OAUTH_CLIENT_KEYS, ...OAUTH_GRANT_KEYS]) : new Set<string>();
+  const appMethod = appOnlyMethod(driver, draft);
+  const authMethodField = driver.fields.find((f) => f.key === "authMethod");
+  const panelKeys = oauth
+    ? new Set([...OAUTH_CLIENT_KEYS, ...OAUTH_GRANT_KEYS, ...APP_CREDENTIAL_KEYS, "authMethod"])
+    : new Set<string>();
   const otherFields = driver.fields.filter((f) => !panelKeys.has(f.key));
   const clientReady =
     String(draft.settings.clientId ?? "").trim() !== "" &&
@@ -408,7 +418,14 @@ export function ServerPage({ id }: { id: string | null }) {
             )}
           </section>
 
-          {oauth && (
+          {authMethodField && (
+            <section className="panel" aria-labelledby="auth-method-heading">
+              <h2 id="auth-method-heading">Authentication</h2>
+              {renderField(authMethodField)}
+            </section>
+          )}
+          {appMethod && <AppCredentialsPanel driver={driver} method={appMethod} renderField={renderField} />}
+          {oauth && !appMethod && (
             <OAuthPanel
               driver={driver}
               saved={savedSameDriver}
