@@ -12,6 +12,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { systemActor } from "../../src/core/audit.js";
 import { DeliveryError } from "../../src/kernel/transport.js";
+import { TokenStore } from "../../src/oauth/token-store.js";
 import { type Caller, startTestApp, type TestApp } from "../helpers/app.js";
 import { availableDialects, tempDir } from "../helpers/databases.js";
 import { waitFor } from "../helpers/wait.js";
@@ -165,9 +166,14 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
         expect(peer.authAttempts.at(-1)).toEqual({ method: "XOAUTH2", user: FROM, accessToken: token, ok: true });
         expect(peer.received.at(-1)).toMatchObject({ user: FROM, secure: true, subject: "first" });
 
-        // Within the token's lifetime: no new request, however many messages, also from the alias.
+        // Within the token's lifetime: no new request, however many messages and logins (each
+        // send on a new connection, as after an idle timeout), also from the alias.
+        const logins = peer.authAttempts.length;
+        await t.mailroom.transports.forget(server.id);
         await sent(await send(server.id, "second"));
+        await t.mailroom.transports.forget(server.id);
         await sent(await send(server.id, "third", ALIAS));
+        expect(peer.authAttempts.length).toBe(logins + 2);
         expect(provider.checked.length).toBe(checkedBefore + 1);
         expect(peer.received.map((m) => m.subject)).toEqual(["first", "second", "third"]);
 
@@ -212,6 +218,36 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
         await expectNoLeaks();
       },
     );
+
+    it("two token stores on one database (two processes) make one token request between them", async () => {
+      const server = (await createServer(methods[0])).json();
+      const row = await t.mailroom.servers.getRow(server.id);
+      const identity = { provider: kind, mailbox: FROM, version: row.updated_at };
+      const stores = [t.mailroom.oauth.tokens, new TokenStore(t.mailroom.ctx, t.mailroom.servers)];
+      const before = provider.checked.length;
+      const tokens = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => stores[i % 2].appTokenProvider(server.id, identity).accessToken(false)),
+      );
+      expect(provider.checked.length).toBe(before + 1);
+      expect(new Set(tokens).size).toBe(1);
+    });
+
+    it("a token the SMTP server refuses is replaced once, and the message goes out", async () => {
+      const server = (await createServer(methods[0])).json();
+      provider.issuer.next.push(() => queueMicrotask(acceptIssued));
+      await sent(await send(server.id, "with the first token"));
+      const before = provider.checked.length;
+      // The server stops accepting the cached token (revoked at the provider): only the next one works.
+      const fresh = `renewed-${Date.now()}`;
+      peer.setAuth({ user: FROM, methods: ["XOAUTH2"], accessToken: fresh, tokenRejection: "outlook" });
+      provider.issuer.next.push((response) => {
+        response.body.access_token = fresh;
+      });
+      await t.mailroom.transports.forget(server.id);
+      await sent(await send(server.id, "with a new token"));
+      expect(provider.checked.length).toBe(before + 1);
+      expect(peer.authAttempts.slice(-2).map((a) => a.ok)).toEqual([false, true]);
+    });
 
     it("a message from a mailbox outside the allow-list is refused before the provider is called", async () => {
       const server = (await createServer(methods[0])).json();
