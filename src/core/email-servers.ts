@@ -602,10 +602,10 @@ export class EmailServerService {
    * token granted for one client, tenant or host is never sent to another). True if it had one.
    */
   private async dropGrant(trx: Kysely<Database>, row: Row): Promise<boolean> {
-    // An app-only token (no grant on the row) was obtained for the old destination too.
+    // An app-only token (no grant on the row) and an authorization under way were for the old destination too.
     await trx.deleteFrom("oauth_tokens").where("server_id", "=", row.id).execute();
-    if (!row.oauth_account) return false;
     await trx.deleteFrom("oauth_authorizations").where("server_id", "=", row.id).where("used_at", "is", null).execute();
+    if (!row.oauth_account) return false;
     row.oauth_account = null;
     row.oauth_scopes = null;
     row.oauth_authorized_at = null;

@@ -204,7 +204,8 @@ export const errorCatalogue = {
   // OAuth: "Authorize account" and its callback (the summary is the fix shown to the admin)
   oauth_not_supported: {
     status: 409,
-    summary: "This server's driver does not sign in with OAuth; only Gmail and Microsoft 365 do.",
+    summary:
+      "This server has nobody to authorize: its driver does not sign in with OAuth (only Gmail and Microsoft 365 do), or it uses application credentials.",
   },
   oauth_client_missing: {
     status: 409,

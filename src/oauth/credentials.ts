@@ -1,4 +1,5 @@
 import type { EmailServerService } from "../core/email-servers.js";
+import { appOnlyMethodOf } from "../drivers/oauth-fields.js";
 import { findDriver } from "../drivers/registry.js";
 import type { Driver } from "../drivers/types.js";
 import { MailroomError } from "../kernel/errors.js";
@@ -16,6 +17,19 @@ export function oauthOf(row: EmailServersTable): { driver: Driver; provider: OAu
     );
   }
   return { driver, provider: providerById(driver.oauthProvider) };
+}
+
+/** oauthOf for the authorize flow: a server with application credentials has nobody to authorize. */
+export function delegatedOauthOf(row: EmailServersTable): { driver: Driver; provider: OAuthProvider } {
+  const found = oauthOf(row);
+  const method = appOnlyMethodOf(found.driver, JSON.parse(row.settings) as Settings);
+  if (method) {
+    throw new MailroomError(
+      "oauth_not_supported",
+      `'${row.name}' uses application credentials (${method}): nobody authorizes it. Use 'Check connection' to prove them, or choose the delegated method to authorize an account.`,
+    );
+  }
+  return found;
 }
 
 export interface ClientCredentials {

@@ -283,6 +283,13 @@ describe.each(await availableDialects())("app-only credentials on %s", (dialect)
       expect(peer.authAttempts.length).toBe(attempts);
     });
 
+    it("has nothing to authorize: 'Authorize account' is refused with the reason", async () => {
+      const server = (await createServer(methods[0])).json();
+      const res = await request(t.admin, { method: "POST", url: `/api/email-servers/${server.id}/oauth/authorize` });
+      expect(res.json()).toMatchObject({ code: "oauth_not_supported" });
+      expect(res.json().message).toContain("application credentials");
+    });
+
     it("refuses settings that do not fit the method, naming the field", async () => {
       const wildcard = await createServer(methods[0], { allowedFromAddresses: ["*@example.com"] });
       expect(wildcard.statusCode).toBe(400);
