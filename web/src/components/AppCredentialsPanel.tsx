@@ -44,8 +44,8 @@ function Steps({ method, scope }: { method: string; scope: string }) {
       </li>
       <li>
         In Exchange Online PowerShell, register the app’s service principal (<code>New-ServicePrincipal</code>) and give it
-        FullAccess to each mailbox it sends as (<code>Add-MailboxPermission</code>); limit it to those mailboxes with RBAC for
-        Applications.
+        FullAccess to each mailbox it sends as (<code>Add-MailboxPermission</code>), and to no other: that is what limits the app
+        to those mailboxes.
       </li>
     </ol>
   );
