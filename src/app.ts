@@ -63,6 +63,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
+  transports.appTokenProviders = (row, secrets, oneOff) => oauth.appTokenProvider(row, secrets, oneOff);
   const breakers = new Breakers(ctx, servers, {
     threshold: config.delivery.breakerThreshold,
     probeScheduleMs: config.delivery.probeSchedule,

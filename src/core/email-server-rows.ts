@@ -2,6 +2,8 @@
  * What an email server row means, without the database: its driver, its status and search
  * text, its checks and its audit form. EmailServerService (email-servers.ts) reads and writes.
  */
+
+import { appOnlyMethodOf } from "../drivers/oauth-fields.js";
 import { driverIds, findDriver } from "../drivers/registry.js";
 import type { Driver, DriverField } from "../drivers/types.js";
 import { type FieldProblem, fieldError, MailroomError } from "../kernel/errors.js";
@@ -109,7 +111,7 @@ export function refreshDerived(row: Row): void {
   const driver = driverOf(row);
   const settings = parseJson<Settings>(row.settings);
   const secretKeys = Object.keys(parseJson<SecretMap>(row.secrets));
-  row.status = computeStatus(driver, row, missingOf(driver, row, settings, secretKeys));
+  row.status = computeStatus(driver, row, missingOf(driver, row, settings, secretKeys), settings);
   const words = [row.name, driver.id, driver.label, row.from_address, row.from_name];
   for (const f of driver.fields) {
     if (f.secret || f.readOnly || settings[f.key] === undefined) continue;
@@ -118,10 +120,11 @@ export function refreshDerived(row: Row): void {
   row.search_text = words.join("\n").toLowerCase();
 }
 
-export function computeStatus(driver: Driver, row: Row, missing: string[]): ServerStatus {
+export function computeStatus(driver: Driver, row: Row, missing: string[], settings: Settings): ServerStatus {
   if (missing.length) return "incomplete";
   if (row.fault === "reauthorization_required") return "reauthorization_required";
-  if (driver.oauthProvider && !row.oauth_account) return "not_authorized";
+  // App-only credentials need no person to authorize: the server is ready once complete.
+  if (driver.oauthProvider && !appOnlyMethodOf(driver, settings) && !row.oauth_account) return "not_authorized";
   if (row.fault === "failing") return "failing";
   return "ready";
 }

@@ -4,7 +4,6 @@ import type { Driver } from "../drivers/types.js";
 import { fieldError, MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
 import type { Settings, SettingValue } from "../kernel/settings.js";
-import { hasControlCharacters } from "../kernel/validate.js";
 import { isUniqueViolation } from "../storage/dialect.js";
 import type { Database } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";
@@ -33,8 +32,11 @@ import {
 export type { EmailServerInput, ServerStatus } from "./email-server-rows.js";
 
 import {
+  applies,
   changedDestinations,
+  checkSecret,
   checkValue,
+  combinedProblems,
   destinationProblems,
   isEmptySetting,
   missingSettings,
@@ -85,8 +87,14 @@ export class EmailServerService {
   private parse(driver: Driver, input: Record<string, unknown>): ParsedSettings {
     const parsed = parseSettings(driver, input);
     if (parsed.problems.length) throw settingsError(parsed);
+    this.checkCombined(driver, parsed.settings);
     this.checkDestinations(driver, parsed.settings);
     return parsed;
+  }
+
+  private checkCombined(driver: Driver, settings: Settings): void {
+    const problems = combinedProblems(driver, settings);
+    if (problems.length) throw fieldError("invalid_setting", problems);
   }
 
   private checkDestinations(driver: Driver, settings: Settings): void {
@@ -158,7 +166,7 @@ export class EmailServerService {
     const stored = parseJson<Settings>(row.settings);
     const secretKeys = Object.keys(parseJson<SecretMap>(row.secrets));
     const derived: Record<string, string | null> = {
-      ...(driver.derive?.({ publicUrl: this.ctx.config.publicUrl }) ?? {}),
+      ...(driver.derive?.({ publicUrl: this.ctx.config.publicUrl, settings: stored }) ?? {}),
       ...(driver.oauthProvider
         ? { authorizedAccount: row.oauth_account, grantedScopes: row.oauth_scopes, authorizedAt: iso(row.oauth_authorized_at) }
         : {}),
@@ -250,6 +258,7 @@ export class EmailServerService {
     const saved = found && found.driver === driver.id ? found : undefined;
     const moved = saved ? changedDestinations(driver, parseJson<Settings>(saved.settings), parsed.settings) : [];
     const secrets: Record<string, string> = saved ? this.secretsOf(saved) : {};
+    for (const f of driver.fields.filter((x) => x.secret && !applies(driver, x, parsed.settings))) delete secrets[f.key];
     const borrowed = Object.keys(secrets).filter((key) => parsed.secretChanges[key] === undefined);
     if (moved.length && borrowed.length) throw secretDestinationChanged(driver, moved, borrowed);
     const grant = saved && !moved.length ? saved : undefined;
@@ -297,10 +306,12 @@ export class EmailServerService {
       const sameDriver = before.driver === driver.id;
       const kept = sameDriver ? parseJson<SecretMap>(before.secrets) : {};
       const moved = sameDriver ? changedDestinations(driver, parseJson<Settings>(before.settings), parsed.settings) : [];
-      const keptAsIs = Object.keys(kept).filter((key) => parsed.secretChanges[key] === undefined);
+      // A secret of another authentication method is forgotten, not carried along.
+      const applying = driver.fields.filter((x) => x.secret && applies(driver, x, parsed.settings));
+      const keptAsIs = applying.map((f) => f.key).filter((key) => kept[key] && parsed.secretChanges[key] === undefined);
       if (moved.length && keptAsIs.length) throw secretDestinationChanged(driver, moved, keptAsIs);
       const secrets: SecretMap = {};
-      for (const f of driver.fields.filter((x) => x.secret)) {
+      for (const f of applying) {
         const change = parsed.secretChanges[f.key];
         if (change === undefined && kept[f.key]) secrets[f.key] = kept[f.key];
         else if (change) secrets[f.key] = this.ctx.secrets.encrypt(change);
@@ -344,14 +355,13 @@ export class EmailServerService {
       // Blank means "clear", as in a whole-settings PUT: a required setting becomes missing.
       const empty = isEmptySetting(value);
       if (f.secret) {
-        if (!empty && (typeof value !== "string" || hasControlCharacters(value))) {
-          throw fieldError("invalid_setting", [
-            { field: `settings.${key}`, message: "must be a string without control characters" },
-          ]);
+        const checked = empty ? null : checkSecret(f, value);
+        if (checked && "problem" in checked) {
+          throw fieldError("invalid_setting", [{ field: `settings.${key}`, message: checked.problem }]);
         }
         const secrets = parseJson<SecretMap>(before.secrets);
-        if (empty) delete secrets[key];
-        else secrets[key] = this.ctx.secrets.encrypt(value as string);
+        if (!checked) delete secrets[key];
+        else secrets[key] = this.ctx.secrets.encrypt(checked.value);
         row.secrets = JSON.stringify(secrets);
       } else {
         const settings = parseJson<Settings>(before.settings);
@@ -361,6 +371,7 @@ export class EmailServerService {
           if ("problem" in checked) throw fieldError("invalid_setting", [{ field: `settings.${key}`, message: checked.problem }]);
           settings[key] = checked.value;
         }
+        this.checkCombined(driver, settings);
         this.checkDestinations(driver, settings);
         row.settings = JSON.stringify(settings);
       }
@@ -600,9 +611,10 @@ export class EmailServerService {
    * token granted for one client, tenant or host is never sent to another). True if it had one.
    */
   private async dropGrant(trx: Kysely<Database>, row: Row): Promise<boolean> {
-    if (!row.oauth_account) return false;
+    // An app-only token (no grant on the row) and an authorization under way were for the old destination too.
     await trx.deleteFrom("oauth_tokens").where("server_id", "=", row.id).execute();
     await trx.deleteFrom("oauth_authorizations").where("server_id", "=", row.id).where("used_at", "is", null).execute();
+    if (!row.oauth_account) return false;
     row.oauth_account = null;
     row.oauth_scopes = null;
     row.oauth_authorized_at = null;

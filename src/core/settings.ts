@@ -1,3 +1,4 @@
+import { appOnlyMethodOf } from "../drivers/oauth-fields.js";
 import type { Driver, DriverField } from "../drivers/types.js";
 import type { FieldProblem } from "../kernel/errors.js";
 import type { OperatorPolicy } from "../kernel/operator-policy.js";
@@ -6,6 +7,32 @@ import { hasControlCharacters, isEmailAddress, isHost, isHttpUrl } from "../kern
 import { isEndpointAllowed, isLinkLocalOrMetadata } from "../transport/operator.js";
 
 const MAX_TEXT = 2000;
+/** A PEM certificate chain or a service account's JSON key fits; nothing pasted by mistake does. */
+const MAX_MULTILINE = 20_000;
+
+/** Control characters other than the line breaks and tabs a pasted PEM or JSON holds. */
+function badControl(f: DriverField, value: string): boolean {
+  return hasControlCharacters(f.multiline ? value.replace(/[\r\n\t]/g, "") : value);
+}
+
+/** Whether a field applies to these settings (its `when` holds); a condition on a setting the driver lacks always holds. */
+export function applies(driver: Driver, f: DriverField, settings: Settings): boolean {
+  if (!f.when) return true;
+  const on = driver.fields.find((x) => x.key === f.when?.key);
+  if (!on) return true;
+  const value = settings[on.key] ?? defaultValue(on);
+  return f.when.values.includes(String(value));
+}
+
+/** Checks a new secret value (not blank): its type, size, characters and the driver's own check. */
+export function checkSecret(f: DriverField, raw: unknown): { value: string } | { problem: string } {
+  if (typeof raw !== "string") return { problem: "must be a string" };
+  const max = f.multiline ? MAX_MULTILINE : MAX_TEXT;
+  if (raw.length > max) return { problem: `must be at most ${max} characters` };
+  if (badControl(f, raw)) return { problem: "must not contain control characters" };
+  const problem = f.check?.(raw);
+  return problem ? { problem } : { value: raw };
+}
 
 /** Checks one non-secret value; returns the normalized value or a problem message. */
 export function checkValue(f: DriverField, raw: unknown): { value: SettingValue } | { problem: string } {
@@ -32,8 +59,9 @@ export function checkValue(f: DriverField, raw: unknown): { value: SettingValue 
     default: {
       if (typeof raw !== "string") return { problem: "must be a string" };
       const value = raw.trim();
-      if (value.length > MAX_TEXT) return { problem: `must be at most ${MAX_TEXT} characters` };
-      if (hasControlCharacters(value)) return { problem: "must not contain control characters such as CR or LF" };
+      const max = f.multiline ? MAX_MULTILINE : MAX_TEXT;
+      if (value.length > max) return { problem: `must be at most ${max} characters` };
+      if (badControl(f, value)) return { problem: "must not contain control characters such as CR or LF" };
       if (f.type === "select" && !f.options?.some((o) => o.value === value)) {
         // Options may come from the operator (the sendmail commands): the help says where.
         if (!f.options?.length) return { problem: `'${value}' is not available: ${f.help}` };
@@ -42,7 +70,8 @@ export function checkValue(f: DriverField, raw: unknown): { value: SettingValue 
       if (f.type === "host" && !isHost(value)) return { problem: "must be a host name or IP address, e.g. smtp.example.com" };
       if (f.type === "url" && !isHttpUrl(value)) return { problem: "must be an http:// or https:// URL" };
       if (f.type === "email" && !isEmailAddress(value)) return { problem: "must be an email address, e.g. name@example.com" };
-      return { value };
+      const problem = f.check?.(value);
+      return problem ? { problem } : { value };
     }
   }
 }
@@ -86,21 +115,25 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
         .join(", ")}`,
     });
   }
-  for (const f of driver.fields) {
+  // Conditional fields last: their condition (the authentication method) is parsed by then.
+  const ordered = [...driver.fields.filter((f) => !f.when), ...driver.fields.filter((f) => f.when)];
+  for (const f of ordered) {
     const raw = input[f.key];
+    // A field of another authentication method: the form hides it, the server ignores it.
+    if (!applies(driver, f, settings)) continue;
     if (f.readOnly) {
       if (raw !== undefined) problems.push({ field: `settings.${f.key}`, message: "is set by Mailroom and cannot be edited" });
       continue;
     }
     if (f.secret) {
       if (raw === undefined) continue;
-      if (isEmptySetting(raw)) secretChanges[f.key] = null;
-      else if (typeof raw !== "string") problems.push({ field: `settings.${f.key}`, message: "must be a string" });
-      else if (raw.length > MAX_TEXT)
-        problems.push({ field: `settings.${f.key}`, message: `must be at most ${MAX_TEXT} characters` });
-      else if (hasControlCharacters(raw))
-        problems.push({ field: `settings.${f.key}`, message: "must not contain control characters" });
-      else secretChanges[f.key] = raw;
+      if (isEmptySetting(raw)) {
+        secretChanges[f.key] = null;
+        continue;
+      }
+      const checked = checkSecret(f, raw);
+      if ("problem" in checked) problems.push({ field: `settings.${f.key}`, message: checked.problem });
+      else secretChanges[f.key] = checked.value;
       continue;
     }
     if (isEmptySetting(raw)) {
@@ -119,7 +152,7 @@ export function parseSettings(driver: Driver, input: Record<string, unknown>): P
 export function missingSettings(driver: Driver, settings: Settings, secretKeys: Iterable<string>): string[] {
   const secrets = new Set(secretKeys);
   return driver.fields
-    .filter((f) => f.required && !f.readOnly)
+    .filter((f) => f.required && !f.readOnly && applies(driver, f, settings))
     .filter((f) => (f.secret ? !secrets.has(f.key) : settings[f.key] === undefined))
     .map((f) => f.key);
 }
@@ -146,4 +179,21 @@ export function destinationProblems(driver: Driver, settings: Settings, operator
 export function changedDestinations(driver: Driver, before: Settings, after: Settings): DriverField[] {
   const shown = (settings: Settings, f: DriverField) => JSON.stringify(settings[f.key] ?? defaultValue(f) ?? null);
   return driver.fields.filter((f) => f.destination && shown(before, f) !== shown(after, f));
+}
+
+/**
+ * Problems of valid settings taken together. App-only credentials can send as any mailbox
+ * of the tenant or domain, so such a server names each mailbox it may send as: no *@domain.
+ */
+export function combinedProblems(driver: Driver, settings: Settings): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const rules = Array.isArray(settings.allowedFromAddresses) ? settings.allowedFromAddresses : [];
+  const wildcards = rules.filter((rule) => rule.includes("*"));
+  if (appOnlyMethodOf(driver, settings) && wildcards.length) {
+    problems.push({
+      field: "settings.allowedFromAddresses",
+      message: `must list each mailbox exactly with application credentials (they can send as any mailbox of the tenant): replace ${wildcards.join(", ")}`,
+    });
+  }
+  return [...problems, ...(driver.checkSettings?.(settings) ?? [])];
 }

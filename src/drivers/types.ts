@@ -39,6 +39,12 @@ export interface DriverField {
    * field needs the secrets again, and drops an OAuth grant.
    */
   destination?: boolean;
+  /** PEM or JSON pasted whole: line breaks allowed, up to 20,000 characters. */
+  multiline?: boolean;
+  /** Applies only while setting `key` has one of `values` (e.g. one authentication method): hidden, ignored and not required otherwise. */
+  when?: { key: string; values: string[] };
+  /** The driver's own check of a value (e.g. a service account key's shape); returns the problem, or null. */
+  check?(value: string): string | null;
 }
 
 import type { FieldProblem } from "../kernel/errors.js";
@@ -52,6 +58,23 @@ export type OperatorFieldPatch = Partial<Pick<DriverField, "options" | "default"
 /** Facts a driver needs to derive its read-only settings. */
 export interface DeriveContext {
   publicUrl: string;
+  /** The server's settings, when there is a server (e.g. a certificate to show the thumbprint of). */
+  settings?: Settings;
+}
+
+/** How an OAuth driver gets its tokens: a person authorizes (delegated), or the app alone. */
+export type AuthMethod = "delegated" | AppOnlyMethod;
+/**
+ * App-only credentials, no person in the loop: a client secret or a certificate (Microsoft
+ * client credentials), or a service account with domain-wide delegation (Google).
+ */
+export type AppOnlyMethod = "client_secret" | "certificate" | "service_account";
+
+/** What an OAuth driver offers besides the delegated flow: its methods and the scope it asks for. */
+export interface AppOnlyAuth {
+  methods: AppOnlyMethod[];
+  /** The app-only scope, e.g. https://outlook.office365.com/.default or https://mail.google.com/. */
+  scope: string;
 }
 
 export interface Driver {
@@ -75,6 +98,8 @@ export interface Driver {
    * without their resource) is refused at the callback.
    */
   oauthScopes?: { request: readonly string[]; sending: readonly string[] };
+  /** App-only credentials the driver accepts (setting `authMethod`); absent: delegated only. */
+  appOnly?: AppOnlyAuth;
   /** Values of read-only fields that come from configuration, e.g. the redirect URI. */
   derive?(ctx: DeriveContext): Record<string, string>;
   /** Forgets what the driver kept for a server that was deleted (e.g. captured mail). */
@@ -88,6 +113,8 @@ export interface Driver {
   operatorFields?(operator: OperatorPolicy): Record<string, OperatorFieldPatch>;
   /** Problems with where valid settings point (endpoints the operator has not allowed). */
   checkDestinations?(settings: Settings, operator: OperatorPolicy): FieldProblem[];
+  /** Problems of valid settings taken together (e.g. a tenant that application credentials cannot use). */
+  checkSettings?(settings: Settings): FieldProblem[];
   /** Builds the transport that sends through one server with these settings. */
   createTransport?(ctx: TransportContext): Transport;
 }

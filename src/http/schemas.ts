@@ -69,6 +69,8 @@ const DriverField = Type.Object(
     max: Type.Optional(Type.Number()),
     placeholder: Type.Optional(Type.String()),
     destination: Type.Optional(Type.Boolean()),
+    multiline: Type.Optional(Type.Boolean()),
+    when: Type.Optional(Type.Object({ key: Type.String(), values: Type.Array(Type.String()) })),
   },
   { $id: "DriverField" },
 );
@@ -81,6 +83,7 @@ const Driver = Type.Object(
     oauthProvider: oneOf(["google", "microsoft"], { nullable: true }),
     /** The scope an OAuth driver needs granted to send (what the setup asks the admin to add). */
     oauthScope: nullable(Type.String()),
+    appOnly: Type.Optional(Type.Object({ methods: Type.Array(Type.String()), scope: Type.String() })),
     fields: Type.Array(ref("DriverField")),
     derived: Type.Record(Type.String(), Type.String()),
   },

@@ -229,7 +229,8 @@ export const errorCatalogue = {
   // OAuth: "Authorize account" and its callback (the summary is the fix shown to the admin)
   oauth_not_supported: {
     status: 409,
-    summary: "This server's driver does not sign in with OAuth; only the Google and Microsoft drivers do.",
+    summary:
+      "This server has nobody to authorize: its driver does not sign in with OAuth (only the Google and Microsoft drivers do), or it uses application credentials.",
   },
   oauth_client_missing: {
     status: 409,
@@ -275,6 +276,11 @@ export const errorCatalogue = {
     status: 400,
     summary:
       "The provider rejected the client ID or client secret: copy both again from Google Cloud or Microsoft Entra (create a new secret if it expired).",
+  },
+  oauth_app_rejected: {
+    status: 400,
+    summary:
+      "The provider refused the application's own credentials (client secret, certificate, tenant, or a service account's domain-wide delegation); the message says which and where to fix it.",
   },
   oauth_code_rejected: {
     status: 400,

@@ -23,7 +23,10 @@ export interface ProviderClient {
 
 export interface ClientOptions {
   clientId: string;
-  clientSecret: string;
+  /** client_secret_post with this secret, unless `clientAuth` says otherwise. */
+  clientSecret?: string;
+  /** How the client authenticates (app-only: a signed assertion, or none for a JWT-bearer grant). */
+  clientAuth?: oidc.ClientAuth;
   /** Seconds each request may take. */
   timeoutSeconds?: number;
 }
@@ -40,8 +43,8 @@ export function buildClient(endpoints: ProviderEndpoints, options: ClientOptions
   const config = new oidc.Configuration(
     metadata,
     options.clientId,
-    { client_secret: options.clientSecret },
-    oidc.ClientSecretPost(options.clientSecret),
+    options.clientSecret !== undefined ? { client_secret: options.clientSecret } : {},
+    options.clientAuth ?? oidc.ClientSecretPost(options.clientSecret ?? ""),
   );
   config.timeout = options.timeoutSeconds ?? 20;
   // The defaults are https; plain http only comes from an explicit override (a local issuer).

@@ -1,4 +1,5 @@
 import type { EmailServerService } from "../core/email-servers.js";
+import { appOnlyMethodOf } from "../drivers/oauth-fields.js";
 import { findDriver } from "../drivers/registry.js";
 import type { Driver } from "../drivers/types.js";
 import { MailroomError } from "../kernel/errors.js";
@@ -24,6 +25,19 @@ export function oauthScopesOf(
   provider: OAuthProvider,
 ): { request: readonly string[]; sending: readonly string[] } {
   return driver.oauthScopes ?? { request: provider.scopes, sending: [provider.smtpScope] };
+}
+
+/** oauthOf for the authorize flow: a server with application credentials has nobody to authorize. */
+export function delegatedOauthOf(row: EmailServersTable): { driver: Driver; provider: OAuthProvider } {
+  const found = oauthOf(row);
+  const method = appOnlyMethodOf(found.driver, JSON.parse(row.settings) as Settings);
+  if (method) {
+    throw new MailroomError(
+      "oauth_not_supported",
+      `'${row.name}' uses application credentials (${method}): nobody authorizes it. Use 'Check connection' to prove them, or choose the delegated method to authorize an account.`,
+    );
+  }
+  return found;
 }
 
 export interface ClientCredentials {

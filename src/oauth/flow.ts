@@ -9,7 +9,7 @@ import { type ErrorCode, errorCatalogue, MailroomError } from "../kernel/errors.
 import { iso } from "../kernel/ids.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
 import { clientFor, describeFailure, type OAuthFailure, type ProviderClient, validateIdToken } from "./client.js";
-import { credentialsOf, oauthOf, oauthScopesOf, redirectUriOf } from "./credentials.js";
+import { credentialsOf, delegatedOauthOf, oauthOf, oauthScopesOf, redirectUriOf } from "./credentials.js";
 import type { IdTokenClaims, OAuthProvider } from "./providers/index.js";
 import type { TokenStore } from "./token-store.js";
 
@@ -83,7 +83,7 @@ export class OAuthFlow {
       );
     }
     const row = await this.servers.getRow(idOrName);
-    const { driver, provider } = oauthOf(row);
+    const { driver, provider } = delegatedOauthOf(row);
     const scopes = oauthScopesOf(driver, provider).request.join(" ");
     const credentials = credentialsOf(this.servers, row);
     const redirectUri = redirectUriOf(driver, this.ctx.config.publicUrl);
@@ -242,7 +242,7 @@ export class OAuthFlow {
 
     // 4. The server as it is now, and the exchange.
     const row = await this.servers.getRow(claimed.server_id);
-    const { driver, provider } = oauthOf(row);
+    const { driver, provider } = delegatedOauthOf(row);
     if (provider.id !== claimed.provider) {
       throw new Refusal("oauth_state_invalid", "The server's driver changed since the authorization started.");
     }

@@ -7,6 +7,7 @@ import type { Clock } from "../kernel/clock.js";
 import { iso } from "../kernel/ids.js";
 import { type AccessTokenProvider, DeliveryError } from "../kernel/transport.js";
 import type { Database, OAuthTokensTable } from "../storage/schema.js";
+import { type AppCredentials, appCredentialsOf, appTokenError, requestAppToken } from "./app-credentials.js";
 import { clientFor, describeFailure, type OAuthFailure } from "./client.js";
 import { credentialsOf, oauthOf, oauthScopesOf } from "./credentials.js";
 import { type OAuthProvider, providerById } from "./providers/index.js";
@@ -43,6 +44,20 @@ interface CachedToken {
   obtainedAt: number;
   generation: number;
   account: string;
+  /** App-only tokens: the server version (updated_at) they were obtained for. */
+  version: number | null;
+}
+
+/** Who an app-only token is for: a token of other credentials or another mailbox does not count. */
+export interface AppIdentity {
+  provider: OAuthProvider["id"];
+  mailbox: string;
+  /** The server's updated_at: any edit (secret, certificate, from address) asks for a new token. */
+  version: number;
+}
+
+function fits(token: { account: string; version: number | null }, app: AppIdentity | undefined): boolean {
+  return !app || (token.version === app.version && token.account === app.mailbox);
 }
 
 type TokenRow = OAuthTokensTable;
@@ -100,6 +115,17 @@ export class TokenStore {
     };
   }
 
+  /**
+   * What the transport of a server with app-only credentials calls: its from address logs
+   * in, with the application's token, obtained once per lifetime across processes.
+   */
+  appTokenProvider(serverId: string, app: AppIdentity): AccessTokenProvider {
+    return {
+      user: async () => app.mailbox,
+      accessToken: (renew, rejected) => this.accessToken(serverId, renew, rejected, app),
+    };
+  }
+
   /** The authorized account: the login for XOAUTH2. */
   async account(serverId: string): Promise<string> {
     const cached = this.cache.get(serverId);
@@ -115,15 +141,15 @@ export class TokenStore {
    * starting a second. A token that was replaced meanwhile (another pooled connection was
    * refused the same one first) is not renewed again: the caller gets its replacement.
    */
-  async accessToken(serverId: string, renew = false, rejected?: string): Promise<string> {
+  async accessToken(serverId: string, renew = false, rejected?: string, app?: AppIdentity): Promise<string> {
     const cached = this.cache.get(serverId);
-    if (cached && this.isFresh(cached.expiresAt, cached.obtainedAt)) {
+    if (cached && this.isFresh(cached.expiresAt, cached.obtainedAt) && fits(cached, app)) {
       if (!renew || (rejected !== undefined && cached.accessToken !== rejected)) return cached.accessToken;
     }
     // Renewing without naming the token: the caller's is the one this process handed out
     // (cached); without one, whatever is stored now counts as rejected.
     const floor = !renew ? null : rejected !== undefined ? { rejected } : (cached?.generation ?? "stored");
-    return (await this.singleFlight(serverId, () => this.obtain(serverId, floor))).accessToken;
+    return (await this.singleFlight(serverId, () => this.obtain(serverId, floor, app))).accessToken;
   }
 
   /** Refreshes now, whatever the cached token's age: proves the grant still works. */
@@ -199,7 +225,11 @@ export class TokenStore {
    * than the one stored now; `rejected`: newer than that token, if it is the one stored
    * now), or refreshes under the lease, or waits for whoever holds it.
    */
-  private async obtain(serverId: string, wanted: number | "stored" | { rejected: string } | null): Promise<CachedToken> {
+  private async obtain(
+    serverId: string,
+    wanted: number | "stored" | { rejected: string } | null,
+    app?: AppIdentity,
+  ): Promise<CachedToken> {
     const started = this.now();
     // Real time: a waiter must give up even when an injected clock stands still.
     const deadline = Date.now() + this.leaseMs + 10_000;
@@ -207,6 +237,11 @@ export class TokenStore {
     let floor = typeof wanted === "number" || wanted === null ? wanted : undefined;
     for (let round = 0; ; round++) {
       const row = await this.readRow(serverId);
+      if (!row && app) {
+        // App-only: the row holding the token and its lease is made on first use.
+        await this.createAppRow(serverId, app);
+        continue;
+      }
       if (!row) throw notAuthorized();
       if (row.refresh_error_code === "invalid_grant") throw reauthorizationError(row.refresh_error);
       if (floor === undefined) {
@@ -218,7 +253,13 @@ export class TokenStore {
       }
       const now = this.now();
       const newEnough = floor === null || row.generation > floor;
-      if (newEnough && row.access_token && row.access_expires_at && this.isFresh(row.access_expires_at, row.access_obtained_at)) {
+      if (
+        newEnough &&
+        fits(versioned(row), app) &&
+        row.access_token &&
+        row.access_expires_at &&
+        this.isFresh(row.access_expires_at, row.access_obtained_at)
+      ) {
         return this.remember(serverId, row);
       }
       // Whoever we waited for failed: share its outcome rather than hammer the provider.
@@ -247,8 +288,40 @@ export class TokenStore {
     }
   }
 
+  private async createAppRow(serverId: string, app: AppIdentity): Promise<void> {
+    const now = this.now();
+    await this.db
+      .insertInto("oauth_tokens")
+      .values({
+        server_id: serverId,
+        provider: app.provider,
+        account: app.mailbox,
+        scopes: "",
+        // No refresh token exists for app-only credentials: the application asks again.
+        refresh_token: this.ctx.secrets.encrypt(""),
+        access_token: null,
+        access_expires_at: null,
+        access_obtained_at: null,
+        grant_expires_at: null,
+        generation: 0,
+        lease_owner: null,
+        lease_until: null,
+        refreshed_at: null,
+        refresh_error_code: null,
+        refresh_error: null,
+        refresh_error_at: null,
+        credentials_version: null,
+        created_at: now,
+        updated_at: now,
+      })
+      .onConflict((oc) => oc.column("server_id").doNothing())
+      .execute();
+  }
+
   /** Holding the lease: asks the provider, stores the result, then hands it out. */
   private async refresh(serverId: string, claimed: TokenRow): Promise<CachedToken> {
+    const app = await this.appCredentials(serverId);
+    if (app) return this.acquireApp(serverId, claimed, app.server, app.creds);
     const provider = providerById(claimed.provider);
     let result: oidc.TokenEndpointResponse;
     try {
@@ -323,6 +396,78 @@ export class TokenStore {
       "transient",
       "The authorization changed during a token refresh; Mailroom retries.",
     );
+  }
+
+  private async appCredentials(
+    serverId: string,
+  ): Promise<{ server: Awaited<ReturnType<EmailServerService["getRow"]>>; creds: AppCredentials } | null> {
+    try {
+      const server = await this.servers.getRow(serverId);
+      const creds = appCredentialsOf(server, this.servers.secretsOf(server));
+      return creds ? { server, creds } : null;
+    } catch {
+      // A server gone meanwhile: the delegated path reports it as it always has.
+      return null;
+    }
+  }
+
+  /** Holding the lease of an app-only server: a new token from the application's own credentials. */
+  private async acquireApp(
+    serverId: string,
+    claimed: TokenRow,
+    server: { updated_at: number },
+    creds: AppCredentials,
+  ): Promise<CachedToken> {
+    let token: Awaited<ReturnType<typeof requestAppToken>>;
+    try {
+      token = await requestAppToken(creds, this.ctx.config.oauth, { timeoutSeconds: this.timeoutSeconds, now: this.now });
+    } catch (error) {
+      const failure = appTokenError(creds, error);
+      this.options.onRefresh?.(serverId, "failed");
+      const code = failure.kind === "server" ? "app_rejected" : "transient";
+      if ((await this.releaseLease(serverId, claimed, code, failure.message)) && failure.kind === "server") {
+        await this.servers.setFault(serverId, "failing", failure.message);
+      }
+      this.ctx.log.warn({ serverId, provider: creds.provider.id, code: failure.code }, "App-only token request failed");
+      throw failure;
+    }
+    const now = this.now();
+    const lifetime = token.expiresInSeconds && token.expiresInSeconds > 0 ? token.expiresInSeconds : DEFAULT_LIFETIME_S;
+    const stored = await this.db
+      .updateTable("oauth_tokens")
+      .set({
+        access_token: this.ctx.secrets.encrypt(token.accessToken),
+        access_expires_at: now + lifetime * 1000,
+        access_obtained_at: now,
+        account: creds.mailbox,
+        scopes: creds.scope,
+        credentials_version: server.updated_at,
+        generation: claimed.generation + 1,
+        lease_owner: null,
+        lease_until: null,
+        refreshed_at: now,
+        refresh_error_code: null,
+        refresh_error: null,
+        refresh_error_at: null,
+        updated_at: now,
+      })
+      .where("server_id", "=", serverId)
+      .where("generation", "=", claimed.generation)
+      .returningAll()
+      .executeTakeFirst();
+    if (!stored) {
+      throw new DeliveryError(
+        "oauth_token_unavailable",
+        "transient",
+        "The server changed during a token request; Mailroom retries.",
+      );
+    }
+    this.options.onRefresh?.(serverId, "ok");
+    this.ctx.log.debug(
+      { serverId, provider: creds.provider.id, method: creds.method, expiresAt: iso(now + lifetime * 1000) },
+      "App-only access token obtained",
+    );
+    return this.remember(serverId, stored);
   }
 
   private async failRefresh(serverId: string, claimed: TokenRow, provider: OAuthProvider, error: unknown): Promise<never> {
@@ -400,6 +545,7 @@ export class TokenStore {
       obtainedAt: row.access_obtained_at ?? row.refreshed_at ?? this.now(),
       generation: row.generation,
       account: row.account,
+      version: versioned(row).version,
     };
     // Only the one flight of this server writes here, so what it read is the latest.
     this.cache.set(serverId, token);
@@ -440,8 +586,15 @@ function reauthorizationError(detail: string | null): DeliveryError {
   );
 }
 
+/** A row's account and credentials version, as bigint columns come back from either database. */
+function versioned(row: TokenRow): { account: string; version: number | null } {
+  const version = row.credentials_version;
+  return { account: row.account, version: version === null || version === undefined ? null : Number(version) };
+}
+
 function errorFromRow(row: TokenRow): DeliveryError {
   const detail = row.refresh_error ?? "The token refresh failed.";
+  if (row.refresh_error_code === "app_rejected") return new DeliveryError("oauth_app_rejected", "server", detail);
   if (row.refresh_error_code === "invalid_grant") return reauthorizationError(detail);
   if (row.refresh_error_code === "invalid_client") return new DeliveryError("oauth_invalid_client", "server", detail);
   return new DeliveryError("oauth_token_unavailable", "transient", detail);

@@ -48,7 +48,7 @@ export async function testServer(
   const steps: TestStep[] = [];
   let transport: ReturnType<TransportCache["build"]>;
   try {
-    transport = transports.build(row, secrets, { maxTimeoutMs: TEST_MAX_TIMEOUT_MS });
+    transport = transports.build(row, secrets, { maxTimeoutMs: TEST_MAX_TIMEOUT_MS, oneOff: true });
   } catch (error) {
     const step = { step: "configuration", ok: false, ms: 0, detail: (error as Error).message };
     steps.push(step);

@@ -4,9 +4,16 @@ import { findDriver } from "../drivers/registry.js";
 import type { Settings } from "../kernel/settings.js";
 import { type AccessTokenProvider, DeliveryError, type Transport } from "../kernel/transport.js";
 import type { EmailServersTable } from "../storage/schema.js";
+import { appOnlyTransport } from "./app-only.js";
 
 /** Gives the OAuth drivers their tokens; set by src/oauth. */
 export type TokenProviderFactory = (serverId: string) => AccessTokenProvider;
+/** App-only tokens of a server (null: a person authorizes it); `oneOff` for a test, never stored. */
+export type AppTokenProviderFactory = (
+  row: EmailServersTable,
+  secrets: Record<string, string>,
+  oneOff: boolean,
+) => AccessTokenProvider | null;
 
 /**
  * One transport per email server, reused across messages (pooled SMTP connections stay
@@ -15,6 +22,7 @@ export type TokenProviderFactory = (serverId: string) => AccessTokenProvider;
 export class TransportCache {
   private readonly entries = new Map<string, { version: number; transport: Transport }>();
   tokenProviders?: TokenProviderFactory;
+  appTokenProviders?: AppTokenProviderFactory;
 
   constructor(
     private readonly ctx: AppContext,
@@ -35,13 +43,20 @@ export class TransportCache {
    * A transport for a one-off use (tests of a saved or draft server); the caller closes it.
    * `maxTimeoutMs` caps every wait, whatever the server's settings say.
    */
-  build(row: EmailServersTable, secrets = this.servers.secretsOf(row), options: { maxTimeoutMs?: number } = {}): Transport {
+  build(
+    row: EmailServersTable,
+    secrets = this.servers.secretsOf(row),
+    options: { maxTimeoutMs?: number; oneOff?: boolean } = {},
+  ): Transport {
     const driver = findDriver(row.driver);
     if (!driver?.createTransport) {
       throw new DeliveryError("internal_error", "server", `The ${row.driver} driver cannot send.`);
     }
     let tokens: AccessTokenProvider | undefined;
-    if (driver.oauthProvider) {
+    const appTokens = driver.oauthProvider ? this.appTokenProviders?.(row, secrets, options.oneOff ?? false) : null;
+    if (appTokens) {
+      tokens = appTokens;
+    } else if (driver.oauthProvider) {
       if (!this.tokenProviders) throw new DeliveryError("oauth_not_authorized", "server", "OAuth is not available.");
       // No grant on the row (never authorized, or dropped when its destination changed):
       // no token is asked for, whatever another process may still have cached.
@@ -50,7 +65,7 @@ export class TransportCache {
       }
       tokens = this.tokenProviders(row.id);
     }
-    return driver.createTransport({
+    const transport = driver.createTransport({
       serverId: row.id,
       serverName: row.name,
       fromAddress: row.from_address,
@@ -64,6 +79,7 @@ export class TransportCache {
       operator: this.ctx.config.operator,
       maxTimeoutMs: options.maxTimeoutMs,
     });
+    return appTokens ? appOnlyTransport(transport, row, appTokens) : transport;
   }
 
   async forget(serverId: string): Promise<void> {

@@ -199,6 +199,8 @@ export interface OAuthTokensTable {
   refresh_error_code: string | null;
   refresh_error: string | null;
   refresh_error_at: number | null;
+  /** App-only tokens: the server's updated_at they were obtained for; null for a person's grant. */
+  credentials_version?: number | null;
   created_at: number;
   updated_at: number;
 }

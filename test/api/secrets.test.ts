@@ -6,7 +6,10 @@ import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import YAML from "yaml";
 import { exportServers } from "../../src/cli/servers.js";
+import { applies } from "../../src/core/settings.js";
 import { drivers } from "../../src/drivers/registry.js";
+import type { Driver } from "../../src/drivers/types.js";
+import type { Settings } from "../../src/kernel/settings.js";
 import { KEY_FILE } from "../../src/storage/secrets.js";
 import type { Caller } from "../helpers/app.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -15,6 +18,12 @@ import { fixtureFor, serverBody } from "./fixtures.js";
 
 /** Drivers with at least one secret field: every one of them is exercised. */
 const secretDrivers = drivers.filter((d) => d.fields.some((f) => f.secret));
+/**
+ * The secret fields of a driver's fixture: those of its authentication method (the app-only
+ * methods' keys are checked to be PEM or JSON; test/oauth/app-only.test.ts searches for them).
+ */
+const secretFieldsOf = (driver: Driver) =>
+  driver.fields.filter((f) => f.secret && applies(driver, f, fixtureFor(driver.id).settings as Settings));
 
 /**
  * "Secrets never leave": a server of every driver with secrets goes through every
@@ -49,7 +58,7 @@ describe.each(await availableDialects())("secrets on %s", (dialect) => {
 
     for (const driver of secretDrivers) {
       const settings = fixtureFor(driver.id).settings;
-      for (const f of driver.fields.filter((x) => x.secret)) settings[f.key] = secretValue(driver.id, f.key);
+      for (const f of secretFieldsOf(driver)) settings[f.key] = secretValue(driver.id, f.key);
       const res = await call(t.admin, {
         method: "POST",
         url: "/api/email-servers",
@@ -67,7 +76,7 @@ describe.each(await availableDialects())("secrets on %s", (dialect) => {
 
     for (const driver of secretDrivers) {
       const id = ids[driver.id];
-      const secretKeys = driver.fields.filter((f) => f.secret).map((f) => f.key);
+      const secretKeys = secretFieldsOf(driver).map((f) => f.key);
       // Copy: secrets copied encrypted.
       expect((await call(t.admin, { method: "POST", url: `/api/email-servers/${id}/copy` })).statusCode).toBe(201);
       // PUT with the secrets omitted (kept), then PUT with a new secret value.
@@ -149,7 +158,7 @@ describe.each(await availableDialects())("secrets on %s", (dialect) => {
     expect(plain.length).toBeGreaterThanOrEqual(secretDrivers.length * 3);
     for (const driver of secretDrivers) {
       const secrets = t.mailroom.servers.secretsOf(await t.mailroom.servers.getRow(ids[driver.id]));
-      const keys = driver.fields.filter((f) => f.secret).map((f) => f.key);
+      const keys = secretFieldsOf(driver).map((f) => f.key);
       expect(Object.keys(secrets).sort()).toEqual(keys.sort());
       for (const value of Object.values(secrets)) expect(plain).toContain(value);
       const row = await t.mailroom.servers.getRow(ids[driver.id]);
@@ -171,7 +180,7 @@ describe.each(await availableDialects())("secrets on %s", (dialect) => {
   it("shows secrets only as {set}", async () => {
     for (const driver of secretDrivers) {
       const view = (await call(t.admin, { method: "GET", url: `/api/email-servers/${ids[driver.id]}` })).json();
-      for (const f of driver.fields.filter((x) => x.secret)) expect(view.settings[f.key]).toEqual({ set: true });
+      for (const f of secretFieldsOf(driver)) expect(view.settings[f.key]).toEqual({ set: true });
     }
   });
 

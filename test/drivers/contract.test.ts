@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { checkValue, parseSettings } from "../../src/core/settings.js";
+import { applies, checkValue, parseSettings } from "../../src/core/settings.js";
 import { configuredDriver, drivers, secretFieldKeys } from "../../src/drivers/registry.js";
 import type { OperatorPolicy } from "../../src/kernel/operator-policy.js";
 import { createLogger } from "../../src/logger.js";
@@ -95,9 +95,31 @@ describe("the driver contract", () => {
       expect(parseSettings(driver, {}).problems).toEqual([]);
     });
 
-    it("has an example that passes its own validation and sets every secret", () => {
+    it("has an example that passes its own validation and sets every secret that applies to it", () => {
       expect(parseSettings(driver, driver.example).problems).toEqual([]);
-      for (const f of driver.fields.filter((x) => x.secret)) expect(driver.example[f.key], f.key).toEqual(expect.any(String));
+      for (const f of driver.fields.filter((x) => x.secret && applies(driver, x, driver.example))) {
+        expect(driver.example[f.key], f.key).toEqual(expect.any(String));
+      }
+    });
+
+    it("makes fields conditional only on a choice it has, and offers each method it declares", () => {
+      for (const f of driver.fields.filter((x) => x.when)) {
+        const on = driver.fields.find((x) => x.key === f.when?.key);
+        expect(on?.type, f.key).toBe("select");
+        for (const value of f.when?.values ?? []) {
+          if (on?.key === "authMethod" && !driver.appOnly) continue;
+          expect(
+            on?.options?.map((o) => o.value),
+            f.key,
+          ).toContain(value);
+        }
+      }
+      if (driver.appOnly) {
+        expect(driver.oauthProvider).toBeDefined();
+        expect(driver.appOnly.scope).toMatch(/^https:\/\//);
+        const methods = driver.fields.find((f) => f.key === "authMethod")?.options?.map((o) => o.value);
+        expect(methods).toEqual(["delegated", ...driver.appOnly.methods]);
+      }
     });
 
     it("can send, and lists what it needs before it can", () => {

@@ -384,6 +384,32 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     expect(new URL(page.url()).pathname).toBe("/servers");
   });
 
+  it("sets up Microsoft 365 with application credentials: the method's fields and steps, ready without authorizing", async () => {
+    await page.goto("/servers/new?driver=microsoft365");
+    await visible(page.getByRole("heading", { name: "Connect Microsoft 365" }));
+    await page.getByLabel(/^Name/).fill("M365 app");
+    await page.getByLabel(/^From address/).fill("sender@example.com");
+    await setting("authMethod").selectOption("client_secret");
+    await visible(page.getByRole("heading", { name: "Application credentials" }));
+    await visible(page.getByText("SMTP.SendAsApp", { exact: false }).first());
+    // The delegated flow's parts are gone: no Authorize account, no redirect URI.
+    expect(await page.getByRole("heading", { name: "Connect Microsoft 365" }).count()).toBe(0);
+    expect(await page.locator('[data-setting="redirectUri"]').count()).toBe(0);
+    await setting("tenant").fill("contoso.example");
+    await setting("clientId").fill("3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d");
+    await page.locator("#setting-clientSecret").fill(CLIENT_SECRET);
+    // The certificate method shows its own fields instead of the secret.
+    await setting("authMethod").selectOption("certificate");
+    await visible(page.locator("#setting-certificate"));
+    expect(await page.locator("#setting-clientSecret").count()).toBe(0);
+    await setting("authMethod").selectOption("client_secret");
+    await page.locator("#setting-clientSecret").fill(CLIENT_SECRET);
+    await page.getByRole("button", { name: "Create server" }).click();
+    await visible(page.getByText("Created “M365 app”."));
+    await visible(page.locator(".pill", { hasText: "Ready" }));
+    await screen("server-microsoft365-app-only");
+  });
+
   it("copies and clears settings, copies a server, makes it the default and deletes (never the default)", async () => {
     // Copy one setting to the clipboard; clear another back to its default; clear a secret.
     await openServer("Relay");

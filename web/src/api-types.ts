@@ -2827,6 +2827,11 @@ export interface components {
       max?: number;
       placeholder?: string;
       destination?: boolean;
+      multiline?: boolean;
+      when?: {
+        key: string;
+        values: string[];
+      };
     };
     Driver: {
       id: string;
@@ -2835,6 +2840,10 @@ export interface components {
       /** @enum {string|null} */
       oauthProvider: "google" | "microsoft" | null;
       oauthScope: string | null;
+      appOnly?: {
+        methods: string[];
+        scope: string;
+      };
       fields: components["schemas"]["DriverField"][];
       derived: {
         [key: string]: string;

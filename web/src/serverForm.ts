@@ -25,6 +25,32 @@ export interface Draft {
 export const OAUTH_CLIENT_KEYS = ["redirectUri", "tenant", "clientId", "clientSecret"];
 export const OAUTH_GRANT_KEYS = ["authorizedAccount", "grantedScopes", "authorizedAt"];
 
+/** Keys of the app-only credentials, shown in their own panel when an application method is chosen. */
+export const APP_CREDENTIAL_KEYS = [
+  "tenant",
+  "clientId",
+  "clientSecret",
+  "certificate",
+  "privateKey",
+  "certificateThumbprint",
+  "serviceAccountKey",
+];
+
+/** Whether a field applies to the draft (its `when` holds), as the server decides it; the form hides the others. */
+export function fieldApplies(driver: Driver, field: DriverField, settings: Record<string, FormValue>): boolean {
+  if (!field.when) return true;
+  const on = driver.fields.find((f) => f.key === field.when?.key);
+  if (!on) return true;
+  const value = settings[on.key] ?? defaultFormValue(on);
+  return field.when.values.includes(String(value === "" ? defaultFormValue(on) : value));
+}
+
+/** The chosen app-only method of an OAuth draft, or null for the delegated flow. */
+export function appOnlyMethod(driver: Driver, draft: Draft): string | null {
+  const method = String(draft.settings.authMethod ?? "");
+  return driver.appOnly?.methods.includes(method) ? method : null;
+}
+
 export function toFormValue(field: DriverField, value: SettingValue | null | undefined): FormValue {
   if (field.type === "boolean") return value === true;
   if (value === null || value === undefined) return "";
@@ -115,7 +141,8 @@ export function toPayload(
   const settings: Record<string, SettingValue | null> = {};
   const problems: Record<string, string> = {};
   for (const f of driver.fields) {
-    if (f.readOnly) continue;
+    // Fields of another authentication method are hidden, and not sent.
+    if (f.readOnly || !fieldApplies(driver, f, draft.settings)) continue;
     if (f.secret) {
       const action = draft.secrets[f.key] ?? "keep";
       const reentry = reentryReason(f.key, draft, driver, saved);

@@ -1,5 +1,5 @@
 import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
-import { grantFields, oauthClientFields } from "../oauth-fields.js";
+import { authMethodField, grantFields, oauthClientFields, serviceAccountKeyField } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
 
@@ -9,11 +9,15 @@ export const GMAIL_LOGIN_REJECTED: LoginRejection = {
   message: (_where, who) => `Gmail rejected the login${who || " of the account"} with its access token.`,
 };
 
+/** Gmail's SMTP takes XOAUTH2 only with the full mail scope, for users and service accounts alike. */
+const appOnly = { methods: ["service_account" as const], scope: "https://mail.google.com/" };
+
 export const gmailDriver: Driver = {
   id: "gmail",
   label: "Google Gmail",
   description: "Gmail or Google Workspace over SMTP, signed in with OAuth (no app password).",
   oauthProvider: "google",
+  appOnly,
   // Gmail's daily limit for Workspace accounts (500 for free accounts).
   defaultMessagesPerDay: 2000,
   example: { clientId: "123-abc.apps.googleusercontent.com", clientSecret: "gmail-secret" },
@@ -29,7 +33,9 @@ export const gmailDriver: Driver = {
     }),
     portField,
     securityField,
+    authMethodField(appOnly),
     ...oauthClientFields("Google Cloud (APIs & Services → Credentials, type Web application)"),
+    serviceAccountKeyField,
     ...grantFields,
   ],
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/google/callback` }),

@@ -1,6 +1,13 @@
 import { isHost } from "../../kernel/validate.js";
 import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
-import { grantFields, oauthClientFields } from "../oauth-fields.js";
+import {
+  appOnlyMethodOf,
+  authMethodField,
+  certificateFields,
+  grantFields,
+  oauthClientFields,
+  thumbprintOf,
+} from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
 
@@ -11,11 +18,17 @@ export const MICROSOFT365_LOGIN_REJECTED: LoginRejection = {
     `${where} rejected the login${who} with its access token: check that SMTP AUTH is enabled for the mailbox and the from address is the authorized account.`,
 };
 
+/** Exchange Online's SMTP with the app's own token: SMTP.SendAsApp, granted through this scope. */
+const appOnly = { methods: ["client_secret" as const, "certificate" as const], scope: "https://outlook.office365.com/.default" };
+/** Tenant names that mean "any directory": client credentials need one directory. */
+const SHARED_TENANTS = ["organizations", "common", "consumers"];
+
 export const microsoft365Driver: Driver = {
   id: "microsoft365",
   label: "Microsoft 365",
   description: "Exchange Online over SMTP, signed in with OAuth (SMTP AUTH must be enabled for the mailbox).",
   oauthProvider: "microsoft",
+  appOnly,
   // Exchange Online's daily recipient limit.
   defaultMessagesPerDay: 10000,
   example: { tenant: "contoso.onmicrosoft.com", clientId: "11111111-2222-3333-4444-555555555555", clientSecret: "ms-secret" },
@@ -31,6 +44,7 @@ export const microsoft365Driver: Driver = {
     }),
     portField,
     securityField,
+    authMethodField(appOnly),
     field({
       key: "tenant",
       label: "Tenant",
@@ -38,9 +52,13 @@ export const microsoft365Driver: Driver = {
       default: "organizations",
       required: true,
       destination: true,
-      help: "Your directory (tenant) ID or domain, or 'organizations' for any work account.",
+      help: "Your directory (tenant) ID or domain, or 'organizations' for any work account (delegated only: application credentials need your own tenant).",
     }),
-    ...oauthClientFields("Microsoft Entra (App registrations)"),
+    ...oauthClientFields("Microsoft Entra (App registrations)", {
+      clientIdWith: ["client_secret", "certificate"],
+      secretWith: ["client_secret"],
+    }),
+    ...certificateFields("Microsoft Entra"),
     ...grantFields,
   ],
   // The tenant is part of the token endpoint's path: a name or an ID, never a path of its own.
@@ -55,7 +73,14 @@ export const microsoft365Driver: Driver = {
           },
         ];
   },
-  derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/microsoft/callback` }),
+  checkSettings: (settings) =>
+    appOnlyMethodOf(microsoft365Driver, settings) && SHARED_TENANTS.includes(String(settings.tenant ?? "").toLowerCase())
+      ? [{ field: "settings.tenant", message: "must be your directory (tenant) ID or domain with application credentials" }]
+      : [],
+  derive: ({ publicUrl, settings }) => {
+    const thumbprint = typeof settings?.certificate === "string" ? thumbprintOf(settings.certificate) : null;
+    return { redirectUri: `${publicUrl}/oauth/microsoft/callback`, ...(thumbprint ? { certificateThumbprint: thumbprint } : {}) };
+  },
   // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
   createTransport: (ctx) => createSmtpTransport(ctx, { loginRejected: MICROSOFT365_LOGIN_REJECTED, oauth: true }),
 };

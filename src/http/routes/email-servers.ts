@@ -48,6 +48,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
           description: driver.description,
           oauthProvider: driver.oauthProvider ?? null,
           oauthScope: driver.oauthProvider ? oauthScopesOf(driver, providerById(driver.oauthProvider)).sending[0] : null,
+          ...(driver.appOnly ? { appOnly: driver.appOnly } : {}),
           fields: driver.fields,
           // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
           derived: driver.derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},

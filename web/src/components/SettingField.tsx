@@ -169,11 +169,26 @@ export function SettingInput({
         />
       );
       break;
+    case "text":
     case "list":
+      if (field.type === "text" && !field.multiline) {
+        control = (
+          <input
+            {...common}
+            type="text"
+            value={String(value)}
+            placeholder={field.placeholder}
+            spellCheck={false}
+            autoComplete="off"
+            onChange={(e) => onChange(e.target.value)}
+          />
+        );
+        break;
+      }
       control = (
         <textarea
           {...common}
-          rows={3}
+          rows={field.multiline ? 6 : 3}
           value={String(value)}
           placeholder={field.placeholder ?? "One per line"}
           onChange={(e) => onChange(e.target.value)}
@@ -253,26 +268,47 @@ export function SecretInput({
       <div className="setting-row">
         <div className="setting-control">
           <SecretState set={storedSet} pending={direct ? undefined : pending} />
-          {input && (
-            <input
-              id={id}
-              type="password"
-              autoComplete="new-password"
-              spellCheck={false}
-              className="secret-input"
-              required={Boolean(reentry)}
-              aria-describedby={[reentry && noteId, describedBy(field, error)].filter(Boolean).join(" ") || undefined}
-              aria-invalid={error ? true : undefined}
-              onChange={(e) => {
-                onValue(e.target.value);
-                // Typed into from the start: a value is a replacement, an emptied input leaves it unset.
-                const wanted = e.target.value === "" ? "keep" : "replace";
-                if (direct && wanted !== action) onAction(wanted);
-              }}
-              // biome-ignore lint/a11y/noAutofocus: the admin just asked to type a new value
-              autoFocus={!reentry && !direct}
-            />
-          )}
+          {input &&
+            (field.multiline ? (
+              // A pasted PEM key or JSON key file: its line breaks are part of it.
+              <textarea
+                id={id}
+                rows={6}
+                autoComplete="off"
+                spellCheck={false}
+                className="secret-input"
+                placeholder={field.placeholder}
+                required={Boolean(reentry)}
+                aria-describedby={[reentry && noteId, describedBy(field, error)].filter(Boolean).join(" ") || undefined}
+                aria-invalid={error ? true : undefined}
+                onChange={(e) => {
+                  onValue(e.target.value);
+                  const wanted = e.target.value === "" ? "keep" : "replace";
+                  if (direct && wanted !== action) onAction(wanted);
+                }}
+                // biome-ignore lint/a11y/noAutofocus: the admin just asked to paste a new value
+                autoFocus={!reentry && !direct}
+              />
+            ) : (
+              <input
+                id={id}
+                type="password"
+                autoComplete="new-password"
+                spellCheck={false}
+                className="secret-input"
+                required={Boolean(reentry)}
+                aria-describedby={[reentry && noteId, describedBy(field, error)].filter(Boolean).join(" ") || undefined}
+                aria-invalid={error ? true : undefined}
+                onChange={(e) => {
+                  onValue(e.target.value);
+                  // Typed into from the start: a value is a replacement, an emptied input leaves it unset.
+                  const wanted = e.target.value === "" ? "keep" : "replace";
+                  if (direct && wanted !== action) onAction(wanted);
+                }}
+                // biome-ignore lint/a11y/noAutofocus: the admin just asked to type a new value
+                autoFocus={!reentry && !direct}
+              />
+            ))}
           {reentry && (
             <p className="help reentry-note" id={noteId}>
               {reentry}, so enter {field.label} again: Mailroom sends a saved secret only to the destination it was saved for.

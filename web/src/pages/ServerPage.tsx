@@ -1,11 +1,12 @@
 import type { FormEvent } from "react";
 import type { TestReport } from "../api";
+import { AppCredentialsPanel } from "../components/AppCredentialsPanel";
 import { DeliveryState } from "../components/DeliveryState";
 import { OAuthPanel } from "../components/OAuthPanel";
 import { TestPanel } from "../components/TestPanel";
 import { Alert, ErrorAlert, Loading, PageTitle, StatusPill } from "../components/ui";
 import { Link } from "../router";
-import { OAUTH_CLIENT_KEYS, OAUTH_GRANT_KEYS, secretWillBeSet } from "../serverForm";
+import { APP_CREDENTIAL_KEYS, appOnlyMethod, OAUTH_CLIENT_KEYS, OAUTH_GRANT_KEYS, secretWillBeSet } from "../serverForm";
 import { useSession } from "../session";
 import { ErrorSummary } from "./server/ErrorSummary";
 import { GeneralSection } from "./server/GeneralSection";
@@ -40,7 +41,11 @@ export function ServerPage({ id }: { id: string | null }) {
   };
   const renderField = settingControl(form, canEdit);
   const oauth = driver.oauthProvider !== null;
-  const panelKeys = oauth ? new Set([...OAUTH_CLIENT_KEYS, ...OAUTH_GRANT_KEYS]) : new Set<string>();
+  const appMethod = appOnlyMethod(driver, draft);
+  const authMethodField = driver.fields.find((f) => f.key === "authMethod");
+  const panelKeys = oauth
+    ? new Set([...OAUTH_CLIENT_KEYS, ...OAUTH_GRANT_KEYS, ...APP_CREDENTIAL_KEYS, "authMethod"])
+    : new Set<string>();
   const clientReady =
     String(draft.settings.clientId ?? "").trim() !== "" &&
     (secretWillBeSet("clientSecret", draft, saved) || draft.secrets.clientSecret === "replace");
@@ -98,7 +103,14 @@ export function ServerPage({ id }: { id: string | null }) {
         <form onSubmit={submit} noValidate aria-labelledby="general-heading" className="server-form">
           <ErrorSummary errors={form.errors} formError={form.formError} fields={driver.fields} summaryRef={form.summaryRef} />
           <GeneralSection form={form} canEdit={canEdit} />
-          {oauth && (
+          {authMethodField && (
+            <section className="panel" aria-labelledby="auth-method-heading">
+              <h2 id="auth-method-heading">Authentication</h2>
+              {renderField(authMethodField)}
+            </section>
+          )}
+          {appMethod && <AppCredentialsPanel driver={driver} method={appMethod} renderField={renderField} />}
+          {oauth && !appMethod && (
             <OAuthPanel
               driver={driver}
               saved={saved && saved.driver === draft.driver ? saved : null}

@@ -1,7 +1,7 @@
 import type { ReactNode } from "react";
 import type { DriverField } from "../../api";
 import { SecretInput, SecretView, SettingInput, SettingView } from "../../components/SettingField";
-import { reentryReason, secretWillBeSet } from "../../serverForm";
+import { fieldApplies, reentryReason, secretWillBeSet } from "../../serverForm";
 import type { ServerForm } from "./useServerForm";
 
 /** One driver setting's control: read-only, a secret (write-only), or a value; as text for a reader. */
@@ -9,6 +9,8 @@ export function settingControl(form: ServerForm, canEdit: boolean): (field: Driv
   const { draft, driver, saved, errors } = form;
   const savedSameDriver = saved && saved.driver === draft.driver ? saved : null;
   return (field) => {
+    // A field of another authentication method: hidden (and not sent).
+    if (!fieldApplies(driver, field, draft.settings)) return null;
     const error = errors[`settings.${field.key}`];
     if (field.readOnly) {
       return <SettingView key={field.key} field={field} value={savedSameDriver?.settings[field.key] as string | null} />;
