@@ -81,6 +81,8 @@ const Driver = Type.Object(
     oauthProvider: oneOf(["google", "microsoft"], { nullable: true }),
     fields: Type.Array(ref("DriverField")),
     derived: Type.Record(Type.String(), Type.String()),
+    /** The driver's own error codes (src/drivers/<id>/README.md), besides the shared ones. */
+    errors: Type.Array(Type.Object({ code: Type.String(), status: Type.Integer(), summary: Type.String() })),
   },
   { $id: "Driver" },
 );

@@ -40,7 +40,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
       // As this installation offers them: options the operator decides (sendmail commands) filled in.
       items: drivers
         .map((driver) => configuredDriver(driver, mailroom.ctx.config.operator))
-        .map(({ id, label, description, fields, oauthProvider, derive }) => ({
+        .map(({ id, label, description, fields, oauthProvider, derive, errors }) => ({
           id,
           label,
           description,
@@ -48,6 +48,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
           fields,
           // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
           derived: derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
+          errors: Object.entries(errors ?? {}).map(([code, { status, summary }]) => ({ code, status, summary })),
         })),
       total: drivers.length,
     }),

@@ -271,7 +271,14 @@ export function ServerPage({ id }: { id: string | null }) {
           </div>
         )}
       </div>
-      {saved && <DeliveryState server={saved} canCheck={can("email-servers.test")} onChecked={setSaved} />}
+      {saved && (
+        <DeliveryState
+          server={saved}
+          driverErrors={drivers.find((d) => d.id === saved.driver)?.errors ?? []}
+          canCheck={can("email-servers.test")}
+          onChecked={setSaved}
+        />
+      )}
       {can("email-servers.test") && (
         // On a phone the test panel comes after the whole form: a way there without scrolling.
         <p className="jump-to-test">
