@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { commonFields } from "../src/drivers/common-fields.js";
 import { drivers } from "../src/drivers/registry.js";
-import { type ErrorCode, type ErrorEntry, errorCatalogue, errorEntry } from "../src/kernel/errors.js";
+import { declaredDriverCodes, type ErrorCode, type ErrorEntry, errorCatalogue, errorEntry } from "../src/kernel/errors.js";
 
 /** Rows of every table whose first cell is a `code`: [code, status]. */
 function documentedCodes(markdown: string, file: string): [string, number][] {
@@ -64,5 +64,12 @@ describe.each(drivers.map((d) => [d.id, d] as const))("src/drivers/%s/README.md"
       expect(Object.hasOwn(errorCatalogue, code), `${code} is a shared code too`).toBe(false);
       expect(errorEntry(code as ErrorCode), `${code} is not declared with declareDriverErrors`).toBe(entry);
     }
+  });
+});
+
+describe("drivers' own codes", () => {
+  it("every declared code is in its driver's `errors` (so its README and GET /api/drivers have it)", () => {
+    const listed = drivers.flatMap((d) => Object.keys(d.errors ?? {}));
+    expect(declaredDriverCodes().filter((code) => !listed.includes(code))).toEqual([]);
   });
 });

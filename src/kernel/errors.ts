@@ -296,6 +296,11 @@ export function declareDriverErrors<const T extends Record<string, ErrorEntry>>(
   return codes as { readonly [K in keyof T]: DriverErrorCode };
 }
 
+/** Every code drivers have declared so far (the loaded ones'). */
+export function declaredDriverCodes(): string[] {
+  return [...driverErrors.keys()];
+}
+
 /** The status and fix of a shared or declared code. */
 export function errorEntry(code: ErrorCode): ErrorEntry {
   return (errorCatalogue as Record<string, ErrorEntry>)[code] ?? driverErrors.get(code) ?? errorCatalogue.internal_error;
