@@ -278,15 +278,15 @@ const driverErrors = new Map<string, ErrorEntry>();
 /**
  * Declares a driver's own codes (in its folder's errors.ts) and returns them typed for
  * `DeliveryError`. Whatever can throw such a code has loaded its declaration, so every
- * layer can look it up with `errorEntry`. A code the catalogue or another driver has
- * already is refused: codes are API and must mean one thing.
+ * layer can look it up with `errorEntry`. A code the catalogue or another driver already
+ * has with another meaning is refused at load: codes are API and must mean one thing.
  */
 export function declareDriverErrors<const T extends Record<string, ErrorEntry>>(
   errors: T,
 ): { readonly [K in keyof T]: DriverErrorCode } {
   const codes: Record<string, string> = {};
   for (const [code, entry] of Object.entries(errors)) {
-    const known = code in errorCatalogue ? errorCatalogue[code as SharedErrorCode] : driverErrors.get(code);
+    const known = Object.hasOwn(errorCatalogue, code) ? errorCatalogue[code as SharedErrorCode] : driverErrors.get(code);
     if (known && (known.status !== entry.status || known.summary !== entry.summary)) {
       throw new Error(`Error code ${code} is declared twice with different meanings`);
     }
@@ -303,7 +303,8 @@ export function declaredDriverCodes(): string[] {
 
 /** The status and fix of a shared or declared code. */
 export function errorEntry(code: ErrorCode): ErrorEntry {
-  return (errorCatalogue as Record<string, ErrorEntry>)[code] ?? driverErrors.get(code) ?? errorCatalogue.internal_error;
+  if (Object.hasOwn(errorCatalogue, code)) return errorCatalogue[code as SharedErrorCode];
+  return driverErrors.get(code) ?? errorCatalogue.internal_error;
 }
 
 export interface ErrorBody {
