@@ -2,7 +2,14 @@ import fs from "node:fs";
 import { describe, expect, it } from "vitest";
 import { commonFields } from "../src/drivers/common-fields.js";
 import { drivers } from "../src/drivers/registry.js";
-import { declaredDriverCodes, type ErrorCode, type ErrorEntry, errorCatalogue, errorEntry } from "../src/kernel/errors.js";
+import {
+  declareDriverErrors,
+  declaredDriverCodes,
+  type ErrorCode,
+  type ErrorEntry,
+  errorCatalogue,
+  errorEntry,
+} from "../src/kernel/errors.js";
 
 /** Rows of every table whose first cell is a `code`: [code, status]. */
 function documentedCodes(markdown: string, file: string): [string, number][] {
@@ -71,5 +78,14 @@ describe("drivers' own codes", () => {
   it("every declared code is in its driver's `errors` (so its README and GET /api/drivers have it)", () => {
     const listed = drivers.flatMap((d) => Object.keys(d.errors ?? {}));
     expect(declaredDriverCodes().filter((code) => !listed.includes(code))).toEqual([]);
+  });
+
+  it("a code cannot be declared with another meaning than the one it has", () => {
+    expect(() => declareDriverErrors({ smtp_auth_failed: { status: 500, summary: "Something else." } })).toThrow(
+      /smtp_auth_failed is declared twice/,
+    );
+    const other = { sendmail_failed: { status: 502, summary: "The sendmail program failed differently." } };
+    expect(() => declareDriverErrors(other)).toThrow(/sendmail_failed is declared twice/);
+    expect(errorEntry("sendmail_failed" as ErrorCode).summary).not.toContain("differently");
   });
 });
