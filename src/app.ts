@@ -10,6 +10,7 @@ import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
 import { secretFieldKeys } from "./drivers/registry.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
+import type { Clock } from "./kernel/clock.js";
 import { createLogger } from "./logger.js";
 import { Metrics } from "./metrics.js";
 import { OAuthService } from "./oauth/service.js";
@@ -46,7 +47,16 @@ export interface Mailroom {
   close(): Promise<void>;
 }
 
-export function createMailroom(config: Config, log: Logger = createLogger(config.logLevel, secretFieldKeys)): Mailroom {
+export interface MailroomOptions {
+  /** What "now" is for every service (default Date.now): tests move time instead of sleeping. */
+  clock?: Clock;
+}
+
+export function createMailroom(
+  config: Config,
+  log: Logger = createLogger(config.logLevel, secretFieldKeys),
+  { clock = Date.now }: MailroomOptions = {},
+): Mailroom {
   const storage = openStorage({
     dataDir: config.dataDir,
     databaseUrl: config.databaseUrl,
@@ -54,7 +64,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
     log,
   });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
-  const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db) };
+  const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db), clock };
   const servers = new EmailServerService(ctx);
   const metrics = new Metrics(ctx);
   const oauth = new OAuthService(ctx, servers, {
@@ -64,18 +74,23 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   transports.appTokenProviders = (row, secrets, oneOff) => oauth.appTokenProvider(row, secrets, oneOff);
-  const breakers = new Breakers(ctx, servers, {
-    threshold: config.delivery.breakerThreshold,
-    probeScheduleMs: config.delivery.probeSchedule,
-    probeLeaseMs: Math.max(config.delivery.leaseMs, 120_000),
-  });
+  const breakers = new Breakers(
+    ctx,
+    servers,
+    {
+      threshold: config.delivery.breakerThreshold,
+      probeScheduleMs: config.delivery.probeSchedule,
+      probeLeaseMs: Math.max(config.delivery.leaseMs, 120_000),
+    },
+    clock,
+  );
   const prober = new ServerProber(ctx, servers, transports, breakers, { pollMs: config.delivery.pollMs });
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, breakers, prober, metrics);
   messages.onQueued = () => worker.wake();
   const users = new UserService(storage.db);
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users);
-  const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }) });
+  const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }), clock });
   servers.onProbeWanted = () => prober.wake();
   prober.onReleased = () => worker.wake();
   return {

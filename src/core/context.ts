@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
+import type { Clock } from "../kernel/clock.js";
 import type { Storage } from "../storage/db.js";
 import type { GroupCommit } from "../storage/group-commit.js";
 import type { Database } from "../storage/schema.js";
@@ -15,4 +16,6 @@ export interface AppContext {
   log: Logger;
   /** Shares one transaction among small concurrent writes (accepted messages, delivery results). */
   commits: GroupCommit;
+  /** The time every time decision reads (OAuth, tokens, rate limits, retries, breakers): tests move it. */
+  clock: Clock;
 }

@@ -166,7 +166,7 @@ export class MessageService {
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }> {
     const server = await this.serverFor(input.server ?? "", principal, "server");
     this.checkFrom(server, input.from.address, "from");
-    const now = Date.now();
+    const now = this.ctx.clock();
     const row = this.baseRow(server, principal, now, input.from, {
       to: input.to,
       cc: input.cc,
@@ -187,7 +187,7 @@ export class MessageService {
     principal: Principal,
     prefixBase: string,
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
-    const now = Date.now();
+    const now = this.ctx.clock();
     // Every message is checked before anything is written.
     const prepared: Prepared[] = [];
     const serverCache = new Map<string, ServerRow>();
@@ -232,7 +232,7 @@ export class MessageService {
     prepared: Prepared[],
     principal: Principal,
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
-    const now = Date.now();
+    const now = this.ctx.clock();
     const scope = `${principal.kind}:${principal.id}`;
     const results = await this.ctx.commits.run(async (trx) => {
       const out: { id: string; status: MessageStatus; replayed: boolean }[] = [];
@@ -438,7 +438,7 @@ export class MessageService {
         `The message is ${row.status}; only failed or held messages can be retried.`,
       );
     }
-    const now = Date.now();
+    const now = this.ctx.clock();
     const attempts = row.attempts < row.max_attempts ? row.attempts : 0;
     await this.ctx.commits.run(async (trx) => {
       const result = await trx

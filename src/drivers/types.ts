@@ -47,7 +47,7 @@ export interface DriverField {
   check?(value: string): string | null;
 }
 
-import type { FieldProblem } from "../kernel/errors.js";
+import type { ErrorEntry, FieldProblem } from "../kernel/errors.js";
 import type { OperatorPolicy } from "../kernel/operator-policy.js";
 import type { Settings, SettingValue } from "../kernel/settings.js";
 import type { Transport, TransportContext } from "../kernel/transport.js";
@@ -87,6 +87,11 @@ export interface Driver {
    * shared tests create a server of this driver with, so a new driver needs no test edits.
    */
   example: Record<string, SettingValue>;
+  /**
+   * The driver's own error codes (`<id>_…`), declared with `declareDriverErrors` in its
+   * errors.ts and documented in its README.md; prefer the shared codes of src/kernel/errors.ts.
+   */
+  errors?: Readonly<Record<string, ErrorEntry>>;
   /** The provider's own daily sending limit, used as the default of messagesPerDay. */
   defaultMessagesPerDay?: number;
   /** OAuth drivers send only once an account is authorized. */

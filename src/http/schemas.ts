@@ -86,6 +86,8 @@ const Driver = Type.Object(
     appOnly: Type.Optional(Type.Object({ methods: Type.Array(Type.String()), scope: Type.String() })),
     fields: Type.Array(ref("DriverField")),
     derived: Type.Record(Type.String(), Type.String()),
+    /** The driver's own error codes (src/drivers/<id>/README.md), besides the shared ones. */
+    errors: Type.Array(Type.Object({ code: Type.String(), status: Type.Integer(), summary: Type.String() })),
   },
   { $id: "Driver" },
 );

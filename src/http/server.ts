@@ -32,7 +32,7 @@ import { registerWebUi } from "./web-ui.js";
 export interface ServerOptions {
   /** Failed sign-ins and password changes allowed before each attempt must wait; tests raise or lower them. */
   signInLimits?: ThrottleLimits;
-  /** The clock of those limits: tests move it instead of sleeping. */
+  /** The clock of those limits (default: Mailroom's own); tests move it instead of sleeping. */
   now?: () => number;
 }
 
@@ -122,7 +122,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   });
   healthRoutes(app, mailroom);
   const throttle = new SignInThrottle(mailroom.ctx.db, options.signInLimits);
-  if (options.now) throttle.now = options.now;
+  throttle.now = options.now ?? mailroom.ctx.clock;
   authRoutes(app, mailroom, throttle);
   infoRoutes(app, mailroom);
   emailServerRoutes(app, mailroom);

@@ -1,7 +1,15 @@
+/** What a code means: the HTTP status it is answered with, and the fix shown to people. */
+export interface ErrorEntry {
+  status: number;
+  summary: string;
+}
+
 /**
- * The one catalogue of error codes. Every error the API answers has a code from here,
- * the HTTP status given here, and a message that names the field or the fix.
- * docs/errors.md lists the same codes; test/errors-doc.test.ts keeps the two in sync.
+ * The catalogue of the codes every layer shares. Every error the API answers has a code
+ * from here or from a driver's own declaration (`Driver.errors`, in the driver's folder),
+ * the HTTP status given there, and a message that names the field or the fix.
+ * docs/errors.md lists these codes and each driver's README.md its own;
+ * test/errors-doc.test.ts keeps them in sync.
  */
 export const errorCatalogue = {
   // Request shape
@@ -145,11 +153,6 @@ export const errorCatalogue = {
     summary:
       "The server offers no login method Mailroom can use: check the security mode, or clear the username for a server without login.",
   },
-  gmail_credentials_rejected: {
-    status: 502,
-    summary:
-      "Gmail rejected the login (535 5.7.8 Username and Password not accepted): re-authorize the account, and check that the from address is the authorized account.",
-  },
   sender_rejected: {
     status: 502,
     summary: "The server refused the from address (MAIL FROM): use an address or domain this server may send as.",
@@ -165,52 +168,6 @@ export const errorCatalogue = {
   provider_unavailable: {
     status: 502,
     summary: "The provider answered with a server error (5xx); Mailroom retries with backoff.",
-  },
-  mailgun_domain_not_found: {
-    status: 502,
-    summary: "Mailgun does not know this sending domain in this region: check the domain and the region (US or EU).",
-  },
-  postmark_sender_not_confirmed: {
-    status: 502,
-    summary:
-      "Postmark has no confirmed sender signature for the from address (422): confirm it or verify the domain in Postmark.",
-  },
-  ses_email_not_verified: {
-    status: 502,
-    summary:
-      "SES has not verified the from address or domain (MessageRejected): verify it in the SES console, and in the sandbox the recipient too.",
-  },
-  ses_message_rejected: { status: 502, summary: "SES rejected the message; the response says why." },
-  graph_access_denied: {
-    status: 502,
-    summary:
-      "Microsoft Graph refused access to the mailbox (403 ErrorAccessDenied): an application access policy or RBAC for Applications leaves it out, or the account may not send as it; widen the policy or send as an allowed mailbox.",
-  },
-  graph_mailbox_not_enabled: {
-    status: 502,
-    summary:
-      "Microsoft Graph cannot use this mailbox (MailboxNotEnabledForRESTAPI): it is on-premises, inactive, shared without a license, or not in Exchange Online; use an Exchange Online mailbox.",
-  },
-  gmail_api_scope_missing: {
-    status: 502,
-    summary:
-      "The Gmail API refused the token (403 insufficientPermissions): it lacks the gmail.send scope; authorize the account again and allow sending email.",
-  },
-  gmail_api_not_enabled: {
-    status: 502,
-    summary:
-      "The Gmail API is not enabled in the OAuth client's Google Cloud project (403 accessNotConfigured): enable it under APIs & Services → Library, then retry.",
-  },
-  sendmail_not_found: {
-    status: 502,
-    summary:
-      "The sendmail program does not exist or is not executable: the operator installs it (Postfix, msmtp) or fixes its path in MAILROOM_SENDMAIL_COMMANDS.",
-  },
-  sendmail_failed: { status: 502, summary: "The sendmail program exited with an error; its output says why." },
-  sendmail_command_unknown: {
-    status: 409,
-    summary:
-      "The server's sendmail command is not one the operator declared in MAILROOM_SENDMAIL_COMMANDS: pick a declared command in the server's settings.",
   },
   not_smtp_server: {
     status: 502,
@@ -316,9 +273,50 @@ export const errorCatalogue = {
   },
   storage_full: { status: 507, summary: "The database's disk is full: free disk space (the message names where), then retry." },
   internal_error: { status: 500, summary: "Something failed inside Mailroom; the log has the details." },
-} as const satisfies Record<string, { status: number; summary: string }>;
+} as const satisfies Record<string, ErrorEntry>;
 
-export type ErrorCode = keyof typeof errorCatalogue;
+export type SharedErrorCode = keyof typeof errorCatalogue;
+
+declare const declaredByADriver: unique symbol;
+/** A driver's own code: only `declareDriverErrors` makes one, so a misspelt code does not compile. */
+export type DriverErrorCode = string & { readonly [declaredByADriver]: true };
+
+export type ErrorCode = SharedErrorCode | DriverErrorCode;
+
+/** Codes drivers declared, filled as their modules load (the kernel imports no driver). */
+const driverErrors = new Map<string, ErrorEntry>();
+
+/**
+ * Declares a driver's own codes (in its folder's errors.ts) and returns them typed for
+ * `DeliveryError`. Whatever can throw such a code has loaded its declaration, so every
+ * layer can look it up with `errorEntry`. A code the catalogue or another driver already
+ * has with another meaning is refused at load: codes are API and must mean one thing.
+ */
+export function declareDriverErrors<const T extends Record<string, ErrorEntry>>(
+  errors: T,
+): { readonly [K in keyof T]: DriverErrorCode } {
+  const codes: Record<string, string> = {};
+  for (const [code, entry] of Object.entries(errors)) {
+    const known = Object.hasOwn(errorCatalogue, code) ? errorCatalogue[code as SharedErrorCode] : driverErrors.get(code);
+    if (known && (known.status !== entry.status || known.summary !== entry.summary)) {
+      throw new Error(`Error code ${code} is declared twice with different meanings`);
+    }
+    driverErrors.set(code, entry);
+    codes[code] = code;
+  }
+  return codes as { readonly [K in keyof T]: DriverErrorCode };
+}
+
+/** Every code drivers have declared so far (the loaded ones'). */
+export function declaredDriverCodes(): string[] {
+  return [...driverErrors.keys()];
+}
+
+/** The status and fix of a shared or declared code. */
+export function errorEntry(code: ErrorCode): ErrorEntry {
+  if (Object.hasOwn(errorCatalogue, code)) return errorCatalogue[code as SharedErrorCode];
+  return driverErrors.get(code) ?? errorCatalogue.internal_error;
+}
 
 export interface ErrorBody {
   code: ErrorCode;
@@ -332,10 +330,10 @@ export class MailroomError extends Error {
   readonly details?: unknown;
 
   constructor(code: ErrorCode, message?: string, details?: unknown) {
-    super(message ?? errorCatalogue[code].summary);
+    super(message ?? errorEntry(code).summary);
     this.name = "MailroomError";
     this.code = code;
-    this.status = errorCatalogue[code].status;
+    this.status = errorEntry(code).status;
     this.details = details;
   }
 

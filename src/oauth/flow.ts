@@ -5,9 +5,10 @@ import { can, type Principal } from "../auth/permissions.js";
 import { type Actor, writeAudit } from "../core/audit.js";
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService, EmailServerView } from "../core/email-servers.js";
+import type { Driver } from "../drivers/types.js";
 import { type ErrorCode, errorCatalogue, MailroomError } from "../kernel/errors.js";
 import { iso } from "../kernel/ids.js";
-import type { Database, EmailServersTable } from "../storage/schema.js";
+import type { Database, EmailServersTable, OAuthAuthorizationsTable } from "../storage/schema.js";
 import { clientFor, describeFailure, type OAuthFailure, type ProviderClient, validateIdToken } from "./client.js";
 import { credentialsOf, delegatedOauthOf, oauthOf, oauthScopesOf, redirectUriOf } from "./credentials.js";
 import type { IdTokenClaims, OAuthProvider } from "./providers/index.js";
@@ -27,6 +28,7 @@ const KEEP_MS = 24 * 60 * 60_000;
 export interface Requester {
   principal: Principal | null;
   binding: string | null;
+  /** Who the request is audited as until the user who started the authorization is known. */
   actor: Actor;
   /** The user behind a state, as they are now (permissions, disabled). */
   loadUser?: (userId: string) => Promise<Principal | null>;
@@ -45,6 +47,23 @@ export interface DisconnectResult {
 
 function sha256(value: string): string {
   return createHash("sha256").update(value).digest("hex");
+}
+
+/** What the code exchange gave, with the server and client it was made for. */
+interface Exchange {
+  row: EmailServersTable;
+  driver: Driver;
+  provider: OAuthProvider;
+  credentials: ReturnType<typeof credentialsOf>;
+  client: ProviderClient;
+  tokens: oidc.TokenEndpointResponse;
+}
+
+/** A grant that passed the checks: the account, what it allows, and the refresh token. */
+interface Grant {
+  account: string;
+  scopes: string;
+  refreshToken: string;
 }
 
 class Refusal extends Error {
@@ -92,7 +111,7 @@ export class OAuthFlow {
     const state = oidc.randomState();
     const verifier = oidc.randomPKCECodeVerifier();
     const challenge = await oidc.calculatePKCECodeChallenge(verifier);
-    const now = Date.now();
+    const now = this.ctx.clock();
     const expiresAt = now + STATE_TTL_MS;
     await this.db.transaction().execute(async (trx) => {
       await trx
@@ -134,121 +153,104 @@ export class OAuthFlow {
 
   /**
    * The provider's callback. Never throws for a refusal: the browser is sent back to the
-   * server's page with the code, and the refusal is audited.
+   * server's page with the code, and the refusal is audited (as the user who started the
+   * authorization, once they are known).
    */
   async complete(providerId: string, query: Record<string, unknown>, requester: Requester): Promise<CallbackOutcome> {
-    const seen: { serverId: string | null } = { serverId: null };
+    let serverId: string | null = null;
+    let actor = requester.actor;
     try {
-      const result = await this.completeOrRefuse(providerId, query, requester, (id) => {
-        seen.serverId = id;
-      });
-      return { ok: true, serverId: result, location: `/servers/${encodeURIComponent(result)}?oauth=success` };
-    } catch (error) {
-      const { serverId } = seen;
-      const refusal =
-        error instanceof Refusal
-          ? error
-          : error instanceof MailroomError
-            ? new Refusal(error.code, error.message)
-            : new Refusal("internal_error", errorCatalogue.internal_error.summary);
-      if (!(error instanceof Refusal) && !(error instanceof MailroomError)) {
-        this.ctx.log.error({ err: describeFailure(error).text, provider: providerId, serverId }, "OAuth callback failed");
+      const state = stateOf(query);
+      const pending = await this.findAuthorization(state);
+      serverId = pending.server_id;
+      await this.spendAuthorization(pending, providerId);
+      const principal = await this.authorizingUser(pending, requester);
+      actor = { type: "user", id: principal.id, label: principal.label, ip: requester.actor.ip };
+      if (!can(principal, "email-servers.update")) {
+        throw new Refusal("forbidden", "Authorizing an account needs the permission 'email-servers.update'.");
       }
-      await this.auditRefusal(requester.actor, serverId, providerId, refusal);
-      this.ctx.log.info({ provider: providerId, serverId, code: refusal.code }, "OAuth authorization refused");
-      const page = serverId ? `/servers/${encodeURIComponent(serverId)}` : "/servers";
-      return {
-        ok: false,
-        serverId,
-        code: refusal.code,
-        message: refusal.message,
-        location: `${page}?oauth=error&code=${refusal.code}`,
-      };
+      checkProviderAnswer(query);
+      const exchange = await this.exchangeCode(pending, query, state);
+      const grant = await this.checkGrant(exchange);
+      await this.storeGrant(exchange, grant, actor);
+      return { ok: true, serverId, location: `/servers/${encodeURIComponent(serverId)}?oauth=success` };
+    } catch (error) {
+      return this.refuse(error, providerId, serverId, actor);
     }
   }
 
-  private async completeOrRefuse(
-    providerId: string,
-    query: Record<string, unknown>,
-    requester: Requester,
-    identify: (serverId: string) => void,
-  ): Promise<string> {
-    // 1. The state: ours, unused, recent, for this provider.
-    const state = typeof query.state === "string" ? query.state : "";
-    if (state === "" || state.length > 512) {
-      throw new Refusal("oauth_state_invalid", "The provider's reply carries no state Mailroom issued.");
-    }
-    const hash = sha256(state);
+  /** The authorization Mailroom started with this state (spent or not). */
+  private async findAuthorization(state: string): Promise<OAuthAuthorizationsTable> {
     const pending = await this.db
       .selectFrom("oauth_authorizations")
       .selectAll()
-      .where("state_hash", "=", hash)
+      .where("state_hash", "=", sha256(state))
       .executeTakeFirst();
     if (!pending) throw new Refusal("oauth_state_invalid", "The reply's state matches no authorization Mailroom started.");
-    identify(pending.server_id);
-    const now = Date.now();
-    // Whatever happens next, this state is spent.
+    return pending;
+  }
+
+  /** Spends the state whatever happens next; refuses one used, expired, or for another provider. */
+  private async spendAuthorization(pending: OAuthAuthorizationsTable, providerId: string): Promise<void> {
+    const now = this.ctx.clock();
     const claimed = await this.db
       .updateTable("oauth_authorizations")
       .set({ used_at: now })
-      .where("state_hash", "=", hash)
+      .where("state_hash", "=", pending.state_hash)
       .where("used_at", "is", null)
-      .returningAll()
+      .returning("state_hash")
       .executeTakeFirst();
     if (!claimed) throw new Refusal("oauth_state_reused", "This reply was already used once; each authorization works once.");
-    if (claimed.expires_at < now) {
+    if (pending.expires_at < now) {
       throw new Refusal("oauth_state_expired", "The authorization was started more than 10 minutes ago.");
     }
-    if (claimed.provider !== providerId) {
+    if (pending.provider !== providerId) {
       throw new Refusal(
         "oauth_state_invalid",
-        `The reply came to the ${providerId} callback for a ${claimed.provider} authorization.`,
+        `The reply came to the ${providerId} callback for a ${pending.provider} authorization.`,
       );
     }
+  }
 
-    // 2. The browser that started it, and its user as they are now, still allowed to change the server.
-    if (!requester.binding || sha256(requester.binding) !== claimed.session_hash) {
+  /** The browser that started the authorization, and its user as they are now. */
+  private async authorizingUser(pending: OAuthAuthorizationsTable, requester: Requester): Promise<Principal> {
+    if (!requester.binding || sha256(requester.binding) !== pending.session_hash) {
       throw new Refusal(
         "oauth_session_mismatch",
         "The authorization was started in another browser; use 'Authorize account' again in this one.",
       );
     }
     const signedIn = requester.principal;
-    if (signedIn && (signedIn.kind !== "user" || signedIn.id !== claimed.user_id)) {
+    if (signedIn && (signedIn.kind !== "user" || signedIn.id !== pending.user_id)) {
       throw new Refusal(
         "oauth_session_mismatch",
         "The authorization was started by another user; finish it signed in as that user.",
       );
     }
-    const principal = signedIn ?? (await requester.loadUser?.(claimed.user_id)) ?? null;
+    const principal = signedIn ?? (await requester.loadUser?.(pending.user_id)) ?? null;
     if (!principal) {
       throw new Refusal(
         "unauthenticated",
         "The user who started the authorization is disabled or gone; sign in and start again.",
       );
     }
-    requester.actor = { type: "user", id: principal.id, label: principal.label, ip: requester.actor.ip };
-    if (!can(principal, "email-servers.update")) {
-      throw new Refusal("forbidden", "Authorizing an account needs the permission 'email-servers.update'.");
-    }
+    return principal;
+  }
 
-    // 3. The provider's answer.
-    if (typeof query.error === "string" && query.error !== "") {
-      throw authorizationError(query.error, query.error_description);
-    }
-    if (typeof query.code !== "string" || query.code === "") {
-      throw new Refusal("oauth_provider_error", "The provider's reply has neither an authorization code nor an error.");
-    }
-
-    // 4. The server as it is now, and the exchange.
-    const row = await this.servers.getRow(claimed.server_id);
+  /** The server as it is now, and the code exchanged for tokens at its provider. */
+  private async exchangeCode(
+    pending: OAuthAuthorizationsTable,
+    query: Record<string, unknown>,
+    state: string,
+  ): Promise<Exchange> {
+    const row = await this.servers.getRow(pending.server_id);
     const { driver, provider } = delegatedOauthOf(row);
-    if (provider.id !== claimed.provider) {
+    if (provider.id !== pending.provider) {
       throw new Refusal("oauth_state_invalid", "The server's driver changed since the authorization started.");
     }
     const credentials = credentialsOf(this.servers, row);
     const client = this.client(provider, credentials);
-    const currentUrl = new URL(claimed.redirect_uri);
+    const currentUrl = new URL(pending.redirect_uri);
     for (const [key, value] of Object.entries(query)) {
       if (typeof value === "string") currentUrl.searchParams.set(key, value);
     }
@@ -260,17 +262,19 @@ export class OAuthFlow {
     const perTenant = iss !== null && after !== undefined && iss.startsWith(before) && iss.endsWith(after);
     const accepted = iss !== null && provider.acceptsIssuer({ iss } as IdTokenClaims, client.endpoints, credentials.settings);
     if (perTenant || accepted) currentUrl.searchParams.delete("iss");
-    let tokens: oidc.TokenEndpointResponse;
     try {
-      tokens = await oidc.authorizationCodeGrant(client.config, currentUrl, {
-        pkceCodeVerifier: this.ctx.secrets.decrypt(claimed.code_verifier),
+      const tokens = await oidc.authorizationCodeGrant(client.config, currentUrl, {
+        pkceCodeVerifier: this.ctx.secrets.decrypt(pending.code_verifier),
         expectedState: state,
       });
+      return { row, driver, provider, credentials, client, tokens };
     } catch (error) {
       throw exchangeError(provider, describeFailure(error));
     }
+  }
 
-    // 5. Who signed in, and what they allowed.
+  /** Who signed in, and whether they allowed what SMTP needs; a refused grant is revoked. */
+  private async checkGrant({ row, driver, provider, credentials, client, tokens }: Exchange): Promise<Grant> {
     const discard = () => this.revokeQuietly(client, tokens.refresh_token ?? tokens.access_token);
     let claims: Partial<IdTokenClaims> = {};
     const idToken = client.takeIdToken();
@@ -315,29 +319,27 @@ export class OAuthFlow {
         `${provider.label} gave no refresh token. Remove Mailroom's access at ${provider.accessPage}, then authorize again.`,
       );
     }
+    return { account, scopes: granted.join(" "), refreshToken: tokens.refresh_token };
+  }
 
-    // 6. Stored with the grant's facts and the audit entry, or not at all.
-    const authorizedAt = Date.now();
+  /** The tokens, the grant's facts on the server and the audit entry: all stored, or none. */
+  private async storeGrant({ row, provider, tokens }: Exchange, grant: Grant, actor: Actor): Promise<void> {
+    const authorizedAt = this.ctx.clock();
     const grantLeft = tokens.refresh_token_expires_in;
     const grantExpiresAt = typeof grantLeft === "number" && grantLeft > 0 ? authorizedAt + grantLeft * 1000 : null;
-    const scopes = granted.join(" ");
+    const { account, scopes } = grant;
     await this.db.transaction().execute(async (trx) => {
       await this.tokens.storeGrant(trx, row.id, {
         provider: provider.id,
-        account: account as string,
+        account,
         scopes,
-        refreshToken: tokens.refresh_token as string,
+        refreshToken: grant.refreshToken,
         accessToken: tokens.access_token,
         expiresInSeconds: tokens.expires_in,
         grantExpiresAt,
       });
-      await this.servers.recordGrant(trx, row.id, {
-        account: account as string,
-        scopes,
-        authorizedAt,
-        expiresAt: grantExpiresAt,
-      });
-      await writeAudit(trx, requester.actor, {
+      await this.servers.recordGrant(trx, row.id, { account, scopes, authorizedAt, expiresAt: grantExpiresAt });
+      await writeAudit(trx, actor, {
         action: "email_server.oauth.authorize",
         targetType: "email_server",
         targetId: row.id,
@@ -347,7 +349,29 @@ export class OAuthFlow {
     });
     this.tokens.forget(row.id);
     this.ctx.log.info({ serverId: row.id, provider: provider.id, account }, "OAuth account authorized");
-    return row.id;
+  }
+
+  /** A refused callback: logged (in full when unexpected), audited, and worded for the server's page. */
+  private async refuse(error: unknown, providerId: string, serverId: string | null, actor: Actor): Promise<CallbackOutcome> {
+    const refusal =
+      error instanceof Refusal
+        ? error
+        : error instanceof MailroomError
+          ? new Refusal(error.code, error.message)
+          : new Refusal("internal_error", errorCatalogue.internal_error.summary);
+    if (!(error instanceof Refusal) && !(error instanceof MailroomError)) {
+      this.ctx.log.error({ err: describeFailure(error).text, provider: providerId, serverId }, "OAuth callback failed");
+    }
+    await this.auditRefusal(actor, serverId, providerId, refusal);
+    this.ctx.log.info({ provider: providerId, serverId, code: refusal.code }, "OAuth authorization refused");
+    const page = serverId ? `/servers/${encodeURIComponent(serverId)}` : "/servers";
+    return {
+      ok: false,
+      serverId,
+      code: refusal.code,
+      message: refusal.message,
+      location: `${page}?oauth=error&code=${refusal.code}`,
+    };
   }
 
   /** Revokes the grant at the provider where possible, and forgets the tokens. */
@@ -422,6 +446,25 @@ export class OAuthFlow {
     } catch (error) {
       this.ctx.log.error({ err: (error as Error).message }, "could not audit an OAuth refusal");
     }
+  }
+}
+
+/** The state of the provider's reply: present and of a sane length. */
+function stateOf(query: Record<string, unknown>): string {
+  const state = typeof query.state === "string" ? query.state : "";
+  if (state === "" || state.length > 512) {
+    throw new Refusal("oauth_state_invalid", "The provider's reply carries no state Mailroom issued.");
+  }
+  return state;
+}
+
+/** The provider's own answer: an error it names, or else a code to exchange. */
+function checkProviderAnswer(query: Record<string, unknown>): void {
+  if (typeof query.error === "string" && query.error !== "") {
+    throw authorizationError(query.error, query.error_description);
+  }
+  if (typeof query.code !== "string" || query.code === "") {
+    throw new Refusal("oauth_provider_error", "The provider's reply has neither an authorization code nor an error.");
   }
 }
 

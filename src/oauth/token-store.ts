@@ -100,7 +100,7 @@ export class TokenStore {
     this.leaseMs = options.leaseMs ?? 60_000;
     this.timeoutSeconds = options.requestTimeoutSeconds ?? 20;
     this.pollMs = options.waitPollMs ?? 50;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? ctx.clock;
   }
 
   private get db(): Kysely<Database> {

@@ -1,4 +1,4 @@
-import { errorCatalogue } from "../kernel/errors.js";
+import { errorEntry } from "../kernel/errors.js";
 import type { Settings } from "../kernel/settings.js";
 import {
   type AccessTokenProvider,
@@ -54,7 +54,7 @@ export function appOnlyTransport(inner: Transport, row: EmailServersTable, token
         return {
           steps: [step],
           transcript: [],
-          error: { code: e.code, message: e.message, hint: errorCatalogue[e.code].summary },
+          error: { code: e.code, message: e.message, hint: errorEntry(e.code).summary },
         };
       }
       probe.onStep?.(step);

@@ -137,8 +137,8 @@ export async function settleMessage(
   trx: Kysely<Database>,
   owner: string,
   { id, outcome, attempt }: Settlement,
+  now = Date.now(),
 ): Promise<boolean> {
-  const now = Date.now();
   const result = await trx
     .updateTable("messages")
     .set((eb) => ({

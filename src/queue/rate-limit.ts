@@ -1,4 +1,5 @@
 import type { Kysely } from "kysely";
+import type { Clock } from "../kernel/clock.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
 import { countSentSince } from "./outbox.js";
 
@@ -14,13 +15,16 @@ export class RateLimiter {
   private readonly nextSlot = new Map<string, number>();
   private readonly daily = new Map<string, { count: number; at: number }>();
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly clock: Clock = Date.now,
+  ) {}
 
   /**
    * Reserves the server's next sending slot and says how long until it (0: now). Past the
    * daily limit it reserves nothing and answers the wait until the window has room again.
    */
-  async reserve(server: EmailServersTable, now = Date.now()): Promise<number> {
+  async reserve(server: EmailServersTable, now = this.clock()): Promise<number> {
     const settings = JSON.parse(server.settings) as { messagesPerSecond?: number; messagesPerDay?: number };
     if (settings.messagesPerDay) {
       let day = this.daily.get(server.id);

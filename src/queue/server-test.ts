@@ -1,5 +1,5 @@
 import type { Kysely } from "kysely";
-import { errorCatalogue } from "../kernel/errors.js";
+import { errorEntry } from "../kernel/errors.js";
 import { newId } from "../kernel/ids.js";
 import { type CheckResult, DeliveryError, type OutgoingMessage, type TestStep } from "../kernel/transport.js";
 import type { Database, EmailServersTable } from "../storage/schema.js";
@@ -32,7 +32,7 @@ export interface TestReport extends CheckResult {
 function failure(error: unknown): NonNullable<CheckResult["error"]> {
   const e =
     error instanceof DeliveryError ? error : new DeliveryError("internal_error", "transient", String((error as Error)?.message));
-  return { code: e.code, message: e.message, hint: errorCatalogue[e.code].summary, remote: e.remote };
+  return { code: e.code, message: e.message, hint: errorEntry(e.code).summary, remote: e.remote };
 }
 
 /**

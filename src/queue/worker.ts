@@ -78,7 +78,7 @@ export class DeliveryWorker {
     private readonly prober: ServerProber,
     private readonly metrics?: Metrics,
   ) {
-    this.limiter = new RateLimiter(ctx.db);
+    this.limiter = new RateLimiter(ctx.db, ctx.clock);
   }
 
   start(): void {
@@ -139,6 +139,7 @@ export class DeliveryWorker {
               quotas,
               free,
               this.options.leaseMs,
+              this.ctx.clock(),
             );
             this.dispatch(claimed);
             more = claimed.length > 0 && claimed.length === asked;
@@ -180,7 +181,7 @@ export class DeliveryWorker {
 
   /** The servers, read again at most once a poll: the loop runs at every completion. */
   private async serverIds(): Promise<{ id: string }[]> {
-    const now = Date.now();
+    const now = this.ctx.clock();
     if (!this.knownServers || now - this.knownServers.at >= this.options.pollMs) {
       const ids = await this.ctx.db.selectFrom("email_servers").select("id").orderBy("id").execute();
       this.knownServers = { ids, at: now };
@@ -236,7 +237,7 @@ export class DeliveryWorker {
     if (this.renewing || this.inFlight.size === 0) return;
     this.renewing = true;
     try {
-      await renewLeases(this.ctx.db, this.owner, [...this.inFlight.keys()], this.options.leaseMs);
+      await renewLeases(this.ctx.db, this.owner, [...this.inFlight.keys()], this.options.leaseMs, this.ctx.clock());
     } catch (error) {
       this.ctx.log.warn({ err: error }, "could not renew the leases of messages being sent; trying again");
     } finally {
@@ -276,7 +277,7 @@ export class DeliveryWorker {
     }
     const wait = await this.limiter.reserve(server);
     if (wait > MAX_INLINE_WAIT_MS) {
-      await this.settle(message, { status: "queued", nextAttemptAt: Date.now() + wait, uncountAttempt: true });
+      await this.settle(message, { status: "queued", nextAttemptAt: this.ctx.clock() + wait, uncountAttempt: true });
       return;
     }
     // A short wait for a per-second slot is spent holding the lease, so the slot stays ours.
@@ -320,7 +321,7 @@ export class DeliveryWorker {
   /** The failure policy: what each class of failure does to the message (and to the server). */
   private async outcomeOf(message: MessagesTable, server: EmailServersTable, error: DeliveryError): Promise<Outcome> {
     const failure = { errorCode: error.code, error: error.message };
-    const retryAt = () => Date.now() + retryDelay(message.attempts, this.options.backoff, error.retryAfterMs);
+    const retryAt = () => this.ctx.clock() + retryDelay(message.attempts, this.options.backoff, error.retryAfterMs);
     switch (error.kind) {
       case "recipient":
       case "message":
@@ -375,7 +376,9 @@ export class DeliveryWorker {
   }
 
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {
-    const applied = await this.ctx.commits.run((trx) => settleMessage(trx, this.owner, { id: message.id, outcome, attempt }));
+    const applied = await this.ctx.commits.run((trx) =>
+      settleMessage(trx, this.owner, { id: message.id, outcome, attempt }, this.ctx.clock()),
+    );
     if (!applied) this.ctx.log.warn({ message: message.id }, "lease lost before the result was recorded");
     if (applied && attempt) {
       this.metrics?.attempts.inc({ server: attempt.serverName, outcome: attempt.outcome });

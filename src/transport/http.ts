@@ -4,7 +4,7 @@
  * redacted transcript that `check()` shows. Drivers add only what is theirs (their
  * documented error bodies) through `mapError`.
  */
-import { type ErrorCode, errorCatalogue } from "../kernel/errors.js";
+import { type ErrorCode, errorEntry } from "../kernel/errors.js";
 import { type OperatorPolicy, STRICT_OPERATOR } from "../kernel/operator-policy.js";
 import {
   type AccessTokenProvider,
@@ -311,7 +311,7 @@ export class CheckSteps {
     const message = redact(err instanceof Error ? err.message : String(err), this.transcript.secrets);
     this.record({ step, ok: false, ms, detail: message });
     const remote = delivery && Object.keys(delivery.remote).length > 0 ? delivery.remote : undefined;
-    this.error = { code, message, hint: errorCatalogue[code].summary, ...(remote ? { remote } : {}) };
+    this.error = { code, message, hint: errorEntry(code).summary, ...(remote ? { remote } : {}) };
   }
 
   result(): CheckResult {

@@ -9,7 +9,7 @@ import net from "node:net";
 import tls from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection";
 import XOAuth2, { type XOAuth2ProvisionCallback } from "nodemailer/lib/xoauth2";
-import { errorCatalogue } from "../kernel/errors.js";
+import { errorEntry } from "../kernel/errors.js";
 import type { OperatorPolicy } from "../kernel/operator-policy.js";
 import { type CheckProbe, type CheckResult, DeliveryError, type TestStep } from "../kernel/transport.js";
 import { assertAddressesAllowed } from "./operator.js";
@@ -418,7 +418,7 @@ function errorOf(e: DeliveryError): NonNullable<CheckResult["error"]> {
   return {
     code: e.code,
     message: e.message,
-    hint: errorCatalogue[e.code].summary,
+    hint: errorEntry(e.code).summary,
     ...(hasRemote ? { remote: e.remote } : {}),
   };
 }

@@ -7,7 +7,7 @@ import { rootCertificates } from "node:tls";
 import { createTransport } from "nodemailer";
 import type { SMTPPoolOptions } from "nodemailer/lib/smtp-pool";
 import type { XOAuth2ProvisionCallback, XOAuth2ProvisionResultCallback } from "nodemailer/lib/xoauth2";
-import { errorCatalogue } from "../kernel/errors.js";
+import { errorEntry } from "../kernel/errors.js";
 import { STRICT_OPERATOR } from "../kernel/operator-policy.js";
 import {
   type AccessTokenProvider,
@@ -369,7 +369,7 @@ export class SmtpTransport implements Transport {
 }
 
 function hintFor(e: DeliveryError): string {
-  return errorCatalogue[e.code].summary;
+  return errorEntry(e.code).summary;
 }
 
 /** The transport of the smtp driver, and of gmail and microsoft365 with `oauth`. */

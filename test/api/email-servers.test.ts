@@ -42,6 +42,20 @@ describe.each(await availableDialects())("email servers on %s", (dialect) => {
       expect(smtp.fields.find((f: { key: string }) => f.key === "port")).toMatchObject({ default: 587, min: 1, max: 65535 });
       expect(smtp.fields.find((f: { key: string }) => f.key === "password")).toMatchObject({ secret: true });
     });
+
+    it("gives each driver's own error codes with their status and fix (the shared ones are in docs/errors.md)", async () => {
+      const items = (await t.request(t.admin, { method: "GET", url: "/api/drivers" })).json().items as {
+        id: string;
+        errors: { code: string; status: number; summary: string }[];
+      }[];
+      const sendmail = items.find((d) => d.id === "sendmail");
+      expect(sendmail?.errors).toContainEqual({
+        code: "sendmail_command_unknown",
+        status: 409,
+        summary: expect.stringContaining("MAILROOM_SENDMAIL_COMMANDS"),
+      });
+      expect(items.find((d) => d.id === "smtp")?.errors).toEqual([]);
+    });
   });
 
   describe("create and read, every driver", () => {

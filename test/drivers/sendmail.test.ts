@@ -10,8 +10,8 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
 import { configuredDriver } from "../../src/drivers/registry.js";
+import { sendmailErrors } from "../../src/drivers/sendmail/errors.js";
 import { sendmailDriver } from "../../src/drivers/sendmail/index.js";
-import { errorCatalogue } from "../../src/kernel/errors.js";
 import type { OperatorPolicy } from "../../src/kernel/operator-policy.js";
 import { DeliveryError, type OutgoingMessage, type Transport, type TransportContext } from "../../src/kernel/transport.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
@@ -217,7 +217,7 @@ describe("a sendmail program that is missing or unusable", () => {
 
     const result = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
     expect(result.steps).toEqual([expect.objectContaining({ step: "program", ok: false })]);
-    expect(result.error).toMatchObject({ code: "sendmail_not_found", hint: errorCatalogue.sendmail_not_found.summary });
+    expect(result.error).toMatchObject({ code: "sendmail_not_found", hint: sendmailErrors.sendmail_not_found.summary });
   });
 
   it("answers sendmail_not_found when the file is not executable", async () => {

@@ -4,7 +4,7 @@ import pino from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { GMAIL_LOGIN_REJECTED } from "../../src/drivers/gmail/index.js";
 import { smtpDriver } from "../../src/drivers/smtp/index.js";
-import { errorCatalogue } from "../../src/kernel/errors.js";
+import { errorCatalogue, errorEntry } from "../../src/kernel/errors.js";
 import type { Settings } from "../../src/kernel/settings.js";
 import { DeliveryError, type OutgoingMessage, type Transport, type TransportContext } from "../../src/kernel/transport.js";
 import { createSmtpTransport, type SmtpTransportOptions } from "../../src/transport/smtp.js";
@@ -161,7 +161,7 @@ describe("SMTP over STARTTLS with a login", () => {
     expect(error.remote.code).toBe(535);
     expect(error.remote.command).toBe("AUTH PLAIN");
     expect(error.message).toContain(USER);
-    expect(errorCatalogue[error.code].summary).toMatch(/535/);
+    expect(errorEntry(error.code).summary).toMatch(/535/);
     expect(JSON.stringify(error)).not.toContain("wrong-password");
     expect(peer.authAttempts.at(-1)).toMatchObject({ method: "PLAIN", user: USER, ok: false });
 
@@ -340,7 +340,7 @@ describe("certificates", () => {
     expect(error.message).toContain("ERR_TLS_CERT_ALTNAME_INVALID");
     expect(error.message).toContain("mail.example.test");
     expect(error.message).toContain("is issued for other names");
-    expect(errorCatalogue[error.code].summary).toMatch(/host name the certificate is issued for/);
+    expect(errorEntry(error.code).summary).toMatch(/host name the certificate is issued for/);
 
     const check = await transport.check({ from: "sender@example.com", to: "rcpt@example.net" });
     expect(check.steps.map((s) => [s.step, s.ok])).toEqual([

@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import pino from "pino";
-import { bootstrap, createMailroom, type Mailroom } from "../../src/app.js";
+import { bootstrap, createMailroom, type Mailroom, type MailroomOptions } from "../../src/app.js";
 import type { Permission } from "../../src/auth/permissions.js";
 import { systemActor } from "../../src/core/audit.js";
 import { secretFieldKeys } from "../../src/drivers/registry.js";
@@ -31,7 +31,11 @@ export interface TestApp {
 }
 
 /** A Mailroom on a fresh database of the dialect, driven through fastify.inject. */
-export async function startTestApp(dialect: Dialect, env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  dialect: Dialect,
+  env: Record<string, string> = {},
+  { clock }: MailroomOptions = {},
+): Promise<TestApp> {
   const { config, drop } = await freshConfig(dialect, {
     MAILROOM_ADMIN_EMAIL: ADMIN_EMAIL,
     MAILROOM_ADMIN_PASSWORD: ADMIN_PASSWORD,
@@ -48,7 +52,7 @@ export async function startTestApp(dialect: Dialect, env: Record<string, string>
     },
   });
   const log = pino({ level: "debug", redact: { paths: redactionPaths(secretFieldKeys), censor: "[redacted]" } }, sink);
-  const mailroom = createMailroom(config, log);
+  const mailroom = createMailroom(config, log, { clock });
   await bootstrap(mailroom);
   // Every test request comes from 127.0.0.1: the guessing limits (test/security tests them) stay out of the way.
   const app = await buildServer(mailroom, { signInLimits: { perAccount: 1000, perAddress: 1000 } });

@@ -27,7 +27,11 @@ export async function spawnMailroom(env: Record<string, string>, timeoutMs = 60_
   });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mailroom did not start:\n${out}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Not left running behind a failed test (it would still deliver and hold the database).
+      child.kill("SIGKILL");
+      reject(new Error(`mailroom did not start in ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
     const look = () => {
       const match = /listening on (http:\/\/[^\s)]+)/.exec(out);
       if (match) {

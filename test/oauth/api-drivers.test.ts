@@ -86,9 +86,9 @@ const cases: ApiCase[] = [
       }),
     refuseRecipient: () =>
       graph.faults.push({ status: 400, code: "ErrorInvalidRecipients", message: "At least one recipient is not valid." }),
-    permissionCode: "graph_access_denied",
+    permissionCode: "microsoft_graph_access_denied",
     permissionHint: /application access policy or RBAC for Applications/,
-    disabledCode: "graph_mailbox_not_enabled",
+    disabledCode: "microsoft_graph_mailbox_not_enabled",
     disabledHint: /licensed Exchange Online mailbox/,
     readMailbox: (on) => {
       graph.userReadGranted = on;

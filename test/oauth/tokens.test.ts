@@ -35,11 +35,13 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
   };
 
   /**
-   * A token store on the harness's database whose clock the test moves; it is a second
+   * A token store on the harness's database whose clock the test moves, starting when the
+   * server's access token was obtained; it is a second
    * TokenStore beside the app's, with its own cache and lease owner, like another process.
    */
-  const clocked = (start = Date.now()) => {
-    const clock = { now: start };
+  const clocked = async (serverId: string) => {
+    // From the moment the token was obtained: how long the machine took since then does not count.
+    const clock = { now: Number((await h.tokenRow(serverId))?.access_obtained_at) };
     const store = new TokenStore(h.t.mailroom.ctx, h.t.mailroom.servers, { now: () => clock.now });
     return { clock, store };
   };
@@ -58,7 +60,7 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
 
   it("500 concurrent requests right after expiry cause exactly one refresh", async () => {
     const id = await authorizedServer(2);
-    const { clock, store } = clocked();
+    const { clock, store } = await clocked(id);
     const tokens = store.tokenProvider(id);
     const first = await tokens.accessToken(false);
     clock.now += 2100;
@@ -74,7 +76,7 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
   it("refreshes a token that expires between two sends before the second one", async () => {
     // Lifetime 2 s: fresh for its first half, refreshed ahead of expiry after that.
     const id = await authorizedServer(2);
-    const { clock, store } = clocked();
+    const { clock, store } = await clocked(id);
     const tokens = store.tokenProvider(id);
     const before = h.issuer.refreshRequests().length;
     const first = await tokens.accessToken(false);
@@ -188,7 +190,7 @@ describe.each(dialects)("Access tokens on %s", (dialect) => {
   // only the database, as two processes would (not two operating-system processes).
   it("two token stores sharing the database refresh once between them", async () => {
     const id = await authorizedServer(2);
-    const { clock, store: mine } = clocked();
+    const { clock, store: mine } = await clocked(id);
     const theirs = new TokenStore(h.t.mailroom.ctx, h.t.mailroom.servers, { now: () => clock.now });
     clock.now += 2100;
     const before = h.issuer.refreshRequests().length;

@@ -136,6 +136,8 @@ export interface SmtpPeer {
   setFaults(faults: PeerFaults): void;
   /** Replace the expected credentials and methods. Whether AUTH is offered at all (and required) is fixed at start. */
   setAuth(auth: PeerAuth | undefined): void;
+  /** Closes every open connection, as a server's idle timeout does: clients connect and log in again. */
+  disconnectAll(): void;
   /** Resolves once `count` messages have been received, or rejects after `timeoutMs`. */
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
   /** Forget what was received and seen (messages, AUTH attempts, commands, the connection count). */
@@ -393,6 +395,9 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
     setAuth(next) {
       auth = next;
       server.options.authMethods = authMethods(next);
+    },
+    disconnectAll() {
+      for (const connection of server.connections) connection._socket.destroy();
     },
     waitForMessages(count, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {

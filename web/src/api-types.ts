@@ -2848,6 +2848,11 @@ export interface components {
       derived: {
         [key: string]: string;
       };
+      errors: {
+        code: string;
+        status: number;
+        summary: string;
+      }[];
     };
     ServerDelivery: {
       /** @enum {string} */

@@ -1,5 +1,6 @@
 import { grantFields, oauthClientFields } from "../oauth-fields.js";
 import type { Driver } from "../types.js";
+import { gmailApiErrors } from "./errors.js";
 import { createGmailApiTransport, GMAIL_SEND } from "./transport.js";
 
 export const gmailApiDriver: Driver = {
@@ -7,6 +8,7 @@ export const gmailApiDriver: Driver = {
   label: "Gmail API",
   description: "Gmail or Google Workspace through the Gmail API (users.messages.send), signed in with OAuth.",
   oauthProvider: "google",
+  errors: gmailApiErrors,
   // gmail.send only (sensitive, not restricted): no read access, so the check proves the token, a send the mailbox.
   oauthScopes: { request: [GMAIL_SEND, "openid", "email"], sending: [GMAIL_SEND] },
   // Gmail's daily limit for Workspace accounts (500 for free accounts).

@@ -23,6 +23,7 @@ import {
 } from "../../transport/http.js";
 import { buildMime } from "../../transport/mime.js";
 import { endpointUrl } from "../../transport/operator.js";
+import { gmailApiCode } from "./errors.js";
 
 export const GMAIL_API = "https://gmail.googleapis.com";
 export const GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send";
@@ -77,7 +78,7 @@ const mapGmailError: ProviderErrorMapper = (response, remote) => {
   }
   if (response.status === 403 && (has("insufficientPermissions") || /SCOPE_INSUFFICIENT/.test(response.text))) {
     return new DeliveryError(
-      "gmail_api_scope_missing",
+      gmailApiCode.gmail_api_scope_missing,
       "server",
       `The Gmail API refused the token: it lacks ${GMAIL_SEND}; authorize the account again and allow sending email${said}`,
       remote,
@@ -85,7 +86,7 @@ const mapGmailError: ProviderErrorMapper = (response, remote) => {
   }
   if (response.status === 403 && (has("accessNotConfigured") || /SERVICE_DISABLED/.test(response.text))) {
     return new DeliveryError(
-      "gmail_api_not_enabled",
+      gmailApiCode.gmail_api_not_enabled,
       "server",
       `The Gmail API is not enabled in the OAuth client's Google Cloud project: enable it under APIs & Services → Library${said}`,
       remote,
@@ -172,7 +173,7 @@ export function createGmailApiTransport(ctx: TransportContext, options: GmailApi
           return `The Gmail API answered for the mailbox ${typeof email === "string" ? email : account}`;
         } catch (err) {
           // getProfile needs a read scope (gmail.metadata or more); gmail.send alone answers 403 insufficientPermissions.
-          if (err instanceof DeliveryError && err.code === "gmail_api_scope_missing") {
+          if (err instanceof DeliveryError && err.code === gmailApiCode.gmail_api_scope_missing) {
             return `The Gmail API accepted the token for ${account}; reading the mailbox's profile needs gmail.metadata or gmail.readonly, which Mailroom does not ask for (gmail.send only): a test send proves the mailbox.`;
           }
           throw err;

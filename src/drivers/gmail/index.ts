@@ -2,10 +2,11 @@ import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.j
 import { authMethodField, grantFields, oauthClientFields, serviceAccountKeyField } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
+import { gmailCode, gmailErrors } from "./errors.js";
 
 /** Gmail's 535 to an XOAUTH2 login has its own code and fix. */
 export const GMAIL_LOGIN_REJECTED: LoginRejection = {
-  code: "gmail_credentials_rejected",
+  code: gmailCode.gmail_credentials_rejected,
   message: (_where, who) => `Gmail rejected the login${who || " of the account"} with its access token.`,
 };
 
@@ -16,6 +17,7 @@ export const gmailDriver: Driver = {
   id: "gmail",
   label: "Google Gmail",
   description: "Gmail or Google Workspace over SMTP, signed in with OAuth (no app password).",
+  errors: gmailErrors,
   oauthProvider: "google",
   appOnly,
   // Gmail's daily limit for Workspace accounts (500 for free accounts).

@@ -1,11 +1,13 @@
 import { checkProviderBase } from "../../transport/operator.js";
 import { type Driver, field } from "../types.js";
+import { mailgunErrors } from "./errors.js";
 import { createMailgunTransport, MAILGUN_HOSTS } from "./transport.js";
 
 export const mailgunDriver: Driver = {
   id: "mailgun",
   label: "Mailgun",
   description: "Mailgun's HTTP API.",
+  errors: mailgunErrors,
   example: { domain: "mg.example.com", apiKey: "key-mailgun", region: "eu" },
   fields: [
     field({

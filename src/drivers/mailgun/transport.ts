@@ -15,6 +15,7 @@ import {
 } from "../../transport/http.js";
 import { buildMime, envelopeRecipients } from "../../transport/mime.js";
 import { endpointUrl, providerBase } from "../../transport/operator.js";
+import { mailgunCode } from "./errors.js";
 
 /** Mailgun's own API hosts, by region: the only ones it talks to unless the operator allows another. */
 export const MAILGUN_HOSTS: Record<string, string> = {
@@ -46,7 +47,7 @@ function mailgunMessage(response: ProviderResponse): string {
 const mapMailgunError: ProviderErrorMapper = (response, remote) => {
   const message = mailgunMessage(response);
   if (response.status === 404 && /domain/i.test(message)) {
-    return new DeliveryError("mailgun_domain_not_found", "server", `Mailgun: ${message}`, remote);
+    return new DeliveryError(mailgunCode.mailgun_domain_not_found, "server", `Mailgun: ${message}`, remote);
   }
   if (response.status === 400 && /not a valid address|invalid.*(recipient|address)/i.test(message)) {
     return new DeliveryError("recipient_rejected", "recipient", `Mailgun refused a recipient: ${message}`, remote);
@@ -121,7 +122,7 @@ export function createMailgunTransport(ctx: TransportContext, options: MailgunOp
       }
       await checks.run("connect", async () => `Mailgun answered at ${base.href.replace(/\/$/, "")}`);
       const code = failure instanceof DeliveryError ? failure.code : undefined;
-      if (failure && code !== "provider_unauthorized" && code !== "mailgun_domain_not_found") {
+      if (failure && code !== "provider_unauthorized" && code !== mailgunCode.mailgun_domain_not_found) {
         checks.fail("request", failure);
         return checks.result();
       }

@@ -1,5 +1,6 @@
 import { checkTenant, grantFields, oauthClientFields, tenantField } from "../oauth-fields.js";
 import type { Driver } from "../types.js";
+import { microsoftGraphErrors } from "./errors.js";
 import { createGraphTransport, GRAPH_MAIL_SEND } from "./transport.js";
 
 export const microsoftGraphDriver: Driver = {
@@ -8,6 +9,7 @@ export const microsoftGraphDriver: Driver = {
   description:
     "Exchange Online through Microsoft Graph's sendMail API, signed in with OAuth (works where SMTP AUTH is turned off).",
   oauthProvider: "microsoft",
+  errors: microsoftGraphErrors,
   // Graph's own scope, not SMTP's: Microsoft answers it without its resource prefix.
   oauthScopes: { request: [GRAPH_MAIL_SEND, "offline_access", "openid", "email"], sending: [GRAPH_MAIL_SEND, "Mail.Send"] },
   // Exchange Online's daily recipient limit.

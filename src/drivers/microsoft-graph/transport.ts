@@ -27,6 +27,7 @@ import {
 } from "../../transport/http.js";
 import { buildMime } from "../../transport/mime.js";
 import { endpointUrl } from "../../transport/operator.js";
+import { microsoftGraphCode } from "./errors.js";
 
 export const GRAPH_API = "https://graph.microsoft.com";
 export const GRAPH_MAIL_SEND = "https://graph.microsoft.com/Mail.Send";
@@ -59,7 +60,7 @@ const mapGraphError: ProviderErrorMapper = (response, remote) => {
   const said = message ? `: ${message.slice(0, 300)}` : "";
   if (code === "MailboxNotEnabledForRESTAPI" || code === "MailboxNotSupportedForRESTAPI") {
     return new DeliveryError(
-      "graph_mailbox_not_enabled",
+      microsoftGraphCode.microsoft_graph_mailbox_not_enabled,
       "server",
       `Microsoft Graph cannot send from this mailbox (${code}): it must be a licensed Exchange Online mailbox, not on-premises or inactive${said}`,
       remote,
@@ -67,7 +68,7 @@ const mapGraphError: ProviderErrorMapper = (response, remote) => {
   }
   if (response.status === 403 && code === "ErrorAccessDenied") {
     return new DeliveryError(
-      "graph_access_denied",
+      microsoftGraphCode.microsoft_graph_access_denied,
       "server",
       `Microsoft Graph denied access to the mailbox (ErrorAccessDenied): an application access policy or RBAC for Applications leaves it out, or the account has no Send As right on it${said}`,
       remote,

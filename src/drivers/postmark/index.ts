@@ -1,11 +1,13 @@
 import { checkProviderBase } from "../../transport/operator.js";
 import { type Driver, field } from "../types.js";
+import { postmarkErrors } from "./errors.js";
 import { createPostmarkTransport, POSTMARK_API } from "./transport.js";
 
 export const postmarkDriver: Driver = {
   id: "postmark",
   label: "Postmark",
   description: "Postmark's HTTP API.",
+  errors: postmarkErrors,
   example: { serverToken: "postmark-token", messageStream: "broadcast" },
   fields: [
     field({

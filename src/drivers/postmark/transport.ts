@@ -17,6 +17,7 @@ import {
   redact,
 } from "../../transport/http.js";
 import { endpointUrl, providerBase } from "../../transport/operator.js";
+import { postmarkCode } from "./errors.js";
 
 /** Postmark's own API: the only address it talks to unless the operator allows another. */
 export const POSTMARK_API = "https://api.postmarkapp.com";
@@ -155,7 +156,8 @@ const mapPostmarkError: ProviderErrorMapper = (response, remote) => {
   const message = `Postmark refused (ErrorCode ${code}): ${said}`;
   if (code === 100) return new DeliveryError("provider_unavailable", "transient", message, remote); // maintenance
   if (code === 10) return new DeliveryError("provider_unauthorized", "server", message, remote);
-  if (SENDER_NOT_CONFIRMED.has(code)) return new DeliveryError("postmark_sender_not_confirmed", "server", message, remote);
+  if (SENDER_NOT_CONFIRMED.has(code))
+    return new DeliveryError(postmarkCode.postmark_sender_not_confirmed, "server", message, remote);
   if (code === 406) return new DeliveryError("recipient_rejected", "recipient", message, remote);
   if (code === 300) {
     const code300 = /'(To|Cc|Bcc)' address/i.test(said) ? "recipient_rejected" : "message_rejected";

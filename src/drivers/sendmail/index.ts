@@ -1,4 +1,5 @@
 import { type Driver, field } from "../types.js";
+import { sendmailErrors } from "./errors.js";
 import { createSendmailTransport } from "./transport.js";
 
 const COMMAND_HELP =
@@ -8,6 +9,7 @@ export const sendmailDriver: Driver = {
   id: "sendmail",
   label: "Sendmail",
   description: "Hands each message to a local sendmail program (Postfix, Exim, msmtp…) the operator declared.",
+  errors: sendmailErrors,
   example: { command: "sendmail" },
   fields: [
     field({

@@ -22,6 +22,7 @@ import {
 } from "../../kernel/transport.js";
 import { CheckSteps, HttpTranscript } from "../../transport/http.js";
 import { envelopeRecipients, toNodemailerMail } from "../../transport/mime.js";
+import { sendmailCode } from "./errors.js";
 
 /** The most of the program's error output kept in a failure. */
 const MAX_OUTPUT = 1000;
@@ -34,7 +35,7 @@ export function sendmailCommand(ctx: TransportContext): { name: string; program:
   if (!command) {
     const names = Object.keys(declared);
     throw new DeliveryError(
-      "sendmail_command_unknown",
+      sendmailCode.sendmail_command_unknown,
       "server",
       `The sendmail command '${name}' is not declared in MAILROOM_SENDMAIL_COMMANDS: ${
         names.length ? `pick one of ${names.join(", ")} in the server's settings` : "the operator declares none"
@@ -114,7 +115,7 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
     async send(message): Promise<SendResult> {
       refuseOptionLikeAddresses(message);
       const problem = await sendmailProblem(command.program);
-      if (problem) throw new DeliveryError("sendmail_not_found", "server", `${problem}.`);
+      if (problem) throw new DeliveryError(sendmailCode.sendmail_not_found, "server", `${problem}.`);
 
       // nodemailer runs `<path> -i <args> <recipients>`; with args of our own it adds no -f, so
       // it goes here, always, after the configured arguments.
@@ -139,14 +140,14 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
       } catch (err) {
         const e = err as NodeJS.ErrnoException & { message: string };
         if (e.code === "ENOENT" || e.code === "EACCES") {
-          throw new DeliveryError("sendmail_not_found", "server", `${command.program} could not be run (${e.code}).`);
+          throw new DeliveryError(sendmailCode.sendmail_not_found, "server", `${command.program} could not be run (${e.code}).`);
         }
         const status = Number(/exited with code (\d+)/.exec(e.message)?.[1]);
         if (status === 127)
-          throw new DeliveryError("sendmail_not_found", "server", `${command.program} was not found (exit 127).`);
+          throw new DeliveryError(sendmailCode.sendmail_not_found, "server", `${command.program} was not found (exit 127).`);
         const output = lastLines(stderr);
         throw new DeliveryError(
-          "sendmail_failed",
+          sendmailCode.sendmail_failed,
           Number.isFinite(status) ? exitKind(status) : "transient",
           `${path.basename(command.program)} failed: ${e.message}${output ? `: ${output}` : ""}`,
           { response: output || e.message },
@@ -158,7 +159,7 @@ export function createSendmailTransport(ctx: TransportContext): Transport {
       const checks = new CheckSteps(new HttpTranscript([]), probe.onStep);
       await checks.run("program", async () => {
         const problem = await sendmailProblem(command.program);
-        if (problem) throw new DeliveryError("sendmail_not_found", "server", `${problem}.`);
+        if (problem) throw new DeliveryError(sendmailCode.sendmail_not_found, "server", `${problem}.`);
         return `${command.program} exists and is executable`;
       });
       await checks.run("arguments", async () => {

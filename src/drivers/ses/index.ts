@@ -1,12 +1,14 @@
 import type { FieldProblem } from "../../kernel/errors.js";
 import { checkProviderBase } from "../../transport/operator.js";
 import { type Driver, field } from "../types.js";
+import { sesErrors } from "./errors.js";
 import { createSesTransport, isSesRegion, sesHosts } from "./transport.js";
 
 export const sesDriver: Driver = {
   id: "ses",
   label: "Amazon SES",
   description: "Amazon Simple Email Service (API v2).",
+  errors: sesErrors,
   example: { region: "eu-west-1", accessKeyId: "AKIAEXAMPLE123", secretAccessKey: "ses-secret", configurationSet: "tracking" },
   fields: [
     field({

@@ -21,6 +21,7 @@ import { NETWORK_CLASS, networkFailure, systemCodes } from "../../transport/fail
 import { CheckSteps, HttpTranscript, redact, retryAfterMs } from "../../transport/http.js";
 import { buildMime } from "../../transport/mime.js";
 import { guardedLookup, providerBase, urlPort } from "../../transport/operator.js";
+import { sesCode } from "./errors.js";
 
 /** An AWS region name: the SDK builds the host from it, so nothing else may pass. */
 export function isSesRegion(region: string): boolean {
@@ -67,9 +68,9 @@ export function sesError(err: unknown, secrets: string[]): DeliveryError {
       new DeliveryError(code, kind, text, remote, wait);
     if (e.name === "MessageRejected" || e.name === "MailFromDomainNotVerifiedException") {
       if (/not verified/i.test(message) || e.name === "MailFromDomainNotVerifiedException") {
-        return fail("ses_email_not_verified", "server", `SES: ${message}`);
+        return fail(sesCode.ses_email_not_verified, "server", `SES: ${message}`);
       }
-      return fail("ses_message_rejected", "message", `SES rejected the message: ${message}`);
+      return fail(sesCode.ses_message_rejected, "message", `SES rejected the message: ${message}`);
     }
     if (CREDENTIAL_ERRORS.has(e.name) || status === 401 || status === 403) {
       return fail("provider_unauthorized", "server", `SES rejected the credentials (${e.name}): ${message}`);
@@ -78,11 +79,11 @@ export function sesError(err: unknown, secrets: string[]): DeliveryError {
       const wait = retryAfterMs(headerOf(service, "retry-after"));
       return fail("provider_rate_limited", "rate_limited", `SES is throttling (${e.name}): ${message}`, wait);
     }
-    if (ACCOUNT_ERRORS.has(e.name)) return fail("ses_message_rejected", "server", `SES: ${message} (${e.name})`);
+    if (ACCOUNT_ERRORS.has(e.name)) return fail(sesCode.ses_message_rejected, "server", `SES: ${message} (${e.name})`);
     if ((status ?? 0) >= 500 || service.$fault === "server") {
       return fail("provider_unavailable", "transient", `SES answered with a server error (${e.name}): ${message}`);
     }
-    return fail("ses_message_rejected", "message", `SES rejected the request (${e.name}): ${message}`);
+    return fail(sesCode.ses_message_rejected, "message", `SES rejected the request (${e.name}): ${message}`);
   }
   if (CREDENTIAL_ERRORS.has(e.name)) return new DeliveryError("provider_unauthorized", "server", `SES credentials: ${message}`);
   const codes = systemCodes(err);
@@ -211,7 +212,11 @@ export function createSesTransport(ctx: TransportContext, options: SesOptions = 
         });
         await checks.run("account", async () => {
           if (account.SendingEnabled === false) {
-            throw new DeliveryError("ses_message_rejected", "server", "SES has paused sending for this account in this region");
+            throw new DeliveryError(
+              sesCode.ses_message_rejected,
+              "server",
+              "SES has paused sending for this account in this region",
+            );
           }
           const quota = account.SendQuota;
           const figures = quota

@@ -52,6 +52,7 @@ export function emailServerRoutes(app: FastifyInstance, mailroom: Mailroom): voi
           fields: driver.fields,
           // Values Mailroom sets (the OAuth redirect URI): known before any server is saved.
           derived: driver.derive?.({ publicUrl: mailroom.ctx.config.publicUrl }) ?? {},
+          errors: Object.entries(driver.errors ?? {}).map(([code, { status, summary }]) => ({ code, status, summary })),
         })),
       total: drivers.length,
     }),

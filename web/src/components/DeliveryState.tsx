@@ -11,10 +11,13 @@ import { Time, timeAgo } from "./ui";
  */
 export function DeliveryState({
   server,
+  driverErrors,
   canCheck,
   onChecked,
 }: {
   server: EmailServer;
+  /** The server's driver's own codes (GET /api/drivers), for their fix. */
+  driverErrors: readonly ErrorHint[];
   canCheck: boolean;
   onChecked: (server: EmailServer) => void;
 }) {
@@ -46,7 +49,7 @@ export function DeliveryState({
   const held = `${delivery.heldMessages} held ${delivery.heldMessages === 1 ? "message" : "messages"}`;
   const heldLink =
     delivery.heldMessages > 0 ? <Link to={`/messages${query({ server: server.id, status: "held" })}`}>{held}</Link> : held;
-  const last = lastError(delivery.lastProbeError, server.statusDetail);
+  const last = lastError(delivery.lastProbeError, server.statusDetail, driverErrors);
   return (
     <div className="delivery-state">
       {delivery.state === "open" ? (
@@ -101,19 +104,28 @@ function clockTime(value: string | null): string {
     : `${date.toLocaleDateString("en-GB", { day: "numeric", month: "short" })}, ${time}`;
 }
 
+interface ErrorHint {
+  code: string;
+  summary: string;
+}
+
 /**
  * The failing server's last error, from its last probe ("code: message") or, before any
- * probe, from the fault that opened it ("message (code, time)"); the hint is the catalogue's.
+ * probe, from the fault that opened it ("message (code, time)"); the hint is the shared
+ * catalogue's or the driver's own.
  */
 export function lastError(
   probeError: string | null,
   statusDetail: string | null,
+  driverErrors: readonly ErrorHint[] = [],
 ): { code: string | null; message: string; hint: string | null } | null {
   const fromProbe = probeError ? /^([a-z0-9_]+): ([\s\S]*)$/.exec(probeError) : null;
   const fromFault = !fromProbe && statusDetail ? /^([\s\S]*) \(([a-z0-9_]+), [^)]*\)$/.exec(statusDetail) : null;
   const code = fromProbe?.[1] ?? fromFault?.[2] ?? null;
   const message = fromProbe?.[2] ?? fromFault?.[1] ?? probeError ?? statusDetail;
   if (!message) return null;
-  const entry = code ? (errorCatalogue as Record<string, { summary: string } | undefined>)[code] : undefined;
+  const entry = code
+    ? ((errorCatalogue as Record<string, { summary: string } | undefined>)[code] ?? driverErrors.find((e) => e.code === code))
+    : undefined;
   return { code: entry ? code : null, message, hint: entry?.summary ?? null };
 }

@@ -71,7 +71,14 @@ export function ServerPage({ id }: { id: string | null }) {
           </div>
         )}
       </div>
-      {saved && <DeliveryState server={saved} canCheck={canTest} onChecked={form.setSaved} />}
+      {saved && (
+        <DeliveryState
+          server={saved}
+          driverErrors={form.drivers.find((d) => d.id === saved.driver)?.errors ?? []}
+          canCheck={canTest}
+          onChecked={form.setSaved}
+        />
+      )}
       {canTest && (
         // On a phone the test panel comes after the whole form: a way there without scrolling.
         <p className="jump-to-test">
