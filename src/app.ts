@@ -8,6 +8,7 @@ import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
+import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import { createLogger } from "./logger.js";
@@ -31,6 +32,8 @@ export interface Mailroom {
   sessions: SessionStore;
   tokens: TokenService;
   messages: MessageService;
+  /** Route rules: which servers a message goes through, in order. */
+  routes: RouteService;
   /** One transport per email server, shared by the worker and the test endpoint. */
   transports: TransportCache;
   /** Delivers queued messages; started by `serve` (or a test) with worker.start(), which starts the prober too. */
@@ -60,7 +63,8 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const oauth = new OAuthService(ctx, servers, {
     onRefresh: (serverId, result) => metrics.tokenRefreshes.inc({ server_id: serverId, result }),
   });
-  const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
+  const routes = new RouteService(ctx);
+  const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts }, routes);
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   const breakers = new Breakers(ctx, servers, {
@@ -85,6 +89,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
     sessions: new SessionStore(storage.db),
     tokens,
     messages,
+    routes,
     transports,
     worker,
     breakers,
