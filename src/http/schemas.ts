@@ -345,6 +345,39 @@ const Info = Type.Object(
   { $id: "Info" },
 );
 
+const RouteMatchShape = Type.Object({
+  from: nullable(Type.String()),
+  token: nullable(Type.String()),
+  tag: nullable(Type.String()),
+  recipientDomain: nullable(Type.String()),
+});
+
+const Route = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    position: Type.Integer(),
+    match: RouteMatchShape,
+    servers: Type.Array(Named),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { $id: "Route" },
+);
+
+/** "Which route would this message take?" (src/core/routes.ts explain). */
+const RouteExplanation = Type.Object(
+  {
+    route: nullable(Named),
+    servers: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String(), status: Type.String(), fromAllowed: Type.Boolean() }),
+    ),
+    chosen: nullable(Named),
+    reason: Type.String(),
+  },
+  { $id: "RouteExplanation" },
+);
+
 /** Every response shape, added to the app before its routes so they can refer to them by $id. */
 export const responseSchemas = [
   ErrorSchema,
@@ -369,6 +402,8 @@ export const responseSchemas = [
   StatsRange,
   Stats,
   Info,
+  Route,
+  RouteExplanation,
 ];
 
 /** A route's replies: its success shape, and the error body of every failure. */

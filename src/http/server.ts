@@ -21,6 +21,7 @@ import { healthRoutes } from "./routes/health.js";
 import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
+import { routeRoutes } from "./routes/routes.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
@@ -125,6 +126,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   oauthRoutes(app, mailroom);
   serverTestRoutes(app, mailroom);
   messageRoutes(app, mailroom);
+  routeRoutes(app, mailroom);
   captureRoutes(app, mailroom);
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
