@@ -325,6 +325,9 @@ const Stats = Type.Object(
       }),
     ),
     lastSent: Type.Array(Type.Object({ serverId: Type.String(), at: Type.String() })),
+    dailyLimitReached: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String(), sent: Type.Integer(), limit: Type.Integer() }),
+    ),
   },
   { $id: "Stats" },
 );

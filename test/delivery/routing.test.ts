@@ -243,6 +243,9 @@ describe.each(await availableDialects())("routing and failover on %s", (dialect)
     expect(trail(second.attempts)).toEqual([`${p.name}:skipped:daily_limit_reached`, `${b.name}:sent`]);
     expect(primary.received).toHaveLength(1);
     expect(backup.received).toHaveLength(1);
+    // The overview shows it.
+    const stats = (await t.request(t.admin, { method: "GET", url: "/api/stats" })).json();
+    expect(stats.dailyLimitReached).toContainEqual({ id: p.id, name: p.name, sent: 1, limit: 1 });
   });
 
   it("holds a message only when no server of its route can take it, and sends it when one recovers", async () => {
