@@ -180,9 +180,13 @@ export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.P
  * installation (checked here; the rest of a rule's checks run as it is written).
  */
 async function planRoutes(mailroom: Mailroom, routes: RouteInput[], fileServers: Set<string>): Promise<ImportStep[]> {
-  if (!Array.isArray(routes)) throw new MailroomError("validation_failed", "'routes' must be a list, as 'servers export' writes.");
+  if (!Array.isArray(routes))
+    throw new MailroomError("validation_failed", "'routes' must be a list, as 'servers export' writes.");
   const existing = new Map((await mailroom.routes.list()).items.map((r) => [r.name, r]));
-  const known = new Set([...fileServers, ...(await mailroom.servers.list({ limit: 10_000 })).items.map((s) => s.name.toLowerCase())]);
+  const known = new Set([
+    ...fileServers,
+    ...(await mailroom.servers.list({ limit: 10_000 })).items.map((s) => s.name.toLowerCase()),
+  ]);
   const steps: ImportStep[] = [];
   for (const [index, route] of routes.entries()) {
     const where = `routes[${index}]${route?.name ? ` (${JSON.stringify(String(route.name))})` : ""}`;
@@ -199,14 +203,24 @@ async function planRoutes(mailroom: Mailroom, routes: RouteInput[], fileServers:
       steps.push({ name: input.name, action: "create", changes: ["new route"], route: input, warnings: [] });
       continue;
     }
-    const before = JSON.stringify({ match: current.match, servers: current.servers.map((s) => s.name), position: current.position });
+    const before = JSON.stringify({
+      match: current.match,
+      servers: current.servers.map((s) => s.name),
+      position: current.position,
+    });
     const after = JSON.stringify({
       match: { from: null, token: null, tag: null, recipientDomain: null, ...input.match },
       servers: input.servers,
       position: input.position,
     });
     const changed = before !== after;
-    steps.push({ name: input.name, action: changed ? "update" : "unchanged", changes: changed ? [`${before} → ${after}`] : [], route: input, warnings: [] });
+    steps.push({
+      name: input.name,
+      action: changed ? "update" : "unchanged",
+      changes: changed ? [`${before} → ${after}`] : [],
+      route: input,
+      warnings: [],
+    });
   }
   return steps;
 }

@@ -210,7 +210,8 @@ export class RouteService {
     const routeText = resolved.route ? `Route '${resolved.route.name}'` : "No route matches: the default server";
     let reason: string;
     if (servers.length === 0) reason = `${routeText} has no server.`;
-    else if (!servers.some((s) => s.fromAllowed)) reason = `${routeText}: no server may send as ${facts.from}; the message is refused.`;
+    else if (!servers.some((s) => s.fromAllowed))
+      reason = `${routeText}: no server may send as ${facts.from}; the message is refused.`;
     else if (!chosen) reason = `${routeText}: no server that may send as ${facts.from} is ready; the message is held.`;
     else reason = `${routeText}: sent through '${chosen.name}'.`;
     return { route: resolved.route, servers, chosen: chosen && { id: chosen.id, name: chosen.name }, reason };
@@ -309,7 +310,8 @@ export class RouteService {
     for (const [i, ref] of refs.slice(0, MAX_ROUTE_SERVERS).entries()) {
       const server = await findServer(db, String(ref));
       if (!server) problems.push({ field: `servers[${i}]`, message: `no email server has the id or name '${ref}'` });
-      else if (serverIds.includes(server.id)) problems.push({ field: `servers[${i}]`, message: `'${server.name}' is listed twice` });
+      else if (serverIds.includes(server.id))
+        problems.push({ field: `servers[${i}]`, message: `'${server.name}' is listed twice` });
       else serverIds.push(server.id);
     }
     if (problems.length) throw fieldError("validation_failed", problems);

@@ -157,7 +157,9 @@ const messageProperties = {
   sentAt: nullable(Type.String()),
   test: Type.Boolean(),
   source: ref("MessageSource"),
-  route: Type.Union([Type.String(), Type.Null()], { description: "The route rule that chose its servers; null: named or default server" }),
+  route: Type.Union([Type.String(), Type.Null()], {
+    description: "The route rule that chose its servers; null: named or default server",
+  }),
   tag: Type.Union([Type.String(), Type.Null()]),
 };
 

@@ -346,7 +346,11 @@ export class DeliveryWorker {
       return true;
     }
     if (skip.code === "from_not_allowed") {
-      await this.settle(message, { status: "failed", errorCode: skip.code, error: `${skip.text} No server of its route may.` }, skipped);
+      await this.settle(
+        message,
+        { status: "failed", errorCode: skip.code, error: `${skip.text} No server of its route may.` },
+        skipped,
+      );
       return true;
     }
     // Nothing else can take it either: held, or waiting for the daily window, as without a route.

@@ -75,7 +75,12 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
         })
       ).view.id,
     route: async () =>
-      (await t.mailroom.routes.create({ name: unique("route"), match: { tag: unique("tag") }, servers: ["Capture"] }, systemActor)).id,
+      (
+        await t.mailroom.routes.create(
+          { name: unique("route"), match: { tag: unique("tag") }, servers: ["Capture"] },
+          systemActor,
+        )
+      ).id,
   };
 
   /** A real id for the `:id` of a path, by the resource the path is under. */

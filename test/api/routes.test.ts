@@ -58,7 +58,9 @@ describe.each(await availableDialects())("routes API on %s", (dialect) => {
 
     const del = await t.request(t.admin, { method: "DELETE", url: `/api/routes/${second.json().id}` });
     expect(del.statusCode).toBe(204);
-    expect((await t.request(t.admin, { method: "GET", url: `/api/routes/${second.json().id}` })).json().code).toBe("route_not_found");
+    expect((await t.request(t.admin, { method: "GET", url: `/api/routes/${second.json().id}` })).json().code).toBe(
+      "route_not_found",
+    );
     expect((await t.mailroom.routes.get("shared")).position).toBe(1);
 
     const audit = await t.mailroom.ctx.db.selectFrom("audit_log").selectAll().where("target_type", "=", "route").execute();

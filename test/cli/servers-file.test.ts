@@ -94,12 +94,26 @@ describe.each(await availableDialects())("servers export and import on %s", (dia
         systemActor,
       );
     }
-    await t.mailroom.routes.create({ name: "bulk", match: { tag: "newsletter" }, servers: ["Bulk", "Transactional"] }, systemActor);
-    await t.mailroom.routes.create({ name: "billing", match: { from: "billing.example.com" }, servers: ["Transactional"] }, systemActor);
+    await t.mailroom.routes.create(
+      { name: "bulk", match: { tag: "newsletter" }, servers: ["Bulk", "Transactional"] },
+      systemActor,
+    );
+    await t.mailroom.routes.create(
+      { name: "billing", match: { from: "billing.example.com" }, servers: ["Transactional"] },
+      systemActor,
+    );
     const data = await exportServers(t.mailroom);
     expect(data.routes).toEqual([
-      { name: "bulk", match: { from: null, token: null, tag: "newsletter", recipientDomain: null }, servers: ["Bulk", "Transactional"] },
-      { name: "billing", match: { from: "billing.example.com", token: null, tag: null, recipientDomain: null }, servers: ["Transactional"] },
+      {
+        name: "bulk",
+        match: { from: null, token: null, tag: "newsletter", recipientDomain: null },
+        servers: ["Bulk", "Transactional"],
+      },
+      {
+        name: "billing",
+        match: { from: "billing.example.com", token: null, tag: null, recipientDomain: null },
+        servers: ["Transactional"],
+      },
     ]);
 
     const other = await startTestApp(dialect);

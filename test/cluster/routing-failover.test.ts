@@ -62,7 +62,11 @@ describe.skipIf(!!reason)("failover across two Mailroom processes sharing one Po
     });
     const nodes: MailroomProcess[] = await Promise.all([0, 1].map((i) => spawnMailroom(env(i))));
     try {
-      const messages = Array.from({ length: TOTAL }, (_, k) => ({ to: `r${k}@example.com`, subject: `route ${k}`, tag: "cluster" }));
+      const messages = Array.from({ length: TOTAL }, (_, k) => ({
+        to: `r${k}@example.com`,
+        subject: `route ${k}`,
+        tag: "cluster",
+      }));
       // Half through each process, so both accept and both deliver.
       for (const [i, node] of nodes.entries()) {
         const res = await fetch(`${node.url}/api/messages/batch`, {

@@ -39,8 +39,10 @@ const tags = ["routes"];
 export function routeRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const { routes } = mailroom;
 
-  app.get("/api/routes", { schema: { tags, summary: "Every route rule, in order", response: replies(200, listOf("Route")) } }, () =>
-    routes.list(),
+  app.get(
+    "/api/routes",
+    { schema: { tags, summary: "Every route rule, in order", response: replies(200, listOf("Route")) } },
+    () => routes.list(),
   );
 
   app.post(
