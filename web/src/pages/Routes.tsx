@@ -380,7 +380,7 @@ function RouteTester() {
           <>
             <Alert kind={result.chosen ? "success" : "warning"}>{result.reason}</Alert>
             {result.servers.length > 0 && (
-              <table className="table">
+              <table className="table responsive">
                 <caption className="visually-hidden">The route's servers</caption>
                 <thead>
                   <tr>
@@ -392,13 +392,13 @@ function RouteTester() {
                 <tbody>
                   {result.servers.map((s) => (
                     <tr key={s.id}>
-                      <th scope="row">
+                      <th scope="row" data-label="Server">
                         {s.name} {result.chosen?.id === s.id && <span className="muted">(would send)</span>}
                       </th>
-                      <td>
+                      <td data-label="Status">
                         <StatusPill status={s.status} />
                       </td>
-                      <td>{s.fromAllowed ? "Yes" : "No: not its from address nor in its allowed list"}</td>
+                      <td data-label={`May send as ${from}`}>{s.fromAllowed ? "Yes" : "No: not its from address nor in its allowed list"}</td>
                     </tr>
                   ))}
                 </tbody>
