@@ -107,6 +107,7 @@ interface StoredPayload {
 }
 
 type ServerRow = Awaited<ReturnType<EmailServerService["getRow"]>>;
+type Resolver = Awaited<ReturnType<RouteService["resolver"]>>;
 
 /** Where a message goes: its first server, and for a routed message the route's servers that may send its From. */
 interface Placement {
@@ -202,6 +203,7 @@ export class MessageService {
     // Every message is checked before anything is written.
     const prepared: Prepared[] = [];
     const serverCache = new Map<string, Placement>();
+    let routes: Resolver | undefined;
     for (const [i, input] of inputs.entries()) {
       const prefix = prefixBase ? `${prefixBase}[${i}].` : "";
       const checked = checkMessage(input, prefix);
@@ -210,7 +212,8 @@ export class MessageService {
       // A named server is the same for every message of a batch; a route depends on each message.
       let placement = ref ? serverCache.get(ref) : undefined;
       if (!placement) {
-        placement = await this.place(ref, checked, tag, principal, prefix);
+        if (!ref) routes ??= await this.routes?.resolver();
+        placement = await this.place(ref, checked, tag, principal, prefix, routes);
         if (ref) serverCache.set(ref, placement);
       }
       const row = this.toRow(checked, placement, principal, now, prefix);
@@ -231,6 +234,8 @@ export class MessageService {
     tag: string | null,
     principal: Principal,
     prefix: string,
+    /** The rules read once for a whole batch (read here if not given). */
+    routes?: Resolver,
   ): Promise<Placement> {
     const named = async () => {
       const server = await this.serverFor(ref, principal, `${prefix}server`);
@@ -239,7 +244,8 @@ export class MessageService {
     if (ref || !this.routes) return named();
     const recipients = [...message.to, ...message.cc, ...message.bcc].map((a) => a.address);
     const tokenId = principal.kind === "token" ? principal.id : null;
-    const resolved = await this.routes.resolve({ from: message.from?.address ?? "", tokenId, tag, recipients });
+    const resolve = routes ?? (await this.routes.resolver());
+    const resolved = resolve({ from: message.from?.address ?? "", tokenId, tag, recipients });
     if (!resolved.route) return named();
     const name = resolved.route.name;
     const usable = resolved.servers.filter((s) => canUseServer(principal, s.id));

@@ -123,14 +123,26 @@ export class RouteService {
   }
 
   /** The first rule the message matches, and its servers that still exist (in order). */
-  async resolve(facts: MessageFacts, db: Kysely<Database> = this.db): Promise<ResolvedRoute> {
-    const rule = (await this.rules(db)).find((r) => routeMatches(r, facts));
-    if (!rule) return { route: null, servers: [] };
-    const ids = JSON.parse(rule.server_ids) as string[];
-    const rows = ids.length ? await db.selectFrom("email_servers").selectAll().where("id", "in", ids).execute() : [];
-    const byId = new Map(rows.map((r) => [r.id, r]));
-    const servers = ids.map((id) => byId.get(id)).filter((r): r is ServerRow => r !== undefined);
-    return { route: { id: rule.id, name: rule.name }, servers };
+  async resolve(facts: MessageFacts): Promise<ResolvedRoute> {
+    return (await this.resolver())(facts);
+  }
+
+  /**
+   * Reads the rules (and, if there are any, the servers) once, and resolves with them: a
+   * batch of a thousand messages makes two queries, not two thousand.
+   */
+  async resolver(): Promise<(facts: MessageFacts) => ResolvedRoute> {
+    const rules = await this.rules();
+    if (rules.length === 0) return () => ({ route: null, servers: [] });
+    const byId = new Map((await this.db.selectFrom("email_servers").selectAll().execute()).map((r) => [r.id, r]));
+    return (facts) => {
+      const rule = rules.find((r) => routeMatches(r, facts));
+      if (!rule) return { route: null, servers: [] };
+      const servers = (JSON.parse(rule.server_ids) as string[])
+        .map((id) => byId.get(id))
+        .filter((r): r is ServerRow => r !== undefined);
+      return { route: { id: rule.id, name: rule.name }, servers };
+    };
   }
 
   async create(input: RouteInput, actor: Actor): Promise<RouteView> {
