@@ -69,6 +69,13 @@ export interface ResolvedRoute {
 
 type ServerRow = EmailServersTable;
 
+/** An API token's server limit (Principal.serverIds): null for every server. */
+export type ServerScope = readonly string[] | null;
+
+function inScope(scope: ServerScope, serverIds: string[]): boolean {
+  return scope === null || serverIds.every((id) => scope.includes(id));
+}
+
 /** Whether `server` may send as `address` (its from address, or its "Other allowed from addresses"). */
 export function serverMaySendAs(server: ServerRow, address: string): boolean {
   const settings = JSON.parse(server.settings) as { allowedFromAddresses?: string[] };
@@ -113,13 +120,27 @@ export class RouteService {
     return this.ctx.db;
   }
 
-  async list(): Promise<{ items: RouteView[]; total: number }> {
+  /** A caller limited to some servers sees only the rules that use none other. */
+  async list(scope: ServerScope = null): Promise<{ items: RouteView[]; total: number }> {
     const [rules, servers] = await Promise.all([this.rules(), this.serverNames()]);
-    return { items: rules.map((r) => toView(r, servers)), total: rules.length };
+    const visible = rules.filter((r) => inScope(scope, JSON.parse(r.server_ids)));
+    return { items: visible.map((r) => toView(r, servers)), total: visible.length };
   }
 
-  async get(idOrName: string): Promise<RouteView> {
-    return toView(await this.getRow(idOrName), await this.serverNames());
+  async get(idOrName: string, scope: ServerScope = null): Promise<RouteView> {
+    return toView(await this.getScopedRow(idOrName, scope), await this.serverNames());
+  }
+
+  /** A rule the caller may see and change: one whose servers are all within its limit. */
+  private async getScopedRow(idOrName: string, scope: ServerScope, db: Kysely<Database> = this.db): Promise<RoutesTable> {
+    const row = await this.getRow(idOrName, db);
+    if (!inScope(scope, JSON.parse(row.server_ids))) {
+      throw new MailroomError(
+        "server_not_allowed",
+        `This API token may not change the route '${row.name}': it uses other servers.`,
+      );
+    }
+    return row;
   }
 
   /** The first rule the message matches, and its servers that still exist (in order). */
@@ -145,9 +166,9 @@ export class RouteService {
     };
   }
 
-  async create(input: RouteInput, actor: Actor): Promise<RouteView> {
+  async create(input: RouteInput, actor: Actor, scope: ServerScope = null): Promise<RouteView> {
     const view = await this.db.transaction().execute(async (trx) => {
-      const checked = await this.check(trx, input);
+      const checked = await this.check(trx, input, scope);
       const rules = await this.rules(trx);
       if (rules.length >= MAX_ROUTES) {
         throw new MailroomError("validation_failed", `At most ${MAX_ROUTES} routes; delete one first.`, { field: "name" });
@@ -165,10 +186,10 @@ export class RouteService {
   }
 
   /** Replaces a rule (name, match, servers; its place if `position` is given). */
-  async update(idOrName: string, input: RouteInput, actor: Actor): Promise<RouteView> {
+  async update(idOrName: string, input: RouteInput, actor: Actor, scope: ServerScope = null): Promise<RouteView> {
     const view = await this.db.transaction().execute(async (trx) => {
-      const before = await this.getRow(idOrName, trx);
-      const checked = await this.check(trx, input);
+      const before = await this.getScopedRow(idOrName, scope, trx);
+      const checked = await this.check(trx, input, scope);
       await this.assertNameFree(trx, checked.name, before.id);
       await trx
         .updateTable("routes")
@@ -189,9 +210,9 @@ export class RouteService {
     return toView(view, await this.serverNames());
   }
 
-  async delete(idOrName: string, actor: Actor): Promise<void> {
+  async delete(idOrName: string, actor: Actor, scope: ServerScope = null): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const before = await this.getRow(idOrName, trx);
+      const before = await this.getScopedRow(idOrName, scope, trx);
       await trx.deleteFrom("routes").where("id", "=", before.id).execute();
       await this.place(trx, null);
       await writeAudit(trx, actor, { action: "route.delete", targetType: "route", targetId: before.id, before: auditOf(before) });
@@ -202,7 +223,10 @@ export class RouteService {
    * "Which route would this message take?": the rule that matches, each of its servers with
    * whether it may send the From and its status, and the server that would send now.
    */
-  async explain(facts: MessageFacts): Promise<{
+  async explain(
+    facts: MessageFacts,
+    scope: ServerScope = null,
+  ): Promise<{
     route: { id: string; name: string } | null;
     servers: RouteServerVerdict[];
     chosen: { id: string; name: string } | null;
@@ -212,12 +236,15 @@ export class RouteService {
     const candidates = resolved.route
       ? resolved.servers
       : await this.db.selectFrom("email_servers").selectAll().where("is_default", "=", 1).execute();
-    const servers = candidates.map((s) => ({
-      id: s.id,
-      name: s.name,
-      status: s.status,
-      fromAllowed: serverMaySendAs(s, facts.from),
-    }));
+    // A caller limited to some servers hears of those only (and its own mail goes through no other).
+    const servers = candidates
+      .filter((s) => inScope(scope, [s.id]))
+      .map((s) => ({
+        id: s.id,
+        name: s.name,
+        status: s.status,
+        fromAllowed: serverMaySendAs(s, facts.from),
+      }));
     const chosen = servers.find((s) => s.fromAllowed && s.status === "ready") ?? null;
     const routeText = resolved.route ? `Route '${resolved.route.name}'` : "No route matches: the default server";
     let reason: string;
@@ -284,6 +311,7 @@ export class RouteService {
   private async check(
     db: Kysely<Database>,
     input: RouteInput,
+    scope: ServerScope,
   ): Promise<{ name: string; columns: Omit<RoutesTable, "id" | "position" | "created_at" | "updated_at"> }> {
     const problems: FieldProblem[] = [];
     const name = typeof input.name === "string" ? input.name.trim() : "";
@@ -322,7 +350,11 @@ export class RouteService {
     for (const [i, ref] of refs.slice(0, MAX_ROUTE_SERVERS).entries()) {
       const server = await findServer(db, String(ref));
       if (!server) problems.push({ field: `servers[${i}]`, message: `no email server has the id or name '${ref}'` });
-      else if (serverIds.includes(server.id))
+      else if (!inScope(scope, [server.id])) {
+        throw new MailroomError("server_not_allowed", `This API token may not route mail through '${server.name}'.`, {
+          field: `servers[${i}]`,
+        });
+      } else if (serverIds.includes(server.id))
         problems.push({ field: `servers[${i}]`, message: `'${server.name}' is listed twice` });
       else serverIds.push(server.id);
     }

@@ -136,6 +136,49 @@ describe.each(await availableDialects())("routes API on %s", (dialect) => {
     expect(bad.statusCode).toBe(400);
   });
 
+  it("lets a token limited to some servers see and change only the rules within them", async () => {
+    await t.mailroom.routes.create({ name: "alpha-only", match: { tag: "scope-a" }, servers: ["Alpha"] }, systemActor);
+    const both = await t.mailroom.routes.create(
+      { name: "both", match: { tag: "scope-b" }, servers: ["Beta", "Alpha"] },
+      systemActor,
+    );
+    const { token } = await t.mailroom.tokens.create(
+      { name: "alpha-admin", permissions: ["email-servers.view", "email-servers.update"], serverIds: [a.id] },
+      systemActor,
+      null,
+    );
+    const caller = { headers: { authorization: `Bearer ${token}` } };
+    const listed = (await t.request(caller, { method: "GET", url: "/api/routes" })).json();
+    expect(listed.items.map((r: { name: string }) => r.name)).toContain("alpha-only");
+    expect(listed.items.map((r: { name: string }) => r.name)).not.toContain("both");
+    const before = (await t.mailroom.routes.list()).total;
+    const made = await t.request(caller, {
+      method: "POST",
+      url: "/api/routes",
+      payload: { name: "sneaky", match: { tag: "x" }, servers: ["Alpha", "Beta"] },
+    });
+    expect(made.statusCode).toBe(403);
+    expect(made.json().code).toBe("server_not_allowed");
+    expect((await t.mailroom.routes.list()).total).toBe(before);
+    for (const method of ["PUT", "DELETE"] as const) {
+      const res = await t.request(caller, {
+        method,
+        url: `/api/routes/${both.id}`,
+        ...(method === "PUT" ? { payload: { name: "both", match: { tag: "scope-b" }, servers: ["Alpha"] } } : {}),
+      });
+      expect(res.statusCode, method).toBe(403);
+    }
+    expect((await t.mailroom.routes.get(both.id)).servers.map((s) => s.name)).toEqual(["Beta", "Alpha"]);
+    const explained = (
+      await t.request(caller, {
+        method: "POST",
+        url: "/api/routes/explain",
+        payload: { from: "x@shared.example.com", tag: "scope-b" },
+      })
+    ).json();
+    expect(explained.servers.map((s: { name: string }) => s.name)).toEqual(["Alpha"]);
+  });
+
   it("routes a token limited to one server only through the servers it may use", async () => {
     await post({ name: "limited", match: { tag: "limited" }, servers: ["Beta", "Alpha"] });
     const { token } = await t.mailroom.tokens.create(

@@ -1,9 +1,9 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Mailroom } from "../../app.js";
 import type { RouteInput } from "../../core/routes.js";
 import { MAX_ROUTE_SERVERS } from "../../core/routes.js";
-import { actorOf } from "../auth.js";
+import { actorOf, requirePrincipal } from "../auth.js";
 import { IdParams, listOf, ref, replies } from "../schemas.js";
 
 const Condition = Type.Optional(Type.Union([Type.String({ maxLength: 320 }), Type.Null()]));
@@ -38,18 +38,20 @@ const tags = ["routes"];
 
 export function routeRoutes(app: FastifyInstance, mailroom: Mailroom): void {
   const { routes } = mailroom;
+  // An API token limited to some servers sees and changes only the rules within its servers.
+  const scope = (request: FastifyRequest) => requirePrincipal(request).serverIds;
 
   app.get(
     "/api/routes",
     { schema: { tags, summary: "Every route rule, in order", response: replies(200, listOf("Route")) } },
-    () => routes.list(),
+    (request) => routes.list(scope(request)),
   );
 
   app.post(
     "/api/routes",
     { schema: { tags, summary: "Add a route rule", body: RouteBody, response: replies(201, ref("Route")) } },
     async (request, reply) => {
-      const view = await routes.create(request.body as RouteInput, actorOf(request));
+      const view = await routes.create(request.body as RouteInput, actorOf(request), scope(request));
       return reply.status(201).send(view);
     },
   );
@@ -66,14 +68,15 @@ export function routeRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     },
     async (request) => {
       const body = request.body as { from: string; to?: string[]; tag?: string; token?: string };
-      return routes.explain({ from: body.from, recipients: body.to ?? [], tag: body.tag || null, tokenId: body.token || null });
+      const facts = { from: body.from, recipients: body.to ?? [], tag: body.tag || null, tokenId: body.token || null };
+      return routes.explain(facts, scope(request));
     },
   );
 
   app.get(
     "/api/routes/:id",
     { schema: { tags, summary: "One route rule", params: IdParams, response: replies(200, ref("Route")) } },
-    (request) => routes.get((request.params as { id: string }).id),
+    (request) => routes.get((request.params as { id: string }).id, scope(request)),
   );
 
   app.put(
@@ -81,14 +84,15 @@ export function routeRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     {
       schema: { tags, summary: "Replace a route rule", params: IdParams, body: RouteBody, response: replies(200, ref("Route")) },
     },
-    (request) => routes.update((request.params as { id: string }).id, request.body as RouteInput, actorOf(request)),
+    (request) =>
+      routes.update((request.params as { id: string }).id, request.body as RouteInput, actorOf(request), scope(request)),
   );
 
   app.delete(
     "/api/routes/:id",
     { schema: { tags, summary: "Delete a route rule", params: IdParams } },
     async (request, reply) => {
-      await routes.delete((request.params as { id: string }).id, actorOf(request));
+      await routes.delete((request.params as { id: string }).id, actorOf(request), scope(request));
       return reply.status(204).send();
     },
   );
