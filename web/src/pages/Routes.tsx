@@ -398,7 +398,9 @@ function RouteTester() {
                       <td data-label="Status">
                         <StatusPill status={s.status} />
                       </td>
-                      <td data-label={`May send as ${from}`}>{s.fromAllowed ? "Yes" : "No: not its from address nor in its allowed list"}</td>
+                      <td data-label={`May send as ${from}`}>
+                        {s.fromAllowed ? "Yes" : "No: not its from address nor in its allowed list"}
+                      </td>
                     </tr>
                   ))}
                 </tbody>
