@@ -8,6 +8,7 @@ import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
+import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import type { Clock } from "./kernel/clock.js";
@@ -32,6 +33,8 @@ export interface Mailroom {
   sessions: SessionStore;
   tokens: TokenService;
   messages: MessageService;
+  /** Route rules: which servers a message goes through, in order. */
+  routes: RouteService;
   /** One transport per email server, shared by the worker and the test endpoint. */
   transports: TransportCache;
   /** Delivers queued messages; started by `serve` (or a test) with worker.start(), which starts the prober too. */
@@ -70,7 +73,8 @@ export function createMailroom(
   const oauth = new OAuthService(ctx, servers, {
     onRefresh: (serverId, result) => metrics.tokenRefreshes.inc({ server_id: serverId, result }),
   });
-  const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts });
+  const routes = new RouteService(ctx);
+  const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts }, routes);
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   transports.appTokenProviders = (row, secrets, oneOff) => oauth.appTokenProvider(row, secrets, oneOff);
@@ -101,6 +105,7 @@ export function createMailroom(
     sessions: new SessionStore(storage.db),
     tokens,
     messages,
+    routes,
     transports,
     worker,
     breakers,

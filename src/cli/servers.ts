@@ -3,6 +3,7 @@ import YAML from "yaml";
 import type { Mailroom } from "../app.js";
 import { cliActor } from "../core/audit.js";
 import type { EmailServerInput, EmailServerView } from "../core/email-servers.js";
+import type { RouteInput } from "../core/routes.js";
 import { parseSettings } from "../core/settings.js";
 import { findDriver } from "../drivers/registry.js";
 import { MailroomError } from "../kernel/errors.js";
@@ -11,6 +12,8 @@ import { MailroomError } from "../kernel/errors.js";
 interface ExportFile {
   version: 1;
   servers: ExportedServer[];
+  /** Route rules in order (first match wins), servers by name; absent in files from before routing. */
+  routes?: RouteInput[];
 }
 
 interface ExportedServer {
@@ -71,14 +74,16 @@ function exportServer(view: EmailServerView, used: Set<string> = new Set()): Exp
 export async function exportServers(mailroom: Mailroom): Promise<ExportFile> {
   const { items } = await mailroom.servers.list({ limit: 10_000 });
   const used = new Set<string>();
-  return { version: 1, servers: items.map((view) => exportServer(view, used)) };
+  return { version: 1, servers: items.map((view) => exportServer(view, used)), routes: await mailroom.routes.exportAll() };
 }
 
 export interface ImportStep {
   name: string;
   action: "create" | "update" | "unchanged";
   changes: string[];
-  input: EmailServerInput;
+  /** A server's step has `input`, a route rule's `route`. */
+  input?: EmailServerInput;
+  route?: RouteInput;
   warnings: string[];
 }
 
@@ -167,13 +172,70 @@ export async function planImport(mailroom: Mailroom, text: string, env: NodeJS.P
     }
     steps.push({ name: input.name.trim(), action: changes.length ? "update" : "unchanged", changes, input, warnings });
   }
+  return [...steps, ...(await planRoutes(mailroom, file.routes ?? [], new Set(seen.keys())))];
+}
+
+/**
+ * The route rules of the file, in its order: each names servers of the file or of this
+ * installation (checked here; the rest of a rule's checks run as it is written).
+ */
+async function planRoutes(mailroom: Mailroom, routes: RouteInput[], fileServers: Set<string>): Promise<ImportStep[]> {
+  if (!Array.isArray(routes))
+    throw new MailroomError("validation_failed", "'routes' must be a list, as 'servers export' writes.");
+  const existing = new Map((await mailroom.routes.list()).items.map((r) => [r.name, r]));
+  const known = new Set([
+    ...fileServers,
+    ...(await mailroom.servers.list({ limit: 10_000 })).items.map((s) => s.name.toLowerCase()),
+  ]);
+  const steps: ImportStep[] = [];
+  for (const [index, route] of routes.entries()) {
+    const where = `routes[${index}]${route?.name ? ` (${JSON.stringify(String(route.name))})` : ""}`;
+    if (typeof route?.name !== "string" || !route.name.trim() || !Array.isArray(route.servers) || route.servers.length === 0) {
+      throw new MailroomError("validation_failed", `${where}: a route needs a name and a list of servers.`);
+    }
+    const unknown = route.servers.find((s) => !known.has(String(s).toLowerCase()));
+    if (unknown !== undefined) {
+      throw new MailroomError("email_server_not_found", `${where}: no server named '${unknown}' in the file or here.`);
+    }
+    const input: RouteInput = { name: route.name.trim(), match: route.match ?? {}, servers: route.servers, position: index + 1 };
+    const current = existing.get(input.name);
+    if (!current) {
+      steps.push({ name: input.name, action: "create", changes: ["new route"], route: input, warnings: [] });
+      continue;
+    }
+    const before = JSON.stringify({
+      match: current.match,
+      servers: current.servers.map((s) => s.name),
+      position: current.position,
+    });
+    const after = JSON.stringify({
+      match: { from: null, token: null, tag: null, recipientDomain: null, ...input.match },
+      servers: input.servers,
+      position: input.position,
+    });
+    const changed = before !== after;
+    steps.push({
+      name: input.name,
+      action: changed ? "update" : "unchanged",
+      changes: changed ? [`${before} → ${after}`] : [],
+      route: input,
+      warnings: [],
+    });
+  }
   return steps;
 }
 
 export async function applyImport(mailroom: Mailroom, steps: ImportStep[]): Promise<void> {
+  // Servers first: the routes name them.
   for (const step of steps) {
+    if (!step.input) continue;
     if (step.action === "create") await mailroom.servers.create(step.input, cliActor);
     if (step.action === "update") await mailroom.servers.replace(step.name, step.input, cliActor);
+  }
+  for (const step of steps) {
+    if (!step.route) continue;
+    if (step.action === "create") await mailroom.routes.create(step.route, cliActor);
+    if (step.action === "update") await mailroom.routes.update(step.name, step.route, cliActor);
   }
 }
 

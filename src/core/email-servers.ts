@@ -663,7 +663,8 @@ export async function releaseHeldMessages(db: Kysely<Database>, serverId: string
   await db
     .updateTable("messages")
     .set({ status: "queued", attempts: 0, next_attempt_at: now, updated_at: now })
-    .where("server_id", "=", serverId)
+    // A routed message held for want of any server goes when one of its route's recovers.
+    .where((eb) => eb.or([eb("server_id", "=", serverId), eb("route_servers", "like", `%"${serverId}"%`)]))
     .where("status", "=", "held")
     .execute();
 }
@@ -677,13 +678,17 @@ export async function requestProbe(db: Kysely<Database>, serverId: string, now =
     .execute();
 }
 
-/** A failing server's queued mail waits, unattempted, until a probe passes. */
+/**
+ * A failing server's queued mail waits, unattempted, until a probe passes. Routed mail stays
+ * queued: the worker hands it to the next server of its route (and holds it if none can).
+ */
 async function holdQueuedMessages(db: Kysely<Database>, serverId: string): Promise<void> {
   await db
     .updateTable("messages")
     .set({ status: "held", updated_at: Date.now() })
     .where("server_id", "=", serverId)
     .where("status", "=", "queued")
+    .where("route_servers", "is", null)
     .execute();
 }
 

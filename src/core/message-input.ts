@@ -17,6 +17,8 @@ export interface MessageInput {
   attachments?: { filename: string; contentType?: string; content: string; contentId?: string }[];
   headers?: Record<string, string>;
   idempotencyKey?: string;
+  /** Routes may match on it (src/core/routes.ts). */
+  tag?: string;
 }
 
 export type AddressInput = string | Address | (string | Address)[];

@@ -7,7 +7,8 @@ import type { Database, MessageSource, MessageStatus, MessagesTable } from "../s
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
 import type { EmailServerService } from "./email-servers.js";
-import { type CheckedMessage, checkMessage, fromAllowed, type MessageInput } from "./message-input.js";
+import { type CheckedMessage, checkMessage, type MessageInput } from "./message-input.js";
+import { checkTag, type RouteService, serverMaySendAs } from "./routes.js";
 
 export interface MessageView {
   id: string;
@@ -32,6 +33,9 @@ export interface MessageView {
   test: boolean;
   /** How the message arrived, and from whom. */
   source: MessageSourceView;
+  /** The route rule that chose its servers (null: a named or the default server), and the tag it was given. */
+  route: string | null;
+  tag: string | null;
 }
 
 /** Who handed Mailroom a message: `by` is the principal's label; SMTP adds where from. */
@@ -105,6 +109,15 @@ interface StoredPayload {
 }
 
 type ServerRow = Awaited<ReturnType<EmailServerService["getRow"]>>;
+type Resolver = Awaited<ReturnType<RouteService["resolver"]>>;
+
+/** Where a message goes: its first server, and for a routed message the route's servers that may send its From. */
+interface Placement {
+  server: ServerRow;
+  /** The From when the message gives none: the route's primary's (so every server of the route may send it). */
+  defaultFrom: Address;
+  route: { name: string; serverIds: string[] } | null;
+}
 
 interface Prepared {
   row: MessagesTable;
@@ -131,6 +144,7 @@ export class MessageService {
     private readonly ctx: AppContext,
     private readonly servers: EmailServerService,
     private readonly settings: QueueSettings,
+    private readonly routes?: RouteService,
   ) {}
 
   private get db(): Kysely<Database> {
@@ -164,10 +178,10 @@ export class MessageService {
     input: RawMessageInput,
     principal: Principal,
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }> {
-    const server = await this.serverFor(input.server ?? "", principal, "server");
-    this.checkFrom(server, input.from.address, "from");
+    const placement = await this.place(input.server ?? "", input, null, principal, "");
+    if (!placement.route) this.checkFrom(placement.server, input.from.address, "from");
     const now = this.ctx.clock();
-    const row = this.baseRow(server, principal, now, input.from, {
+    const row = this.baseRow(placement, principal, now, input.from, {
       to: input.to,
       cc: input.cc,
       bcc: input.bcc,
@@ -190,19 +204,71 @@ export class MessageService {
     const now = this.ctx.clock();
     // Every message is checked before anything is written.
     const prepared: Prepared[] = [];
-    const serverCache = new Map<string, ServerRow>();
+    const serverCache = new Map<string, Placement>();
+    let routes: Resolver | undefined;
     for (const [i, input] of inputs.entries()) {
       const prefix = prefixBase ? `${prefixBase}[${i}].` : "";
       const checked = checkMessage(input, prefix);
+      const tag = checkTag(input.tag, `${prefix}tag`);
       const ref = input.server ?? "";
-      let server = serverCache.get(ref);
-      if (!server) {
-        server = await this.serverFor(ref, principal, `${prefix}server`);
-        serverCache.set(ref, server);
+      // A named server is the same for every message of a batch; a route depends on each message.
+      let placement = ref ? serverCache.get(ref) : undefined;
+      if (!placement) {
+        if (!ref) routes ??= await this.routes?.resolver();
+        placement = await this.place(ref, checked, tag, principal, prefix, routes);
+        if (ref) serverCache.set(ref, placement);
       }
-      prepared.push({ row: this.toRow(checked, server, principal, now, prefix), key: input.idempotencyKey });
+      const row = this.toRow(checked, placement, principal, now, prefix);
+      row.tag = tag;
+      prepared.push({ row, key: input.idempotencyKey });
     }
     return this.store(prepared, principal);
+  }
+
+  /**
+   * Where a message goes: the server it names (by id or name); else the servers of the first
+   * route it matches that the principal may use and that may send its From (the first ready
+   * one first); else the default server.
+   */
+  private async place(
+    ref: string,
+    message: { from?: Address; to: Address[]; cc: Address[]; bcc: Address[] },
+    tag: string | null,
+    principal: Principal,
+    prefix: string,
+    /** The rules read once for a whole batch (read here if not given). */
+    routes?: Resolver,
+  ): Promise<Placement> {
+    const named = async () => {
+      const server = await this.serverFor(ref, principal, `${prefix}server`);
+      return { server, defaultFrom: { address: server.from_address, name: server.from_name || undefined }, route: null };
+    };
+    if (ref || !this.routes) return named();
+    const recipients = [...message.to, ...message.cc, ...message.bcc].map((a) => a.address);
+    const tokenId = principal.kind === "token" ? principal.id : null;
+    const resolve = routes ?? (await this.routes.resolver());
+    const resolved = resolve({ from: message.from?.address ?? "", tokenId, tag, recipients });
+    if (!resolved.route) return named();
+    const name = resolved.route.name;
+    const usable = resolved.servers.filter((s) => canUseServer(principal, s.id));
+    if (usable.length === 0) {
+      throw new MailroomError("server_not_allowed", `This API token may not send through any server of the route '${name}'.`, {
+        field: `${prefix}server`,
+      });
+    }
+    const defaultFrom = { address: usable[0].from_address, name: usable[0].from_name || undefined };
+    const from = message.from?.address ?? defaultFrom.address;
+    const senders = usable.filter((s) => serverMaySendAs(s, from));
+    if (senders.length === 0) {
+      const names = usable.map((s) => `'${s.name}'`).join(", ");
+      throw new MailroomError(
+        "from_not_allowed",
+        `No server of the route '${name}' (${names}) may send as ${from}; add it to one's "Other allowed from addresses", or send from an address they may use.`,
+        { field: `${prefix}from` },
+      );
+    }
+    const server = senders.find((s) => s.status === "ready") ?? senders[0];
+    return { server, defaultFrom, route: { name, serverIds: senders.map((s) => s.id) } };
   }
 
   /** The server a message goes through (by id or name, else the default), if the principal may use it. */
@@ -217,8 +283,7 @@ export class MessageService {
 
   /** The sender policy: a server sends as its own from address or one its allow-list permits. */
   private checkFrom(server: ServerRow, address: string, field: string): void {
-    const serverSettings = JSON.parse(server.settings) as { allowedFromAddresses?: string[] };
-    if (!fromAllowed(address, server.from_address, serverSettings.allowedFromAddresses ?? [])) {
+    if (!serverMaySendAs(server, address)) {
       throw new MailroomError(
         "from_not_allowed",
         `'${server.name}' may not send as ${address}; add it to the server's "Other allowed from addresses".`,
@@ -277,15 +342,17 @@ export class MessageService {
     return results;
   }
 
-  private toRow(m: CheckedMessage, server: ServerRow, principal: Principal, now: number, prefix: string): MessagesTable {
-    const from = m.from ?? { address: server.from_address, name: server.from_name || undefined };
+  private toRow(m: CheckedMessage, placement: Placement, principal: Principal, now: number, prefix: string): MessagesTable {
+    const { server } = placement;
+    const from = m.from ?? placement.defaultFrom;
     if (!from.address) {
       throw new MailroomError("from_not_allowed", `The server '${server.name}' has no from address; set one or give 'from'.`, {
         field: `${prefix}from`,
       });
     }
-    if (m.from) this.checkFrom(server, m.from.address, `${prefix}from`);
-    const row = this.baseRow(server, principal, now, from, { to: m.to, cc: m.cc, bcc: m.bcc, replyTo: m.replyTo });
+    // A route's servers were chosen for the From already.
+    if (m.from && !placement.route) this.checkFrom(server, m.from.address, `${prefix}from`);
+    const row = this.baseRow(placement, principal, now, from, { to: m.to, cc: m.cc, bcc: m.bcc, replyTo: m.replyTo });
     const payload: StoredPayload = {
       text: m.text,
       html: m.html,
@@ -305,7 +372,7 @@ export class MessageService {
 
   /** A new queued (or, for a server that cannot send yet, held) row; the caller fills in the content. */
   private baseRow(
-    server: ServerRow,
+    { server, route }: Placement,
     principal: Principal,
     now: number,
     from: Address,
@@ -342,6 +409,8 @@ export class MessageService {
       created_at: now,
       updated_at: now,
       sent_at: null,
+      route_servers: route ? JSON.stringify(route.serverIds) : null,
+      route_name: route?.name ?? null,
     };
   }
 
@@ -504,6 +573,8 @@ function toView(row: MessagesTable): MessageView {
     sentAt: iso(row.sent_at),
     test: row.is_test === 1,
     source: { kind: row.source ?? "api", ...(row.source_detail ? (JSON.parse(row.source_detail) as MessageSourceDetail) : {}) },
+    route: row.route_name ?? null,
+    tag: row.tag ?? null,
   };
 }
 

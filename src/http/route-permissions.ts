@@ -36,6 +36,13 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/email-servers/test": "email-servers.test",
   "POST /api/email-servers/:id/probe": "email-servers.test",
 
+  "GET /api/routes": "email-servers.view",
+  "POST /api/routes": "email-servers.update",
+  "GET /api/routes/:id": "email-servers.view",
+  "PUT /api/routes/:id": "email-servers.update",
+  "DELETE /api/routes/:id": "email-servers.update",
+  "POST /api/routes/explain": "email-servers.view",
+
   "POST /api/messages": "messages.send",
   "POST /api/messages/batch": "messages.send",
   "GET /api/messages": "messages.view",

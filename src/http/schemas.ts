@@ -169,6 +169,10 @@ const messageProperties = {
   sentAt: nullable(Type.String()),
   test: Type.Boolean(),
   source: ref("MessageSource"),
+  route: Type.Union([Type.String(), Type.Null()], {
+    description: "The route rule that chose its servers; null: named or default server",
+  }),
+  tag: Type.Union([Type.String(), Type.Null()]),
 };
 
 const Message = Type.Object(messageProperties, { $id: "Message" });
@@ -335,6 +339,9 @@ const Stats = Type.Object(
       }),
     ),
     lastSent: Type.Array(Type.Object({ serverId: Type.String(), at: Type.String() })),
+    dailyLimitReached: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String(), sent: Type.Integer(), limit: Type.Integer() }),
+    ),
   },
   { $id: "Stats" },
 );
@@ -483,6 +490,39 @@ export const Erasure = Type.Object(
   { $id: "Erasure" },
 );
 
+const RouteMatchShape = Type.Object({
+  from: nullable(Type.String()),
+  token: nullable(Type.String()),
+  tag: nullable(Type.String()),
+  recipientDomain: nullable(Type.String()),
+});
+
+const Route = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    position: Type.Integer(),
+    match: RouteMatchShape,
+    servers: Type.Array(Named),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { $id: "Route" },
+);
+
+/** "Which route would this message take?" (src/core/routes.ts explain). */
+const RouteExplanation = Type.Object(
+  {
+    route: nullable(Named),
+    servers: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String(), status: Type.String(), fromAllowed: Type.Boolean() }),
+    ),
+    chosen: nullable(Named),
+    reason: Type.String(),
+  },
+  { $id: "RouteExplanation" },
+);
+
 /** Every response shape, added to the app before its routes so they can refer to them by $id. */
 export const responseSchemas = [
   ErrorSchema,
@@ -519,6 +559,8 @@ export const responseSchemas = [
   AuditFilters,
   CapturedDeleted,
   Erasure,
+  Route,
+  RouteExplanation,
 ];
 
 /** A route's replies: its success shape, and the error body of every failure. */

@@ -22,6 +22,7 @@ import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { recipientRoutes } from "./routes/recipients.js";
+import { routeRoutes } from "./routes/routes.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
@@ -129,6 +130,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   oauthRoutes(app, mailroom);
   serverTestRoutes(app, mailroom);
   messageRoutes(app, mailroom);
+  routeRoutes(app, mailroom);
   captureRoutes(app, mailroom);
   recipientRoutes(app, mailroom);
   userRoutes(app, mailroom);

@@ -110,6 +110,12 @@ export const errorCatalogue = {
       "The message was erased on request (DELETE /api/recipients/:address/data) before it was sent: it will not be sent, and cannot be retried.",
   },
   server_not_ready: { status: 409, summary: "The email server cannot send yet; its status says what is missing." },
+  route_not_found: { status: 404, summary: "No route has that id or name." },
+  daily_limit_reached: {
+    status: 429,
+    summary:
+      "The server sent its messages-per-day limit: its route's next server takes the message, or it waits until the 24-hour window has room.",
+  },
   // Delivery (from tests and attempts): the summary is the hint shown to the admin
   dns_not_found: { status: 502, summary: "The host name does not resolve: check the spelling of the host." },
   connection_refused: {

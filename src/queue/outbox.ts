@@ -120,6 +120,8 @@ export interface Outcome {
   providerMessageId?: string;
   /** Give back the attempt counted at claim (a rate-limit wait is not an attempt). */
   uncountAttempt?: boolean;
+  /** Failover: the message goes on through this server of its route, with a fresh set of attempts. */
+  moveTo?: { serverId: string; serverName: string };
 }
 
 export interface Settlement {
@@ -150,6 +152,7 @@ export async function settleMessage(
       ...(outcome.providerMessageId ? { provider_message_id: outcome.providerMessageId } : {}),
       ...(outcome.status === "sent" ? { sent_at: now } : {}),
       ...(outcome.uncountAttempt ? { attempts: eb("attempts", "-", 1) } : {}),
+      ...(outcome.moveTo ? { server_id: outcome.moveTo.serverId, server_name: outcome.moveTo.serverName, attempts: 0 } : {}),
     }))
     .where("id", "=", id)
     .where("lease_owner", "=", owner)

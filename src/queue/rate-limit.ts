@@ -27,16 +27,7 @@ export class RateLimiter {
   async reserve(server: EmailServersTable, now = this.clock()): Promise<number> {
     const settings = JSON.parse(server.settings) as { messagesPerSecond?: number; messagesPerDay?: number };
     if (settings.messagesPerDay) {
-      let day = this.daily.get(server.id);
-      if (!day || now - day.at > DAY_COUNT_TTL_MS) {
-        const count = await countSentSince(this.db, server.id, now - DAY_MS);
-        // Reservations made while this one counted are in the entry they made: keep that one.
-        day = this.daily.get(server.id);
-        if (!day || now - day.at > DAY_COUNT_TTL_MS) {
-          day = { count, at: now };
-          this.daily.set(server.id, day);
-        }
-      }
+      const day = await this.today(server.id, now);
       if (day.count >= settings.messagesPerDay) {
         const oldest = await this.db
           .selectFrom("messages")
@@ -55,5 +46,27 @@ export class RateLimiter {
       return slot - now;
     }
     return 0;
+  }
+
+  /** Whether the server has sent its messages-per-day limit (routing skips it); reserves nothing. */
+  async dailyLimitReached(server: EmailServersTable, now = Date.now()): Promise<boolean> {
+    const { messagesPerDay } = JSON.parse(server.settings) as { messagesPerDay?: number };
+    if (!messagesPerDay) return false;
+    return (await this.today(server.id, now)).count >= messagesPerDay;
+  }
+
+  /** The server's count of the last 24 hours, read from the log at most once a minute. */
+  private async today(serverId: string, now: number): Promise<{ count: number; at: number }> {
+    let day = this.daily.get(serverId);
+    if (!day || now - day.at > DAY_COUNT_TTL_MS) {
+      const count = await countSentSince(this.db, serverId, now - DAY_MS);
+      // Reservations made while this one counted are in the entry they made: keep that one.
+      day = this.daily.get(serverId);
+      if (!day || now - day.at > DAY_COUNT_TTL_MS) {
+        day = { count, at: now };
+        this.daily.set(serverId, day);
+      }
+    }
+    return day;
   }
 }

@@ -18,6 +18,7 @@ import {
 } from "./outbox.js";
 import type { ServerProber } from "./prober.js";
 import { RateLimiter } from "./rate-limit.js";
+import { failoverFor, isRouted, moveOutcome, Router } from "./routing.js";
 import type { TransportCache } from "./transports.js";
 
 export interface WorkerOptions {
@@ -68,6 +69,7 @@ export class DeliveryWorker {
   private renewing = false;
   private knownServers: { ids: { id: string }[]; at: number } | undefined;
   private readonly limiter: RateLimiter;
+  private readonly router: Router;
 
   constructor(
     private readonly ctx: AppContext,
@@ -79,6 +81,7 @@ export class DeliveryWorker {
     private readonly metrics?: Metrics,
   ) {
     this.limiter = new RateLimiter(ctx.db, ctx.clock);
+    this.router = new Router(ctx.db, this.limiter);
   }
 
   start(): void {
@@ -257,6 +260,7 @@ export class DeliveryWorker {
   private async deliver(message: MessagesTable, serverState: Promise<ServerState>): Promise<void> {
     const state = await serverState;
     const server = state.row;
+    if (isRouted(message) && (await this.routeAround(message, server))) return;
     if (!server) {
       await this.settle(message, {
         status: "failed",
@@ -306,6 +310,7 @@ export class DeliveryWorker {
       attempt.errorCode = error.code;
       attempt.remote = error.remote;
       outcome = await this.outcomeOf(message, server, error);
+      if (isRouted(message)) outcome = await this.failover(message, server, error, outcome);
     }
     // From here the message is not sent again by this process, whatever the database does.
     this.unsettled.add(message.id);
@@ -316,6 +321,55 @@ export class DeliveryWorker {
         .recordSuccess(server.id)
         .catch((error) => this.ctx.log.warn({ err: error }, "could not reset a breaker"));
     }
+  }
+
+  /**
+   * Before sending: a server of the route that cannot take the message now (not ready, at its
+   * daily limit, may not send its From, deleted) hands it to the next one that can, and the
+   * attempt log says why. True when the message was settled here.
+   */
+  private async routeAround(message: MessagesTable, server: EmailServersTable | undefined): Promise<boolean> {
+    const skip = await this.router.skipOf(server, message);
+    if (!skip) return false;
+    const next = await this.router.next(message, "any");
+    const skipped: AttemptRecord = {
+      messageId: message.id,
+      serverId: server?.id ?? message.server_id,
+      serverName: server?.name ?? message.server_name,
+      startedAt: Date.now(),
+      durationMs: 0,
+      outcome: "skipped",
+      errorCode: skip.code,
+      remote: { response: skip.text },
+    };
+    if (next) {
+      await this.settle(message, moveOutcome(next.server, skip), skipped);
+      return true;
+    }
+    if (skip.code === "from_not_allowed") {
+      await this.settle(
+        message,
+        { status: "failed", errorCode: skip.code, error: `${skip.text} No server of its route may.` },
+        skipped,
+      );
+      return true;
+    }
+    // Nothing else can take it either: held, or waiting for the daily window, as without a route.
+    return false;
+  }
+
+  /** After a failure: moves a routed message on by the failure's class (src/queue/routing.ts failoverFor). */
+  private async failover(message: MessagesTable, server: EmailServersTable, error: DeliveryError, onThisServer: Outcome) {
+    const which = failoverFor(error.kind, onThisServer);
+    if (!which) return onThisServer;
+    const next = await this.router.next(message, which).catch((e: unknown) => {
+      this.ctx.log.warn({ err: e, message: message.id }, "could not look for another server of the route");
+      return null;
+    });
+    if (!next) return onThisServer;
+    // Back round to an earlier server: every server of the route refused just now, so wait as this one would.
+    const at = next.wrapped ? (onThisServer.nextAttemptAt ?? Date.now()) : Date.now();
+    return moveOutcome(next.server, { code: error.code, text: `'${server.name}': ${error.message}` }, at);
   }
 
   /** The failure policy: what each class of failure does to the message (and to the server). */

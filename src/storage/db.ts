@@ -21,6 +21,7 @@ import * as m005 from "./migrations/005_breakers.js";
 import * as m006 from "./migrations/006_smtp_intake.js";
 import * as m007 from "./migrations/007_sendmail_commands.js";
 import * as m008 from "./migrations/008_test_messages.js";
+import * as m011 from "./migrations/011_routes.js";
 import * as m012 from "./migrations/012_app_credentials.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
@@ -38,6 +39,7 @@ const migrations: Record<string, Migration> = {
   "006_smtp_intake": m006,
   "007_sendmail_commands": m007,
   "008_test_messages": m008,
+  "011_routes": m011,
   "012_app_credentials": m012,
 };
 

@@ -138,6 +138,12 @@ export interface MessagesTable {
   source?: MessageSource;
   /** JSON {token, username, clientIp, ehlo} of an SMTP submission (never a secret), or NULL. */
   source_detail?: string | null;
+  /** JSON array of the server ids the message may go through, in order (migration 011); NULL: only server_id. */
+  route_servers?: string | null;
+  /** The route rule that chose the servers, by name when it matched. */
+  route_name?: string | null;
+  /** The application's tag for the message (routes match on it). */
+  tag?: string | null;
 }
 
 export type MessageSource = "api" | "smtp";
@@ -228,7 +234,25 @@ export interface ServerBreakersTable {
   updated_at: number;
 }
 
+/** A route rule (src/core/routes.ts): what it matches, and the servers it sends through. */
+export interface RoutesTable {
+  id: string;
+  name: string;
+  position: number;
+  /** A lower-cased address (a@example.com) or domain (example.com); NULL: any. */
+  match_from: string | null;
+  match_token_id: string | null;
+  match_tag: string | null;
+  /** Lower-cased domain every recipient must be in; NULL: any. */
+  match_recipient_domain: string | null;
+  /** JSON array of email server ids: primary first. */
+  server_ids: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
+  routes: RoutesTable;
   messages: MessagesTable;
   message_raw: MessageRawTable;
   message_attempts: MessageAttemptsTable;

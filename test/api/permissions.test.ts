@@ -74,6 +74,13 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
           userId: await fresh.user(),
         })
       ).view.id,
+    route: async () =>
+      (
+        await t.mailroom.routes.create(
+          { name: unique("route"), match: { tag: unique("tag") }, servers: ["Capture"] },
+          systemActor,
+        )
+      ).id,
   };
 
   /** A real id for the `:id` of a path, by the resource the path is under. */
@@ -86,6 +93,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     if (path.startsWith("/api/users/")) return fresh.user();
     if (path.startsWith("/api/groups/")) return fresh.group();
     if (path.startsWith("/api/tokens/")) return fresh.token();
+    if (path.startsWith("/api/routes/")) return fresh.route();
     // A resource this test does not know how to create yet: the route must still check
     // permissions first; without a real id its answer is a 404, which is not 401/403.
     return "00000000-0000-4000-8000-000000000000";
@@ -132,6 +140,11 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
         return { mode: "check", to: "matrix@example.com" };
       case "POST /api/email-servers/test":
         return { mode: "check", to: "matrix@example.com", server: { driver: "capture", settings: { retention: 50 } } };
+      case "POST /api/routes":
+      case "PUT /api/routes/:id":
+        return { name: unique("route"), match: { tag: unique("tag") }, servers: ["Capture"] };
+      case "POST /api/routes/explain":
+        return { from: "noreply@mailroom.localhost", to: ["matrix@example.com"], tag: "matrix" };
       case "POST /api/messages":
         return message;
       case "POST /api/messages/batch":
@@ -197,6 +210,12 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     "POST /api/email-servers/test",
     "POST /api/messages",
     "POST /api/messages/batch",
+    "GET /api/routes",
+    "POST /api/routes",
+    "GET /api/routes/:id",
+    "PUT /api/routes/:id",
+    "DELETE /api/routes/:id",
+    "POST /api/routes/explain",
   ]);
   /**
    * What a permitted call answers when this test cannot make it succeed: the handler ran and

@@ -84,6 +84,58 @@ describe.each(await availableDialects())("servers export and import on %s", (dia
   it("an export imported again changes nothing", async () => {
     const data = await exportServers(t.mailroom);
     const steps = await planImport(t.mailroom, JSON.stringify(data), {});
-    expect(steps.map((s) => s.action)).toEqual(data.servers.map(() => "unchanged"));
+    expect(steps.map((s) => s.action)).toEqual([...data.servers, ...(data.routes ?? [])].map(() => "unchanged"));
+  });
+
+  it("exports the route rules with the servers, by name and in order, and imports them into another installation", async () => {
+    for (const name of ["Transactional", "Bulk"]) {
+      await t.mailroom.servers.create(
+        { name, driver: "smtp", fromAddress: "a@example.com", settings: { host: "smtp.example.com" } },
+        systemActor,
+      );
+    }
+    await t.mailroom.routes.create(
+      { name: "bulk", match: { tag: "newsletter" }, servers: ["Bulk", "Transactional"] },
+      systemActor,
+    );
+    await t.mailroom.routes.create(
+      { name: "billing", match: { from: "billing.example.com" }, servers: ["Transactional"] },
+      systemActor,
+    );
+    const data = await exportServers(t.mailroom);
+    expect(data.routes).toEqual([
+      {
+        name: "bulk",
+        match: { from: null, token: null, tag: "newsletter", recipientDomain: null },
+        servers: ["Bulk", "Transactional"],
+      },
+      {
+        name: "billing",
+        match: { from: "billing.example.com", token: null, tag: null, recipientDomain: null },
+        servers: ["Transactional"],
+      },
+    ]);
+
+    const other = await startTestApp(dialect);
+    try {
+      // A route naming a server neither the file nor the installation has is refused before anything is written.
+      const broken = { ...data, routes: [{ name: "x", match: { tag: "t" }, servers: ["Nowhere"] }] };
+      await expect(planImport(other.mailroom, JSON.stringify(broken), {})).rejects.toMatchObject({
+        code: "email_server_not_found",
+        message: expect.stringContaining("Nowhere"),
+      });
+      expect((await other.mailroom.servers.list()).items.map((s) => s.name)).not.toContain("Bulk");
+
+      await applyImport(other.mailroom, await planImport(other.mailroom, YAML.stringify(data), {}));
+      const imported = (await other.mailroom.routes.list()).items;
+      expect(imported.map((r) => [r.name, r.position, r.servers.map((s) => s.name)])).toEqual([
+        ["bulk", 1, ["Bulk", "Transactional"]],
+        ["billing", 2, ["Transactional"]],
+      ]);
+      const again = await planImport(other.mailroom, YAML.stringify(data), {});
+      expect(again.filter((s) => s.route).map((s) => s.action)).toEqual(["unchanged", "unchanged"]);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -11,6 +11,7 @@ import { MessagePage } from "./pages/MessagePage";
 import { MessagesPage } from "./pages/Messages";
 import { NotFound } from "./pages/NotFound";
 import { OverviewPage } from "./pages/Overview";
+import { RoutesPage } from "./pages/Routes";
 import { ServerPage } from "./pages/ServerPage";
 import { ServersPage } from "./pages/Servers";
 import { SignInPage } from "./pages/SignIn";
@@ -111,6 +112,7 @@ const ROUTES: { pattern: string; render: (p: Record<string, string>) => ReactNod
   { pattern: "/servers/new", render: () => <ServerPage id={null} key="new" /> },
   { pattern: "/servers/:id", render: (p) => <ServerPage id={p.id} key={p.id} /> },
   { pattern: "/servers", render: () => <ServersPage /> },
+  { pattern: "/routes", render: () => <RoutesPage /> },
   { pattern: "/messages/:id", render: (p) => <MessagePage id={p.id} key={p.id} /> },
   { pattern: "/messages", render: () => <MessagesPage /> },
   {

@@ -1305,6 +1305,8 @@ export interface paths {
               [key: string]: string;
             };
             idempotencyKey?: string;
+            /** @description Routes may match on it: letters, digits and . _ : / - */
+            tag?: string;
           };
         };
       };
@@ -1437,6 +1439,8 @@ export interface paths {
                 [key: string]: string;
               };
               idempotencyKey?: string;
+              /** @description Routes may match on it: letters, digits and . _ : / - */
+              tag?: string;
             }[];
           };
         };
@@ -1587,6 +1591,313 @@ export interface paths {
       };
     };
     delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/routes": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every route rule, in order */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              items: components["schemas"]["Route"][];
+              total: number;
+            };
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    /** Add a route rule */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            name: string;
+            match: {
+              from?: string | null;
+              token?: string | null;
+              tag?: string | null;
+              recipientDomain?: string | null;
+            };
+            /** @description Email server ids or names: the primary first, then the fallbacks */
+            servers: string[];
+            /** @description 1-based place among the rules; first match wins */
+            position?: number;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        201: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Route"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/routes/explain": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Which route would this message take? The matching rule, its servers and the one that would send now */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            from: string;
+            to?: string[];
+            tag?: string;
+            /** @description The id of the API token that would send */
+            token?: string;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["RouteExplanation"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/routes/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One route rule */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Route"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    /** Replace a route rule */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            name: string;
+            match: {
+              from?: string | null;
+              token?: string | null;
+              tag?: string | null;
+              recipientDomain?: string | null;
+            };
+            /** @description Email server ids or names: the primary first, then the fallbacks */
+            servers: string[];
+            /** @description 1-based place among the rules; first match wins */
+            position?: number;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Route"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    /** Delete a route rule */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
     options?: never;
     head?: never;
     patch?: never;
@@ -2957,6 +3268,9 @@ export interface components {
       sentAt: string | null;
       test: boolean;
       source: components["schemas"]["MessageSource"];
+      /** @description The route rule that chose its servers; null: named or default server */
+      route: string | null;
+      tag: string | null;
     };
     Attempt: {
       at: string;
@@ -3002,6 +3316,9 @@ export interface components {
       sentAt: string | null;
       test: boolean;
       source: components["schemas"]["MessageSource"];
+      /** @description The route rule that chose its servers; null: named or default server */
+      route: string | null;
+      tag: string | null;
       attempts: components["schemas"]["Attempt"][];
     };
     CapturedSummary: {
@@ -3213,6 +3530,12 @@ export interface components {
         serverId: string;
         at: string;
       }[];
+      dailyLimitReached: {
+        id: string;
+        name: string;
+        sent: number;
+        limit: number;
+      }[];
     };
     Info: {
       publicUrl: string;
@@ -3333,6 +3656,40 @@ export interface components {
       auditEntries: number;
       /** @description SQLite: the write-ahead log was emptied at once (else at its next checkpoint) */
       walEmptied: boolean;
+    };
+    Route: {
+      id: string;
+      name: string;
+      position: number;
+      match: {
+        from: string | null;
+        token: string | null;
+        tag: string | null;
+        recipientDomain: string | null;
+      };
+      servers: {
+        id: string;
+        name: string;
+      }[];
+      createdAt: string;
+      updatedAt: string;
+    };
+    RouteExplanation: {
+      route: {
+        id: string;
+        name: string;
+      } | null;
+      servers: {
+        id: string;
+        name: string;
+        status: string;
+        fromAllowed: boolean;
+      }[];
+      chosen: {
+        id: string;
+        name: string;
+      } | null;
+      reason: string;
     };
   };
   responses: never;

@@ -97,6 +97,8 @@ export type StatsRange = Schemas["StatsRange"];
 export type ServerSeries = StatsRange["series"][number];
 export type Stats = Schemas["Stats"];
 export type AuditEntry = Schemas["AuditEntry"];
+export type Route = Schemas["Route"];
+export type RouteExplanation = Schemas["RouteExplanation"];
 
 /** `{ items, total }`: every list the API answers (listOf in src/http/schemas.ts). */
 export interface List<T> {

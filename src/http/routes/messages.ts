@@ -48,6 +48,7 @@ const MessageBody = Type.Object(
     ),
     headers: Type.Optional(Type.Record(Type.String({ maxLength: 76 }), Type.String({ maxLength: 2000 }), { maxProperties: 50 })),
     idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    tag: Type.Optional(Type.String({ maxLength: 100, description: "Routes may match on it: letters, digits and . _ : / -" })),
   },
   { additionalProperties: false },
 );

@@ -3,6 +3,7 @@ import { type Kysely, sql } from "kysely";
 import type { Mailroom } from "../../app.js";
 import type { EmailServerView } from "../../core/email-servers.js";
 import { iso } from "../../kernel/ids.js";
+import { countSentSince } from "../../queue/outbox.js";
 import type { Database } from "../../storage/schema.js";
 import { requirePrincipal } from "../auth.js";
 import { ref, replies } from "../schemas.js";
@@ -35,6 +36,8 @@ export interface StatsView {
   attention: Pick<EmailServerView, "id" | "name" | "driver" | "status" | "statusDetail" | "missingSettings">[];
   /** When each server last delivered a message. */
   lastSent: { serverId: string; at: string }[];
+  /** Servers that sent their messages-per-day limit in the last 24 hours: routing skips them. */
+  dailyLimitReached: { id: string; name: string; sent: number; limit: number }[];
 }
 
 /**
@@ -157,7 +160,22 @@ export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         if (last?.sent_at != null) lastSent.push({ serverId: row.id, at: iso(Number(last.sent_at)) as string });
       }
 
-      return { generatedAt: iso(now) as string, ranges: { "24h": day, "30d": month }, queue, attention, lastSent };
+      const dailyLimitReached: StatsView["dailyLimitReached"] = [];
+      for (const row of serverRows) {
+        const { messagesPerDay } = JSON.parse(row.settings) as { messagesPerDay?: number };
+        if (!messagesPerDay) continue;
+        const sent = await countSentSince(db, row.id, now - DAY);
+        if (sent >= messagesPerDay) dailyLimitReached.push({ id: row.id, name: row.name, sent, limit: messagesPerDay });
+      }
+
+      return {
+        generatedAt: iso(now) as string,
+        ranges: { "24h": day, "30d": month },
+        queue,
+        attention,
+        lastSent,
+        dailyLimitReached,
+      };
     },
   );
 }

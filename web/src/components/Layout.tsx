@@ -14,6 +14,7 @@ interface NavItem {
 const NAV: NavItem[] = [
   { to: "/", label: "Overview", permission: "messages.view" },
   { to: "/servers", label: "Email servers", permission: "email-servers.view" },
+  { to: "/routes", label: "Routes", permission: "email-servers.view" },
   { to: "/messages", label: "Messages", permission: "messages.view", also: ["/capture"] },
   { to: "/tokens", label: "API tokens", permission: "users.manage" },
   { to: "/users", label: "Users", permission: "users.manage", also: ["/groups"] },

@@ -170,6 +170,18 @@ export function MessagePage({ id }: { id: string }) {
           <dd className="break">{describeSource(m.source)}</dd>
           <dt>Server</dt>
           <dd>{can("email-servers.view") ? <Link to={`/servers/${m.server.id}`}>{m.server.name}</Link> : m.server.name}</dd>
+          {m.route && (
+            <>
+              <dt>Route</dt>
+              <dd>{can("email-servers.view") ? <Link to="/routes">{m.route}</Link> : m.route}</dd>
+            </>
+          )}
+          {m.tag && (
+            <>
+              <dt>Tag</dt>
+              <dd>{m.tag}</dd>
+            </>
+          )}
           <dt>Created</dt>
           <dd>
             <Time value={m.createdAt} />
@@ -227,7 +239,10 @@ export function MessagePage({ id }: { id: string }) {
                   </th>
                   <td data-label="Server">{a.server.name}</td>
                   <td data-label="Outcome">
-                    <span className={`pill pill-${a.outcome === "sent" ? "sent" : "failed"}`}>{a.outcome}</span>
+                    {/* A skipped server (routing) did not fail the message: it went on to the next one. */}
+                    <span className={`pill pill-${a.outcome === "sent" ? "sent" : a.outcome === "skipped" ? "held" : "failed"}`}>
+                      {a.outcome}
+                    </span>
                     {a.errorCode && <span className="status-detail">{a.errorCode}</span>}
                   </td>
                   <td data-label="Response" className="response">

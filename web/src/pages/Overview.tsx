@@ -85,7 +85,7 @@ export function OverviewPage() {
 
           <section className="panel" aria-labelledby="attention-heading">
             <h2 id="attention-heading">Servers needing attention</h2>
-            {s.attention.length === 0 ? (
+            {s.attention.length === 0 && s.dailyLimitReached.length === 0 ? (
               <p className="muted">Every email server is ready.</p>
             ) : (
               <ul className="attention">
@@ -94,6 +94,15 @@ export function OverviewPage() {
                     {canViewServers ? <Link to={`/servers/${a.id}`}>{a.name}</Link> : <strong>{a.name}</strong>}{" "}
                     <StatusPill status={a.status} />
                     {a.statusDetail && <span className="status-detail">{a.statusDetail}</span>}
+                  </li>
+                ))}
+                {s.dailyLimitReached.map((d) => (
+                  <li key={`limit-${d.id}`}>
+                    {canViewServers ? <Link to={`/servers/${d.id}`}>{d.name}</Link> : <strong>{d.name}</strong>}{" "}
+                    <span className="pill pill-held">Daily limit reached</span>
+                    <span className="status-detail">
+                      {d.sent} of {d.limit} sent in the last 24 hours; its routes' next servers take its mail, the rest waits.
+                    </span>
                   </li>
                 ))}
               </ul>
