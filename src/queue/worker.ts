@@ -4,6 +4,7 @@ import type { EmailServerService } from "../core/email-servers.js";
 import { loadOutgoing } from "../core/messages.js";
 import { DeliveryError } from "../kernel/transport.js";
 import type { Metrics } from "../metrics.js";
+import { BatchWriter } from "../storage/group-commit.js";
 import type { EmailServersTable, MessagesTable } from "../storage/schema.js";
 import { retryDelay } from "./backoff.js";
 import type { Breakers } from "./breaker.js";
@@ -14,7 +15,8 @@ import {
   releaseLeases,
   renewLeases,
   type ServerQuota,
-  settleMessage,
+  type Settlement,
+  settleMessages,
 } from "./outbox.js";
 import type { ServerProber } from "./prober.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -68,6 +70,8 @@ export class DeliveryWorker {
   private renewing = false;
   private knownServers: { ids: { id: string }[]; at: number } | undefined;
   private readonly limiter: RateLimiter;
+  /** Results that finish together are written together, in one statement on PostgreSQL. */
+  private readonly results: BatchWriter<Settlement, boolean>;
 
   constructor(
     private readonly ctx: AppContext,
@@ -79,6 +83,7 @@ export class DeliveryWorker {
     private readonly metrics?: Metrics,
   ) {
     this.limiter = new RateLimiter(ctx.db);
+    this.results = new BatchWriter((settlements) => settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements));
   }
 
   start(): void {
@@ -375,7 +380,7 @@ export class DeliveryWorker {
   }
 
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {
-    const applied = await this.ctx.commits.run((trx) => settleMessage(trx, this.owner, { id: message.id, outcome, attempt }));
+    const applied = await this.results.write({ id: message.id, outcome, attempt });
     if (!applied) this.ctx.log.warn({ message: message.id }, "lease lost before the result was recorded");
     if (applied && attempt) {
       this.metrics?.attempts.inc({ server: attempt.serverName, outcome: attempt.outcome });
