@@ -12,6 +12,7 @@
  *   npm run bench -- latency --n=50 --db=sqlite|postgres
  */
 import { spawn } from "node:child_process";
+import nodemailer from "nodemailer";
 import { type RunningMailroom, startMailroom } from "../src/cli/serve.js";
 import { loadConfig } from "../src/config.js";
 import { systemActor } from "../src/core/audit.js";
@@ -35,6 +36,8 @@ async function main(): Promise<void> {
     [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
   try {
     console.log(`# latency: ${N} single messages at idle, ${dialect}, poll ${pollMs} ms, node ${process.version}`);
+    // The floor: the same single sends at idle by a bare nodemailer pool, on this machine at this moment.
+    report("latency_bare_nodemailer_send_p50", percentile(await bareSends(sink.port, N), 0.5), "ms");
     {
       const { config, drop } = await benchConfig(dialect, { MAILROOM_POLL_MS: pollMs });
       const running = await startMailroom(config);
@@ -101,6 +104,19 @@ async function main(): Promise<void> {
   } finally {
     await sink.close();
   }
+}
+
+async function bareSends(port: number, n: number): Promise<number[]> {
+  const transport = nodemailer.createTransport({ host: "127.0.0.1", port, secure: false, ignoreTLS: true, pool: true });
+  const times: number[] = [];
+  for (let i = 0; i <= n; i++) {
+    const started = performance.now();
+    await transport.sendMail({ from: "bench@example.com", to: `r${i}@example.com`, subject: `latency ${i}`, text: "Hello." });
+    if (i > 0) times.push(performance.now() - started);
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  transport.close();
+  return times;
 }
 
 /** Posts N messages, each once the one before is sent and a pause has passed; their timestamps. */
