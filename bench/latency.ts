@@ -9,7 +9,10 @@
  *   and accept → sent on that path. Both processes run the default poll (1 s), so a pickup
  *   well under it is the other process being told, not finding the message by polling.
  *
- *   npm run bench -- latency --n=50 --db=sqlite|postgres
+ *   npm run bench -- latency --n=50 --db=sqlite|postgres [--signal=off]
+ *
+ * `--signal=off`: the delivering process does not listen for other processes' messages (as
+ * before LISTEN/NOTIFY), for the comparison.
  */
 import { spawn } from "node:child_process";
 import nodemailer from "nodemailer";
@@ -21,6 +24,7 @@ import { arg, type BenchDialect, benchConfig, report, startSinkProcess } from ".
 if (arg("role", "") === "deliver") {
   // The delivering process, started by the main one below with the same database.
   const running = await startMailroom(loadConfig(process.env));
+  if (arg("signal", "on") === "off") await running.mailroom.queueSignal.stop();
   console.log("delivering");
   process.on("SIGTERM", () => void running.stop().then(() => process.exit(0)));
 } else {
@@ -71,18 +75,22 @@ async function main(): Promise<void> {
     if (dialect === "postgres") {
       const { config, drop } = await benchConfig(dialect, { MAILROOM_POLL_MS: pollMs, MAILROOM_WORKERS: "off" });
       const accepting = await startMailroom(config);
-      const child = spawn(process.execPath, ["--import", "tsx", new URL(import.meta.url).pathname, "--role=deliver"], {
-        env: {
-          ...process.env,
-          MAILROOM_DATA_DIR: config.dataDir,
-          DATABASE_URL: config.databaseUrl,
-          MAILROOM_PORT: "0",
-          MAILROOM_SMTP_PORT: "off",
-          MAILROOM_LOG_LEVEL: "warn",
-          MAILROOM_POLL_MS: pollMs,
+      const child = spawn(
+        process.execPath,
+        ["--import", "tsx", new URL(import.meta.url).pathname, "--role=deliver", `--signal=${arg("signal", "on")}`],
+        {
+          env: {
+            ...process.env,
+            MAILROOM_DATA_DIR: config.dataDir,
+            DATABASE_URL: config.databaseUrl,
+            MAILROOM_PORT: "0",
+            MAILROOM_SMTP_PORT: "off",
+            MAILROOM_LOG_LEVEL: "warn",
+            MAILROOM_POLL_MS: pollMs,
+          },
+          stdio: ["ignore", "pipe", "inherit"],
         },
-        stdio: ["ignore", "pipe", "inherit"],
-      });
+      );
       try {
         await new Promise<void>((resolve, reject) => {
           child.stdout.on("data", (d) => String(d).includes("delivering") && resolve());
