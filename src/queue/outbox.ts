@@ -131,7 +131,7 @@ export interface Settlement {
 /**
  * Records how a claimed message ended, only if this worker still holds its lease (if the
  * lease ran out and another worker took the message, that worker's result counts).
- * Returns whether it applied. Runs inside the caller's transaction (a group commit).
+ * Returns whether it applied. Runs inside the caller's transaction (settleMessages on SQLite).
  */
 export async function settleMessage(
   trx: Kysely<Database>,
