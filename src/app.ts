@@ -21,6 +21,7 @@ import { TransportCache } from "./queue/transports.js";
 import { DeliveryWorker } from "./queue/worker.js";
 import { migrateToLatest, openStorage } from "./storage/db.js";
 import { GroupCommit } from "./storage/group-commit.js";
+import { QueueSignal } from "./storage/queue-signal.js";
 import { loadSecretBox } from "./storage/secrets.js";
 
 /** Everything a running Mailroom holds: the context and one instance of each service. */
@@ -46,6 +47,8 @@ export interface Mailroom {
   metrics: Metrics;
   /** SMTP submission; started by `serve` (or a test) with smtp.start(). */
   smtp: SmtpIntake;
+  /** Wakes the workers of other processes on the same PostgreSQL when messages are queued; `serve` listens. */
+  queueSignal: QueueSignal;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
@@ -90,13 +93,20 @@ export function createMailroom(
   );
   const prober = new ServerProber(ctx, servers, transports, breakers, { pollMs: config.delivery.pollMs });
   const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, breakers, prober, metrics);
-  messages.onQueued = () => worker.wake();
+  const queueSignal = new QueueSignal(storage.db, config.databaseUrl, log.child({ component: "queue" }));
+  messages.onQueued = () => {
+    worker.wake();
+    queueSignal.announce();
+  };
   const users = new UserService(storage.db);
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users);
   const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }), clock });
   servers.onProbeWanted = () => prober.wake();
-  prober.onReleased = () => worker.wake();
+  prober.onReleased = () => {
+    worker.wake();
+    queueSignal.announce();
+  };
   return {
     ctx,
     servers,
@@ -112,9 +122,11 @@ export function createMailroom(
     prober,
     metrics,
     smtp,
+    queueSignal,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();
+      await queueSignal.stop();
       await worker.stop();
       await transports.closeAll();
       await storage.close();

@@ -28,7 +28,10 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
   }
   // Tells `mailroom restore` that this data folder is in use.
   const unmarkRunning = markRunning(config.dataDir);
-  if (config.delivery.enabled) mailroom.worker.start();
+  if (config.delivery.enabled) {
+    mailroom.worker.start();
+    mailroom.queueSignal.listen(() => mailroom.worker.wake());
+  }
   // Daily: a quiet OAuth server learns of a revoked grant before its next message, and
   // Microsoft's 90-day inactivity window never closes.
   const stopHealthCheck = config.delivery.enabled ? startOAuthHealthCheck(mailroom) : async () => {};

@@ -4,6 +4,7 @@ import type { EmailServerService } from "../core/email-servers.js";
 import { loadOutgoing } from "../core/messages.js";
 import { DeliveryError } from "../kernel/transport.js";
 import type { Metrics } from "../metrics.js";
+import { BatchWriter } from "../storage/group-commit.js";
 import type { EmailServersTable, MessagesTable } from "../storage/schema.js";
 import { retryDelay } from "./backoff.js";
 import type { Breakers } from "./breaker.js";
@@ -14,7 +15,8 @@ import {
   releaseLeases,
   renewLeases,
   type ServerQuota,
-  settleMessage,
+  type Settlement,
+  settleMessages,
 } from "./outbox.js";
 import type { ServerProber } from "./prober.js";
 import { RateLimiter } from "./rate-limit.js";
@@ -70,6 +72,8 @@ export class DeliveryWorker {
   private knownServers: { ids: { id: string }[]; at: number } | undefined;
   private readonly limiter: RateLimiter;
   private readonly router: Router;
+  /** Results that finish together are written together, in one statement on PostgreSQL. */
+  private readonly results: BatchWriter<Settlement, boolean>;
 
   constructor(
     private readonly ctx: AppContext,
@@ -82,6 +86,9 @@ export class DeliveryWorker {
   ) {
     this.limiter = new RateLimiter(ctx.db, ctx.clock);
     this.router = new Router(ctx.db, this.limiter);
+    this.results = new BatchWriter((settlements) =>
+      settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock()),
+    );
   }
 
   start(): void {
@@ -430,9 +437,7 @@ export class DeliveryWorker {
   }
 
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {
-    const applied = await this.ctx.commits.run((trx) =>
-      settleMessage(trx, this.owner, { id: message.id, outcome, attempt }, this.ctx.clock()),
-    );
+    const applied = await this.results.write({ id: message.id, outcome, attempt });
     if (!applied) this.ctx.log.warn({ message: message.id }, "lease lost before the result was recorded");
     if (applied && attempt) {
       this.metrics?.attempts.inc({ server: attempt.serverName, outcome: attempt.outcome });

@@ -63,3 +63,41 @@ export class GroupCommit {
     }
   }
 }
+
+/**
+ * Batch writing for one kind of write: items that arrive in the same turn of the event loop
+ * are written by one call of `writeAll` (one set-based statement instead of one per item).
+ * Each caller hears of its own item only after the write. If a batch fails, its items are
+ * written again one at a time, so one bad item cannot fail the others.
+ */
+export class BatchWriter<T, R> {
+  private pending: { item: T; resolve: (value: R) => void; reject: (error: unknown) => void }[] = [];
+  private draining: Promise<void> | null = null;
+
+  constructor(
+    private readonly writeAll: (items: T[]) => Promise<R[]>,
+    private readonly maxBatch = 200,
+  ) {}
+
+  write(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.draining ??= this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    while (this.pending.length) {
+      const batch = this.pending.splice(0, this.maxBatch);
+      try {
+        const results = await this.writeAll(batch.map((p) => p.item));
+        for (const [i, p] of batch.entries()) p.resolve(results[i]);
+      } catch (error) {
+        if (batch.length === 1) batch[0].reject(error);
+        else for (const p of batch) await this.writeAll([p.item]).then(([r]) => p.resolve(r), p.reject);
+      }
+    }
+    this.draining = null;
+  }
+}
