@@ -8,6 +8,8 @@ import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
+import { Retention } from "./core/retention.js";
+import { RetentionPolicy } from "./core/retention-policy.js";
 import { secretFieldKeys } from "./drivers/registry.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import { createLogger } from "./logger.js";
@@ -42,6 +44,8 @@ export interface Mailroom {
   metrics: Metrics;
   /** SMTP submission; started by `serve` (or a test) with smtp.start(). */
   smtp: SmtpIntake;
+  /** Purges by the retention periods; started by `serve` (or a test) with retention.start(). */
+  retention: Retention;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
@@ -75,6 +79,7 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users);
   const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }) });
+  const retention = new Retention(ctx, new RetentionPolicy(ctx), config.retention);
   servers.onProbeWanted = () => prober.wake();
   prober.onReleased = () => worker.wake();
   return {
@@ -91,9 +96,11 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
     prober,
     metrics,
     smtp,
+    retention,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();
+      await retention.stop();
       await worker.stop();
       await transports.closeAll();
       await storage.close();

@@ -7,6 +7,7 @@ export const permissions = [
   "messages.view",
   "users.manage",
   "audit.view",
+  "settings.update",
 ] as const;
 
 export type Permission = (typeof permissions)[number];

@@ -26,6 +26,8 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
     throw error;
   }
   if (config.delivery.enabled) mailroom.worker.start();
+  // Background work goes with delivery: processes that only accept mail leave it to the workers.
+  if (config.delivery.enabled) mailroom.retention.start();
   // Daily: a quiet OAuth server learns of a revoked grant before its next message, and
   // Microsoft's 90-day inactivity window never closes.
   const stopHealthCheck = config.delivery.enabled ? startOAuthHealthCheck(mailroom) : async () => {};

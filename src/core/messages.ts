@@ -32,6 +32,10 @@ export interface MessageView {
   test: boolean;
   /** How the message arrived, and from whom. */
   source: MessageSourceView;
+  /** When retention removed the body (text, html, attachments); null while it is kept. */
+  bodyRemovedAt: string | null;
+  /** "Body removed by retention on 2026-01-31." when it was; null otherwise. */
+  bodyNote: string | null;
 }
 
 /** Who handed Mailroom a message: `by` is the principal's label; SMTP adds where from. */
@@ -427,6 +431,12 @@ export class MessageService {
     if (row.is_test === 1) {
       throw new MailroomError("message_not_retryable", "This is a server test's email: run the test again instead.");
     }
+    if (row.body_purged_at != null) {
+      throw new MailroomError(
+        "message_not_retryable",
+        `${bodyNote(row.body_purged_at)} It cannot be sent again: send a new message instead.`,
+      );
+    }
     if (row.status !== "failed" && row.status !== "held") {
       throw new MailroomError(
         "message_not_retryable",
@@ -441,6 +451,7 @@ export class MessageService {
         .set({ status: "queued", attempts, next_attempt_at: now, updated_at: now })
         .where("id", "=", id)
         .where("status", "in", ["failed", "held"])
+        .where("body_purged_at", "is", null)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) return;
       await writeAudit(
@@ -476,6 +487,10 @@ function parseTime(field: string, value: string): number {
   return ms;
 }
 
+function bodyNote(purgedAt: number): string {
+  return `Body removed by retention on ${new Date(Number(purgedAt)).toISOString().slice(0, 10)}.`;
+}
+
 function toView(row: MessagesTable): MessageView {
   const r = JSON.parse(row.recipients) as { to: Address[]; cc: Address[]; bcc: Address[]; replyTo: Address[] };
   return {
@@ -499,6 +514,8 @@ function toView(row: MessagesTable): MessageView {
     sentAt: iso(row.sent_at),
     test: row.is_test === 1,
     source: { kind: row.source ?? "api", ...(row.source_detail ? (JSON.parse(row.source_detail) as MessageSourceDetail) : {}) },
+    bodyRemovedAt: row.body_purged_at == null ? null : iso(Number(row.body_purged_at)),
+    bodyNote: row.body_purged_at == null ? null : bodyNote(row.body_purged_at),
   };
 }
 

@@ -23,6 +23,7 @@ import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
+import { retentionRoutes } from "./routes/retention.js";
 import { statsRoutes } from "./routes/stats.js";
 import { userRoutes } from "./routes/users.js";
 import { responseSchemas } from "./schemas.js";
@@ -129,6 +130,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
+  retentionRoutes(app, mailroom);
   smtpRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();
