@@ -60,7 +60,8 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db) };
   const servers = new EmailServerService(ctx);
-  const metrics = new Metrics(ctx);
+  const retention = new Retention(ctx, new RetentionPolicy(ctx), config.retention);
+  const metrics = new Metrics(ctx, retention);
   const oauth = new OAuthService(ctx, servers, {
     onRefresh: (serverId, result) => metrics.tokenRefreshes.inc({ server_id: serverId, result }),
   });
@@ -79,7 +80,6 @@ export function createMailroom(config: Config, log: Logger = createLogger(config
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users);
   const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }) });
-  const retention = new Retention(ctx, new RetentionPolicy(ctx), config.retention);
   servers.onProbeWanted = () => prober.wake();
   prober.onReleased = () => worker.wake();
   return {

@@ -62,7 +62,8 @@ export class Retention {
   private readonly leaseMs: number;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<PurgeCounts | null> | null = null;
-  private stopped = true;
+  /** Set by stop(): no new purge is scheduled, and one under way ends after its batch. */
+  private stopped = false;
 
   constructor(
     private readonly ctx: AppContext,
@@ -80,7 +81,7 @@ export class Retention {
   /** Purges now, then every interval. */
   start(): void {
     this.stopped = false;
-    this.schedule(0);
+    if (!this.timer) this.schedule(0);
   }
 
   async stop(): Promise<void> {
