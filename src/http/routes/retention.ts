@@ -5,7 +5,9 @@ import { MAX_RETENTION_DAYS } from "../../config.js";
 import { actorOf } from "../auth.js";
 import { ref, replies } from "../schemas.js";
 
-const Days = Type.Union([Type.Integer({ minimum: 1, maximum: MAX_RETENTION_DAYS }), Type.Null()]);
+// Checked by checkPeriods (core/retention-policy.ts), whose message names the fix; ajv's union
+// errors ("must be of type integer (and 2 more)") would not.
+const Days = Type.Unknown({ description: `Whole days from 1 to ${MAX_RETENTION_DAYS}, or null: kept for ever` });
 /** Every period is required: null says "kept for ever", so nothing changes by omission. */
 const RetentionBody = Type.Object(
   { bodyDays: Days, metadataDays: Days, auditDays: Days },
