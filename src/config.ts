@@ -357,7 +357,9 @@ function parseDays(env: NodeJS.ProcessEnv, name: string, fallback: number | null
   if (raw === undefined || raw === "") return fallback;
   if (raw === "off") return null;
   if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_RETENTION_DAYS) {
-    throw new ConfigError(`${name}=${raw} is not valid: use whole days from 1 to ${MAX_RETENTION_DAYS}, or off to keep for ever.`);
+    throw new ConfigError(
+      `${name}=${raw} is not valid: use whole days from 1 to ${MAX_RETENTION_DAYS}, or off to keep for ever.`,
+    );
   }
   return Number(raw);
 }

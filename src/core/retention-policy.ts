@@ -74,7 +74,12 @@ export class RetentionPolicy {
         .values({ key: SETTING_KEY, value, updated_at: now, updated_by: actor.label })
         .onConflict((oc) => oc.column("key").doUpdateSet({ value, updated_at: now, updated_by: actor.label }))
         .execute();
-      await writeAudit(trx, actor, { action: "settings.retention.update", targetType: "settings", targetId: SETTING_KEY, before, after: periods }, now);
+      await writeAudit(
+        trx,
+        actor,
+        { action: "settings.retention.update", targetType: "settings", targetId: SETTING_KEY, before, after: periods },
+        now,
+      );
     });
     return this.read();
   }
@@ -88,7 +93,13 @@ export class RetentionPolicy {
         await writeAudit(
           trx,
           actor,
-          { action: "settings.retention.reset", targetType: "settings", targetId: SETTING_KEY, before: current.effective, after: current.environment },
+          {
+            action: "settings.retention.reset",
+            targetType: "settings",
+            targetId: SETTING_KEY,
+            before: current.effective,
+            after: current.environment,
+          },
           now,
         );
       });

@@ -182,7 +182,9 @@ export class Retention {
       await trx
         .deleteFrom("message_raw")
         .where("message_id", "in", ids)
-        .where("message_id", "in", (eb) => eb.selectFrom("messages").select("id").where("id", "in", ids).where("body_purged_at", "=", now))
+        .where("message_id", "in", (eb) =>
+          eb.selectFrom("messages").select("id").where("id", "in", ids).where("body_purged_at", "=", now),
+        )
         .execute();
       return Number(result.numUpdatedRows);
     });
@@ -269,7 +271,17 @@ export class Retention {
         .where("lease_owner", "=", this.owner)
         .execute();
       if (counts.bodies + counts.messages + counts.audit > 0 || error) {
-        await writeAudit(trx, systemActor, { action: "retention.purge", targetType: "messages", targetId: null, after: { ...counts, ...(error ? { error } : {}) } }, finishedAt);
+        await writeAudit(
+          trx,
+          systemActor,
+          {
+            action: "retention.purge",
+            targetType: "messages",
+            targetId: null,
+            after: { ...counts, ...(error ? { error } : {}) },
+          },
+          finishedAt,
+        );
       }
     });
     if (counts.bodies + counts.messages + counts.audit > 0) this.ctx.log.info({ ...counts }, "retention: purged");

@@ -346,10 +346,7 @@ const Info = Type.Object(
 );
 
 const Days = nullable(Type.Integer());
-const RetentionPeriods = Type.Object(
-  { bodyDays: Days, metadataDays: Days, auditDays: Days },
-  { $id: "RetentionPeriods" },
-);
+const RetentionPeriods = Type.Object({ bodyDays: Days, metadataDays: Days, auditDays: Days }, { $id: "RetentionPeriods" });
 
 /** GET /api/settings/retention: the periods in force, where they come from, and what retention did. */
 const Retention = Type.Object(

@@ -22,7 +22,11 @@ describe("retention settings (GET/PUT/DELETE /api/settings/retention)", () => {
     expect(res.statusCode, res.body).toBe(200);
     const environment = { bodyDays: 20, metadataDays: 365, auditDays: 800 };
     expect(res.json()).toMatchObject({ effective: environment, environment, source: "environment", override: null });
-    expect(res.json().status).toMatchObject({ autoVacuum: "incremental", messages: { full: 0, metadataOnly: 0 }, lastPurge: null });
+    expect(res.json().status).toMatchObject({
+      autoVacuum: "incremental",
+      messages: { full: 0, metadataOnly: 0 },
+      lastPurge: null,
+    });
     expect(res.json().status.databaseBytes).toBeGreaterThan(0);
   });
 
@@ -71,12 +75,23 @@ describe("retention settings (GET/PUT/DELETE /api/settings/retention)", () => {
       override: { bodyDays: 2, updatedBy: "admin@example.com" },
     });
     const [entry] = (await auditEntries(t)).filter((e) => e.action === "settings.retention.update");
-    expect(entry).toMatchObject({ before: { bodyDays: 20, metadataDays: 365, auditDays: 800 }, after: { bodyDays: 2, auditDays: null } });
+    expect(entry).toMatchObject({
+      before: { bodyDays: 20, metadataDays: 365, auditDays: 800 },
+      after: { bodyDays: 2, auditDays: null },
+    });
 
-    const sent = await t.request(t.admin, { method: "POST", url: "/api/messages", payload: { to: "a@example.com", subject: "s", text: "t" } });
+    const sent = await t.request(t.admin, {
+      method: "POST",
+      url: "/api/messages",
+      payload: { to: "a@example.com", subject: "s", text: "t" },
+    });
     const id = sent.json().id as string;
     await t.mailroom.ctx.db.updateTable("messages").set({ status: "sent" }).where("id", "=", id).execute();
-    const in3days = new Retention(t.mailroom.ctx, t.mailroom.retention.policy, { intervalMs: 60_000, batchSize: 10, clock: () => Date.now() + 3 * DAY });
+    const in3days = new Retention(t.mailroom.ctx, t.mailroom.retention.policy, {
+      intervalMs: 60_000,
+      batchSize: 10,
+      clock: () => Date.now() + 3 * DAY,
+    });
     expect(await in3days.purge()).toMatchObject({ bodies: 1 });
 
     const reset = await t.request(t.admin, { method: "DELETE", url: "/api/settings/retention" });

@@ -20,7 +20,11 @@ describe.each(dialects)("retention on %s", (dialect) => {
   /** A Retention of this Mailroom whose clock reads `offset` from now. */
   const at = (offsetMs: number, batchSize = 2) => {
     const base = Date.now();
-    return new Retention(t.mailroom.ctx, t.mailroom.retention.policy, { intervalMs: 60_000, batchSize, clock: () => base + offsetMs });
+    return new Retention(t.mailroom.ctx, t.mailroom.retention.policy, {
+      intervalMs: 60_000,
+      batchSize,
+      clock: () => base + offsetMs,
+    });
   };
   const row = (id: string) => t.mailroom.ctx.db.selectFrom("messages").selectAll().where("id", "=", id).executeTakeFirst();
   const attempts = async (id: string) =>
@@ -54,7 +58,10 @@ describe.each(dialects)("retention on %s", (dialect) => {
     for (const [i, id] of ids.entries()) {
       await t.mailroom.ctx.db.updateTable("messages").set({ status: statuses[i] }).where("id", "=", id).execute();
     }
-    await t.mailroom.ctx.db.insertInto("message_raw").values({ message_id: ids[0], mime: Buffer.from("RAW-MIME-MARKER") }).execute();
+    await t.mailroom.ctx.db
+      .insertInto("message_raw")
+      .values({ message_id: ids[0], mime: Buffer.from("RAW-MIME-MARKER") })
+      .execute();
 
     expect(await at(29 * DAY).purge()).toEqual({ bodies: 0, messages: 0, audit: 0 });
     // Batches of 2: three finished messages take two batches.
@@ -91,7 +98,10 @@ describe.each(dialects)("retention on %s", (dialect) => {
     // A failed message without its body cannot be sent again: it says so.
     const retry = await t.request(t.admin, { method: "POST", url: `/api/messages/${ids[2]}/retry` });
     expect(retry.statusCode).toBe(409);
-    expect(retry.json()).toMatchObject({ code: "message_not_retryable", message: expect.stringContaining("removed by retention") });
+    expect(retry.json()).toMatchObject({
+      code: "message_not_retryable",
+      message: expect.stringContaining("removed by retention"),
+    });
     expect((await row(ids[2]))?.status).toBe("failed");
 
     const status = await t.mailroom.retention.status();
@@ -112,7 +122,11 @@ describe.each(dialects)("retention on %s", (dialect) => {
       expect(await row(id), `message ${i} (${statuses[i]})`)[i < 3 ? "toBeUndefined" : "toBeDefined"]();
       if (i < 3) expect(await attempts(id)).toBe(0);
     }
-    const purges = await t.mailroom.ctx.db.selectFrom("audit_log").select("after").where("action", "=", "retention.purge").execute();
+    const purges = await t.mailroom.ctx.db
+      .selectFrom("audit_log")
+      .select("after")
+      .where("action", "=", "retention.purge")
+      .execute();
     expect(purges.map((p) => JSON.parse(p.after ?? "{}"))).toEqual([
       { bodies: 3, messages: 0, audit: 0 },
       { bodies: 0, messages: 3, audit: 0 },
@@ -124,9 +138,16 @@ describe.each(dialects)("retention on %s", (dialect) => {
     const base = Date.now();
     const ids = await insertFinished(t, 25, base - 40 * DAY);
     // Another process is purging (or died purging): its lease runs 10 more minutes.
-    await other.updateTable("retention_runs").set({ lease_owner: "elsewhere:1", lease_until: base + 10 * 60_000 }).execute();
+    await other
+      .updateTable("retention_runs")
+      .set({ lease_owner: "elsewhere:1", lease_until: base + 10 * 60_000 })
+      .execute();
     const mine = (offset: number) =>
-      new Retention(t.mailroom.ctx, t.mailroom.retention.policy, { intervalMs: 60_000, batchSize: 4, clock: () => base + offset });
+      new Retention(t.mailroom.ctx, t.mailroom.retention.policy, {
+        intervalMs: 60_000,
+        batchSize: 4,
+        clock: () => base + offset,
+      });
     expect(await mine(0).purge()).toBeNull();
     expect((await row(ids[0]))?.body_purged_at).toBeNull();
     // Past the lease, the work is picked up.
@@ -139,7 +160,12 @@ describe.each(dialects)("retention on %s", (dialect) => {
     const removed = results.reduce((n, r) => n + (r?.bodies ?? 0), 0);
     expect(removed).toBe(40);
     expect(results.filter((r) => r === null).length).toBeGreaterThanOrEqual(1);
-    const left = await other.selectFrom("messages").select("id").where("id", "in", more).where("body_purged_at", "is", null).execute();
+    const left = await other
+      .selectFrom("messages")
+      .select("id")
+      .where("id", "in", more)
+      .where("body_purged_at", "is", null)
+      .execute();
     expect(left).toEqual([]);
     const run = await other.selectFrom("retention_runs").selectAll().executeTakeFirstOrThrow();
     expect(run.lease_owner).toBeNull();
@@ -147,7 +173,8 @@ describe.each(dialects)("retention on %s", (dialect) => {
 
   it.runIf(dialect === "sqlite")("gives the space of purged messages back to the file system", async () => {
     const file = t.mailroom.ctx.storage.sqlitePath as string;
-    const pragma = async (name: string) => Number(Object.values((await sql.raw(`pragma ${name}`).execute(t.mailroom.ctx.db)).rows[0] as object)[0]);
+    const pragma = async (name: string) =>
+      Number(Object.values((await sql.raw(`pragma ${name}`).execute(t.mailroom.ctx.db)).rows[0] as object)[0]);
     expect(await pragma("auto_vacuum")).toBe(2);
     const base = Date.now();
     await insertFinished(t, 400, base - 400 * DAY, "x".repeat(20_000));

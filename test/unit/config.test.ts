@@ -169,8 +169,11 @@ describe("retention periods (MAILROOM_RETENTION_*)", () => {
   it("keeps bodies 30 days, messages 365 and audit entries for ever by default; off keeps for ever", () => {
     expect(loadConfig({}).retention).toMatchObject({ bodyDays: 30, metadataDays: 365, auditDays: null, batchSize: 500 });
     expect(
-      loadConfig({ MAILROOM_RETENTION_BODY_DAYS: "off", MAILROOM_RETENTION_METADATA_DAYS: "off", MAILROOM_RETENTION_AUDIT_DAYS: "730" })
-        .retention,
+      loadConfig({
+        MAILROOM_RETENTION_BODY_DAYS: "off",
+        MAILROOM_RETENTION_METADATA_DAYS: "off",
+        MAILROOM_RETENTION_AUDIT_DAYS: "730",
+      }).retention,
     ).toMatchObject({ bodyDays: null, metadataDays: null, auditDays: 730 });
   });
 

@@ -2443,6 +2443,147 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/settings/retention": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Retention periods in force and their source, database size, messages by tier, the last purge */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Retention"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    /** Override the environment's retention periods (whole days, null: kept for ever); audited */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description Whole days from 1 to 36500, or null: kept for ever */
+            bodyDays: unknown;
+            /** @description Whole days from 1 to 36500, or null: kept for ever */
+            metadataDays: unknown;
+            /** @description Whole days from 1 to 36500, or null: kept for ever */
+            auditDays: unknown;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Retention"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    /** Forget the saved retention periods: the environment's apply again; audited */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Retention"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/smtp-submission": {
     parameters: {
       query?: never;
@@ -2623,6 +2764,8 @@ export interface components {
       sentAt: string | null;
       test: boolean;
       source: components["schemas"]["MessageSource"];
+      bodyRemovedAt: string | null;
+      bodyNote: string | null;
     };
     Attempt: {
       at: string;
@@ -2668,6 +2811,8 @@ export interface components {
       sentAt: string | null;
       test: boolean;
       source: components["schemas"]["MessageSource"];
+      bodyRemovedAt: string | null;
+      bodyNote: string | null;
       attempts: components["schemas"]["Attempt"][];
     };
     CapturedSummary: {
@@ -2720,6 +2865,7 @@ export interface components {
         | "messages.view"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -2746,6 +2892,7 @@ export interface components {
         | "messages.view"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -2766,6 +2913,7 @@ export interface components {
         | "messages.view"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       members: number;
       createdAt: string;
@@ -2785,6 +2933,7 @@ export interface components {
         | "messages.view"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -2806,6 +2955,7 @@ export interface components {
         | "messages.view"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -2884,6 +3034,41 @@ export interface components {
         tlsPort: number | null;
         selfSigned: boolean;
       } | null;
+    };
+    RetentionPeriods: {
+      bodyDays: number | null;
+      metadataDays: number | null;
+      auditDays: number | null;
+    };
+    Retention: {
+      effective: components["schemas"]["RetentionPeriods"];
+      /** @enum {string} */
+      source: "environment" | "settings";
+      environment: components["schemas"]["RetentionPeriods"];
+      override: {
+        bodyDays: number | null;
+        metadataDays: number | null;
+        auditDays: number | null;
+        updatedAt: string;
+        updatedBy: string;
+      } | null;
+      status: {
+        databaseBytes: number;
+        /** @enum {string} */
+        autoVacuum: "incremental" | "off";
+        messages: {
+          full: number;
+          metadataOnly: number;
+        };
+        lastPurge: {
+          startedAt: string;
+          finishedAt: string | null;
+          bodies: number;
+          messages: number;
+          audit: number;
+          error: string | null;
+        } | null;
+      };
     };
   };
   responses: never;

@@ -9,10 +9,7 @@ import { ref, replies } from "../schemas.js";
 // errors ("must be of type integer (and 2 more)") would not.
 const Days = Type.Unknown({ description: `Whole days from 1 to ${MAX_RETENTION_DAYS}, or null: kept for ever` });
 /** Every period is required: null says "kept for ever", so nothing changes by omission. */
-const RetentionBody = Type.Object(
-  { bodyDays: Days, metadataDays: Days, auditDays: Days },
-  { additionalProperties: false },
-);
+const RetentionBody = Type.Object({ bodyDays: Days, metadataDays: Days, auditDays: Days }, { additionalProperties: false });
 
 /** The retention periods (environment, overridden by the UI's settings) and what retention did. */
 export function retentionRoutes(app: FastifyInstance, mailroom: Mailroom): void {
