@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMailroom } from "../../src/app.js";
 import { Retention } from "../../src/core/retention.js";
 import type { MessageStatus } from "../../src/storage/schema.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
@@ -170,6 +171,46 @@ describe.each(dialects)("retention on %s", (dialect) => {
     const run = await other.selectFrom("retention_runs").selectAll().executeTakeFirstOrThrow();
     expect(run.lease_owner).toBeNull();
   });
+
+  it.runIf(dialect === "postgres")(
+    "two Mailroom processes on one PostgreSQL purge once between them while delivery goes on",
+    async () => {
+      const second = createMailroom(t.mailroom.ctx.config);
+      try {
+        const old = await insertFinished(t, 600, Date.now() - 40 * DAY);
+        const purgerOf = (m: typeof second) =>
+          new Retention(m.ctx, m.retention.policy, { intervalMs: 60_000, batchSize: 25, clock: () => Date.now() });
+        t.mailroom.worker.start();
+        const purges = Promise.all([purgerOf(t.mailroom).purge(), purgerOf(second).purge()]);
+        const fresh: string[] = [];
+        for (let i = 0; i < 10; i++) {
+          const res = await t.request(t.admin, {
+            method: "POST",
+            url: "/api/messages",
+            payload: { to: "b@example.com", subject: "now", text: "FRESH" },
+          });
+          fresh.push(res.json().id);
+        }
+        const results = await purges;
+        await waitFor("the fresh messages sent", async () =>
+          (await Promise.all(fresh.map(row))).every((r) => r?.status === "sent"),
+        );
+        await t.mailroom.worker.stop();
+        expect(results.reduce((n, r) => n + (r?.bodies ?? 0), 0)).toBe(600);
+        expect(results.filter((r) => r === null)).toHaveLength(1);
+        const kept = await t.mailroom.ctx.db
+          .selectFrom("messages")
+          .select("id")
+          .where("id", "in", old)
+          .where("body_purged_at", "is", null)
+          .execute();
+        expect(kept).toEqual([]);
+        for (const id of fresh) expect((await row(id))?.payload).toContain("FRESH");
+      } finally {
+        await second.close();
+      }
+    },
+  );
 
   it.runIf(dialect === "sqlite")("gives the space of purged messages back to the file system", async () => {
     const file = t.mailroom.ctx.storage.sqlitePath as string;
