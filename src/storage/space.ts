@@ -45,9 +45,15 @@ export async function databaseBytes(db: Kysely<Database>, dialect: DialectName):
  * a no-op otherwise and on PostgreSQL, whose autovacuum reuses the space). Bounded, so one
  * call holds the write lock only briefly; returns the pages still free.
  */
-export async function reclaimSpace(db: Kysely<Database>, dialect: DialectName, pages = 2000): Promise<number> {
+export async function reclaimSpace(db: Kysely<Database>, dialect: DialectName, pages = 500): Promise<number> {
   if (dialect !== "sqlite") return 0;
   await sql`pragma incremental_vacuum(${sql.lit(pages)})`.execute(db);
-  const { rows } = await sql<{ freelist_count: number }>`pragma freelist_count`.execute(db);
-  return Number(rows[0]?.freelist_count ?? 0);
+  return (await freePages(db)).free;
+}
+
+/** SQLite: pages in the file, and those of them free (reused by new rows before the file grows). */
+export async function freePages(db: Kysely<Database>): Promise<{ free: number; total: number }> {
+  const free = await sql<{ freelist_count: number }>`pragma freelist_count`.execute(db);
+  const total = await sql<{ page_count: number }>`pragma page_count`.execute(db);
+  return { free: Number(free.rows[0]?.freelist_count ?? 0), total: Number(total.rows[0]?.page_count ?? 0) };
 }
