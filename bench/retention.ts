@@ -5,6 +5,7 @@
  * the queue's claim while it runs (what delivery waits for).
  *
  *   npm run bench -- retention --n=1000000 --days=400 --body=2048 --db=sqlite|postgres
+ *     [--body-days=30 --metadata-days=365]  (shorter periods reach the plateau in fewer days)
  */
 import { createMailroom } from "../src/app.js";
 import { Retention } from "../src/core/retention.js";
@@ -19,7 +20,10 @@ const days = Number(arg("days", "400"));
 const bodyBytes = Number(arg("body", "2048"));
 const dialect = arg("db", "sqlite") as BenchDialect;
 const perDay = Math.ceil(total / days);
-const { config, drop } = await benchConfig(dialect);
+const { config, drop } = await benchConfig(dialect, {
+  MAILROOM_RETENTION_BODY_DAYS: arg("body-days", "30"),
+  MAILROOM_RETENTION_METADATA_DAYS: arg("metadata-days", "365"),
+});
 const mailroom = createMailroom(config);
 const db = mailroom.ctx.db;
 const start = Date.now() - days * DAY - 60 * DAY;
