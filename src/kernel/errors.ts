@@ -95,7 +95,10 @@ export const errorCatalogue = {
     summary: "This server may not send as that from address; add it to the server's allowed from addresses.",
   },
   invalid_attachment: { status: 400, summary: "An attachment needs a filename and base64 content; details name it." },
-  message_not_retryable: { status: 409, summary: "Only failed or held messages can be retried." },
+  message_not_retryable: {
+    status: 409,
+    summary: "Only failed or held messages can be retried, and only while they have their body (retention removes it).",
+  },
   server_not_ready: { status: 409, summary: "The email server cannot send yet; its status says what is missing." },
   // Delivery (from tests and attempts): the summary is the hint shown to the admin
   dns_not_found: { status: 502, summary: "The host name does not resolve: check the spelling of the host." },
