@@ -8,6 +8,8 @@ import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
 import { MessageService } from "./core/messages.js";
+import { Retention } from "./core/retention.js";
+import { RetentionPolicy } from "./core/retention-policy.js";
 import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
@@ -49,6 +51,8 @@ export interface Mailroom {
   smtp: SmtpIntake;
   /** Wakes the workers of other processes on the same PostgreSQL when messages are queued; `serve` listens. */
   queueSignal: QueueSignal;
+  /** Purges by the retention periods; started by `serve` (or a test) with retention.start(). */
+  retention: Retention;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
@@ -72,7 +76,8 @@ export function createMailroom(
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db), clock };
   const servers = new EmailServerService(ctx);
-  const metrics = new Metrics(ctx);
+  const retention = new Retention(ctx, new RetentionPolicy(ctx), config.retention);
+  const metrics = new Metrics(ctx, retention);
   const oauth = new OAuthService(ctx, servers, {
     onRefresh: (serverId, result) => metrics.tokenRefreshes.inc({ server_id: serverId, result }),
   });
@@ -123,10 +128,12 @@ export function createMailroom(
     metrics,
     smtp,
     queueSignal,
+    retention,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();
       await queueSignal.stop();
+      await retention.stop();
       await worker.stop();
       await transports.closeAll();
       await storage.close();

@@ -54,6 +54,25 @@ export interface SmtpIntakeConfig {
   insecureAuth: boolean;
 }
 
+/** Retention (src/core/retention.ts): the environment's periods, which the UI's settings may override. */
+export interface RetentionPeriods {
+  /** Days after it finished (sent or failed) that a message keeps its body; null: until its metadata goes. */
+  bodyDays: number | null;
+  /** Days after it finished that a message is kept at all; null: for ever. */
+  metadataDays: number | null;
+  /** Days an audit entry is kept; null: for ever. */
+  auditDays: number | null;
+}
+
+export interface RetentionConfig extends RetentionPeriods {
+  /** How often a purge runs (MAILROOM_RETENTION_INTERVAL_SECONDS). */
+  intervalMs: number;
+  /** Rows per short transaction (MAILROOM_RETENTION_BATCH). */
+  batchSize: number;
+}
+
+export const MAX_RETENTION_DAYS = 36_500;
+
 export interface Config {
   port: number;
   host: string;
@@ -78,6 +97,7 @@ export interface Config {
   /** What only the operator decides: sendmail commands, endpoints beyond the providers' own. */
   operator: OperatorPolicy;
   smtp: SmtpIntakeConfig;
+  retention: RetentionConfig;
 }
 
 /** Thrown for a wrong environment value; its message is the one line printed at start. */
@@ -331,6 +351,47 @@ function parseSmtpIntake(env: NodeJS.ProcessEnv): SmtpIntakeConfig {
   };
 }
 
+/** Whole days, `off` for kept for ever; unset gives `fallback`. */
+function parseDays(env: NodeJS.ProcessEnv, name: string, fallback: number | null): number | null {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "off") return null;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_RETENTION_DAYS) {
+    throw new ConfigError(
+      `${name}=${raw} is not valid: use whole days from 1 to ${MAX_RETENTION_DAYS}, or off to keep for ever.`,
+    );
+  }
+  return Number(raw);
+}
+
+/** Why the periods contradict each other, or null: a body cannot outlive its message. */
+export function retentionConflict(periods: RetentionPeriods): string | null {
+  const { bodyDays, metadataDays } = periods;
+  if (metadataDays !== null && bodyDays !== null && bodyDays > metadataDays) {
+    return `bodies (${bodyDays} days) cannot be kept longer than their messages (${metadataDays} days)`;
+  }
+  return null;
+}
+
+function parseRetention(env: NodeJS.ProcessEnv): RetentionConfig {
+  const periods: RetentionPeriods = {
+    bodyDays: parseDays(env, "MAILROOM_RETENTION_BODY_DAYS", 30),
+    metadataDays: parseDays(env, "MAILROOM_RETENTION_METADATA_DAYS", 365),
+    auditDays: parseDays(env, "MAILROOM_RETENTION_AUDIT_DAYS", null),
+  };
+  const conflict = retentionConflict(periods);
+  if (conflict) {
+    throw new ConfigError(
+      `MAILROOM_RETENTION_BODY_DAYS is longer than MAILROOM_RETENTION_METADATA_DAYS: ${conflict}; use at most ${periods.metadataDays}.`,
+    );
+  }
+  return {
+    ...periods,
+    intervalMs: parseCount(env, "MAILROOM_RETENTION_INTERVAL_SECONDS", 600, 1, 86_400) * 1000,
+    batchSize: parseCount(env, "MAILROOM_RETENTION_BATCH", 500, 1, 10_000),
+  };
+}
+
 /** Reads and validates the environment. `overrides` are the CLI's flags, which win. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const port = overrides.port ?? (env.MAILROOM_PORT ? parsePort("MAILROOM_PORT", env.MAILROOM_PORT) : 8025);
@@ -393,5 +454,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       },
     },
     smtp: overrides.smtp ?? parseSmtpIntake(env),
+    retention: overrides.retention ?? parseRetention(env),
   };
 }

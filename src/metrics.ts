@@ -1,6 +1,7 @@
 import { sql } from "kysely";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { AppContext } from "./core/context.js";
+import type { Retention, RetentionStatus } from "./core/retention.js";
 
 /**
  * Prometheus metrics of one Mailroom. Counters are counted by this process; gauges about
@@ -53,8 +54,54 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor(ctx: AppContext) {
+  constructor(ctx: AppContext, retention: Retention) {
     const db = ctx.db;
+    // One read of the status serves the retention gauges of one scrape.
+    let pending: Promise<RetentionStatus> | null = null;
+    const status = () => {
+      pending ??= retention.status().finally(() => setImmediate(() => (pending = null)));
+      return pending;
+    };
+    new Gauge({
+      name: "mailroom_database_size_bytes",
+      help: "Size of the database (SQLite: the file's pages; PostgreSQL: pg_database_size)",
+      registers: [this.registry],
+      async collect() {
+        this.set((await status()).databaseBytes);
+      },
+    });
+    new Gauge({
+      name: "mailroom_messages_by_tier",
+      help: "Messages in the log by retention tier: full (with their body) or metadata_only (body removed by retention)",
+      labelNames: ["tier"],
+      registers: [this.registry],
+      async collect() {
+        const { messages } = await status();
+        this.set({ tier: "full" }, messages.full);
+        this.set({ tier: "metadata_only" }, messages.metadataOnly);
+      },
+    });
+    new Gauge({
+      name: "mailroom_retention_last_purge_timestamp_seconds",
+      help: "When the last retention purge finished (0: none yet)",
+      registers: [this.registry],
+      async collect() {
+        const last = (await status()).lastPurge;
+        this.set(last?.finishedAt ? Date.parse(last.finishedAt) / 1000 : 0);
+      },
+    });
+    new Gauge({
+      name: "mailroom_retention_last_purge_removed",
+      help: "What the last retention purge removed: bodies, messages (whole, with their attempts), audit entries",
+      labelNames: ["kind"],
+      registers: [this.registry],
+      async collect() {
+        const last = (await status()).lastPurge;
+        this.set({ kind: "bodies" }, last?.bodies ?? 0);
+        this.set({ kind: "messages" }, last?.messages ?? 0);
+        this.set({ kind: "audit" }, last?.audit ?? 0);
+      },
+    });
     new Gauge({
       name: "mailroom_messages",
       help: "Messages in the log by server and status",

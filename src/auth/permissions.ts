@@ -8,6 +8,7 @@ export const permissions = [
   "messages.erase",
   "users.manage",
   "audit.view",
+  "settings.update",
 ] as const;
 
 export type Permission = (typeof permissions)[number];
@@ -22,6 +23,7 @@ export const permissionLabels: Record<Permission, string> = {
   "messages.erase": "Erase a recipient’s mail",
   "users.manage": "Manage users, groups and tokens",
   "audit.view": "View the audit log",
+  "settings.update": "Update settings",
 };
 
 export function isPermission(value: unknown): value is Permission {

@@ -36,6 +36,10 @@ export interface MessageView {
   /** The route rule that chose its servers (null: a named or the default server), and the tag it was given. */
   route: string | null;
   tag: string | null;
+  /** When retention removed the body (text, html, attachments); null while it is kept. */
+  bodyRemovedAt: string | null;
+  /** "Body removed by retention on 2026-01-31." when it was; null otherwise. */
+  bodyNote: string | null;
 }
 
 /** Who handed Mailroom a message: `by` is the principal's label; SMTP adds where from. */
@@ -501,6 +505,12 @@ export class MessageService {
     if ((JSON.parse(row.payload) as StoredPayload).erased) {
       throw new MailroomError("message_not_retryable", "This message was erased on request: there is nothing left to send.");
     }
+    if (row.body_purged_at != null) {
+      throw new MailroomError(
+        "message_not_retryable",
+        `${bodyNote(row.body_purged_at)} It cannot be sent again: send a new message instead.`,
+      );
+    }
     if (row.status !== "failed" && row.status !== "held") {
       throw new MailroomError(
         "message_not_retryable",
@@ -515,6 +525,7 @@ export class MessageService {
         .set({ status: "queued", attempts, next_attempt_at: now, updated_at: now })
         .where("id", "=", id)
         .where("status", "in", ["failed", "held"])
+        .where("body_purged_at", "is", null)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) return;
       await writeAudit(
@@ -550,6 +561,10 @@ function parseTime(field: string, value: string): number {
   return ms;
 }
 
+function bodyNote(purgedAt: number): string {
+  return `Body removed by retention on ${new Date(Number(purgedAt)).toISOString().slice(0, 10)}.`;
+}
+
 function toView(row: MessagesTable): MessageView {
   const r = JSON.parse(row.recipients) as { to: Address[]; cc: Address[]; bcc: Address[]; replyTo: Address[] };
   return {
@@ -575,6 +590,8 @@ function toView(row: MessagesTable): MessageView {
     source: { kind: row.source ?? "api", ...(row.source_detail ? (JSON.parse(row.source_detail) as MessageSourceDetail) : {}) },
     route: row.route_name ?? null,
     tag: row.tag ?? null,
+    bodyRemovedAt: row.body_purged_at == null ? null : iso(Number(row.body_purged_at)),
+    bodyNote: row.body_purged_at == null ? null : bodyNote(row.body_purged_at),
   };
 }
 

@@ -77,6 +77,11 @@ export const routePermissions: Record<string, RouteAccess> = {
   "POST /api/tokens": "users.manage",
   "DELETE /api/tokens/:id": "users.manage",
 
+  // Install-wide figures (database size, messages by tier) beside the periods in force.
+  "GET /api/settings/retention": "messages.view",
+  "PUT /api/settings/retention": "settings.update",
+  "DELETE /api/settings/retention": "settings.update",
+
   "GET /api/audit": "audit.view",
   "GET /api/audit/filters": "audit.view",
 };

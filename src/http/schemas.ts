@@ -173,6 +173,8 @@ const messageProperties = {
     description: "The route rule that chose its servers; null: named or default server",
   }),
   tag: Type.Union([Type.String(), Type.Null()]),
+  bodyRemovedAt: nullable(Type.String()),
+  bodyNote: nullable(Type.String()),
 };
 
 const Message = Type.Object(messageProperties, { $id: "Message" });
@@ -523,6 +525,43 @@ const RouteExplanation = Type.Object(
   { $id: "RouteExplanation" },
 );
 
+const Days = nullable(Type.Integer());
+const RetentionPeriods = Type.Object({ bodyDays: Days, metadataDays: Days, auditDays: Days }, { $id: "RetentionPeriods" });
+
+/** GET /api/settings/retention: the periods in force, where they come from, and what retention did. */
+const Retention = Type.Object(
+  {
+    effective: ref("RetentionPeriods"),
+    source: oneOf(["environment", "settings"]),
+    environment: ref("RetentionPeriods"),
+    override: nullable(
+      Type.Object({
+        bodyDays: Days,
+        metadataDays: Days,
+        auditDays: Days,
+        updatedAt: Type.String(),
+        updatedBy: Type.String(),
+      }),
+    ),
+    status: Type.Object({
+      databaseBytes: Type.Integer(),
+      autoVacuum: oneOf(["incremental", "off"]),
+      messages: Type.Object({ full: Type.Integer(), metadataOnly: Type.Integer() }),
+      lastPurge: nullable(
+        Type.Object({
+          startedAt: Type.String(),
+          finishedAt: nullable(Type.String()),
+          bodies: Type.Integer(),
+          messages: Type.Integer(),
+          audit: Type.Integer(),
+          error: nullable(Type.String()),
+        }),
+      ),
+    }),
+  },
+  { $id: "Retention" },
+);
+
 /** Every response shape, added to the app before its routes so they can refer to them by $id. */
 export const responseSchemas = [
   ErrorSchema,
@@ -561,6 +600,8 @@ export const responseSchemas = [
   Erasure,
   Route,
   RouteExplanation,
+  RetentionPeriods,
+  Retention,
 ];
 
 /** A route's replies: its success shape, and the error body of every failure. */

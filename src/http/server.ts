@@ -22,6 +22,7 @@ import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
 import { recipientRoutes } from "./routes/recipients.js";
+import { retentionRoutes } from "./routes/retention.js";
 import { routeRoutes } from "./routes/routes.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
@@ -136,6 +137,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   userRoutes(app, mailroom);
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
+  retentionRoutes(app, mailroom);
   smtpRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();

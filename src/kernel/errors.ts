@@ -103,7 +103,10 @@ export const errorCatalogue = {
     summary: "This server may not send as that from address; add it to the server's allowed from addresses.",
   },
   invalid_attachment: { status: 400, summary: "An attachment needs a filename and base64 content; details name it." },
-  message_not_retryable: { status: 409, summary: "Only failed or held messages can be retried." },
+  message_not_retryable: {
+    status: 409,
+    summary: "Only failed or held messages can be retried, and only while they have their body (retention removes it).",
+  },
   message_erased: {
     status: 410,
     summary:

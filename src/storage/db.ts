@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import SQLite from "better-sqlite3";
 import {
@@ -23,8 +24,10 @@ import * as m007 from "./migrations/007_sendmail_commands.js";
 import * as m008 from "./migrations/008_test_messages.js";
 import * as m011 from "./migrations/011_routes.js";
 import * as m012 from "./migrations/012_app_credentials.js";
+import * as m013 from "./migrations/013_retention.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
+import { type AutoVacuum, ensureIncrementalVacuum } from "./space.js";
 
 // bigint columns hold epoch milliseconds, which fit a JS number exactly.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -41,6 +44,7 @@ const migrations: Record<string, Migration> = {
   "008_test_messages": m008,
   "011_routes": m011,
   "012_app_credentials": m012,
+  "013_retention": m013,
 };
 
 /** The migrations this version knows: a database that has applied another one is newer. */
@@ -53,6 +57,8 @@ export interface Storage {
   dialect: DialectName;
   /** Where the SQLite file lives; undefined on PostgreSQL. */
   sqlitePath?: string;
+  /** SQLite: whether purged pages go back to the file system (see space.ts); PostgreSQL: "off". */
+  autoVacuum: AutoVacuum;
   /** Whether the database answers and can write; what a failure means for the caller. */
   health: StorageHealth;
   close(): Promise<void>;
@@ -86,14 +92,18 @@ export function openStorage(options: OpenOptions): Storage {
     pool.on("error", dropped);
     pool.on("connect", (client) => client.on("error", dropped));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, dialect: "postgres", health, close: () => db.destroy() };
+    return { db, dialect: "postgres", autoVacuum: "off", health, close: () => db.destroy() };
   }
   ensurePrivateFolder(options.dataDir);
   const sqlitePath = path.join(options.dataDir, "mailroom.db");
   // SQLite would create the database 0644 less the umask; it gives the -wal and -shm files it
   // creates later the database file's own mode, so a 0600 database keeps all three private.
   ensurePrivateFile(sqlitePath);
+  const fileBytes = fs.statSync(sqlitePath).size;
   const sqlite = new SQLite(sqlitePath);
+  // Before WAL and the first table: a new database takes auto_vacuum without a rewrite.
+  sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+  const autoVacuum = ensureIncrementalVacuum(sqlite, fileBytes);
   sqlite.pragma("journal_mode = WAL");
   for (const suffix of ["-wal", "-shm"]) tightenPrivateFile(`${sqlitePath}${suffix}`);
   sqlite.pragma("synchronous = NORMAL");
@@ -102,7 +112,7 @@ export function openStorage(options: OpenOptions): Storage {
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   const health = new StorageHealth({ dialect: "sqlite", dataDir: options.dataDir }, options.log);
-  return { db, dialect: "sqlite", sqlitePath, health, close: () => db.destroy() };
+  return { db, dialect: "sqlite", sqlitePath, autoVacuum, health, close: () => db.destroy() };
 }
 
 const NOTHING_TO_ROLL_BACK: SqliteStatement = {

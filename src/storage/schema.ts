@@ -144,6 +144,8 @@ export interface MessagesTable {
   route_name?: string | null;
   /** The application's tag for the message (routes match on it). */
   tag?: string | null;
+  /** When retention removed the body (text, html, attachments, raw MIME); null while it is kept. */
+  body_purged_at?: number | null;
 }
 
 export type MessageSource = "api" | "smtp";
@@ -251,6 +253,29 @@ export interface RoutesTable {
   updated_at: number;
 }
 
+/** A setting an admin changed in the UI, overriding the environment (src/core/retention-policy.ts). */
+export interface AppSettingsTable {
+  key: string;
+  /** JSON. */
+  value: string;
+  updated_at: number;
+  /** The actor's label. */
+  updated_by: string;
+}
+
+/** The one row (id 1) of retention: the purging process's lease and what the last purge did. */
+export interface RetentionRunsTable {
+  id: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_started_at: number | null;
+  last_finished_at: number | null;
+  last_bodies: number;
+  last_messages: number;
+  last_audit: number;
+  last_error: string | null;
+}
+
 export interface Database {
   routes: RoutesTable;
   messages: MessagesTable;
@@ -267,4 +292,6 @@ export interface Database {
   oauth_authorizations: OAuthAuthorizationsTable;
   oauth_tokens: OAuthTokensTable;
   server_breakers: ServerBreakersTable;
+  app_settings: AppSettingsTable;
+  retention_runs: RetentionRunsTable;
 }

@@ -151,6 +151,8 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
         return { messages: [message, message] };
       case "POST /api/capture/:serverId/messages/:id/release":
         return { server: "Capture" };
+      case "PUT /api/settings/retention":
+        return { bodyDays: 30, metadataDays: 365, auditDays: null };
       default:
         return undefined;
     }
@@ -198,6 +200,10 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     "DELETE /api/capture/:serverId/messages": "email-servers.update",
     // Issue 18: erasure on request has a permission of its own.
     "DELETE /api/recipients/:address/data": "messages.erase",
+    // Issue 18: retention settings; changing them is "Settings: Update Settings" or super admin.
+    "GET /api/settings/retention": "messages.view",
+    "PUT /api/settings/retention": "settings.update",
+    "DELETE /api/settings/retention": "settings.update",
   };
   const mustSucceed = new Set([
     ...Object.keys(issueRoutes),

@@ -164,3 +164,29 @@ describe("loadConfig", () => {
     expect(error.message).toContain("mailroom:***@db.example.com");
   });
 });
+
+describe("retention periods (MAILROOM_RETENTION_*)", () => {
+  it("keeps bodies 30 days, messages 365 and audit entries for ever by default; off keeps for ever", () => {
+    expect(loadConfig({}).retention).toMatchObject({ bodyDays: 30, metadataDays: 365, auditDays: null, batchSize: 500 });
+    expect(
+      loadConfig({
+        MAILROOM_RETENTION_BODY_DAYS: "off",
+        MAILROOM_RETENTION_METADATA_DAYS: "off",
+        MAILROOM_RETENTION_AUDIT_DAYS: "730",
+      }).retention,
+    ).toMatchObject({ bodyDays: null, metadataDays: null, auditDays: 730 });
+  });
+
+  it("stops the start with one line naming the variable and what it accepts", () => {
+    for (const value of ["-1", "0", "1.5", "thirty", "36501"]) {
+      expect(configError({ MAILROOM_RETENTION_BODY_DAYS: value }).message).toBe(
+        `MAILROOM_RETENTION_BODY_DAYS=${value} is not valid: use whole days from 1 to 36500, or off to keep for ever.`,
+      );
+    }
+    expect(configError({ MAILROOM_RETENTION_AUDIT_DAYS: "forever" }).message).toMatch(/^MAILROOM_RETENTION_AUDIT_DAYS=forever/);
+    expect(configError({ MAILROOM_RETENTION_BODY_DAYS: "400" }).message).toBe(
+      "MAILROOM_RETENTION_BODY_DAYS is longer than MAILROOM_RETENTION_METADATA_DAYS: bodies (400 days) cannot be kept longer than their messages (365 days); use at most 365.",
+    );
+    expect(configError({ MAILROOM_RETENTION_BATCH: "0" }).message).toMatch(/^MAILROOM_RETENTION_BATCH=0 is not valid/);
+  });
+});

@@ -3053,6 +3053,147 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/settings/retention": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Retention periods in force and their source, database size, messages by tier, the last purge */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Retention"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    /** Override the environment's retention periods (whole days, null: kept for ever); audited */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description Whole days from 1 to 36500, or null: kept for ever */
+            bodyDays: unknown;
+            /** @description Whole days from 1 to 36500, or null: kept for ever */
+            metadataDays: unknown;
+            /** @description Whole days from 1 to 36500, or null: kept for ever */
+            auditDays: unknown;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Retention"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    /** Forget the saved retention periods: the environment's apply again; audited */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Retention"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/smtp-submission": {
     parameters: {
       query?: never;
@@ -3271,6 +3412,8 @@ export interface components {
       /** @description The route rule that chose its servers; null: named or default server */
       route: string | null;
       tag: string | null;
+      bodyRemovedAt: string | null;
+      bodyNote: string | null;
     };
     Attempt: {
       at: string;
@@ -3319,6 +3462,8 @@ export interface components {
       /** @description The route rule that chose its servers; null: named or default server */
       route: string | null;
       tag: string | null;
+      bodyRemovedAt: string | null;
+      bodyNote: string | null;
       attempts: components["schemas"]["Attempt"][];
     };
     CapturedSummary: {
@@ -3372,6 +3517,7 @@ export interface components {
         | "messages.erase"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -3399,6 +3545,7 @@ export interface components {
         | "messages.erase"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -3420,6 +3567,7 @@ export interface components {
         | "messages.erase"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       members: number;
       createdAt: string;
@@ -3440,6 +3588,7 @@ export interface components {
         | "messages.erase"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -3462,6 +3611,7 @@ export interface components {
         | "messages.erase"
         | "users.manage"
         | "audit.view"
+        | "settings.update"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -3572,6 +3722,7 @@ export interface components {
           | "messages.erase"
           | "users.manage"
           | "audit.view"
+          | "settings.update"
         )[];
         serverIds: string[] | null;
       };
@@ -3690,6 +3841,41 @@ export interface components {
         name: string;
       } | null;
       reason: string;
+    };
+    RetentionPeriods: {
+      bodyDays: number | null;
+      metadataDays: number | null;
+      auditDays: number | null;
+    };
+    Retention: {
+      effective: components["schemas"]["RetentionPeriods"];
+      /** @enum {string} */
+      source: "environment" | "settings";
+      environment: components["schemas"]["RetentionPeriods"];
+      override: {
+        bodyDays: number | null;
+        metadataDays: number | null;
+        auditDays: number | null;
+        updatedAt: string;
+        updatedBy: string;
+      } | null;
+      status: {
+        databaseBytes: number;
+        /** @enum {string} */
+        autoVacuum: "incremental" | "off";
+        messages: {
+          full: number;
+          metadataOnly: number;
+        };
+        lastPurge: {
+          startedAt: string;
+          finishedAt: string | null;
+          bodies: number;
+          messages: number;
+          audit: number;
+          error: string | null;
+        } | null;
+      };
     };
   };
   responses: never;

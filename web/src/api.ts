@@ -30,6 +30,11 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
   },
   { key: "users.manage", label: "Manage users, groups and tokens", allows: "Add and change users, groups and API tokens." },
   { key: "audit.view", label: "View the audit log", allows: "Read who changed what, and when." },
+  {
+    key: "settings.update",
+    label: "Update settings",
+    allows: "Change Mailroom-wide settings: how long message bodies, messages and audit entries are kept.",
+  },
 ];
 
 type Schemas = components["schemas"];
@@ -96,6 +101,9 @@ export type CapturedMessage = Schemas["CapturedMessage"];
 export type StatsRange = Schemas["StatsRange"];
 export type ServerSeries = StatsRange["series"][number];
 export type Stats = Schemas["Stats"];
+/** Retention periods in force, their source, and what retention did (database size, tiers, last purge). */
+export type Retention = Schemas["Retention"];
+export type RetentionPeriods = Schemas["RetentionPeriods"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type Route = Schemas["Route"];
 export type RouteExplanation = Schemas["RouteExplanation"];

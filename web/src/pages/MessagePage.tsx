@@ -64,7 +64,7 @@ export function MessagePage({ id }: { id: string }) {
 
   // A Capture server kept the message itself: show it. Other drivers keep nothing to show.
   const preview = useLoad(async () => {
-    if (!m?.providerMessageId || m.status !== "sent") return null;
+    if (!m?.providerMessageId || m.status !== "sent" || m.bodyRemovedAt) return null;
     if (can("email-servers.view")) {
       const server = await api<EmailServer>("GET", `/api/email-servers/${encodeURIComponent(m.server.id)}`).catch(() => null);
       if (server?.driver !== "capture") return null;
@@ -128,7 +128,7 @@ export function MessagePage({ id }: { id: string }) {
         <div className="status-line">
           <StatusPill status={m.status} />
           {m.test && <span className="badge">Test</span>}
-          {(m.status === "failed" || m.status === "held") && can("messages.send") && !m.test && (
+          {(m.status === "failed" || m.status === "held") && can("messages.send") && !m.test && !m.bodyRemovedAt && (
             <button type="button" className="button primary" onClick={() => void retry()} disabled={busy}>
               {busy ? "Retrying…" : "Retry"}
             </button>
@@ -140,6 +140,11 @@ export function MessagePage({ id }: { id: string }) {
         <Alert kind="info">
           A test email from the server’s Test panel: it is never retried.{" "}
           {can("email-servers.view") && <Link to={`/servers/${m.server.id}`}>Run the test again</Link>}
+        </Alert>
+      )}
+      {m.bodyNote && (
+        <Alert kind="info">
+          {m.bodyNote} The recipients, subject and attempts are kept; the text, HTML and attachments are not.
         </Alert>
       )}
       {m.lastError && m.status !== "sent" && (
@@ -200,6 +205,14 @@ export function MessagePage({ id }: { id: string }) {
           )}
           <dt>Attempts</dt>
           <dd>{attemptsText(m)}</dd>
+          {m.bodyRemovedAt && (
+            <>
+              <dt>Body</dt>
+              <dd>
+                Removed by retention on <Time value={m.bodyRemovedAt} />
+              </dd>
+            </>
+          )}
           <dt>Message-ID</dt>
           <dd className="break">
             <code>{m.messageId}</code>

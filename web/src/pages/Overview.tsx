@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api, type Stats, type StatsRange } from "../api";
 import { BarChart, type Bucket } from "../components/BarChart";
+import { RetentionPanel } from "../components/RetentionPanel";
 import { ErrorAlert, Loading, PageTitle, StatusPill, timeAgo, useLoad } from "../components/ui";
 import { Link } from "../router";
 import { useSession } from "../session";
@@ -33,7 +34,8 @@ function sum(values: number[]): number {
 }
 
 export function OverviewPage() {
-  const canViewServers = useSession().can("email-servers.view");
+  const { can } = useSession();
+  const canViewServers = can("email-servers.view");
   const [rangeKey, setRangeKey] = useState<RangeKey>("24h");
   const stats = useLoad(() => api<Stats>("GET", "/api/stats"), []);
   const s = stats.data;
@@ -190,6 +192,7 @@ export function OverviewPage() {
               })
             )}
           </section>
+          <RetentionPanel canEdit={can("settings.update")} />
         </>
       )}
     </section>
