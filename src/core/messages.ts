@@ -541,8 +541,10 @@ export class MessageService {
         now,
       );
     });
+    // Read before waking the worker: the reply says what the retry did, not how far delivery got since.
+    const view = toView(await this.getRow(id));
     this.onQueued();
-    return toView(await this.getRow(id));
+    return view;
   }
 }
 
