@@ -1,12 +1,12 @@
 import { isHost } from "../../kernel/validate.js";
 import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
 import {
-  appOnlyMethodOf,
   authMethodField,
   certificateFields,
+  checkAppOnlyTenant,
+  derivedThumbprint,
   grantFields,
   oauthClientFields,
-  thumbprintOf,
 } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
@@ -20,8 +20,6 @@ export const MICROSOFT365_LOGIN_REJECTED: LoginRejection = {
 
 /** Exchange Online's SMTP with the app's own token: SMTP.SendAsApp, granted through this scope. */
 const appOnly = { methods: ["client_secret" as const, "certificate" as const], scope: "https://outlook.office365.com/.default" };
-/** Tenant names that mean "any directory": client credentials need one directory. */
-const SHARED_TENANTS = ["organizations", "common", "consumers"];
 
 export const microsoft365Driver: Driver = {
   id: "microsoft365",
@@ -73,14 +71,11 @@ export const microsoft365Driver: Driver = {
           },
         ];
   },
-  checkSettings: (settings) =>
-    appOnlyMethodOf(microsoft365Driver, settings) && SHARED_TENANTS.includes(String(settings.tenant ?? "").toLowerCase())
-      ? [{ field: "settings.tenant", message: "must be your directory (tenant) ID or domain with application credentials" }]
-      : [],
-  derive: ({ publicUrl, settings }) => {
-    const thumbprint = typeof settings?.certificate === "string" ? thumbprintOf(settings.certificate) : null;
-    return { redirectUri: `${publicUrl}/oauth/microsoft/callback`, ...(thumbprint ? { certificateThumbprint: thumbprint } : {}) };
-  },
+  checkSettings: (settings) => checkAppOnlyTenant(microsoft365Driver, settings),
+  derive: ({ publicUrl, settings }) => ({
+    redirectUri: `${publicUrl}/oauth/microsoft/callback`,
+    ...derivedThumbprint(settings),
+  }),
   // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
   createTransport: (ctx) => createSmtpTransport(ctx, { loginRejected: MICROSOFT365_LOGIN_REJECTED, oauth: true }),
 };
