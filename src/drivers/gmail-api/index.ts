@@ -1,10 +1,4 @@
-import {
-  appOnlyMethodOf,
-  authMethodField,
-  grantFields,
-  oauthClientFields,
-  serviceAccountKeyField,
-} from "../oauth-fields.js";
+import { appOnlyMethodOf, authMethodField, grantFields, oauthClientFields, serviceAccountKeyField } from "../oauth-fields.js";
 import type { Driver } from "../types.js";
 import { gmailApiErrors } from "./errors.js";
 import { createGmailApiTransport, GMAIL_SEND } from "./transport.js";
@@ -33,6 +27,5 @@ export const gmailApiDriver: Driver = {
   ],
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/google/callback` }),
   // The Gmail API's address is the operator's (MAILROOM_GOOGLE_GMAIL_API_URL), never a setting.
-  createTransport: (ctx) =>
-    createGmailApiTransport(ctx, { appOnly: appOnlyMethodOf(gmailApiDriver, ctx.settings) !== null }),
+  createTransport: (ctx) => createGmailApiTransport(ctx, { appOnly: appOnlyMethodOf(gmailApiDriver, ctx.settings) !== null }),
 };

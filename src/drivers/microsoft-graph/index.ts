@@ -46,6 +46,5 @@ export const microsoftGraphDriver: Driver = {
     ...derivedThumbprint(settings),
   }),
   // Graph's address is the operator's (MAILROOM_MICROSOFT_GRAPH_URL), never a setting.
-  createTransport: (ctx) =>
-    createGraphTransport(ctx, { appOnly: appOnlyMethodOf(microsoftGraphDriver, ctx.settings) !== null }),
+  createTransport: (ctx) => createGraphTransport(ctx, { appOnly: appOnlyMethodOf(microsoftGraphDriver, ctx.settings) !== null }),
 };
