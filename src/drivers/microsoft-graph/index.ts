@@ -39,6 +39,7 @@ export const microsoftGraphDriver: Driver = {
     ...certificateFields("Microsoft Entra"),
     ...grantFields,
   ],
+  // The tenant is part of the token endpoint's path: a name or an ID, never a path of its own.
   checkDestinations: checkTenant,
   checkSettings: (settings) => checkAppOnlyTenant(microsoftGraphDriver, settings),
   derive: ({ publicUrl, settings }) => ({

@@ -1,12 +1,13 @@
-import { isHost } from "../../kernel/validate.js";
 import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
 import {
   authMethodField,
   certificateFields,
   checkAppOnlyTenant,
+  checkTenant,
   derivedThumbprint,
   grantFields,
   oauthClientFields,
+  tenantField,
 } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
@@ -43,15 +44,7 @@ export const microsoft365Driver: Driver = {
     portField,
     securityField,
     authMethodField(appOnly),
-    field({
-      key: "tenant",
-      label: "Tenant",
-      type: "text",
-      default: "organizations",
-      required: true,
-      destination: true,
-      help: "Your directory (tenant) ID or domain, or 'organizations' for any work account (delegated only: application credentials need your own tenant).",
-    }),
+    tenantField,
     ...oauthClientFields("Microsoft Entra (App registrations)", {
       clientIdWith: ["client_secret", "certificate"],
       secretWith: ["client_secret"],
@@ -60,17 +53,7 @@ export const microsoft365Driver: Driver = {
     ...grantFields,
   ],
   // The tenant is part of the token endpoint's path: a name or an ID, never a path of its own.
-  checkDestinations: (settings) => {
-    const tenant = String(settings.tenant ?? "");
-    return tenant === "" || (isHost(tenant) && !tenant.includes(":"))
-      ? []
-      : [
-          {
-            field: "settings.tenant",
-            message: "must be a tenant ID, a domain such as contoso.onmicrosoft.com, or organizations",
-          },
-        ];
-  },
+  checkDestinations: checkTenant,
   checkSettings: (settings) => checkAppOnlyTenant(microsoft365Driver, settings),
   derive: ({ publicUrl, settings }) => ({
     redirectUri: `${publicUrl}/oauth/microsoft/callback`,
