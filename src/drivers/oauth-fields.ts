@@ -243,8 +243,24 @@ export const tenantField: DriverField = field({
   default: "organizations",
   required: true,
   destination: true,
-  help: "Your directory (tenant) ID or domain, or 'organizations' for any work account.",
+  help: "Your directory (tenant) ID or domain, or 'organizations' for any work account (delegated only: application credentials need your own tenant).",
 });
+
+/** Tenant names that mean "any directory": client credentials need one directory. */
+const SHARED_TENANTS = ["organizations", "common", "consumers"];
+
+/** With application credentials the tenant must be one directory, not a shared name. */
+export function checkAppOnlyTenant(driver: Driver, settings: Settings): FieldProblem[] {
+  return appOnlyMethodOf(driver, settings) && SHARED_TENANTS.includes(String(settings.tenant ?? "").toLowerCase())
+    ? [{ field: "settings.tenant", message: "must be your directory (tenant) ID or domain with application credentials" }]
+    : [];
+}
+
+/** A certificate server shows its certificate's thumbprint, computed, never entered. */
+export function derivedThumbprint(settings: Settings | undefined): { certificateThumbprint?: string } {
+  const thumbprint = typeof settings?.certificate === "string" ? thumbprintOf(settings.certificate) : null;
+  return thumbprint ? { certificateThumbprint: thumbprint } : {};
+}
 
 export function checkTenant(settings: Settings): FieldProblem[] {
   const tenant = String(settings.tenant ?? "");

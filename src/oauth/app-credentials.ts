@@ -145,6 +145,9 @@ export function appRefusal(creds: AppCredentials, failure: OAuthFailure): string
     const clientId = text(creds.settings.clientId);
     const tenant = tenantOf(creds.settings);
     const aadsts = /AADSTS(\d+)/.exec(failure.description ?? "")?.[1];
+    const permission = creds.scope.startsWith("https://graph.microsoft.com/")
+      ? "Microsoft Graph application permission Mail.Send"
+      : "Office 365 Exchange Online application permission SMTP.SendAsApp";
     switch (aadsts) {
       case "7000215":
         return `${said}. The client secret is wrong: paste the secret's Value (not its Secret ID) from Entra → App registrations → your app → Certificates & secrets.`;
@@ -160,9 +163,9 @@ export function appRefusal(creds: AppCredentials, failure: OAuthFailure): string
         return `${said}. Entra did not accept the certificate: upload this certificate (see its thumbprint) to the app under Certificates & secrets → Certificates.`;
       case "70011":
       case "1002012":
-        return `${said}. The scope ${creds.scope} is not valid for this app: grant the Office 365 Exchange Online application permission (SMTP.SendAsApp) with admin consent.`;
+        return `${said}. The scope ${creds.scope} is not valid for this app: grant the ${permission} with admin consent.`;
       case "500011":
-        return `${said}. The resource is not in the tenant: add the Office 365 Exchange Online API permission and grant admin consent.`;
+        return `${said}. The resource is not in the tenant: add the ${permission} and grant admin consent.`;
     }
     return `${said}. Check the tenant, client ID and ${creds.method === "certificate" ? "certificate" : "client secret"}.`;
   }

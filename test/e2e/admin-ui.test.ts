@@ -410,6 +410,16 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await screen("server-microsoft365-app-only");
   });
 
+  it("shows Microsoft Graph's application steps: Graph's Mail.Send, not SMTP's permission", async () => {
+    await page.goto("/servers/new?driver=microsoft-graph");
+    await setting("authMethod").selectOption("certificate");
+    await visible(page.getByRole("heading", { name: "Application credentials" }));
+    await visible(page.getByText("application permission Mail.Send of Microsoft Graph", { exact: false }));
+    expect(await page.getByText("SMTP.SendAsApp", { exact: false }).count()).toBe(0);
+    await visible(page.locator("#setting-certificate"));
+    expect(await page.locator('[data-setting="redirectUri"]').count()).toBe(0);
+  });
+
   it("copies and clears settings, copies a server, makes it the default and deletes (never the default)", async () => {
     // Copy one setting to the clipboard; clear another back to its default; clear a secret.
     await openServer("Relay");

@@ -75,7 +75,11 @@ const entraError = (res: http.ServerResponse, status: number, error: string, aad
     error_codes: [Number(aadsts)],
   });
 
-export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
+/** `scope`: the one the driver's app-only credentials must ask for (the SMTP drivers' by default). */
+export async function startAppIssuer(
+  kind: IssuerKind,
+  scope = kind === "microsoft" ? MS_APP_SCOPE : GMAIL_APP_SCOPE,
+): Promise<AppIssuer> {
   const issuer = await startIssuer(kind);
   const pems = await generate([{ name: "commonName", value: "Mailroom app credential" }], { keySize: 2048 });
   const { privateKey: saKey, publicKey: saPublic } = generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -111,9 +115,9 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
         `Application with identifier '${clientId}' was not found in the directory.`,
       );
     }
-    const scope = body.get("scope") ?? "";
-    if (scope !== MS_APP_SCOPE)
-      return entraError(res, 400, "invalid_scope", "1002012", `The provided value for scope ${scope} is not valid.`);
+    const asked = body.get("scope") ?? "";
+    if (asked !== scope)
+      return entraError(res, 400, "invalid_scope", "1002012", `The provided value for scope ${asked} is not valid.`);
     const tokenUrl = `${url}${req.url}`;
     if (body.has("client_assertion")) {
       try {
@@ -131,7 +135,7 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
           grantType: "client_credentials",
           tenant,
           clientId,
-          scope,
+          scope: asked,
           auth: "private_key_jwt",
           header: protectedHeader,
           claims: payload,
@@ -140,7 +144,7 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
         return entraError(res, 401, "invalid_client", "700027", "Client assertion failed signature validation.");
       }
     } else if (body.get("client_secret") === APP_SECRET) {
-      checked.push({ grantType: "client_credentials", tenant, clientId, scope, auth: "client_secret" });
+      checked.push({ grantType: "client_credentials", tenant, clientId, scope: asked, auth: "client_secret" });
     } else {
       return entraError(
         res,
@@ -150,7 +154,7 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
         "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
       );
     }
-    return mint(res, scope);
+    return mint(res, asked);
   }
 
   async function google(res: http.ServerResponse, body: URLSearchParams): Promise<void> {
@@ -171,16 +175,16 @@ export async function startAppIssuer(kind: IssuerKind): Promise<AppIssuer> {
     } catch {
       return answer(res, 400, { error: "invalid_grant", error_description: "Invalid JWT Signature." });
     }
-    const scope = String(claims.scope ?? "");
-    if (scope !== GMAIL_APP_SCOPE || !claims.sub || !app.delegatedMailboxes.has(claims.sub)) {
+    const asked = String(claims.scope ?? "");
+    if (asked !== scope || !claims.sub || !app.delegatedMailboxes.has(claims.sub)) {
       return answer(res, 401, {
         error: "unauthorized_client",
         error_description:
           "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
       });
     }
-    checked.push({ grantType: "jwt-bearer", scope, auth: "jwt-bearer", header, claims });
-    return mint(res, scope);
+    checked.push({ grantType: "jwt-bearer", scope: asked, auth: "jwt-bearer", header, claims });
+    return mint(res, asked);
   }
 
   const server = http.createServer((req, res) => {

@@ -41,6 +41,12 @@ export const GRAPH_CHUNK_BYTES = 10 * 320 * 1024;
 export interface GraphOptions {
   timeoutMs?: number;
   chunkBytes?: number;
+  /**
+   * Application credentials: the token may send as any mailbox of the tenant, so each message
+   * goes out as its own From mailbox (the app-only guard has already held it to the allowed
+   * ones), and the guard's check has already proved the token.
+   */
+  appOnly?: boolean;
 }
 
 /** Graph's error body: {"error": {"code": "...", "message": "..."}}. */
@@ -133,7 +139,10 @@ async function splitForDraft(message: OutgoingMessage): Promise<{ mime: Buffer; 
   }
 }
 
-/** Sends as the authorized account through Graph; the token goes only to the operator's Graph address. */
+/**
+ * Sends as the authorized account (or, app-only, as the From mailbox) through Graph; the token
+ * goes only to the operator's Graph address.
+ */
 export function createGraphTransport(ctx: TransportContext, options: GraphOptions = {}): Transport {
   const tokens = ctx.tokens;
   if (!tokens) throw new DeliveryError("oauth_not_authorized", "server", `No account is authorized for ${ctx.serverName}.`);
@@ -223,7 +232,7 @@ export function createGraphTransport(ctx: TransportContext, options: GraphOption
 
   return {
     async send(message): Promise<SendResult> {
-      const mailbox = await tokens.user();
+      const mailbox = options.appOnly ? message.from.address : await tokens.user();
       const mime = await buildMime(message, { keepBcc: true });
       if (base64Length(mime.length) > GRAPH_REQUEST_LIMIT) return sendLarge(mailbox, message);
       const sent = await call("POST", ["users", mailbox, "sendMail"], mimeBody(mime));
@@ -233,12 +242,15 @@ export function createGraphTransport(ctx: TransportContext, options: GraphOption
 
     async check(probe): Promise<CheckResult> {
       const checks = new CheckSteps(new HttpTranscript([]), probe.onStep);
-      let mailbox = "";
-      const ok = await checks.run("token", async () => {
-        mailbox = await tokens.user();
-        await tokens.accessToken(false);
-        return `Microsoft issued an access token for ${mailbox}`;
-      });
+      // App-only: the server's from address; the guard's own step proved the token.
+      let mailbox = options.appOnly ? await tokens.user() : "";
+      const ok =
+        options.appOnly ||
+        (await checks.run("token", async () => {
+          mailbox = await tokens.user();
+          await tokens.accessToken(false);
+          return `Microsoft issued an access token for ${mailbox}`;
+        }));
       if (!ok) return checks.result();
       await checks.run("mailbox", async () => {
         try {

@@ -1,12 +1,13 @@
-import { isHost } from "../../kernel/validate.js";
 import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
 import {
-  appOnlyMethodOf,
   authMethodField,
   certificateFields,
+  checkAppOnlyTenant,
+  checkTenant,
+  derivedThumbprint,
   grantFields,
   oauthClientFields,
-  thumbprintOf,
+  tenantField,
 } from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
@@ -20,8 +21,6 @@ export const MICROSOFT365_LOGIN_REJECTED: LoginRejection = {
 
 /** Exchange Online's SMTP with the app's own token: SMTP.SendAsApp, granted through this scope. */
 const appOnly = { methods: ["client_secret" as const, "certificate" as const], scope: "https://outlook.office365.com/.default" };
-/** Tenant names that mean "any directory": client credentials need one directory. */
-const SHARED_TENANTS = ["organizations", "common", "consumers"];
 
 export const microsoft365Driver: Driver = {
   id: "microsoft365",
@@ -45,15 +44,7 @@ export const microsoft365Driver: Driver = {
     portField,
     securityField,
     authMethodField(appOnly),
-    field({
-      key: "tenant",
-      label: "Tenant",
-      type: "text",
-      default: "organizations",
-      required: true,
-      destination: true,
-      help: "Your directory (tenant) ID or domain, or 'organizations' for any work account (delegated only: application credentials need your own tenant).",
-    }),
+    tenantField,
     ...oauthClientFields("Microsoft Entra (App registrations)", {
       clientIdWith: ["client_secret", "certificate"],
       secretWith: ["client_secret"],
@@ -62,25 +53,12 @@ export const microsoft365Driver: Driver = {
     ...grantFields,
   ],
   // The tenant is part of the token endpoint's path: a name or an ID, never a path of its own.
-  checkDestinations: (settings) => {
-    const tenant = String(settings.tenant ?? "");
-    return tenant === "" || (isHost(tenant) && !tenant.includes(":"))
-      ? []
-      : [
-          {
-            field: "settings.tenant",
-            message: "must be a tenant ID, a domain such as contoso.onmicrosoft.com, or organizations",
-          },
-        ];
-  },
-  checkSettings: (settings) =>
-    appOnlyMethodOf(microsoft365Driver, settings) && SHARED_TENANTS.includes(String(settings.tenant ?? "").toLowerCase())
-      ? [{ field: "settings.tenant", message: "must be your directory (tenant) ID or domain with application credentials" }]
-      : [],
-  derive: ({ publicUrl, settings }) => {
-    const thumbprint = typeof settings?.certificate === "string" ? thumbprintOf(settings.certificate) : null;
-    return { redirectUri: `${publicUrl}/oauth/microsoft/callback`, ...(thumbprint ? { certificateThumbprint: thumbprint } : {}) };
-  },
+  checkDestinations: checkTenant,
+  checkSettings: (settings) => checkAppOnlyTenant(microsoft365Driver, settings),
+  derive: ({ publicUrl, settings }) => ({
+    redirectUri: `${publicUrl}/oauth/microsoft/callback`,
+    ...derivedThumbprint(settings),
+  }),
   // SMTP with XOAUTH2; without an authorized account (ctx.tokens) this throws oauth_not_authorized.
   createTransport: (ctx) => createSmtpTransport(ctx, { loginRejected: MICROSOFT365_LOGIN_REJECTED, oauth: true }),
 };
