@@ -424,6 +424,9 @@ describe.skipIf(missing !== null)("the admin's day in Chromium (issue 12)", { ti
     await page.getByLabel(/^Name/).fill("Gmail");
     await page.getByLabel(/^From address/).fill("sender@example.com");
     await page.getByRole("button", { name: "Create server" }).click();
+    // The saved server's page, not the new-server form (which names what is missing too): typing
+    // into the form before it is replaced would be lost.
+    await visible(page.getByText("Created “Gmail”."));
     await visible(page.getByText("Missing: Client ID, Client secret."));
 
     await page.locator("#setting-clientId").fill("mailroom-e2e.apps.example");
@@ -432,6 +435,8 @@ describe.skipIf(missing !== null)("the admin's day in Chromium (issue 12)", { ti
     await visible(page.getByText("Saved “Gmail”."));
     // An External app in Testing: Google says the grant ends in 7 days.
     issuer.grantLifetimeSeconds = 7 * 24 * 3600;
+    // Enabled once the saved client (ID and secret) is on the page; a timeout prints the reason shown.
+    await visible(page.getByRole("button", { name: "Authorize account", disabled: false }), 15_000);
     await page.getByRole("button", { name: "Authorize account" }).click();
     await visible(page.getByText("The account is authorized: this server can send now."), 15_000);
     await visible(page.getByText("This grant ends 7 days after it was given"));

@@ -120,7 +120,7 @@ export async function visible(locator: Locator, timeout = 10_000): Promise<Locat
 /** The address and the alerts on screen, so that a timeout in CI says what the user saw instead. */
 async function whatThePageShows(page: Page): Promise<string> {
   try {
-    const alerts = await page.locator('[role="alert"], [role="status"], .alert, .field-error').allInnerTexts();
+    const alerts = await page.locator('[role="alert"], [role="status"], .alert, .field-error, .reason').allInnerTexts();
     const heading = await page.locator("h1").allInnerTexts();
     return `The page was ${page.url()} (heading: ${JSON.stringify(heading)}), showing: ${JSON.stringify(alerts.filter((t) => t.trim()))}`;
   } catch {
