@@ -2,7 +2,6 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts", "src/**/*.test.ts"],
     globalSetup: ["test/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
@@ -11,5 +10,14 @@ export default defineConfig({
     maxWorkers: 2,
     // The JSON report is what .ci/run reads for its closing "N passed, N failed" line.
     reporters: ["default", ["json", { outputFile: ".vitest-report.json" }]],
+    projects: [
+      {
+        extends: true,
+        test: { name: "server", include: ["test/**/*.test.ts", "src/**/*.test.ts"], exclude: ["test/e2e/**"] },
+      },
+      // The browser tests run after the rest, among themselves: their waits are for a page
+      // on a machine not also busy with PostgreSQL drills.
+      { extends: true, test: { name: "browser", include: ["test/e2e/**/*.test.ts"], sequence: { groupOrder: 1 } } },
+    ],
   },
 });
