@@ -191,6 +191,9 @@ describe.skipIf(missing !== null)("the admin's day in Chromium (issue 12)", { ti
 
   it("6 and 11. a test email keeps focus on its button, opens the captured message, and is in the delivery log as a test", async () => {
     await page.goto("/servers/new");
+    // The session and the form both loaded: a choice made before would be reset to the first driver.
+    await visible(page.getByRole("button", { name: "Sign out" }));
+    await visible(page.getByRole("heading", { name: "General" }));
     await page.getByLabel("Driver").selectOption({ label: "Capture" });
     await page.getByLabel(/^Name/).fill("Dev inbox");
     await page.getByLabel(/^From address/).fill("app@example.com");
