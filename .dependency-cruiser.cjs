@@ -12,6 +12,7 @@ const LAYERS = [
   { name: "services", path: "^src/(core|auth)/" },
   { name: "metrics", path: "^src/metrics\\.ts$" },
   { name: "delivery", path: "^src/(queue|oauth|intake)/" },
+  { name: "events", path: "^src/events/" },
   { name: "app", path: "^src/(app|logger)\\.ts$" },
   { name: "http", path: "^src/http/" },
   { name: "cli", path: "^src/cli/" },

@@ -7,6 +7,7 @@ import type { Config } from "./config.js";
 import { systemActor } from "./core/audit.js";
 import type { AppContext } from "./core/context.js";
 import { EmailServerService } from "./core/email-servers.js";
+import { ignoreMessageEvents } from "./core/message-events.js";
 import { MessageService } from "./core/messages.js";
 import { Retention } from "./core/retention.js";
 import { RetentionPolicy } from "./core/retention-policy.js";
@@ -74,7 +75,16 @@ export function createMailroom(
     log,
   });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
-  const ctx: AppContext = { config, storage, db: storage.db, secrets, log, commits: new GroupCommit(storage.db), clock };
+  const ctx: AppContext = {
+    config,
+    storage,
+    db: storage.db,
+    secrets,
+    log,
+    commits: new GroupCommit(storage.db),
+    clock,
+    messageEvents: ignoreMessageEvents,
+  };
   const servers = new EmailServerService(ctx);
   const retention = new Retention(ctx, new RetentionPolicy(ctx), config.retention);
   const metrics = new Metrics(ctx, retention);

@@ -1,0 +1,34 @@
+import type { Kysely } from "kysely";
+import type { Database } from "../storage/schema.js";
+
+/**
+ * What can happen to a message that an application may want to hear about. The first five
+ * are Mailroom's own status changes; the last three come from the provider afterwards
+ * (src/events/provider-events): a delivery report, a bounce, a complaint.
+ */
+export type MessageEventType = "queued" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained";
+
+export interface MessageEvent {
+  type: MessageEventType;
+  messageId: string;
+  serverId: string;
+  /** Epoch milliseconds (ctx.clock). */
+  at: number;
+  /** Never a secret: error code and message, bounce type and diagnostic, the provider's id. */
+  detail?: Record<string, string | number | boolean | null>;
+}
+
+/**
+ * Where status changes are told. `record` is called with the database handle (or the open
+ * transaction) that made the change, so a durable listener (application webhooks) can store
+ * its work in the same commit: a crash between the change and the event loses neither.
+ * It must cost nothing measurable when no one listens.
+ */
+export interface MessageEventSink {
+  record(db: Kysely<Database>, events: MessageEvent[]): Promise<void>;
+}
+
+/** The sink until the events layer replaces it (src/app.ts). */
+export const ignoreMessageEvents: MessageEventSink = {
+  async record() {},
+};
