@@ -33,7 +33,13 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
   {
     key: "settings.update",
     label: "Update settings",
-    allows: "Change Mailroom-wide settings: how long message bodies, messages and audit entries are kept.",
+    allows:
+      "Change Mailroom-wide settings: how long message bodies, messages and audit entries are kept, and where bounces and complaints suppress an address.",
+  },
+  {
+    key: "suppressions.update",
+    label: "Edit the suppression list",
+    allows: "Add addresses Mailroom refuses to send to, and remove them so mail to them is accepted again.",
   },
 ];
 
