@@ -40,7 +40,6 @@ const MAX_ID = 200;
 /** A provider's text as one printable line of at most 1,000 characters, or null. */
 export function cleanText(value: unknown): string | null {
   if (typeof value !== "string") return null;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
   const text = value
     .replace(/[\u0000-\u001f\u007f]+/g, " ")
     .replace(/\s+/g, " ")
