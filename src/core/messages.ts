@@ -333,27 +333,29 @@ export class MessageService {
    */
   private async refuseSuppressed(prepared: Prepared[], scope: string, now: number): Promise<void> {
     if (!this.suppressions) return;
+    /** [field, lower-cased address] of every recipient. */
     const addressesOf = (row: MessagesTable) => {
       const r = JSON.parse(row.recipients) as { to: Address[]; cc: Address[]; bcc: Address[] };
-      return [...r.to, ...r.cc, ...r.bcc].map((a) => a.address.toLowerCase());
+      return (["to", "cc", "bcc"] as const).flatMap((field) => r[field].map((a) => [field, a.address.toLowerCase()] as const));
     };
     const serversOf = (row: MessagesTable) => (row.route_servers ? (JSON.parse(row.route_servers) as string[]) : [row.server_id]);
-    const addresses = new Set(prepared.flatMap((p) => addressesOf(p.row)));
+    const addresses = new Set(prepared.flatMap((p) => addressesOf(p.row).map(([, address]) => address)));
     const servers = new Set(prepared.flatMap((p) => serversOf(p.row)));
     const found = await this.suppressions([...addresses], [...servers]);
     if (found.length === 0) return;
     for (const { row, key, prefix = "" } of prepared) {
       const mine = new Set(serversOf(row));
       const recipients = addressesOf(row);
-      const hit = found.find((s) => recipients.includes(s.address) && (s.serverId === null || mine.has(s.serverId)));
+      const hit = found.find((s) => recipients.some(([, a]) => a === s.address) && (s.serverId === null || mine.has(s.serverId)));
       if (!hit) continue;
+      const field = recipients.find(([, a]) => a === hit.address)?.[0] ?? "to";
       if (key && (await this.recentKeyUse(scope, key, now))) continue;
       const where = hit.serverId === null ? "for every server" : `for '${row.server_name}'`;
       const since = new Date(Number(hit.createdAt)).toISOString().slice(0, 10);
       throw new MailroomError(
         "recipient_suppressed",
         `${hit.address} is on the suppression list ${where} (${hit.reason.replace("_", " ")} on ${since}): remove it from the message, or remove the entry under Suppressions (DELETE /api/suppressions/${hit.id}) if the address can receive mail again.`,
-        { field: `${prefix}to`, address: hit.address, suppressionId: hit.id, reason: hit.reason },
+        { field: `${prefix}${field}`, address: hit.address, suppressionId: hit.id, reason: hit.reason },
       );
     }
   }
