@@ -87,6 +87,17 @@ export type Address = Schemas["Address"];
 export type Message = Schemas["Message"];
 export type MessageStatus = Message["status"];
 export type MessageWithAttempts = Schemas["MessageWithAttempts"];
+/** What a provider reported after sending: a delivery, a bounce (hard or soft), a complaint. */
+export type ProviderEvent = Schemas["ProviderEvent"];
+export type EventSource = Schemas["EventSource"];
+export type EventSourceSetup = Schemas["EventSourceSetup"];
+export type Suppression = Schemas["Suppression"];
+export type SuppressionSettings = Schemas["SuppressionSettings"];
+
+/** Whether a message left for the provider: sent, and whatever the provider reported of it since. */
+export function wasSent(status: string): boolean {
+  return status === "sent" || status === "delivered" || status === "bounced" || status === "complained";
+}
 /** How a message reached Mailroom: by API, or over SMTP (with the session's facts). */
 export type MessageSource = Schemas["MessageSource"];
 
