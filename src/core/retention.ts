@@ -20,7 +20,7 @@ const HOLDS_BODY = sql<boolean>`body_purged_at is null`;
 export interface PurgeCounts {
   /** Messages whose body (text, html, attachments, raw MIME) was removed; their metadata stays. */
   bodies: number;
-  /** Messages removed whole, with their attempts. */
+  /** Messages removed whole, with their attempts and the providers' reports of them. */
   messages: number;
   audit: number;
 }
@@ -200,6 +200,7 @@ export class Retention {
       const kept = trx.selectFrom("messages").select("id").where("id", "in", ids);
       await trx.deleteFrom("message_attempts").where("message_id", "in", ids).where("message_id", "not in", kept).execute();
       await trx.deleteFrom("message_raw").where("message_id", "in", ids).where("message_id", "not in", kept).execute();
+      await trx.deleteFrom("message_events").where("message_id", "in", ids).where("message_id", "not in", kept).execute();
       return Number(result.numDeletedRows);
     });
     return { found: ids.length, removed };

@@ -110,7 +110,13 @@ export const SENT_STATUSES = ["sent", "delivered", "bounced", "complained"] as c
  * the order the partial indexes of migration 014 name them: SQLite uses a partial index only
  * for a condition written exactly as the index's.
  */
-export const FINISHED_STATUSES = ["sent", "failed", "delivered", "bounced", "complained"] as const satisfies readonly MessageStatus[];
+export const FINISHED_STATUSES = [
+  "sent",
+  "failed",
+  "delivered",
+  "bounced",
+  "complained",
+] as const satisfies readonly MessageStatus[];
 
 export interface MessagesTable {
   id: string;
