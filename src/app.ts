@@ -13,6 +13,8 @@ import { Retention } from "./core/retention.js";
 import { RetentionPolicy } from "./core/retention-policy.js";
 import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
+import { ProviderEventReceiver } from "./events/provider-events/receiver.js";
+import { SuppressionService } from "./events/suppressions.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import type { Clock } from "./kernel/clock.js";
 import { createLogger } from "./logger.js";
@@ -54,6 +56,10 @@ export interface Mailroom {
   queueSignal: QueueSignal;
   /** Purges by the retention periods; started by `serve` (or a test) with retention.start(). */
   retention: Retention;
+  /** Addresses refused at accept time (hard bounces, complaints, added by hand). */
+  suppressions: SuppressionService;
+  /** Mailgun's, Postmark's and SES's reports of delivery, bounces and complaints, and each server's sources of them. */
+  providerEvents: ProviderEventReceiver;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
@@ -93,6 +99,9 @@ export function createMailroom(
   });
   const routes = new RouteService(ctx);
   const messages = new MessageService(ctx, servers, { maxAttempts: config.delivery.maxAttempts }, routes);
+  const suppressions = new SuppressionService(ctx, servers);
+  messages.suppressions = suppressions.lookup;
+  const providerEvents = new ProviderEventReceiver(ctx, suppressions);
   const transports = new TransportCache(ctx, servers, config.delivery.poolSize);
   transports.tokenProviders = (serverId) => oauth.tokenProvider(serverId);
   transports.appTokenProviders = (row, secrets, oneOff) => oauth.appTokenProvider(row, secrets, oneOff);
@@ -139,6 +148,8 @@ export function createMailroom(
     smtp,
     queueSignal,
     retention,
+    suppressions,
+    providerEvents,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();

@@ -167,6 +167,23 @@ export async function eraseRecipientData(ctx: AppContext, rawAddress: string, ac
         .where("id", "=", attempt.id)
         .execute();
     }
+    // The providers' reports name the address and may quote it in their diagnostic.
+    // (The suppression list keeps the address: it is what stops mail to it; see docs/events.md.)
+    const events = await trx
+      .selectFrom("message_events")
+      .select(["id", "recipient", "diagnostic"])
+      .where("message_id", "=", id)
+      .execute();
+    for (const event of events) {
+      await trx
+        .updateTable("message_events")
+        .set({
+          recipient: event.recipient?.toLowerCase() === address ? replacement : event.recipient,
+          diagnostic: scrubText(event.diagnostic),
+        })
+        .where("id", "=", event.id)
+        .execute();
+    }
     counts.messages++;
     if (unsent) counts.cancelled++;
     counts.rawCopies += Number(raw.numDeletedRows);

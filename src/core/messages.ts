@@ -3,7 +3,7 @@ import { canUseServer, type Principal } from "../auth/permissions.js";
 import { MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
 import type { Address, OutgoingMessage } from "../kernel/transport.js";
-import type { Database, MessageSource, MessageStatus, MessagesTable } from "../storage/schema.js";
+import type { Database, MessageSource, MessageStatus, MessagesTable, ProviderEventType } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
 import type { EmailServerService } from "./email-servers.js";
@@ -89,6 +89,18 @@ export interface AttemptView {
   providerMessageId: string | null;
 }
 
+/** What a provider reported about the message after it was sent (src/events/provider-events). */
+export interface ProviderEventView {
+  type: ProviderEventType;
+  provider: string;
+  bounceKind: "hard" | "soft" | null;
+  recipient: string | null;
+  diagnostic: string | null;
+  /** When the provider says it happened, and when Mailroom heard of it. */
+  at: string;
+  receivedAt: string;
+}
+
 export interface MessageFilter {
   status?: MessageStatus;
   server?: string;
@@ -128,7 +140,23 @@ interface Prepared {
   key?: string;
   /** The bytes of a message stored as sent. */
   raw?: Buffer;
+  /** Where its fields are in the request ("messages[3]." in a batch), for an error's field. */
+  prefix?: string;
 }
+
+/** An entry of the suppression list (src/events/suppressions.ts) that refuses an address. */
+export interface SuppressedAddress {
+  id: string;
+  /** Lower case. */
+  address: string;
+  /** null: for every server. */
+  serverId: string | null;
+  reason: string;
+  createdAt: number;
+}
+
+/** The entries for any of `addresses` (lower case) that apply to any of `serverIds` or to every server. */
+export type SuppressionLookup = (addresses: string[], serverIds: string[]) => Promise<SuppressedAddress[]>;
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 export const MAX_BATCH = 1000;
@@ -143,6 +171,8 @@ export interface QueueSettings {
 export class MessageService {
   /** Called after messages are stored, so an idle worker in this process wakes at once. */
   onQueued: () => void = () => {};
+  /** The suppression list, checked before anything is stored (wired in src/app.ts); none until then. */
+  suppressions: SuppressionLookup | null = null;
 
   constructor(
     private readonly ctx: AppContext,
@@ -224,7 +254,7 @@ export class MessageService {
       }
       const row = this.toRow(checked, placement, principal, now, prefix);
       row.tag = tag;
-      prepared.push({ row, key: input.idempotencyKey });
+      prepared.push({ row, key: input.idempotencyKey, prefix });
     }
     return this.store(prepared, principal);
   }
@@ -296,6 +326,50 @@ export class MessageService {
     }
   }
 
+  /**
+   * Refuses a message with a recipient on the suppression list for a server it may go through
+   * (its own, a route's others) or for every server: one look-up for a whole batch. A message
+   * whose idempotency key was already used is let through: store() returns that first message.
+   */
+  private async refuseSuppressed(prepared: Prepared[], scope: string, now: number): Promise<void> {
+    if (!this.suppressions) return;
+    /** [field, lower-cased address] of every recipient. */
+    const addressesOf = (row: MessagesTable) => {
+      const r = JSON.parse(row.recipients) as { to: Address[]; cc: Address[]; bcc: Address[] };
+      return (["to", "cc", "bcc"] as const).flatMap((field) => r[field].map((a) => [field, a.address.toLowerCase()] as const));
+    };
+    const serversOf = (row: MessagesTable) => (row.route_servers ? (JSON.parse(row.route_servers) as string[]) : [row.server_id]);
+    const addresses = new Set(prepared.flatMap((p) => addressesOf(p.row).map(([, address]) => address)));
+    const servers = new Set(prepared.flatMap((p) => serversOf(p.row)));
+    const found = await this.suppressions([...addresses], [...servers]);
+    if (found.length === 0) return;
+    for (const { row, key, prefix = "" } of prepared) {
+      const mine = new Set(serversOf(row));
+      const recipients = addressesOf(row);
+      const hit = found.find((s) => recipients.some(([, a]) => a === s.address) && (s.serverId === null || mine.has(s.serverId)));
+      if (!hit) continue;
+      const field = recipients.find(([, a]) => a === hit.address)?.[0] ?? "to";
+      if (key && (await this.recentKeyUse(scope, key, now))) continue;
+      const where = hit.serverId === null ? "for every server" : `for '${row.server_name}'`;
+      const since = new Date(Number(hit.createdAt)).toISOString().slice(0, 10);
+      throw new MailroomError(
+        "recipient_suppressed",
+        `${hit.address} is on the suppression list ${where} (${hit.reason.replace("_", " ")} on ${since}): remove it from the message, or remove the entry under Suppressions (DELETE /api/suppressions/${hit.id}) if the address can receive mail again.`,
+        { field: `${prefix}${field}`, address: hit.address, suppressionId: hit.id, reason: hit.reason },
+      );
+    }
+  }
+
+  private async recentKeyUse(scope: string, key: string, now: number): Promise<boolean> {
+    const existing = await this.db
+      .selectFrom("messages")
+      .select("created_at")
+      .where("idempotency_scope", "=", scope)
+      .where("idempotency_key", "=", key)
+      .executeTakeFirst();
+    return existing !== undefined && existing.created_at > now - IDEMPOTENCY_WINDOW_MS;
+  }
+
   /** Writes checked messages in one transaction; a key seen in the last 24 hours returns that message instead. */
   private async store(
     prepared: Prepared[],
@@ -303,6 +377,7 @@ export class MessageService {
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
     const now = this.ctx.clock();
     const scope = `${principal.kind}:${principal.id}`;
+    await this.refuseSuppressed(prepared, scope, now);
     const results = await this.ctx.commits.run(async (trx) => {
       const out: { id: string; status: MessageStatus; replayed: boolean }[] = [];
       // Rows without an idempotency key go in multi-row inserts: a batch of 1,000 is ten statements.
@@ -455,13 +530,20 @@ export class MessageService {
     return { items: rows.map(toView), total: Number(total) };
   }
 
-  async get(id: string): Promise<MessageView & { attempts: AttemptView[] }> {
+  async get(id: string): Promise<MessageView & { attempts: AttemptView[]; events: ProviderEventView[] }> {
     const row = await this.getRow(id);
     const attempts = await this.db
       .selectFrom("message_attempts")
       .selectAll()
       .where("message_id", "=", id)
       .orderBy("id")
+      .execute();
+    const events = await this.db
+      .selectFrom("message_events")
+      .selectAll()
+      .where("message_id", "=", id)
+      .orderBy("at")
+      .orderBy("received_at")
       .execute();
     return {
       ...toView(row),
@@ -473,6 +555,15 @@ export class MessageService {
         errorCode: a.error_code,
         response: { code: a.remote_code, command: a.remote_command, text: a.remote_response },
         providerMessageId: a.provider_message_id,
+      })),
+      events: events.map((e) => ({
+        type: e.type,
+        provider: e.provider,
+        bounceKind: e.bounce_kind,
+        recipient: e.recipient,
+        diagnostic: e.diagnostic,
+        at: iso(Number(e.at)) as string,
+        receivedAt: iso(Number(e.received_at)) as string,
       })),
     };
   }

@@ -3,7 +3,7 @@ import os from "node:os";
 import { type Kysely, sql } from "kysely";
 import type { Clock } from "../kernel/clock.js";
 import { iso } from "../kernel/ids.js";
-import type { Database } from "../storage/schema.js";
+import { type Database, FINISHED_STATUSES } from "../storage/schema.js";
 import { databaseBytes, freePages, reclaimSpace } from "../storage/space.js";
 import { systemActor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
@@ -13,14 +13,14 @@ const DAY = 24 * 60 * 60 * 1000;
 /** What a purged message's payload becomes: still a valid payload, with nothing in it. */
 const EMPTY_PAYLOAD = JSON.stringify({ headers: {}, attachments: [] });
 // Literals, not parameters: a database uses a partial index only for a condition it can see
-// matches the index's own (messages_body_retention, messages_retention in migration 009).
-const FINISHED = sql<boolean>`status in ('sent', 'failed')`;
+// matches the index's own (messages_body_retention, messages_retention in migration 014).
+const FINISHED = sql<boolean>`status in (${sql.raw(FINISHED_STATUSES.map((s) => `'${s}'`).join(", "))})`;
 const HOLDS_BODY = sql<boolean>`body_purged_at is null`;
 
 export interface PurgeCounts {
   /** Messages whose body (text, html, attachments, raw MIME) was removed; their metadata stays. */
   bodies: number;
-  /** Messages removed whole, with their attempts. */
+  /** Messages removed whole, with their attempts and the providers' reports of them. */
   messages: number;
   audit: number;
 }
@@ -51,7 +51,7 @@ export interface RetentionOptions {
 /**
  * Purges by the retention periods, in small batches each in its own short transaction, so
  * delivery (which never touches finished messages) waits at most one batch. Only finished
- * messages (sent, failed) are purged: queued, sending and held mail never. Processes sharing
+ * messages (sent, failed, and the provider's later word: delivered, bounced, complained) are purged: queued, sending and held mail never. Processes sharing
  * a database take turns through a lease on the one row of retention_runs, so no two do the
  * same work; a process that dies mid-purge leaves the rest to the next after its lease.
  */
@@ -200,6 +200,7 @@ export class Retention {
       const kept = trx.selectFrom("messages").select("id").where("id", "in", ids);
       await trx.deleteFrom("message_attempts").where("message_id", "in", ids).where("message_id", "not in", kept).execute();
       await trx.deleteFrom("message_raw").where("message_id", "in", ids).where("message_id", "not in", kept).execute();
+      await trx.deleteFrom("message_events").where("message_id", "in", ids).where("message_id", "not in", kept).execute();
       return Number(result.numDeletedRows);
     });
     return { found: ids.length, removed };

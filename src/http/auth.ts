@@ -15,6 +15,12 @@ declare module "fastify" {
   }
   interface FastifyContextConfig {
     access?: RouteAccess;
+    /**
+     * A provider's webhook (src/http/routes/provider-events.ts): it authenticates by the
+     * provider's own mechanism (Postmark's basic auth is no Bearer token), and its body is the
+     * provider's payload, which the route checks and cleans itself.
+     */
+    providerWebhook?: boolean;
   }
 }
 
@@ -57,6 +63,7 @@ export function registerAuth(app: FastifyInstance, mailroom: Mailroom): void {
   });
 
   app.addHook("onRequest", async (request) => {
+    if (request.routeOptions.config.providerWebhook) return;
     const access = request.routeOptions.config.access ?? "public";
     const authorization = request.headers.authorization;
     if (authorization) {

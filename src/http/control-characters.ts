@@ -87,11 +87,14 @@ function partProblems(part: "querystring" | "params", values: unknown): FieldPro
   return problems;
 }
 
-export function controlCharacterProblems(request: Pick<FastifyRequest, "params" | "query" | "body">): FieldProblem[] {
+export function controlCharacterProblems(
+  request: Pick<FastifyRequest, "params" | "query" | "body">,
+  checkBody = true,
+): FieldProblem[] {
   return [
     ...partProblems("params", request.params),
     ...partProblems("querystring", request.query),
-    ...bodyProblems(request.body, 20),
+    ...(checkBody ? bodyProblems(request.body, 20) : []),
   ];
 }
 
@@ -102,7 +105,8 @@ export function controlCharacterProblems(request: Pick<FastifyRequest, "params" 
  */
 export function registerControlCharacterCheck(app: FastifyInstance): void {
   app.addHook("preValidation", async (request) => {
-    const problems = controlCharacterProblems(request);
+    // A provider's payload (a bounce's multi-line diagnostic) is the provider's: the route cleans what it keeps.
+    const problems = controlCharacterProblems(request, !request.routeOptions.config.providerWebhook);
     if (problems.length > 0) throw fieldError("control_characters", problems);
   });
 }

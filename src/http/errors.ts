@@ -67,7 +67,7 @@ export function toMailroomError(error: FastifyError & { validation?: AjvIssue[];
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new MailroomError(
         "body_too_large",
-        "The request body is larger than this route accepts (100 KB; 10 MB for messages).",
+        "The request body is larger than this route accepts (100 KB; 10 MB for messages; 256 KB for provider events).",
       );
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new MailroomError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");

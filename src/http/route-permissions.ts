@@ -82,6 +82,20 @@ export const routePermissions: Record<string, RouteAccess> = {
   "PUT /api/settings/retention": "settings.update",
   "DELETE /api/settings/retention": "settings.update",
 
+  // Providers' webhooks: each authenticates by the provider's own proof (src/events/provider-events).
+  "POST /api/provider-events/:serverId/mailgun": "public",
+  "POST /api/provider-events/:serverId/postmark": "public",
+  "POST /api/provider-events/:serverId/ses": "public",
+  "GET /api/email-servers/:id/event-sources": "email-servers.view",
+  "PUT /api/email-servers/:id/event-sources/:provider": "email-servers.update",
+  "DELETE /api/email-servers/:id/event-sources/:provider": "email-servers.update",
+  // The list holds addresses, as the delivery log does; changing it has a permission of its own.
+  "GET /api/suppressions": "messages.view",
+  "POST /api/suppressions": "suppressions.update",
+  "DELETE /api/suppressions/:id": "suppressions.update",
+  "GET /api/settings/suppressions": "messages.view",
+  "PUT /api/settings/suppressions": "settings.update",
+
   "GET /api/audit": "audit.view",
   "GET /api/audit/filters": "audit.view",
 };

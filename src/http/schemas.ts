@@ -143,7 +143,8 @@ const MessageSource = Type.Object(
   { $id: "MessageSource" },
 );
 
-const MessageStatus = oneOf(["queued", "sending", "sent", "failed", "held"]);
+export const MESSAGE_STATUSES = ["queued", "sending", "sent", "failed", "held", "delivered", "bounced", "complained"] as const;
+const MessageStatus = oneOf(MESSAGE_STATUSES);
 
 /** A message just queued (one, a batch's each, a released capture): 202 once it is stored. */
 const Queued = Type.Object({ id: Type.String(), status: MessageStatus }, { $id: "Queued" });
@@ -197,7 +198,12 @@ const Attempt = Type.Object(
 );
 
 const MessageWithAttempts = Type.Object(
-  { ...messageProperties, attempts: Type.Array(ref("Attempt")) },
+  {
+    ...messageProperties,
+    attempts: Type.Array(ref("Attempt")),
+    // What the provider reported after sending (src/http/event-schemas.ts), oldest first.
+    events: Type.Array(ref("ProviderEvent")),
+  },
   { $id: "MessageWithAttempts" },
 );
 
@@ -344,6 +350,22 @@ const Stats = Type.Object(
     dailyLimitReached: Type.Array(
       Type.Object({ id: Type.String(), name: Type.String(), sent: Type.Integer(), limit: Type.Integer() }),
     ),
+    deliverability: Type.Object({
+      days: Type.Integer(),
+      servers: Type.Array(
+        Type.Object({
+          serverId: Type.String(),
+          serverName: Type.String(),
+          sent: Type.Integer(),
+          reported: Type.Integer(),
+          delivered: Type.Integer(),
+          bounced: Type.Integer(),
+          complained: Type.Integer(),
+          bounceRate: nullable(Type.Number()),
+          complaintRate: nullable(Type.Number()),
+        }),
+      ),
+    }),
   },
   { $id: "Stats" },
 );

@@ -13,6 +13,7 @@ import { MailroomError } from "../kernel/errors.js";
 import { registerAuth } from "./auth.js";
 import { registerControlCharacterCheck } from "./control-characters.js";
 import { errorHandlerFor } from "./errors.js";
+import { eventResponseSchemas } from "./event-schemas.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { captureRoutes } from "./routes/capture.js";
@@ -21,12 +22,14 @@ import { healthRoutes } from "./routes/health.js";
 import { infoRoutes } from "./routes/info.js";
 import { messageRoutes } from "./routes/messages.js";
 import { oauthRoutes } from "./routes/oauth.js";
+import { providerEventRoutes } from "./routes/provider-events.js";
 import { recipientRoutes } from "./routes/recipients.js";
 import { retentionRoutes } from "./routes/retention.js";
 import { routeRoutes } from "./routes/routes.js";
 import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
+import { suppressionRoutes } from "./routes/suppressions.js";
 import { userRoutes } from "./routes/users.js";
 import { responseSchemas } from "./schemas.js";
 import { registerWebUi } from "./web-ui.js";
@@ -110,7 +113,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`),
     },
   });
-  for (const schema of responseSchemas) app.addSchema(schema);
+  for (const schema of [...responseSchemas, ...eventResponseSchemas]) app.addSchema(schema);
   await app.register(swaggerUi, { routePrefix: "/api/docs" });
 
   registerAuth(app, mailroom);
@@ -139,6 +142,8 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   statsRoutes(app, mailroom);
   retentionRoutes(app, mailroom);
   smtpRoutes(app, mailroom);
+  providerEventRoutes(app, mailroom);
+  suppressionRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();
   return app;

@@ -119,6 +119,51 @@ export const errorCatalogue = {
     summary:
       "The server sent its messages-per-day limit: its route's next server takes the message, or it waits until the 24-hour window has room.",
   },
+  // Provider events (bounces, deliveries, complaints) and the suppression list
+  recipient_suppressed: {
+    status: 400,
+    summary:
+      "A recipient is on the suppression list (a hard bounce, a complaint, or added by hand): remove it from the message, or remove its entry under Suppressions if the address can receive mail again.",
+  },
+  suppression_not_found: { status: 404, summary: "No suppression list entry has that id." },
+  suppression_exists: {
+    status: 409,
+    summary: "The address is already on the suppression list for that scope; details give the entry's id.",
+  },
+  provider_events_not_set_up: {
+    status: 404,
+    summary:
+      "This server has no such source of provider events: set it up under the server's 'Bounces and deliveries' and give the provider the URL shown there.",
+  },
+  provider_event_unauthorized: {
+    status: 401,
+    summary:
+      "The provider event's signature or credentials did not verify: paste the Mailgun webhook signing key again, or set the provider's webhook URL (with the credentials Mailroom showed) again.",
+  },
+  provider_event_replayed: {
+    status: 401,
+    summary:
+      "A signed event more than 15 minutes old, or whose token was used already, is refused as a replay: check the clock of this machine if Mailgun's own events are refused.",
+  },
+  provider_event_invalid: {
+    status: 400,
+    summary:
+      "The body is not the provider's documented webhook payload (Mailgun's signature and event-data, Postmark's RecordType, an SNS message): check the webhook's URL and type.",
+  },
+  sns_certificate_refused: {
+    status: 401,
+    summary:
+      "The SNS message names a signing certificate or subscribe URL outside https://sns.<region>.amazonaws.com: refused without fetching it (the operator may allow another endpoint in MAILROOM_ALLOWED_ENDPOINTS).",
+  },
+  sns_certificate_unavailable: {
+    status: 502,
+    summary: "Mailroom could not fetch SNS's signing certificate; SNS sends the message again later.",
+  },
+  sns_confirmation_failed: {
+    status: 502,
+    summary:
+      "Confirming the SNS subscription (its SubscribeURL) failed; SNS can send the confirmation again (Request confirmation in the SNS console).",
+  },
   // Delivery (from tests and attempts): the summary is the hint shown to the admin
   dns_not_found: { status: 502, summary: "The host name does not resolve: check the spelling of the host." },
   connection_refused: {

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import type { DialectName } from "../storage/dialect.js";
-import type { Database, MessageStatus, MessagesTable } from "../storage/schema.js";
+import { type Database, type MessageStatus, type MessagesTable, SENT_STATUSES } from "../storage/schema.js";
 
 export interface ServerQuota {
   serverId: string;
@@ -284,7 +284,7 @@ export async function countSentSince(db: Kysely<Database>, serverId: string, sin
     .selectFrom("messages")
     .select((eb) => eb.fn.countAll<number>().as("n"))
     .where("server_id", "=", serverId)
-    .where("status", "=", "sent")
+    .where("status", "in", SENT_STATUSES)
     .where("sent_at", ">=", since)
     .executeTakeFirstOrThrow();
   return Number(n);

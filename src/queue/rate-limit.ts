@@ -1,6 +1,6 @@
 import type { Kysely } from "kysely";
 import type { Clock } from "../kernel/clock.js";
-import type { Database, EmailServersTable } from "../storage/schema.js";
+import { type Database, type EmailServersTable, SENT_STATUSES } from "../storage/schema.js";
 import { countSentSince } from "./outbox.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -33,7 +33,7 @@ export class RateLimiter {
           .selectFrom("messages")
           .select((eb) => eb.fn.min<number>("sent_at").as("oldest"))
           .where("server_id", "=", server.id)
-          .where("status", "=", "sent")
+          .where("status", "in", SENT_STATUSES)
           .where("sent_at", ">=", now - DAY_MS)
           .executeTakeFirst();
         return Math.max(Number(oldest?.oldest ?? now) + DAY_MS - now, 1000);

@@ -100,7 +100,23 @@ export interface AuditLogTable {
   ip: string | null;
 }
 
-export type MessageStatus = "queued" | "sending" | "sent" | "failed" | "held";
+export type MessageStatus = "queued" | "sending" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained";
+
+/** Every status a message has after it left for the provider: what reports of it arrive on (src/events/provider-events). */
+export const SENT_STATUSES = ["sent", "delivered", "bounced", "complained"] as const satisfies readonly MessageStatus[];
+
+/**
+ * Every status retention may purge: nothing more will happen to the message in Mailroom. In
+ * the order the partial indexes of migration 014 name them: SQLite uses a partial index only
+ * for a condition written exactly as the index's.
+ */
+export const FINISHED_STATUSES = [
+  "sent",
+  "failed",
+  "delivered",
+  "bounced",
+  "complained",
+] as const satisfies readonly MessageStatus[];
 
 export interface MessagesTable {
   id: string;
@@ -276,7 +292,76 @@ export interface RetentionRunsTable {
   last_error: string | null;
 }
 
+export type ProviderEventType = "delivered" | "bounced" | "complained";
+export type EventProvider = "mailgun" | "postmark" | "ses";
+
+/** What a provider reported about a message after it was sent (migration 014). */
+export interface MessageEventsTable {
+  id: string;
+  message_id: string;
+  server_id: string;
+  provider: EventProvider;
+  type: ProviderEventType;
+  /** For a bounce: "hard" (the address does not exist) or "soft" (full mailbox, a delay). */
+  bounce_kind: "hard" | "soft" | null;
+  recipient: string | null;
+  /** The provider's words (an SMTP reply, a description), control characters removed. */
+  diagnostic: string | null;
+  /** The provider's own id for the event: the same event again adds nothing. */
+  provider_event_id: string;
+  /** When the provider says it happened. */
+  at: number;
+  received_at: number;
+}
+
+export type SuppressionReason = "hard_bounce" | "complaint" | "manual";
+
+/** An address Mailroom refuses at accept time (src/events/suppressions.ts). */
+export interface SuppressionsTable {
+  id: string;
+  /** Lower case. */
+  address: string;
+  /** NULL: refused for every server. */
+  server_id: string | null;
+  reason: SuppressionReason;
+  detail: string | null;
+  /** The message whose bounce or complaint added it. */
+  message_id: string | null;
+  created_at: number;
+  /** The actor's label ("mailroom" for an automatic entry). */
+  created_by: string;
+}
+
+/** A server's source of provider events as an admin set it up (src/events/provider-events/sources.ts). */
+export interface EventSourcesTable {
+  server_id: string;
+  provider: EventProvider;
+  /** Mailgun's webhook signing key, encrypted. */
+  signing_key: string | null;
+  /** sha256 (hex) of the secret Mailroom generated and showed once. */
+  credential_hash: string | null;
+  username: string | null;
+  topic_arn: string | null;
+  accepted: number;
+  unmatched: number;
+  refused: number;
+  last_event_at: number | null;
+  last_refused_at: number | null;
+  created_at: number;
+  updated_at: number;
+  updated_by: string;
+}
+
+export interface ProviderEventNoncesTable {
+  key: string;
+  seen_at: number;
+}
+
 export interface Database {
+  message_events: MessageEventsTable;
+  suppressions: SuppressionsTable;
+  event_sources: EventSourcesTable;
+  provider_event_nonces: ProviderEventNoncesTable;
   routes: RoutesTable;
   messages: MessagesTable;
   message_raw: MessageRawTable;

@@ -102,6 +102,7 @@ export function readBackup(file: string): BackupContents {
       ciphertexts.push(...column("select refresh_token from oauth_tokens"), ...column("select access_token from oauth_tokens"));
     }
     if (tables.has("oauth_authorizations")) ciphertexts.push(...column("select code_verifier from oauth_authorizations"));
+    if (tables.has("event_sources")) ciphertexts.push(...column("select signing_key from event_sources"));
     return {
       migrations: column("select name from kysely_migration order by name"),
       ciphertexts: ciphertexts as string[],

@@ -1,6 +1,6 @@
 import Fastify, { type InjectOptions, type LightMyRequestResponse } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Permission, permissions } from "../../src/auth/permissions.js";
+import { type Permission, type Principal, permissions } from "../../src/auth/permissions.js";
 import { systemActor } from "../../src/core/audit.js";
 import { registerAuth } from "../../src/http/auth.js";
 import { type RouteAccess, routePermissions } from "../../src/http/route-permissions.js";
@@ -16,6 +16,18 @@ import { auditEntries, createServer, expectError, serverBody } from "./fixtures.
 const handlerChecked: Partial<Record<string, Permission>> = {
   // A message's sender may read it without messages.view (a send-only token reads its status).
   "GET /api/messages/:id": "messages.view",
+};
+
+/** Who the fixtures act as when a service asks: every server, every permission. */
+const everyServer: Principal = {
+  kind: "user",
+  id: "fixtures",
+  label: "fixtures",
+  email: null,
+  superAdmin: true,
+  permissions: new Set(),
+  serverIds: null,
+  userId: null,
 };
 
 const routes = Object.entries(routePermissions).map(([key, access]) => {
@@ -74,6 +86,8 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
           userId: await fresh.user(),
         })
       ).view.id,
+    suppression: async () =>
+      (await t.mailroom.suppressions.add({ address: `${unique("suppressed")}@example.com` }, systemActor, everyServer)).id,
     route: async () =>
       (
         await t.mailroom.routes.create(
@@ -94,6 +108,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     if (path.startsWith("/api/groups/")) return fresh.group();
     if (path.startsWith("/api/tokens/")) return fresh.token();
     if (path.startsWith("/api/routes/")) return fresh.route();
+    if (path.startsWith("/api/suppressions/")) return fresh.suppression();
     // A resource this test does not know how to create yet: the route must still check
     // permissions first; without a real id its answer is a 404, which is not 401/403.
     return "00000000-0000-4000-8000-000000000000";
@@ -107,6 +122,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     if (name === "key") return "timeoutSeconds"; // a setting of the smtp servers idFor creates (not where its password goes)
     if (name === "index") return "0";
     if (name === "address") return "matrix-erasure@example.com";
+    if (name === "provider") return "postmark";
     return "x";
   }
 
@@ -153,6 +169,10 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
         return { server: "Capture" };
       case "PUT /api/settings/retention":
         return { bodyDays: 30, metadataDays: 365, auditDays: null };
+      case "POST /api/suppressions":
+        return { address: `${unique("matrix")}@example.com` };
+      case "PUT /api/settings/suppressions":
+        return { scope: "everywhere" };
       default:
         return undefined;
     }
@@ -222,6 +242,14 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     "PUT /api/routes/:id",
     "DELETE /api/routes/:id",
     "POST /api/routes/explain",
+    // Issue 16: provider events and the suppression list.
+    "GET /api/email-servers/:id/event-sources",
+    "PUT /api/email-servers/:id/event-sources/:provider",
+    "GET /api/suppressions",
+    "POST /api/suppressions",
+    "DELETE /api/suppressions/:id",
+    "GET /api/settings/suppressions",
+    "PUT /api/settings/suppressions",
   ]);
   /**
    * What a permitted call answers when this test cannot make it succeed: the handler ran and
@@ -240,6 +268,12 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     // A token cannot finish a browser sign-in: the handler says so before the driver does.
     "POST /api/email-servers/:id/oauth/authorize": ["oauth_not_supported", "oauth_session_required"],
     "DELETE /api/email-servers/:id/oauth": ["oauth_not_supported"],
+    // A fresh server has no source of provider events: the handler says so (after the access check).
+    "DELETE /api/email-servers/:id/event-sources/:provider": ["provider_events_not_set_up"],
+    // Public: the provider's own proof is checked by the handler; the Capture server has no source set up.
+    "POST /api/provider-events/:serverId/mailgun": ["provider_events_not_set_up"],
+    "POST /api/provider-events/:serverId/postmark": ["provider_events_not_set_up"],
+    "POST /api/provider-events/:serverId/ses": ["provider_events_not_set_up"],
   };
   /** Permissions a route's handler checks on top of the table's (releasing reads the message). */
   const handlerAlsoNeeds: Partial<Record<string, Permission[]>> = {

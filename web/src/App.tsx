@@ -15,6 +15,7 @@ import { RoutesPage } from "./pages/Routes";
 import { ServerPage } from "./pages/ServerPage";
 import { ServersPage } from "./pages/Servers";
 import { SignInPage } from "./pages/SignIn";
+import { SuppressionsPage } from "./pages/Suppressions";
 import { TokensPage } from "./pages/Tokens";
 import { UsersPage } from "./pages/Users";
 import { match, navigate, useLocation } from "./router";
@@ -125,6 +126,7 @@ const ROUTES: { pattern: string; render: (p: Record<string, string>) => ReactNod
   { pattern: "/groups", render: () => <GroupsPage /> },
   { pattern: "/tokens", render: () => <TokensPage /> },
   { pattern: "/audit", render: () => <AuditPage /> },
+  { pattern: "/suppressions", render: () => <SuppressionsPage /> },
 ];
 
 function Page({ path, session, onPasswordChanged }: { path: string; session: Session; onPasswordChanged: () => void }) {

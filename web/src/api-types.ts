@@ -1176,7 +1176,7 @@ export interface paths {
         query?: {
           limit?: number;
           offset?: number;
-          status?: "queued" | "sending" | "sent" | "failed" | "held";
+          status?: "queued" | "sending" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained";
           server?: string;
           recipient?: string;
           q?: string;
@@ -3006,7 +3006,7 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Messages sent and failed per server (24 hours, 30 days), queue depth, servers needing attention */
+    /** Messages sent and failed per server (24 hours, 30 days), queue depth, servers needing attention, bounce and complaint rates (30 days) */
     get: {
       parameters: {
         query?: never;
@@ -3248,6 +3248,566 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/provider-events/{serverId}/mailgun": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Mailgun's webhook (JSON, signed with the domain's webhook signing key; 15-minute window, each token once) */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          serverId: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["ProviderEventReceipt"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/provider-events/{serverId}/postmark": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Postmark's Delivery, Bounce and SpamComplaint webhooks (HTTP basic auth with the credentials Mailroom generated) */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          serverId: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["ProviderEventReceipt"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/provider-events/{serverId}/ses": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Amazon SES notifications through SNS (basic auth, SNS signature verified; subscriptions confirmed) */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          serverId: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["ProviderEventReceipt"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/email-servers/{id}/event-sources": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The server's sources of provider events (Mailgun, Postmark, SES): URL to give the provider, whether set up, counts */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              items: components["schemas"]["EventSource"][];
+              total: number;
+            };
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/email-servers/{id}/event-sources/{provider}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    /** Set up (or again) a source of provider events: Mailgun with its signing key; Postmark and SES get new basic-auth credentials, shown once in the URL to paste */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+          provider: string;
+        };
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description Mailgun only: the domain's HTTP webhook signing key (write-only) */
+            signingKey?: string;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["EventSourceSetup"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    /** Remove a source of provider events: its URL is refused from now on */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+          provider: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/suppressions": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The suppression list, newest first: search by address, filter by server and reason */
+    get: {
+      parameters: {
+        query?: {
+          limit?: number;
+          offset?: number;
+          /** @description Part of the address */
+          q?: string;
+          /** @description Entries of one server (id or name) */
+          server?: string;
+          reason?: "hard_bounce" | "complaint" | "manual";
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              items: components["schemas"]["Suppression"][];
+              total: number;
+            };
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    /** Add an address by hand, for one server or every server; audited */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            address: string;
+            /** @description One server (id or name); absent or null: every server */
+            server?: string | null;
+            /** @description Why, for the next admin */
+            detail?: string | null;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        201: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Suppression"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/suppressions/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /** Remove an entry: mail to the address is accepted again; audited */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/settings/suppressions": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Where hard bounces and complaints suppress an address: the reporting server, or every server */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["SuppressionSettings"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    /** Choose where hard bounces and complaints suppress an address (entries already made stay as they are); audited */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description Where a hard bounce or complaint suppresses the address */
+            scope: "server" | "everywhere";
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["SuppressionSettings"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3384,7 +3944,7 @@ export interface components {
     Message: {
       id: string;
       /** @enum {string} */
-      status: "queued" | "sending" | "sent" | "failed" | "held";
+      status: "queued" | "sending" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained";
       server: {
         id: string;
         name: string;
@@ -3434,7 +3994,7 @@ export interface components {
     MessageWithAttempts: {
       id: string;
       /** @enum {string} */
-      status: "queued" | "sending" | "sent" | "failed" | "held";
+      status: "queued" | "sending" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained";
       server: {
         id: string;
         name: string;
@@ -3465,6 +4025,7 @@ export interface components {
       bodyRemovedAt: string | null;
       bodyNote: string | null;
       attempts: components["schemas"]["Attempt"][];
+      events: components["schemas"]["ProviderEvent"][];
     };
     CapturedSummary: {
       id: string;
@@ -3518,6 +4079,7 @@ export interface components {
         | "users.manage"
         | "audit.view"
         | "settings.update"
+        | "suppressions.update"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -3546,6 +4108,7 @@ export interface components {
         | "users.manage"
         | "audit.view"
         | "settings.update"
+        | "suppressions.update"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -3568,6 +4131,7 @@ export interface components {
         | "users.manage"
         | "audit.view"
         | "settings.update"
+        | "suppressions.update"
       )[];
       members: number;
       createdAt: string;
@@ -3589,6 +4153,7 @@ export interface components {
         | "users.manage"
         | "audit.view"
         | "settings.update"
+        | "suppressions.update"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -3612,6 +4177,7 @@ export interface components {
         | "users.manage"
         | "audit.view"
         | "settings.update"
+        | "suppressions.update"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -3686,6 +4252,20 @@ export interface components {
         sent: number;
         limit: number;
       }[];
+      deliverability: {
+        days: number;
+        servers: {
+          serverId: string;
+          serverName: string;
+          sent: number;
+          reported: number;
+          delivered: number;
+          bounced: number;
+          complained: number;
+          bounceRate: number | null;
+          complaintRate: number | null;
+        }[];
+      };
     };
     Info: {
       publicUrl: string;
@@ -3700,7 +4280,7 @@ export interface components {
     Queued: {
       id: string;
       /** @enum {string} */
-      status: "queued" | "sending" | "sent" | "failed" | "held";
+      status: "queued" | "sending" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained";
     };
     SignedIn: {
       user: components["schemas"]["User"];
@@ -3723,6 +4303,7 @@ export interface components {
           | "users.manage"
           | "audit.view"
           | "settings.update"
+          | "suppressions.update"
         )[];
         serverIds: string[] | null;
       };
@@ -3876,6 +4457,72 @@ export interface components {
           error: string | null;
         } | null;
       };
+    };
+    ProviderEvent: {
+      /** @enum {string} */
+      type: "delivered" | "bounced" | "complained";
+      provider: string;
+      /** @enum {string|null} */
+      bounceKind: "hard" | "soft" | null;
+      recipient: string | null;
+      diagnostic: string | null;
+      at: string;
+      receivedAt: string;
+    };
+    ProviderEventReceipt: {
+      accepted: number;
+      duplicates: number;
+      unmatched: number;
+      ignored: number;
+      /** @enum {string|null} */
+      subscription: "confirmed" | "unsubscribed" | null;
+    };
+    EventSource: {
+      /** @enum {string} */
+      provider: "mailgun" | "postmark" | "ses";
+      label: string;
+      url: string;
+      setUp: boolean;
+      signingKey: {
+        set: boolean;
+      } | null;
+      username: string | null;
+      topicArn: string | null;
+      accepted: number;
+      unmatched: number;
+      refused: number;
+      lastEventAt: string | null;
+      lastRefusedAt: string | null;
+      updatedAt: string | null;
+      updatedBy: string | null;
+    };
+    EventSourceSetup: {
+      source: components["schemas"]["EventSource"];
+      credentials: {
+        username: string;
+        password: string;
+        url: string;
+      } | null;
+    };
+    Suppression: {
+      id: string;
+      address: string;
+      server: {
+        id: string;
+        name: string | null;
+      } | null;
+      /** @enum {string} */
+      reason: "hard_bounce" | "complaint" | "manual";
+      detail: string | null;
+      messageId: string | null;
+      createdAt: string;
+      createdBy: string;
+    };
+    SuppressionSettings: {
+      /** @enum {string} */
+      scope: "server" | "everywhere";
+      updatedAt: string | null;
+      updatedBy: string | null;
     };
   };
   responses: never;

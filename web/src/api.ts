@@ -33,7 +33,13 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
   {
     key: "settings.update",
     label: "Update settings",
-    allows: "Change Mailroom-wide settings: how long message bodies, messages and audit entries are kept.",
+    allows:
+      "Change Mailroom-wide settings: how long message bodies, messages and audit entries are kept, and where bounces and complaints suppress an address.",
+  },
+  {
+    key: "suppressions.update",
+    label: "Edit the suppression list",
+    allows: "Add addresses Mailroom refuses to send to, and remove them so mail to them is accepted again.",
   },
 ];
 
@@ -81,6 +87,17 @@ export type Address = Schemas["Address"];
 export type Message = Schemas["Message"];
 export type MessageStatus = Message["status"];
 export type MessageWithAttempts = Schemas["MessageWithAttempts"];
+/** What a provider reported after sending: a delivery, a bounce (hard or soft), a complaint. */
+export type ProviderEvent = Schemas["ProviderEvent"];
+export type EventSource = Schemas["EventSource"];
+export type EventSourceSetup = Schemas["EventSourceSetup"];
+export type Suppression = Schemas["Suppression"];
+export type SuppressionSettings = Schemas["SuppressionSettings"];
+
+/** Whether a message left for the provider: sent, and whatever the provider reported of it since. */
+export function wasSent(status: string): boolean {
+  return status === "sent" || status === "delivered" || status === "bounced" || status === "complained";
+}
 /** How a message reached Mailroom: by API, or over SMTP (with the session's facts). */
 export type MessageSource = Schemas["MessageSource"];
 

@@ -6,7 +6,7 @@ import type { MessageInput } from "../../core/message-input.js";
 import { MAX_BATCH, type MessageFilter, MessageService } from "../../core/messages.js";
 import { MailroomError } from "../../kernel/errors.js";
 import { actorOf, requirePermission, requirePrincipal } from "../auth.js";
-import { IdParams, listOf, listQueryProperties, ref, replies } from "../schemas.js";
+import { IdParams, listOf, listQueryProperties, MESSAGE_STATUSES, ref, replies } from "../schemas.js";
 
 // 10 MB of message content arrives as base64 inside JSON: about 4/3 of it, plus the JSON around it.
 export const MESSAGE_BODY_LIMIT = 14 * 1024 * 1024;
@@ -56,7 +56,7 @@ const MessageBody = Type.Object(
 const MessageQuery = Type.Object(
   {
     ...listQueryProperties,
-    status: Type.Optional(Type.Union(["queued", "sending", "sent", "failed", "held"].map((s) => Type.Literal(s)))),
+    status: Type.Optional(Type.Union(MESSAGE_STATUSES.map((s) => Type.Literal(s)))),
     server: Type.Optional(Type.String({ maxLength: 200 })),
     recipient: Type.Optional(Type.String({ maxLength: 320 })),
     q: Type.Optional(Type.String({ maxLength: 200 })),

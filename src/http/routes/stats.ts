@@ -4,7 +4,7 @@ import type { Mailroom } from "../../app.js";
 import type { EmailServerView } from "../../core/email-servers.js";
 import { iso } from "../../kernel/ids.js";
 import { countSentSince } from "../../queue/outbox.js";
-import type { Database } from "../../storage/schema.js";
+import { type Database, FINISHED_STATUSES, SENT_STATUSES } from "../../storage/schema.js";
 import { requirePrincipal } from "../auth.js";
 import { ref, replies } from "../schemas.js";
 
@@ -38,13 +38,34 @@ export interface StatsView {
   lastSent: { serverId: string; at: string }[];
   /** Servers that sent their messages-per-day limit in the last 24 hours: routing skips them. */
   dailyLimitReached: { id: string; name: string; sent: number; limit: number }[];
+  /** Bounce and complaint rates per server over `days` days, by the messages' sent time. */
+  deliverability: { days: number; servers: ServerDeliverability[] };
 }
 
 /**
- * When a message ended: its sent time, or its last update for a failure. Plain integer
- * arithmetic on the epoch-ms columns works the same on SQLite and PostgreSQL.
+ * When a message ended: its sent time (a later delivery report or bounce does not move it),
+ * or its last update for a failure. Plain integer arithmetic on the epoch-ms columns works
+ * the same on SQLite and PostgreSQL.
  */
-const endedAt = sql<number>`case when status = 'sent' then sent_at else updated_at end`;
+const endedAt = sql<number>`case when status = 'failed' then updated_at else sent_at end`;
+
+/** The window of the bounce and complaint rates. */
+export const DELIVERABILITY_DAYS = 30;
+
+/** What providers reported of one server's messages sent in the last DELIVERABILITY_DAYS days. */
+export interface ServerDeliverability {
+  serverId: string;
+  serverName: string;
+  sent: number;
+  /** Messages whose status is a provider's report: delivered, bounced or complained. */
+  reported: number;
+  delivered: number;
+  bounced: number;
+  complained: number;
+  /** bounced / sent and complained / sent; null when nothing was sent. */
+  bounceRate: number | null;
+  complaintRate: number | null;
+}
 
 /** The servers a caller may see: null for every server (see Principal.serverIds). */
 type Scope = readonly string[] | null;
@@ -64,7 +85,7 @@ async function range(db: Kysely<Database>, scope: Scope, now: number, bucketMs: 
       bucket.as("bucket"),
       sql<number>`count(*)`.as("n"),
     ])
-    .where("status", "in", ["sent", "failed"])
+    .where("status", "in", FINISHED_STATUSES)
     .where(endedAt, ">=", sql.lit(start))
     .where(inScope(scope))
     .groupBy(["server_id", "status", bucket])
@@ -85,12 +106,54 @@ async function range(db: Kysely<Database>, scope: Scope, now: number, bucketMs: 
       };
       byServer.set(row.server_id, series);
     }
-    const kind = row.status === "sent" ? "sent" : "failed";
+    const kind = row.status === "failed" ? "failed" : "sent";
     series[kind][index] += Number(row.n);
     totals[kind] += Number(row.n);
   }
   const series = [...byServer.values()].sort((a, b) => a.serverName.localeCompare(b.serverName));
   return { start: iso(start) as string, bucketMs, buckets, series, totals };
+}
+
+/** Per server, its messages sent in the window by their status now (a bounce reported later counts). */
+async function deliverability(db: Kysely<Database>, scope: Scope, now: number): Promise<ServerDeliverability[]> {
+  const rows = await db
+    .selectFrom("messages")
+    .select(["server_id", sql<string>`max(server_name)`.as("server_name"), "status", sql<number>`count(*)`.as("n")])
+    .where("status", "in", SENT_STATUSES)
+    .where("sent_at", ">=", now - DELIVERABILITY_DAYS * DAY)
+    .where(inScope(scope))
+    .groupBy(["server_id", "status"])
+    .execute();
+  const byServer = new Map<string, ServerDeliverability>();
+  for (const row of rows) {
+    let entry = byServer.get(row.server_id);
+    if (!entry) {
+      entry = {
+        serverId: row.server_id,
+        serverName: row.server_name,
+        sent: 0,
+        reported: 0,
+        delivered: 0,
+        bounced: 0,
+        complained: 0,
+        bounceRate: null,
+        complaintRate: null,
+      };
+      byServer.set(row.server_id, entry);
+    }
+    const n = Number(row.n);
+    entry.sent += n;
+    if (row.status !== "sent") {
+      entry.reported += n;
+      entry[row.status as "delivered" | "bounced" | "complained"] += n;
+    }
+  }
+  const servers = [...byServer.values()].sort((a, b) => a.serverName.localeCompare(b.serverName));
+  for (const s of servers) {
+    s.bounceRate = s.sent ? s.bounced / s.sent : null;
+    s.complaintRate = s.sent ? s.complained / s.sent : null;
+  }
+  return servers;
 }
 
 /** A where-clause keeping only the rows of servers in scope. */
@@ -106,7 +169,8 @@ export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
     {
       schema: {
         tags: ["messages"],
-        summary: "Messages sent and failed per server (24 hours, 30 days), queue depth, servers needing attention",
+        summary:
+          "Messages sent and failed per server (24 hours, 30 days), queue depth, servers needing attention, bounce and complaint rates (30 days)",
         response: replies(200, ref("Stats")),
       },
     },
@@ -153,7 +217,7 @@ export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
           .selectFrom("messages")
           .select("sent_at")
           .where("server_id", "=", row.id)
-          .where("status", "=", "sent")
+          .where("status", "in", SENT_STATUSES)
           .orderBy("created_at", "desc")
           .limit(1)
           .executeTakeFirst();
@@ -175,6 +239,7 @@ export function statsRoutes(app: FastifyInstance, mailroom: Mailroom): void {
         attention,
         lastSent,
         dailyLimitReached,
+        deliverability: { days: DELIVERABILITY_DAYS, servers: await deliverability(db, scope, now) },
       };
     },
   );

@@ -48,7 +48,9 @@ export const replies = {
 export function replyForError(error: unknown): SmtpReply {
   if (error instanceof SmtpReply) return error;
   if (error instanceof MailroomError) {
-    if (error.code === "from_not_allowed" || error.code === "server_not_allowed") return replies.policy(error.message);
+    if (error.code === "from_not_allowed" || error.code === "server_not_allowed" || error.code === "recipient_suppressed") {
+      return replies.policy(error.message);
+    }
     if (error.code === "email_server_not_found") return replies.storeFailed(error.message.replace(/\.$/, ""));
     return replies.storeFailed(error.code);
   }

@@ -70,6 +70,9 @@ export const MESSAGE_STATUS_LABELS: Record<string, string> = {
   sent: "Sent",
   failed: "Failed",
   held: "Held",
+  delivered: "Delivered",
+  bounced: "Bounced",
+  complained: "Complained",
 };
 
 /**

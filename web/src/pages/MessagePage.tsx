@@ -8,9 +8,11 @@ import {
   errorMessage,
   type Message,
   type MessageWithAttempts,
+  wasSent,
 } from "../api";
 import { CapturePreview } from "../components/CapturePreview";
 import { confirmDialog } from "../components/Confirm";
+import { ProviderEventsPanel } from "../components/ProviderEvents";
 import {
   Alert,
   ErrorAlert,
@@ -28,7 +30,7 @@ import { useSession } from "../session";
 
 /** "2 of 6" while more may come; a sent message just says how many it took. */
 export function attemptsText(m: Pick<Message, "status" | "attemptCount" | "maxAttempts">): string {
-  if (m.status === "sent") return m.attemptCount === 1 ? "1 attempt" : `${m.attemptCount} attempts`;
+  if (wasSent(m.status)) return m.attemptCount === 1 ? "1 attempt" : `${m.attemptCount} attempts`;
   return `${m.attemptCount} of ${m.maxAttempts}`;
 }
 
@@ -147,7 +149,7 @@ export function MessagePage({ id }: { id: string }) {
           {m.bodyNote} The recipients, subject and attempts are kept; the text, HTML and attachments are not.
         </Alert>
       )}
-      {m.lastError && m.status !== "sent" && (
+      {m.lastError && !wasSent(m.status) && (
         <Alert kind={m.status === "failed" ? "error" : "warning"}>
           <strong>{m.lastError.message}</strong> <span className="muted">({m.lastError.code})</span>
         </Alert>
@@ -275,6 +277,7 @@ export function MessagePage({ id }: { id: string }) {
           </table>
         )}
       </section>
+      <ProviderEventsPanel message={m} />
       {preview.data && m.providerMessageId && (
         <CapturePreview
           message={preview.data}

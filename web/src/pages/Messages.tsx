@@ -6,7 +6,7 @@ import { useSession } from "../session";
 import { attemptsText } from "./MessagePage";
 
 const LIMIT = 50;
-const STATUSES = ["queued", "sending", "sent", "failed", "held"];
+const STATUSES = ["queued", "sending", "sent", "delivered", "bounced", "complained", "failed", "held"];
 
 /** datetime-local wants "YYYY-MM-DDTHH:MM" in local time. */
 function toLocalInput(iso: string | null): string {
@@ -183,7 +183,9 @@ export function MessagesPage() {
                     </th>
                     <td data-label="Status">
                       <StatusPill status={m.status} />
-                      {m.lastError && m.status !== "sent" && <span className="status-detail">{m.lastError.message}</span>}
+                      {m.lastError && m.status !== "sent" && m.status !== "delivered" && (
+                        <span className="status-detail">{m.lastError.message}</span>
+                      )}
                     </td>
                     <td data-label="To" className="break">
                       {m.to.map(formatAddress).join(", ") || "—"}

@@ -1,6 +1,7 @@
 import { useState } from "react";
 import { api, type Stats, type StatsRange } from "../api";
 import { BarChart, type Bucket } from "../components/BarChart";
+import { DeliverabilityPanel } from "../components/ProviderEvents";
 import { RetentionPanel } from "../components/RetentionPanel";
 import { ErrorAlert, Loading, PageTitle, StatusPill, timeAgo, useLoad } from "../components/ui";
 import { Link } from "../router";
@@ -192,6 +193,7 @@ export function OverviewPage() {
               })
             )}
           </section>
+          <DeliverabilityPanel deliverability={s.deliverability} />
           <RetentionPanel canEdit={can("settings.update")} />
         </>
       )}

@@ -1,6 +1,7 @@
 import type { FormEvent } from "react";
 import type { TestReport } from "../api";
 import { AppCredentialsPanel } from "../components/AppCredentialsPanel";
+import { BouncesPanel } from "../components/BouncesPanel";
 import { DeliveryState } from "../components/DeliveryState";
 import { OAuthPanel } from "../components/OAuthPanel";
 import { TestPanel } from "../components/TestPanel";
@@ -165,6 +166,7 @@ export function ServerPage({ id }: { id: string | null }) {
           </aside>
         )}
       </div>
+      {saved && <BouncesPanel serverId={saved.id} driver={saved.driver} canEdit={canEdit} />}
     </section>
   );
 }

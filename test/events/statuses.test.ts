@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Retention } from "../../src/core/retention.js";
+import { countSentSince } from "../../src/queue/outbox.js";
+import { expectError } from "../api/fixtures.js";
+import { startTestApp, type TestApp } from "../helpers/app.js";
+import { availableDialects } from "../helpers/databases.js";
+import { sendAndSettle } from "./support.js";
+
+const DAY = 24 * 60 * 60 * 1000;
+
+// The provider's statuses count as sent wherever "sent" counted: retention, the daily limit, the log's filter.
+describe.each(await availableDialects())("delivered, bounced and complained on %s", (dialect) => {
+  let t: TestApp;
+  const ids: string[] = [];
+  const statuses = ["delivered", "bounced", "complained", "sent"] as const;
+  beforeAll(async () => {
+    t = await startTestApp(dialect, { MAILROOM_POLL_MS: "20" });
+    t.mailroom.worker.start();
+    for (const [i, status] of statuses.entries()) {
+      const row = await sendAndSettle(t, t.admin, "Capture", `status-${i}@example.org`);
+      await t.mailroom.ctx.db.updateTable("messages").set({ status }).where("id", "=", row.id).execute();
+      await t.mailroom.ctx.db
+        .insertInto("message_events")
+        .values({
+          id: `event-${dialect}-${i}`,
+          message_id: row.id,
+          server_id: row.server_id,
+          provider: "postmark",
+          type: status === "sent" ? "delivered" : status,
+          bounce_kind: status === "bounced" ? "hard" : null,
+          recipient: `status-${i}@example.org`,
+          diagnostic: null,
+          provider_event_id: `pe-${i}`,
+          at: Date.now(),
+          received_at: Date.now(),
+        })
+        .execute();
+      ids.push(row.id);
+    }
+    await t.mailroom.worker.stop();
+  });
+  afterAll(() => t.close());
+
+  const retention = (offsetMs: number) =>
+    new Retention(t.mailroom.ctx, t.mailroom.retention.policy, {
+      intervalMs: 60_000,
+      batchSize: 2,
+      clock: () => Date.now() + offsetMs,
+    });
+
+  it("filter the delivery log and count toward the daily limit", async () => {
+    for (const status of statuses) {
+      const res = await t.request(t.admin, { method: "GET", url: `/api/messages?status=${status}` });
+      expect(res.json().items.map((m: { status: string }) => m.status)).toEqual([status]);
+    }
+    expectError(await t.request(t.admin, { method: "GET", url: "/api/messages?status=returned" }), 400, "validation_failed");
+    const serverId = (await t.mailroom.servers.getRow("Capture")).id;
+    expect(await countSentSince(t.mailroom.ctx.db, serverId, Date.now() - DAY)).toBe(4);
+  });
+
+  it("are purged by retention like sent, their reports with them", async () => {
+    expect(await retention(31 * DAY).purge()).toEqual({ bodies: 4, messages: 0, audit: 0 });
+    expect(await retention(366 * DAY).purge()).toMatchObject({ messages: 4 });
+    const left = await t.mailroom.ctx.db.selectFrom("message_events").select("id").where("message_id", "in", ids).execute();
+    expect(left).toEqual([]);
+  });
+});
