@@ -13,6 +13,7 @@ import { Retention } from "./core/retention.js";
 import { RetentionPolicy } from "./core/retention-policy.js";
 import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
+import { createWebhooks, type Webhooks } from "./events/webhooks/index.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import type { Clock } from "./kernel/clock.js";
 import { createLogger } from "./logger.js";
@@ -54,9 +55,14 @@ export interface Mailroom {
   queueSignal: QueueSignal;
   /** Purges by the retention periods; started by `serve` (or a test) with retention.start(). */
   retention: Retention;
+  /** Application webhooks: the event sink (ctx.messageEvents), the dispatcher (`serve` starts it), the service. */
+  webhooks: Webhooks;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
+
+/** Webhook posts under way at once per process: receivers are slow far more often than busy. */
+const WEBHOOK_CONCURRENCY = 8;
 
 export interface MailroomOptions {
   /** What "now" is for every service (default Date.now): tests move time instead of sleeping. */
@@ -85,6 +91,9 @@ export function createMailroom(
     clock,
     messageEvents: ignoreMessageEvents,
   };
+  // Every message status change is told to the webhooks (src/core/message-events.ts).
+  const webhooks = createWebhooks(ctx, { concurrency: WEBHOOK_CONCURRENCY, pollMs: config.delivery.pollMs });
+  ctx.messageEvents = webhooks.registry;
   const servers = new EmailServerService(ctx);
   const retention = new Retention(ctx, new RetentionPolicy(ctx), config.retention);
   const metrics = new Metrics(ctx, retention);
@@ -116,6 +125,8 @@ export function createMailroom(
   const users = new UserService(storage.db);
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users);
+  // A revoked token's webhooks fall silent at once in this process (other processes: within a refresh).
+  tokens.onRevoked = () => void webhooks.registry.refresh().catch(() => {});
   const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }), clock });
   servers.onProbeWanted = () => prober.wake();
   prober.onReleased = () => {
@@ -139,12 +150,15 @@ export function createMailroom(
     smtp,
     queueSignal,
     retention,
+    webhooks,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();
       await queueSignal.stop();
       await retention.stop();
       await worker.stop();
+      webhooks.registry.stop();
+      await webhooks.dispatcher.stop();
       await transports.closeAll();
       await storage.close();
     },
@@ -164,6 +178,8 @@ export interface BootstrapResult {
  */
 export async function bootstrap(mailroom: Mailroom): Promise<BootstrapResult> {
   const migrations = await migrateToLatest(mailroom.ctx.db);
+  // Read before the first message is accepted, so telling of it needs no read of its own.
+  await mailroom.webhooks.registry.refresh();
   const result: BootstrapResult = { migrations, createdCaptureServer: false };
   await withStartLock(mailroom, async () => {
     const { config } = mailroom.ctx;

@@ -28,6 +28,7 @@ import { serverTestRoutes } from "./routes/server-tests.js";
 import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
 import { userRoutes } from "./routes/users.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import { responseSchemas } from "./schemas.js";
 import { registerWebUi } from "./web-ui.js";
 
@@ -139,6 +140,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   statsRoutes(app, mailroom);
   retentionRoutes(app, mailroom);
   smtpRoutes(app, mailroom);
+  webhookRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();
   return app;

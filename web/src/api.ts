@@ -35,6 +35,12 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
     label: "Update settings",
     allows: "Change Mailroom-wide settings: how long message bodies, messages and audit entries are kept.",
   },
+  {
+    key: "webhooks.manage",
+    label: "Manage webhooks",
+    allows:
+      "Register URLs told of message events (a token: of the messages it sent; a user with “View messages”: of every message), see their deliveries, replay them.",
+  },
 ];
 
 type Schemas = components["schemas"];
