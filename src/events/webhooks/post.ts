@@ -163,10 +163,11 @@ export function postWebhook(request: PostRequest): Promise<PostResult> {
   const url = new URL(request.url);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const to: Destination = { protocol: url.protocol, host, port: urlPort(url) };
-  if (net.isIP(host)) assertWebhookAddresses(request.operator, to, [host]);
   const timeoutMs = request.timeoutMs ?? WEBHOOK_TIMEOUT_MS;
   const client = url.protocol === "https:" ? https : http;
   return new Promise<PostResult>((resolve, reject) => {
+    // An address given as such never reaches a lookup: checked here (a throw rejects the promise).
+    if (net.isIP(host)) assertWebhookAddresses(request.operator, to, [host]);
     let settled = false;
     const finish = (fn: () => void) => {
       if (settled) return;
