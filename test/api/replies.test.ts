@@ -188,7 +188,11 @@ describe("the replies the UI reads keep every field", () => {
     expect(created.json()).toEqual({ ...webhook, secret: expect.stringMatching(/^whsec_/) });
     const { id } = created.json();
     const rotated = await t.request(t.admin, { method: "POST", url: `/api/webhooks/${id}/rotate-secret` });
-    expect(rotated.json()).toEqual({ ...webhook, previousSecretUntil: expect.any(String), secret: expect.stringMatching(/^whsec_/) });
+    expect(rotated.json()).toEqual({
+      ...webhook,
+      previousSecretUntil: expect.any(String),
+      secret: expect.stringMatching(/^whsec_/),
+    });
     const list = await t.request(t.admin, { method: "GET", url: "/api/webhooks" });
     expect(list.json()).toEqual({ items: [{ ...webhook, previousSecretUntil: expect.any(String) }], total: 1 });
     // No network here: the ping goes to an address refused before connecting, and says so.
@@ -206,7 +210,9 @@ describe("the replies the UI reads keep every field", () => {
       createdAt: expect.any(String),
       deliveredAt: null,
       payload: { type: "webhook.test", timestamp: expect.any(String), data: expect.objectContaining({ webhookId: id }) },
-      attemptLog: [{ at: expect.any(String), durationMs: expect.any(Number), httpStatus: null, error: expect.any(String), response: null }],
+      attemptLog: [
+        { at: expect.any(String), durationMs: expect.any(Number), httpStatus: null, error: expect.any(String), response: null },
+      ],
     };
     expect(ping.json()).toEqual(delivery);
     const deliveries = await t.request(t.admin, { method: "GET", url: `/api/webhooks/${id}/deliveries` });

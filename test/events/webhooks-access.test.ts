@@ -36,13 +36,21 @@ describe("who sees and hears what", () => {
   });
 
   async function register(caller: Caller, path: string, events = ["queued"]) {
-    const res = await t.request(caller, { method: "POST", url: "/api/webhooks", payload: { url: `${receiver.url}${path}`, events } });
+    const res = await t.request(caller, {
+      method: "POST",
+      url: "/api/webhooks",
+      payload: { url: `${receiver.url}${path}`, events },
+    });
     expect(res.statusCode, res.body).toBe(201);
     return res.json() as { id: string; secret: string };
   }
 
   async function send(caller: Caller): Promise<string> {
-    const res = await t.request(caller, { method: "POST", url: "/api/messages", payload: { to: "x@example.com", subject: "S", text: "T" } });
+    const res = await t.request(caller, {
+      method: "POST",
+      url: "/api/messages",
+      payload: { to: "x@example.com", subject: "S", text: "T" },
+    });
     expect(res.statusCode, res.body).toBe(202);
     return res.json().id;
   }
@@ -59,7 +67,13 @@ describe("who sees and hears what", () => {
 
     const b = tokens.B.caller;
     expect((await t.request(b, { method: "GET", url: "/api/webhooks" })).json()).toEqual({ items: [], total: 0 });
-    const delivery = (await t.mailroom.ctx.db.selectFrom("webhook_deliveries").select("id").where("webhook_id", "=", a.id).executeTakeFirstOrThrow()).id;
+    const delivery = (
+      await t.mailroom.ctx.db
+        .selectFrom("webhook_deliveries")
+        .select("id")
+        .where("webhook_id", "=", a.id)
+        .executeTakeFirstOrThrow()
+    ).id;
     for (const [method, url, payload] of [
       ["GET", `/api/webhooks/${a.id}`],
       ["PATCH", `/api/webhooks/${a.id}`, { enabled: false }],
@@ -76,7 +90,9 @@ describe("who sees and hears what", () => {
     expect(replay.statusCode).toBe(404);
     expect(replay.json().code).toBe("webhook_delivery_not_found");
     // Still A's, unchanged.
-    expect((await t.request(tokens.A.caller, { method: "GET", url: `/api/webhooks/${a.id}` })).json()).toMatchObject({ enabled: true });
+    expect((await t.request(tokens.A.caller, { method: "GET", url: `/api/webhooks/${a.id}` })).json()).toMatchObject({
+      enabled: true,
+    });
 
     // Without the permission: 403 before anything.
     const d = await t.request(tokens.D.caller, { method: "GET", url: "/api/webhooks" });
@@ -85,7 +101,11 @@ describe("who sees and hears what", () => {
 
   it("a user needs View messages, and then hears of every message; a super admin sees every webhook", async () => {
     const narrow = await t.userWith(["webhooks.manage"]);
-    const refused = await t.request(narrow, { method: "POST", url: "/api/webhooks", payload: { url: `${receiver.url}/u`, events: ["queued"] } });
+    const refused = await t.request(narrow, {
+      method: "POST",
+      url: "/api/webhooks",
+      payload: { url: `${receiver.url}/u`, events: ["queued"] },
+    });
     expect(refused.statusCode).toBe(403);
     expect(refused.json()).toMatchObject({ code: "forbidden", details: { permission: "messages.view" } });
 
@@ -110,12 +130,20 @@ describe("who sees and hears what", () => {
     t.mailroom.worker.start();
     t.mailroom.webhooks.dispatcher.start();
     await waitFor("its pending event failed", async () => {
-      const row = await t.mailroom.ctx.db.selectFrom("webhook_deliveries").selectAll().where("webhook_id", "=", c.id).executeTakeFirst();
+      const row = await t.mailroom.ctx.db
+        .selectFrom("webhook_deliveries")
+        .selectAll()
+        .where("webhook_id", "=", c.id)
+        .executeTakeFirst();
       return row?.status === "failed" && row.last_error?.includes("revoked");
     });
     await waitFor("sent", async () => (await t.mailroom.messages.getRow(id)).status === "sent");
     // Sent after the revocation: nothing recorded for the silent webhook (only the queued event, failed).
-    const rows = await t.mailroom.ctx.db.selectFrom("webhook_deliveries").select("event_type").where("webhook_id", "=", c.id).execute();
+    const rows = await t.mailroom.ctx.db
+      .selectFrom("webhook_deliveries")
+      .select("event_type")
+      .where("webhook_id", "=", c.id)
+      .execute();
     expect(rows.map((r) => r.event_type)).toEqual(["queued"]);
     expect((await t.request(t.admin, { method: "GET", url: `/api/webhooks/${c.id}` })).json()).toMatchObject({
       active: false,
@@ -216,16 +244,25 @@ describe("who sees and hears what", () => {
     await expect(
       postWebhook({ url: `http://localhost:${receiver.port}/dns`, headers: {}, body: "{}", operator, redact: [] }),
     ).rejects.toMatchObject({ code: "endpoint_not_allowed" });
-    await expect(postWebhook({ url: "http://169.254.169.254/latest", headers: {}, body: "{}", operator, redact: [] })).rejects.toMatchObject({
+    await expect(
+      postWebhook({ url: "http://169.254.169.254/latest", headers: {}, body: "{}", operator, redact: [] }),
+    ).rejects.toMatchObject({
       code: "endpoint_not_allowed",
     });
     expect(at("/dns")).toHaveLength(0);
 
     // A webhook whose URL now points at the metadata service: its attempt is refused and recorded.
     const hook = await register(tokens.A.caller, "/moved");
-    await t.mailroom.ctx.db.updateTable("webhooks").set({ url: "http://169.254.169.254/hook" }).where("id", "=", hook.id).execute();
+    await t.mailroom.ctx.db
+      .updateTable("webhooks")
+      .set({ url: "http://169.254.169.254/hook" })
+      .where("id", "=", hook.id)
+      .execute();
     const res = await t.request(tokens.A.caller, { method: "POST", url: `/api/webhooks/${hook.id}/test` });
-    expect(res.json()).toMatchObject({ status: "failed", attemptLog: [{ httpStatus: null, error: expect.stringContaining("endpoint_not_allowed") }] });
+    expect(res.json()).toMatchObject({
+      status: "failed",
+      attemptLog: [{ httpStatus: null, error: expect.stringContaining("endpoint_not_allowed") }],
+    });
   });
 
   it("deleting a webhook removes its deliveries, and is audited", async () => {
@@ -234,7 +271,11 @@ describe("who sees and hears what", () => {
     await waitFor("its event", async () => at("/gone").length >= 1);
     const res = await t.request(tokens.A.caller, { method: "DELETE", url: `/api/webhooks/${hook.id}` });
     expect(res.statusCode).toBe(204);
-    const left = await t.mailroom.ctx.db.selectFrom("webhook_deliveries").select("id").where("webhook_id", "=", hook.id).execute();
+    const left = await t.mailroom.ctx.db
+      .selectFrom("webhook_deliveries")
+      .select("id")
+      .where("webhook_id", "=", hook.id)
+      .execute();
     expect(left).toEqual([]);
     const audit = (await t.request(t.admin, { method: "GET", url: "/api/audit?limit=500" })).json().items as { action: string }[];
     for (const action of ["webhook.create", "webhook.update", "webhook.delete", "webhook.rotate_secret"]) {

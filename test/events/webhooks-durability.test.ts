@@ -8,8 +8,8 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootstrap, createMailroom, type Mailroom } from "../../src/app.js";
 import type { Principal } from "../../src/auth/permissions.js";
-import { systemActor } from "../../src/core/audit.js";
 import type { Config } from "../../src/config.js";
+import { systemActor } from "../../src/core/audit.js";
 import { availableDialects, freshConfig } from "../helpers/databases.js";
 import { waitFor } from "../helpers/wait.js";
 import { type Receiver, startReceiver } from "./receiver.js";
@@ -24,7 +24,14 @@ async function application(m: Mailroom): Promise<Principal> {
 }
 
 const count = async (m: Mailroom, table: "messages" | "webhook_deliveries") =>
-  Number((await m.ctx.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow()).n);
+  Number(
+    (
+      await m.ctx.db
+        .selectFrom(table)
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 describe.each(await availableDialects())("webhook durability on %s", (dialect) => {
   let receiver: Receiver;
@@ -54,12 +61,20 @@ describe.each(await availableDialects())("webhook durability on %s", (dialect) =
   it("the event is stored with the status change: closed before dispatching, the next process delivers it", async () => {
     const first = await start();
     const app = await application(first);
-    const hook = await first.webhooks.service.create({ url: `${receiver.url}/restart`, events: ["queued", "sent"] }, app, systemActor);
+    const hook = await first.webhooks.service.create(
+      { url: `${receiver.url}/restart`, events: ["queued", "sent"] },
+      app,
+      systemActor,
+    );
     // Delivery runs, the dispatcher does not: the events wait in their table.
     first.worker.start();
     const { id } = await first.messages.enqueue({ to: "someone@example.com", subject: "S", text: "T" }, app);
     await waitFor("sent", async () => (await first.messages.getRow(id)).status === "sent");
-    const stored = await first.ctx.db.selectFrom("webhook_deliveries").select(["event_type", "status"]).where("webhook_id", "=", hook.id).execute();
+    const stored = await first.ctx.db
+      .selectFrom("webhook_deliveries")
+      .select(["event_type", "status"])
+      .where("webhook_id", "=", hook.id)
+      .execute();
     expect(stored.map((d) => d.event_type).sort()).toEqual(["queued", "sent"]);
     await first.close();
     expect(receiver.received.filter((r) => r.path === "/restart")).toHaveLength(0);
@@ -121,7 +136,11 @@ describe.each(await availableDialects())("webhook durability on %s", (dialect) =
     m.webhooks.dispatcher.wake();
     await waitFor("taken over", async () => receiver.received.filter((r) => r.path === "/lease").length === 1);
     await waitFor("delivered", async () => {
-      const row = await m.ctx.db.selectFrom("webhook_deliveries").selectAll().where("webhook_id", "=", hook.id).executeTakeFirst();
+      const row = await m.ctx.db
+        .selectFrom("webhook_deliveries")
+        .selectAll()
+        .where("webhook_id", "=", hook.id)
+        .executeTakeFirst();
       return row?.status === "delivered" && row.attempts === 2;
     });
     await m.close();
@@ -132,7 +151,10 @@ describe.each(await availableDialects())("webhook durability on %s", (dialect) =
     const app = await application(a);
     await a.webhooks.service.create({ url: `${receiver.url}/pair`, events: ["queued"] }, app, systemActor);
     const attempts = { a: 0, b: 0 };
-    for (const [name, m] of [["a", a], ["b", b]] as const) {
+    for (const [name, m] of [
+      ["a", a],
+      ["b", b],
+    ] as const) {
       const attempt = m.webhooks.dispatcher.attempt.bind(m.webhooks.dispatcher);
       m.webhooks.dispatcher.attempt = (delivery, hook) => {
         attempts[name]++;
@@ -150,7 +172,10 @@ describe.each(await availableDialects())("webhook durability on %s", (dialect) =
       Array.from({ length: 60 }, (_, i) => ({ to: `r${i}@example.com`, subject: `${i}`, text: "x" })),
       app,
     );
-    await waitFor("60 events", async () => new Set(receiver.received.filter((r) => r.path === "/pair").map((r) => r.id)).size === 60);
+    await waitFor(
+      "60 events",
+      async () => new Set(receiver.received.filter((r) => r.path === "/pair").map((r) => r.id)).size === 60,
+    );
     await waitFor("all delivered", async () => {
       const rows = await a.ctx.db.selectFrom("webhook_deliveries").select("status").where("event_type", "=", "queued").execute();
       return rows.filter((r) => r.status === "delivered").length >= 60;

@@ -12,7 +12,7 @@ import { startTestApp } from "../helpers/app.js";
 import { availableDialects } from "../helpers/databases.js";
 import { waitFor } from "../helpers/wait.js";
 import { type SmtpPeer, startSmtpPeer } from "../peers/smtp-peer.js";
-import { type Receiver, type ReceivedRequest, startReceiver, verifySignature } from "./receiver.js";
+import { type ReceivedRequest, type Receiver, startReceiver, verifySignature } from "./receiver.js";
 
 describe.each(await availableDialects())("application webhooks on %s", (dialect) => {
   let t: TestApp;
@@ -29,7 +29,12 @@ describe.each(await availableDialects())("application webhooks on %s", (dialect)
     // Loopback is internal: only the operator's allow-list lets webhooks post there.
     t = await startTestApp(dialect, { MAILROOM_POLL_MS: "20", MAILROOM_ALLOWED_ENDPOINTS: "127.0.0.1" }, { clock: now });
     await t.mailroom.servers.create(
-      { name: "Peer", driver: "smtp", fromAddress: "app@example.com", settings: { host: "127.0.0.1", port: peer.port, security: "none" } },
+      {
+        name: "Peer",
+        driver: "smtp",
+        fromAddress: "app@example.com",
+        settings: { host: "127.0.0.1", port: peer.port, security: "none" },
+      },
       systemActor,
     );
     const res = await t.request(t.admin, {
@@ -49,24 +54,41 @@ describe.each(await availableDialects())("application webhooks on %s", (dialect)
   });
 
   async function register(path: string, events: string[]): Promise<{ id: string; secret: string }> {
-    const res = await t.request(app, { method: "POST", url: "/api/webhooks", payload: { url: `${receiver.url}${path}`, events } });
+    const res = await t.request(app, {
+      method: "POST",
+      url: "/api/webhooks",
+      payload: { url: `${receiver.url}${path}`, events },
+    });
     expect(res.statusCode, res.body).toBe(201);
     return res.json();
   }
 
   async function send(to: string, server = "Peer"): Promise<string> {
-    const res = await t.request(app, { method: "POST", url: "/api/messages", payload: { server, to, subject: "Invoice", text: "Hi." } });
+    const res = await t.request(app, {
+      method: "POST",
+      url: "/api/messages",
+      payload: { server, to, subject: "Invoice", text: "Hi." },
+    });
     expect(res.statusCode, res.body).toBe(202);
     return res.json().id;
   }
 
   const at = (path: string) => receiver.received.filter((r) => r.path === path);
-  const arrived = (path: string, n: number) => waitFor(`${n} request(s) at ${path}`, async () => at(path).length >= n && at(path));
+  const arrived = (path: string, n: number) =>
+    waitFor(`${n} request(s) at ${path}`, async () => at(path).length >= n && at(path));
 
   async function deliveries(webhookId: string) {
     const res = await t.request(app, { method: "GET", url: `/api/webhooks/${webhookId}/deliveries` });
     expect(res.statusCode, res.body).toBe(200);
-    return res.json().items as { id: string; type: string; status: string; attempts: number; nextAttemptAt: string | null; lastError: string | null; attemptLog: { httpStatus: number | null; error: string | null }[] }[];
+    return res.json().items as {
+      id: string;
+      type: string;
+      status: string;
+      attempts: number;
+      nextAttemptAt: string | null;
+      lastError: string | null;
+      attemptLog: { httpStatus: number | null; error: string | null }[];
+    }[];
   }
 
   /** Moves the clock past the next retry and wakes the dispatcher. */
@@ -139,10 +161,16 @@ describe.each(await availableDialects())("application webhooks on %s", (dialect)
     expect(failed.json.data).toMatchObject({ id: failedId, status: "failed", error: { code: "recipient_rejected" } });
 
     // A server with no host cannot send: its mail is held at accept.
-    await t.mailroom.servers.create({ name: "Unfinished", driver: "smtp", fromAddress: "app@example.com", settings: {} }, systemActor);
+    await t.mailroom.servers.create(
+      { name: "Unfinished", driver: "smtp", fromAddress: "app@example.com", settings: {} },
+      systemActor,
+    );
     const heldId = await send("someone@example.com", "Unfinished");
     const [, held] = await arrived("/outcomes", 2);
-    expect(held.json).toMatchObject({ type: "message.held", data: { id: heldId, status: "held", error: { code: "server_not_ready" } } });
+    expect(held.json).toMatchObject({
+      type: "message.held",
+      data: { id: heldId, status: "held", error: { code: "server_not_ready" } },
+    });
   });
 
   it("tells queued again when someone retries a failed message", async () => {
@@ -236,7 +264,11 @@ describe.each(await availableDialects())("application webhooks on %s", (dialect)
     expect(off.json()).toMatchObject({ enabled: false });
     const id = await send("someone@example.com");
     await waitFor("sent", async () => (await t.mailroom.messages.getRow(id)).status === "sent");
-    const rows = await t.mailroom.ctx.db.selectFrom("webhook_deliveries").select("id").where("webhook_id", "=", hook.id).execute();
+    const rows = await t.mailroom.ctx.db
+      .selectFrom("webhook_deliveries")
+      .select("id")
+      .where("webhook_id", "=", hook.id)
+      .execute();
     expect(rows).toHaveLength(1); // the ping only
   });
 });

@@ -17,6 +17,7 @@ const NAV: NavItem[] = [
   { to: "/routes", label: "Routes", permission: "email-servers.view" },
   { to: "/messages", label: "Messages", permission: "messages.view", also: ["/capture"] },
   { to: "/tokens", label: "API tokens", permission: "users.manage" },
+  { to: "/webhooks", label: "Webhooks", permission: "webhooks.manage" },
   { to: "/users", label: "Users", permission: "users.manage", also: ["/groups"] },
   { to: "/audit", label: "Audit log", permission: "audit.view" },
 ];
