@@ -4,7 +4,9 @@
  * stores nothing; the secret is shown once and is nowhere else; internal addresses are refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { postWebhook } from "../../src/events/webhooks/post.js";
+import { reencryptWebhookSecrets } from "../../src/events/webhooks/key-rotation.js";
+import { isInternalAddress, postWebhook } from "../../src/events/webhooks/post.js";
+import { generateKeyText, parseKey, SecretBox } from "../../src/storage/secrets.js";
 import { type Caller, startTestApp, type TestApp } from "../helpers/app.js";
 import { waitFor } from "../helpers/wait.js";
 import { type Receiver, startReceiver, verifySignature } from "./receiver.js";
@@ -236,6 +238,48 @@ describe("who sees and hears what", () => {
       expect(receiver.received.some((r) => r.body.includes(key) || JSON.stringify(r.headers).includes(key))).toBe(false);
     }
     expect(dump).toContain("mr1:");
+  });
+
+  it("counts as internal every loopback, private, link-local, metadata, multicast and unspecified address", () => {
+    for (const a of [
+      "127.0.0.1",
+      "10.1.2.3",
+      "172.31.0.1",
+      "192.168.1.1",
+      "100.64.0.1",
+      "169.254.169.254",
+      "0.0.0.0",
+      "224.0.0.1",
+    ]) {
+      expect(isInternalAddress(a), a).toBe(true);
+    }
+    for (const a of [
+      "::1",
+      "::",
+      "fe80::1",
+      "fd00::1",
+      "fd00:ec2::254",
+      "ff02::1",
+      "::ffff:127.0.0.1",
+      "::ffff:169.254.169.254",
+    ]) {
+      expect(isInternalAddress(a), a).toBe(true);
+    }
+    for (const a of ["93.184.216.34", "8.8.8.8", "172.32.0.1", "2606:4700::1111"]) expect(isInternalAddress(a), a).toBe(false);
+  });
+
+  it("re-encrypts signing secrets with a new key (mailroom keys rotate)", async () => {
+    const hook = await register(tokens.A.caller, "/keys");
+    const fresh = parseKey(generateKeyText(), "test");
+    const both = new SecretBox([fresh, ...t.mailroom.ctx.secrets.keys]);
+    const count = await t.mailroom.ctx.db.transaction().execute((trx) => reencryptWebhookSecrets(trx, both));
+    expect(count).toBeGreaterThanOrEqual(1);
+    const row = await t.mailroom.ctx.db.selectFrom("webhooks").selectAll().where("id", "=", hook.id).executeTakeFirstOrThrow();
+    expect(new SecretBox([fresh]).decrypt(row.secret)).toBe(hook.secret);
+    // Back to the app's key, so the rest of the file can still sign.
+    await t.mailroom.ctx.db
+      .transaction()
+      .execute((trx) => reencryptWebhookSecrets(trx, new SecretBox([...t.mailroom.ctx.secrets.keys, fresh])));
   });
 
   it("refuses internal addresses when connecting too: a host name that resolves there, a URL that was allowed before", async () => {
