@@ -15,6 +15,7 @@ import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
 import { ProviderEventReceiver } from "./events/provider-events/receiver.js";
 import { SuppressionService } from "./events/suppressions.js";
+import { createWebhooks, type Webhooks } from "./events/webhooks/index.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import type { Clock } from "./kernel/clock.js";
 import { createLogger } from "./logger.js";
@@ -60,9 +61,14 @@ export interface Mailroom {
   suppressions: SuppressionService;
   /** Mailgun's, Postmark's and SES's reports of delivery, bounces and complaints, and each server's sources of them. */
   providerEvents: ProviderEventReceiver;
+  /** Application webhooks: the event sink (ctx.messageEvents), the dispatcher (`serve` starts it), the service. */
+  webhooks: Webhooks;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
+
+/** Webhook posts under way at once per process: receivers are slow far more often than busy. */
+const WEBHOOK_CONCURRENCY = 8;
 
 export interface MailroomOptions {
   /** What "now" is for every service (default Date.now): tests move time instead of sleeping. */
@@ -91,6 +97,9 @@ export function createMailroom(
     clock,
     messageEvents: ignoreMessageEvents,
   };
+  // Every message status change is told to the webhooks (src/core/message-events.ts).
+  const webhooks = createWebhooks(ctx, { concurrency: WEBHOOK_CONCURRENCY, pollMs: config.delivery.pollMs });
+  ctx.messageEvents = webhooks.registry;
   const servers = new EmailServerService(ctx);
   const retention = new Retention(ctx, new RetentionPolicy(ctx), config.retention);
   const metrics = new Metrics(ctx, retention);
@@ -125,6 +134,8 @@ export function createMailroom(
   const users = new UserService(storage.db);
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users);
+  // A revoked token's webhooks fall silent at once in this process (other processes: within a refresh).
+  tokens.onRevoked = () => void webhooks.registry.refresh().catch(() => {});
   const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }), clock });
   servers.onProbeWanted = () => prober.wake();
   prober.onReleased = () => {
@@ -150,12 +161,15 @@ export function createMailroom(
     retention,
     suppressions,
     providerEvents,
+    webhooks,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();
       await queueSignal.stop();
       await retention.stop();
       await worker.stop();
+      webhooks.registry.stop();
+      await webhooks.dispatcher.stop();
       await transports.closeAll();
       await storage.close();
     },
@@ -175,6 +189,8 @@ export interface BootstrapResult {
  */
 export async function bootstrap(mailroom: Mailroom): Promise<BootstrapResult> {
   const migrations = await migrateToLatest(mailroom.ctx.db);
+  // Read before the first message is accepted, so telling of it needs no read of its own.
+  await mailroom.webhooks.registry.refresh();
   const result: BootstrapResult = { migrations, createdCaptureServer: false };
   await withStartLock(mailroom, async () => {
     const { config } = mailroom.ctx;

@@ -10,6 +10,7 @@ export const permissions = [
   "audit.view",
   "settings.update",
   "suppressions.update",
+  "webhooks.manage",
 ] as const;
 
 export type Permission = (typeof permissions)[number];
@@ -26,6 +27,7 @@ export const permissionLabels: Record<Permission, string> = {
   "audit.view": "View the audit log",
   "settings.update": "Update settings",
   "suppressions.update": "Edit the suppression list",
+  "webhooks.manage": "Manage webhooks",
 };
 
 export function isPermission(value: unknown): value is Permission {

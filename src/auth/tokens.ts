@@ -35,6 +35,9 @@ function sha256(value: string): Buffer {
 }
 
 export class TokenService {
+  /** Called after a token is revoked (its webhooks fall silent: src/app.ts). */
+  onRevoked: (id: string) => void = () => {};
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly users: UserService,
@@ -178,6 +181,7 @@ export class TokenService {
       await trx.updateTable("api_tokens").set({ revoked_at: Date.now() }).where("id", "=", id).execute();
       await writeAudit(trx, actor, { action: "token.revoke", targetType: "token", targetId: id, before: { name: row.name } });
     });
+    this.onRevoked(id);
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Config } from "../config.js";
 import { cliActor } from "../core/audit.js";
 import { reencryptAll } from "../core/key-rotation.js";
 import { reencryptEventSourceSecrets } from "../events/provider-events/sources.js";
+import { reencryptWebhookSecrets } from "../events/webhooks/key-rotation.js";
 import { reencryptOAuthSecrets } from "../oauth/key-rotation.js";
 import { migrateToLatest } from "../storage/db.js";
 import { addKeyToFile, pruneKeyFile } from "../storage/secrets.js";
@@ -17,11 +18,12 @@ export async function keysCommand(config: Config): Promise<number> {
   const mailroom = createMailroom(config);
   try {
     await migrateToLatest(mailroom.ctx.db);
-    // OAuth tokens and PKCE verifiers are secrets too, re-encrypted in the same transaction:
+    // OAuth tokens, PKCE verifiers and webhook signing secrets are secrets too, re-encrypted in the same transaction:
     // the old key is dropped only once everything uses the new one.
     const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor, [
       reencryptOAuthSecrets,
       reencryptEventSourceSecrets,
+      reencryptWebhookSecrets,
     ]);
     if (!config.secretKey) pruneKeyFile(config.dataDir);
     console.log(`Re-encrypted ${count} secret(s), OAuth tokens included, with key ${mailroom.ctx.secrets.currentKeyId}.`);

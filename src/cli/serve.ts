@@ -30,6 +30,7 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
   const unmarkRunning = markRunning(config.dataDir);
   if (config.delivery.enabled) {
     mailroom.worker.start();
+    mailroom.webhooks.dispatcher.start();
     mailroom.queueSignal.listen(() => mailroom.worker.wake());
     // Background work goes with delivery: processes that only accept mail leave it to the workers.
     mailroom.retention.start();

@@ -28,6 +28,7 @@ import {
   settingsError,
   statusDetail,
 } from "./email-server-rows.js";
+import { listensTo, type MessageEventSink } from "./message-events.js";
 
 export type { EmailServerInput, ServerStatus } from "./email-server-rows.js";
 
@@ -410,7 +411,7 @@ export class EmailServerService {
         );
       }
       await trx.deleteFrom("email_servers").where("id", "=", row.id).execute();
-      await failOrphanedMessages(trx, row);
+      await failOrphanedMessages(trx, row, this.ctx.messageEvents);
       await writeAudit(trx, actor, {
         action: "email_server.delete",
         targetType: "email_server",
@@ -498,7 +499,7 @@ export class EmailServerService {
         .set({ fault: next.fault, fault_detail: next.fault_detail, fault_at: next.fault_at, status: next.status })
         .where("id", "=", row.id)
         .execute();
-      if (fault === "failing") await holdQueuedMessages(trx, row.id);
+      if (fault === "failing") await holdQueuedMessages(trx, row.id, this.ctx.messageEvents);
       if (next.status === "ready") await releaseHeldMessages(trx, row.id);
       return next;
     };
@@ -682,20 +683,30 @@ export async function requestProbe(db: Kysely<Database>, serverId: string, now =
  * A failing server's queued mail waits, unattempted, until a probe passes. Routed mail stays
  * queued: the worker hands it to the next server of its route (and holds it if none can).
  */
-async function holdQueuedMessages(db: Kysely<Database>, serverId: string): Promise<void> {
-  await db
+async function holdQueuedMessages(db: Kysely<Database>, serverId: string, events: MessageEventSink): Promise<void> {
+  const now = Date.now();
+  const hold = db
     .updateTable("messages")
-    .set({ status: "held", updated_at: Date.now() })
+    .set({ status: "held", updated_at: now })
     .where("server_id", "=", serverId)
     .where("status", "=", "queued")
-    .where("route_servers", "is", null)
-    .execute();
+    .where("route_servers", "is", null);
+  if (!listensTo(events, "held")) {
+    await hold.execute();
+    return;
+  }
+  const held = await hold.returning("id").execute();
+  if (held.length)
+    await events.record(
+      db,
+      held.map((m) => ({ type: "held", messageId: m.id, serverId, at: now })),
+    );
 }
 
 /** Mail waiting for a deleted server can never go: it fails, and the log says why. */
-async function failOrphanedMessages(db: Kysely<Database>, row: Row): Promise<void> {
+async function failOrphanedMessages(db: Kysely<Database>, row: Row, events: MessageEventSink): Promise<void> {
   const now = Date.now();
-  await db
+  const fail = db
     .updateTable("messages")
     .set({
       status: "failed",
@@ -711,8 +722,17 @@ async function failOrphanedMessages(db: Kysely<Database>, row: Row): Promise<voi
         // A claim whose worker died; one still being sent settles by itself.
         eb.and([eb("status", "=", "sending"), eb("next_attempt_at", "<=", now)]),
       ]),
-    )
-    .execute();
+    );
+  if (!listensTo(events, "failed")) {
+    await fail.execute();
+    return;
+  }
+  const failed = await fail.returning("id").execute();
+  if (failed.length)
+    await events.record(
+      db,
+      failed.map((m) => ({ type: "failed", messageId: m.id, serverId: row.id, at: now })),
+    );
 }
 
 /** A race between two writers can still hit a unique index: answer it like the check would. */

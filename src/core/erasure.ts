@@ -184,6 +184,33 @@ export async function eraseRecipientData(ctx: AppContext, rawAddress: string, ac
         .where("id", "=", event.id)
         .execute();
     }
+    // Webhook events about it may quote the address (a provider's error, a bounce's diagnostic),
+    // and a receiver's answer anything: the bodies are scrubbed, the answers cleared.
+    const deliveries = await trx
+      .selectFrom("webhook_deliveries")
+      .select(["id", "payload"])
+      .where("message_id", "=", id)
+      .execute();
+    for (const event of deliveries) {
+      const scrubbed = scrubText(event.payload) as string;
+      if (scrubbed !== event.payload)
+        await trx.updateTable("webhook_deliveries").set({ payload: scrubbed }).where("id", "=", event.id).execute();
+    }
+    if (deliveries.length) {
+      await trx
+        .updateTable("webhook_attempts")
+        .set({ response_excerpt: null })
+        .where(
+          "delivery_id",
+          "in",
+          deliveries.map((e) => e.id),
+        )
+        .execute();
+    }
+    // Never to be sent: applications hear it failed (with message_erased), in this transaction.
+    if (unsent) {
+      await ctx.messageEvents.record(trx, [{ type: "failed", messageId: id, serverId: row.server_id, at: ctx.clock() }]);
+    }
     counts.messages++;
     if (unsent) counts.cancelled++;
     counts.rawCopies += Number(raw.numDeletedRows);

@@ -26,9 +26,21 @@ export interface MessageEvent {
  */
 export interface MessageEventSink {
   record(db: Kysely<Database>, events: MessageEvent[]): Promise<void>;
+  /**
+   * Whether `record` may store anything for events of this type, answered from memory. False
+   * lets a hot path skip the work of telling (on PostgreSQL, the transaction that would hold
+   * the settle statement and the events together). Absent: assume it may.
+   */
+  listening?(type: MessageEventType): boolean;
+}
+
+/** Whether the sink may want events of this type (see MessageEventSink.listening). */
+export function listensTo(sink: MessageEventSink, type: MessageEventType): boolean {
+  return sink.listening?.(type) ?? true;
 }
 
 /** The sink until the events layer replaces it (src/app.ts). */
 export const ignoreMessageEvents: MessageEventSink = {
   async record() {},
+  listening: () => false,
 };

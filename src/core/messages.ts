@@ -7,6 +7,7 @@ import type { Database, MessageSource, MessageStatus, MessagesTable, ProviderEve
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
 import type { EmailServerService } from "./email-servers.js";
+import { listensTo, type MessageEvent } from "./message-events.js";
 import { type CheckedMessage, checkMessage, type MessageInput } from "./message-input.js";
 import { checkTag, type RouteService, serverMaySendAs } from "./routes.js";
 
@@ -378,6 +379,7 @@ export class MessageService {
     const now = this.ctx.clock();
     const scope = `${principal.kind}:${principal.id}`;
     await this.refuseSuppressed(prepared, scope, now);
+    const events = this.ctx.messageEvents;
     const results = await this.ctx.commits.run(async (trx) => {
       const out: { id: string; status: MessageStatus; replayed: boolean }[] = [];
       // Rows without an idempotency key go in multi-row inserts: a batch of 1,000 is ten statements.
@@ -391,6 +393,7 @@ export class MessageService {
         }
         buffered = [];
       };
+      const accepted: MessageEvent[] = [];
       for (const { row, key, raw } of prepared) {
         if (key) {
           // A key may repeat within the batch: what came before must be in the table first.
@@ -413,8 +416,12 @@ export class MessageService {
         if (raw) await trx.insertInto("message_raw").values({ message_id: row.id, mime: raw }).execute();
         buffered.push(row);
         out.push({ id: row.id, status: row.status, replayed: false });
+        const accept = acceptedEvent(row, now);
+        if (listensTo(events, accept.type)) accepted.push(accept);
       }
       await flush();
+      // In the same transaction as the messages: an event is never told of a message that is not stored, nor lost.
+      if (accepted.length) await events.record(trx, accepted);
       return out;
     });
     if (results.some((r) => !r.replayed)) this.onQueued();
@@ -619,6 +626,8 @@ export class MessageService {
         .where("body_purged_at", "is", null)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) return;
+      // Someone sent it back to the queue: the application hears it is queued again.
+      await this.ctx.messageEvents.record(trx, [{ type: "queued", messageId: id, serverId: row.server_id, at: now }]);
       await writeAudit(
         trx,
         actor,
@@ -637,6 +646,11 @@ export class MessageService {
     this.onQueued();
     return view;
   }
+}
+
+/** A stored message's first event: queued, or held when its server cannot send yet. */
+function acceptedEvent(row: MessagesTable, at: number): MessageEvent {
+  return { type: row.status === "held" ? "held" : "queued", messageId: row.id, serverId: row.server_id, at };
 }
 
 /** A LIKE pattern that finds `text` anywhere, its own %, _ and \ taken literally. */

@@ -98,6 +98,18 @@ export const routePermissions: Record<string, RouteAccess> = {
 
   "GET /api/audit": "audit.view",
   "GET /api/audit/filters": "audit.view",
+
+  // Application webhooks: a caller sees and changes only its own (a super admin every one); a
+  // user also needs messages.view (its webhooks hear of every message), checked in the service.
+  "GET /api/webhooks": "webhooks.manage",
+  "POST /api/webhooks": "webhooks.manage",
+  "GET /api/webhooks/:id": "webhooks.manage",
+  "PATCH /api/webhooks/:id": "webhooks.manage",
+  "DELETE /api/webhooks/:id": "webhooks.manage",
+  "POST /api/webhooks/:id/rotate-secret": "webhooks.manage",
+  "GET /api/webhooks/:id/deliveries": "webhooks.manage",
+  "POST /api/webhooks/:id/test": "webhooks.manage",
+  "POST /api/webhook-deliveries/:id/replay": "webhooks.manage",
 };
 
 /** What a session whose password someone else set may still do (password_change_required). */

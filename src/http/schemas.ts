@@ -1,5 +1,6 @@
 import { type TSchema, Type } from "typebox";
 import { permissions } from "../auth/permissions.js";
+import { webhookSchemas } from "./webhook-schemas.js";
 
 /** Shared request shapes. Objects refuse unknown fields: a typo is an error, not a no-op. */
 export const listQueryProperties = {
@@ -624,6 +625,7 @@ export const responseSchemas = [
   RouteExplanation,
   RetentionPeriods,
   Retention,
+  ...webhookSchemas,
 ];
 
 /** A route's replies: its success shape, and the error body of every failure. */

@@ -31,6 +31,7 @@ import { smtpRoutes } from "./routes/smtp.js";
 import { statsRoutes } from "./routes/stats.js";
 import { suppressionRoutes } from "./routes/suppressions.js";
 import { userRoutes } from "./routes/users.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 import { responseSchemas } from "./schemas.js";
 import { registerWebUi } from "./web-ui.js";
 
@@ -144,6 +145,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   smtpRoutes(app, mailroom);
   providerEventRoutes(app, mailroom);
   suppressionRoutes(app, mailroom);
+  webhookRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();
   return app;

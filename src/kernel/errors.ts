@@ -315,6 +315,17 @@ export const errorCatalogue = {
     status: 502,
     summary: "The provider's token endpoint failed or could not be reached: try 'Authorize account' again in a moment.",
   },
+  // Application webhooks
+  webhook_not_found: { status: 404, summary: "No webhook of yours has that id." },
+  webhook_delivery_not_found: { status: 404, summary: "No delivery of a webhook of yours has that id." },
+  webhook_delivery_pending: {
+    status: 409,
+    summary: "The delivery is still waiting to be delivered (or being tried): replay it once it is delivered or failed.",
+  },
+  webhook_limit_reached: {
+    status: 409,
+    summary: "You have the most webhooks one owner may have (20): delete one, or send several event types to one URL.",
+  },
   // Secrets and storage
   secret_key_missing: {
     status: 500,

@@ -1,4 +1,5 @@
 import { type Kysely, sql } from "kysely";
+import { listensTo, type MessageEvent, type MessageEventSink } from "../core/message-events.js";
 import type { DialectName } from "../storage/dialect.js";
 import { type Database, type MessageStatus, type MessagesTable, SENT_STATUSES } from "../storage/schema.js";
 
@@ -128,6 +129,19 @@ export interface Settlement {
   id: string;
   outcome: Outcome;
   attempt?: AttemptRecord;
+  /** The message's server when it was claimed (for the event it makes). */
+  serverId?: string;
+}
+
+/**
+ * What a settled outcome tells applications: a message that ended (sent, failed) or stopped
+ * (held). Back in the queue (a retry after a temporary failure, a rate limit, failover) is no
+ * event: the message is still on its way.
+ */
+function eventOf({ id, outcome, attempt, serverId }: Settlement, now: number): MessageEvent | null {
+  const { status } = outcome;
+  if (status !== "sent" && status !== "failed" && status !== "held") return null;
+  return { type: status, messageId: id, serverId: outcome.moveTo?.serverId ?? attempt?.serverId ?? serverId ?? "", at: now };
 }
 
 /**
@@ -192,15 +206,52 @@ export async function settleMessages(
   owner: string,
   settlements: Settlement[],
   now = Date.now(),
+  /** Told of the status changes that applied, in the same commit (ctx.messageEvents). */
+  events?: MessageEventSink,
 ): Promise<boolean[]> {
   if (settlements.length === 0) return [];
+  const told = (applied: (s: Settlement) => boolean) =>
+    settlements.flatMap((s) => {
+      const event = applied(s) ? eventOf(s, now) : null;
+      return event ? [event] : [];
+    });
   if (dialect === "sqlite") {
     return db.transaction().execute(async (trx) => {
       const applied: boolean[] = [];
       for (const s of settlements) applied.push(await settleMessage(trx, owner, s, now));
+      if (events) {
+        const changes = told((s) => applied[settlements.indexOf(s)]);
+        if (changes.length) await events.record(trx, changes);
+      }
       return applied;
     });
   }
+  // The events' rows go in the same transaction as the statement; without a listener there
+  // is no transaction, only the one statement (which is atomic by itself).
+  const listened =
+    events &&
+    settlements.some((s) => {
+      const event = eventOf(s, now);
+      return event !== null && listensTo(events, event.type);
+    });
+  const applied = listened
+    ? await db.transaction().execute(async (trx) => {
+        const ids = await settleOnPostgres(trx, owner, settlements, now);
+        const changes = told((s) => ids.has(s.id));
+        if (changes.length) await events.record(trx, changes);
+        return ids;
+      })
+    : await settleOnPostgres(db, owner, settlements, now);
+  return settlements.map((s) => applied.has(s.id));
+}
+
+/** One statement for the group: results and attempts (see settleMessages). The ids that applied. */
+async function settleOnPostgres(
+  db: Kysely<Database>,
+  owner: string,
+  settlements: Settlement[],
+  now: number,
+): Promise<Set<string>> {
   const outcomes = settlements.map((s) => s.outcome);
   const attempts = settlements.flatMap((s) => (s.attempt ? [s.attempt] : []));
   const result = await sql<{ id: string }>`
@@ -255,8 +306,7 @@ export async function settleMessages(
       where a.message_id in (select id from settled)
     )
     select id from settled`.execute(db);
-  const applied = new Set(result.rows.map((r) => r.id));
-  return settlements.map((s) => applied.has(s.id));
+  return new Set(result.rows.map((r) => r.id));
 }
 
 /** On shutdown: gives back what this worker holds, untouched, for another to send. */

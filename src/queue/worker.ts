@@ -87,7 +87,7 @@ export class DeliveryWorker {
     this.limiter = new RateLimiter(ctx.db, ctx.clock);
     this.router = new Router(ctx.db, this.limiter);
     this.results = new BatchWriter((settlements) =>
-      settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock()),
+      settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock(), ctx.messageEvents),
     );
   }
 
@@ -437,7 +437,7 @@ export class DeliveryWorker {
   }
 
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {
-    const applied = await this.results.write({ id: message.id, outcome, attempt });
+    const applied = await this.results.write({ id: message.id, outcome, attempt, serverId: message.server_id });
     if (!applied) this.ctx.log.warn({ message: message.id }, "lease lost before the result was recorded");
     if (applied && attempt) {
       this.metrics?.attempts.inc({ server: attempt.serverName, outcome: attempt.outcome });

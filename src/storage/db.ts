@@ -26,6 +26,7 @@ import * as m011 from "./migrations/011_routes.js";
 import * as m012 from "./migrations/012_app_credentials.js";
 import * as m013 from "./migrations/013_retention.js";
 import * as m014 from "./migrations/014_provider_events.js";
+import * as m015 from "./migrations/015_webhooks.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
 import { type AutoVacuum, ensureIncrementalVacuum } from "./space.js";
@@ -47,6 +48,7 @@ const migrations: Record<string, Migration> = {
   "012_app_credentials": m012,
   "013_retention": m013,
   "014_provider_events": m014,
+  "015_webhooks": m015,
 };
 
 /** The migrations this version knows: a database that has applied another one is newer. */

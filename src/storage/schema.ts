@@ -357,6 +357,58 @@ export interface ProviderEventNoncesTable {
   seen_at: number;
 }
 
+/** An application's webhook (src/events/webhooks): where to tell which message events. */
+export interface WebhooksTable {
+  id: string;
+  owner_type: "token" | "user";
+  owner_id: string;
+  /** The owner's label when it registered the webhook ("token Billing", an email). */
+  owner_label: string;
+  url: string;
+  /** Encrypted (SecretBox) `whsec_…`. */
+  secret: string;
+  /** Encrypted; signs beside the new one until previous_secret_until, after a rotation. */
+  previous_secret: string | null;
+  previous_secret_until: number | null;
+  /** JSON array of event types. */
+  events: string;
+  enabled: number;
+  description: string;
+  created_at: number;
+  /** The actor's label. */
+  created_by: string;
+  updated_at: number;
+}
+
+export type WebhookDeliveryStatus = "pending" | "delivered" | "failed";
+
+/** One event for one webhook: an outbox row, claimed with a lease like a message. */
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  message_id: string | null;
+  event_type: string;
+  payload: string;
+  status: WebhookDeliveryStatus;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  delivery_id: string;
+  started_at: number;
+  duration_ms: number;
+  http_status: number | null;
+  error: string | null;
+  response_excerpt: string | null;
+}
+
 export interface Database {
   message_events: MessageEventsTable;
   suppressions: SuppressionsTable;
@@ -379,4 +431,7 @@ export interface Database {
   server_breakers: ServerBreakersTable;
   app_settings: AppSettingsTable;
   retention_runs: RetentionRunsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }

@@ -173,6 +173,9 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
         return { address: `${unique("matrix")}@example.com` };
       case "PUT /api/settings/suppressions":
         return { scope: "everywhere" };
+      // A public address: nothing connects at registration.
+      case "POST /api/webhooks":
+        return { url: "https://hooks.example.com/mailroom", events: ["sent"] };
       default:
         return undefined;
     }
@@ -224,6 +227,9 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     "GET /api/settings/retention": "messages.view",
     "PUT /api/settings/retention": "settings.update",
     "DELETE /api/settings/retention": "settings.update",
+    // Issue 16: application webhooks, each caller's own (the routes of one are in handlerRefusal).
+    "GET /api/webhooks": "webhooks.manage",
+    "POST /api/webhooks": "webhooks.manage",
   };
   const mustSucceed = new Set([
     ...Object.keys(issueRoutes),
@@ -274,10 +280,24 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     "POST /api/provider-events/:serverId/mailgun": ["provider_events_not_set_up"],
     "POST /api/provider-events/:serverId/postmark": ["provider_events_not_set_up"],
     "POST /api/provider-events/:serverId/ses": ["provider_events_not_set_up"],
+    // Nobody's webhook has the made-up id (test/events/webhooks-access.test.ts covers owners).
+    "GET /api/webhooks/:id": ["webhook_not_found"],
+    "PATCH /api/webhooks/:id": ["webhook_not_found"],
+    "DELETE /api/webhooks/:id": ["webhook_not_found"],
+    "POST /api/webhooks/:id/rotate-secret": ["webhook_not_found"],
+    "GET /api/webhooks/:id/deliveries": ["webhook_not_found"],
+    "POST /api/webhooks/:id/test": ["webhook_not_found"],
+    "POST /api/webhook-deliveries/:id/replay": ["webhook_delivery_not_found"],
   };
   /** Permissions a route's handler checks on top of the table's (releasing reads the message). */
   const handlerAlsoNeeds: Partial<Record<string, Permission[]>> = {
     "POST /api/capture/:serverId/messages/:id/release": ["messages.view"],
+    // A user's webhook hears of every message: the service asks a user for messages.view too.
+    ...Object.fromEntries(
+      Object.keys(routePermissions)
+        .filter((key) => key.includes("/api/webhook"))
+        .map((key) => [key, ["messages.view"] as Permission[]]),
+    ),
   };
   /** Routes whose permitted call needs a real captured message: only their access is checked here (test/api/admin-day.test.ts calls them). */
   const accessOnlyRoutes: Record<string, RouteAccess> = {

@@ -164,6 +164,61 @@ describe("the replies the UI reads keep every field", () => {
     expect(cleared.json()).toEqual({ deleted: captured.json().total });
   });
 
+  it("webhooks: the secret once, the webhook, its deliveries with each attempt", async () => {
+    const created = await t.request(t.admin, {
+      method: "POST",
+      url: "/api/webhooks",
+      payload: { url: "https://hooks.example.com/mailroom", events: ["sent", "failed"], description: "Billing" },
+    });
+    expect(created.statusCode, created.body).toBe(201);
+    const webhook = {
+      id: expect.any(String),
+      url: "https://hooks.example.com/mailroom",
+      events: ["sent", "failed"],
+      enabled: true,
+      description: "Billing",
+      owner: { type: "user", id: expect.any(String), label: "admin@example.com" },
+      active: true,
+      silencedBecause: null,
+      previousSecretUntil: null,
+      createdAt: expect.any(String),
+      createdBy: "admin@example.com",
+      updatedAt: expect.any(String),
+    };
+    expect(created.json()).toEqual({ ...webhook, secret: expect.stringMatching(/^whsec_/) });
+    const { id } = created.json();
+    const rotated = await t.request(t.admin, { method: "POST", url: `/api/webhooks/${id}/rotate-secret` });
+    expect(rotated.json()).toEqual({
+      ...webhook,
+      previousSecretUntil: expect.any(String),
+      secret: expect.stringMatching(/^whsec_/),
+    });
+    const list = await t.request(t.admin, { method: "GET", url: "/api/webhooks" });
+    expect(list.json()).toEqual({ items: [{ ...webhook, previousSecretUntil: expect.any(String) }], total: 1 });
+    // No network here: the ping goes to an address refused before connecting, and says so.
+    await t.mailroom.ctx.db.updateTable("webhooks").set({ url: "http://169.254.169.254/x" }).where("id", "=", id).execute();
+    const ping = await t.request(t.admin, { method: "POST", url: `/api/webhooks/${id}/test` });
+    const delivery = {
+      id: expect.any(String),
+      webhookId: id,
+      messageId: null,
+      type: "test",
+      status: "failed",
+      attempts: 1,
+      nextAttemptAt: null,
+      lastError: expect.stringContaining("endpoint_not_allowed"),
+      createdAt: expect.any(String),
+      deliveredAt: null,
+      payload: { type: "webhook.test", timestamp: expect.any(String), data: expect.objectContaining({ webhookId: id }) },
+      attemptLog: [
+        { at: expect.any(String), durationMs: expect.any(Number), httpStatus: null, error: expect.any(String), response: null },
+      ],
+    };
+    expect(ping.json()).toEqual(delivery);
+    const deliveries = await t.request(t.admin, { method: "GET", url: `/api/webhooks/${id}/deliveries` });
+    expect(deliveries.json()).toEqual({ items: [delivery], total: 1 });
+  });
+
   it("the audit log's filters: its actions and its actors", async () => {
     const res = await t.request(t.admin, { method: "GET", url: "/api/audit/filters" });
     expect(res.json()).toEqual({

@@ -18,6 +18,8 @@ import { SignInPage } from "./pages/SignIn";
 import { SuppressionsPage } from "./pages/Suppressions";
 import { TokensPage } from "./pages/Tokens";
 import { UsersPage } from "./pages/Users";
+import { WebhookPage } from "./pages/WebhookPage";
+import { WebhooksPage } from "./pages/Webhooks";
 import { match, navigate, useLocation } from "./router";
 import { canDo, type Session, SessionContext } from "./session";
 
@@ -125,6 +127,8 @@ const ROUTES: { pattern: string; render: (p: Record<string, string>) => ReactNod
   { pattern: "/users", render: () => <UsersPage /> },
   { pattern: "/groups", render: () => <GroupsPage /> },
   { pattern: "/tokens", render: () => <TokensPage /> },
+  { pattern: "/webhooks/:id", render: (p) => <WebhookPage id={p.id} key={p.id} /> },
+  { pattern: "/webhooks", render: () => <WebhooksPage /> },
   { pattern: "/audit", render: () => <AuditPage /> },
   { pattern: "/suppressions", render: () => <SuppressionsPage /> },
 ];

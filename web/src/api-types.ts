@@ -3808,6 +3808,470 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/webhooks": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Your webhooks (a super admin: every webhook); never their secrets */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              items: components["schemas"]["Webhook"][];
+              total: number;
+            };
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    /** Register a URL for message events: a token hears of the messages it sent, a user (with messages.view) of every message. The signing secret is in this reply only */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description http:// or https://, without user or password */
+            url: string;
+            /** @description Any of queued, sent, failed, held, delivered, bounced, complained */
+            events: string[];
+            enabled?: boolean;
+            description?: string;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        201: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["WebhookWithSecret"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One webhook (never its secret) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Webhook"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    /** Delete a webhook with its deliveries; audited */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    /** Change a webhook's URL, events, description or enabled; audited */
+    patch: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description http:// or https://, without user or password */
+            url?: string;
+            /** @description Any of queued, sent, failed, held, delivered, bounced, complained */
+            events?: string[];
+            enabled?: boolean;
+            description?: string;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Webhook"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    trace?: never;
+  };
+  "/api/webhooks/{id}/rotate-secret": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** A new signing secret, in this reply only; the old one also signs for 24 hours */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["WebhookWithSecret"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}/deliveries": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** The webhook's deliveries, newest first, each with its attempts */
+    get: {
+      parameters: {
+        query?: {
+          limit?: number;
+          offset?: number;
+          status?: "pending" | "delivered" | "failed";
+        };
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              items: components["schemas"]["WebhookDelivery"][];
+              total: number;
+            };
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhooks/{id}/test": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Post a signed webhook.test event now, once, and answer how it went */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["WebhookDelivery"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/webhook-deliveries/{id}/replay": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Deliver a delivered or failed event again (same webhook-id and body, a new series of attempts); audited */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["WebhookDelivery"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -4080,6 +4544,7 @@ export interface components {
         | "audit.view"
         | "settings.update"
         | "suppressions.update"
+        | "webhooks.manage"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -4109,6 +4574,7 @@ export interface components {
         | "audit.view"
         | "settings.update"
         | "suppressions.update"
+        | "webhooks.manage"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -4132,6 +4598,7 @@ export interface components {
         | "audit.view"
         | "settings.update"
         | "suppressions.update"
+        | "webhooks.manage"
       )[];
       members: number;
       createdAt: string;
@@ -4154,6 +4621,7 @@ export interface components {
         | "audit.view"
         | "settings.update"
         | "suppressions.update"
+        | "webhooks.manage"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -4178,6 +4646,7 @@ export interface components {
         | "audit.view"
         | "settings.update"
         | "suppressions.update"
+        | "webhooks.manage"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -4304,6 +4773,7 @@ export interface components {
           | "audit.view"
           | "settings.update"
           | "suppressions.update"
+          | "webhooks.manage"
         )[];
         serverIds: string[] | null;
       };
@@ -4457,6 +4927,67 @@ export interface components {
           error: string | null;
         } | null;
       };
+    };
+    Webhook: {
+      id: string;
+      url: string;
+      events: ("queued" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained")[];
+      enabled: boolean;
+      description: string;
+      owner: {
+        /** @enum {string} */
+        type: "token" | "user";
+        id: string;
+        label: string;
+      };
+      active: boolean;
+      silencedBecause: string | null;
+      previousSecretUntil: string | null;
+      createdAt: string;
+      createdBy: string;
+      updatedAt: string;
+    };
+    WebhookWithSecret: {
+      id: string;
+      url: string;
+      events: ("queued" | "sent" | "failed" | "held" | "delivered" | "bounced" | "complained")[];
+      enabled: boolean;
+      description: string;
+      owner: {
+        /** @enum {string} */
+        type: "token" | "user";
+        id: string;
+        label: string;
+      };
+      active: boolean;
+      silencedBecause: string | null;
+      previousSecretUntil: string | null;
+      createdAt: string;
+      createdBy: string;
+      updatedAt: string;
+      secret: string;
+    };
+    WebhookAttempt: {
+      at: string;
+      durationMs: number;
+      httpStatus: number | null;
+      error: string | null;
+      response: string | null;
+    };
+    WebhookDelivery: {
+      id: string;
+      webhookId: string;
+      messageId: string | null;
+      type: string;
+      /** @enum {string} */
+      status: "pending" | "delivered" | "failed";
+      attempts: number;
+      nextAttemptAt: string | null;
+      lastError: string | null;
+      createdAt: string;
+      deliveredAt: string | null;
+      payload: unknown;
+      attemptLog: components["schemas"]["WebhookAttempt"][];
     };
     ProviderEvent: {
       /** @enum {string} */

@@ -41,6 +41,12 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
     label: "Edit the suppression list",
     allows: "Add addresses Mailroom refuses to send to, and remove them so mail to them is accepted again.",
   },
+  {
+    key: "webhooks.manage",
+    label: "Manage webhooks",
+    allows:
+      "Register URLs told of message events (a token: of the messages it sent; a user with “View messages”: of every message), see their deliveries, replay them.",
+  },
 ];
 
 type Schemas = components["schemas"];
@@ -124,6 +130,23 @@ export type RetentionPeriods = Schemas["RetentionPeriods"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type Route = Schemas["Route"];
 export type RouteExplanation = Schemas["RouteExplanation"];
+/** An application's webhook (never its secret). */
+export type Webhook = Schemas["Webhook"];
+/** At creation and rotation only: the signing secret, shown once. */
+export type WebhookWithSecret = Schemas["WebhookWithSecret"];
+export type WebhookDelivery = Schemas["WebhookDelivery"];
+export type WebhookEvent = Webhook["events"][number];
+
+/** The events a webhook may hear of, with what each means, in the words the form shows. */
+export const WEBHOOK_EVENTS: { key: WebhookEvent; label: string }[] = [
+  { key: "queued", label: "Queued: accepted, or sent back to the queue by a retry" },
+  { key: "sent", label: "Sent: the server took it" },
+  { key: "failed", label: "Failed: it will not be sent (refused, out of attempts, erased)" },
+  { key: "held", label: "Held: waiting for its server to be fixed" },
+  { key: "delivered", label: "Delivered: the provider reports it delivered" },
+  { key: "bounced", label: "Bounced: the provider reports a bounce" },
+  { key: "complained", label: "Complained: the recipient marked it as spam" },
+];
 
 /** `{ items, total }`: every list the API answers (listOf in src/http/schemas.ts). */
 export interface List<T> {

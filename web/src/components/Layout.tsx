@@ -18,6 +18,7 @@ const NAV: NavItem[] = [
   { to: "/messages", label: "Messages", permission: "messages.view", also: ["/capture"] },
   { to: "/suppressions", label: "Suppressions", permission: "messages.view" },
   { to: "/tokens", label: "API tokens", permission: "users.manage" },
+  { to: "/webhooks", label: "Webhooks", permission: "webhooks.manage" },
   { to: "/users", label: "Users", permission: "users.manage", also: ["/groups"] },
   { to: "/audit", label: "Audit log", permission: "audit.view" },
 ];
