@@ -29,7 +29,7 @@ describe.each(await availableDialects())("delivered, bounced and complained on %
           type: status === "sent" ? "delivered" : status,
           bounce_kind: status === "bounced" ? "hard" : null,
           recipient: `status-${i}@example.org`,
-          diagnostic: null,
+          diagnostic: `550 5.1.1 <status-${i}@example.org>: Recipient address rejected`,
           provider_event_id: `pe-${i}`,
           at: Date.now(),
           received_at: Date.now(),
@@ -56,6 +56,25 @@ describe.each(await availableDialects())("delivered, bounced and complained on %
     expectError(await t.request(t.admin, { method: "GET", url: "/api/messages?status=returned" }), 400, "validation_failed");
     const serverId = (await t.mailroom.servers.getRow("Capture")).id;
     expect(await countSentSince(t.mailroom.ctx.db, serverId, Date.now() - DAY)).toBe(4);
+  });
+
+  it("an erasure replaces the address in the reports and their diagnostics; the suppression list keeps it", async () => {
+    const address = "status-1@example.org";
+    const added = await t.request(t.admin, { method: "POST", url: "/api/suppressions", payload: { address } });
+    expect(added.statusCode, added.body).toBe(201);
+    const erased = await t.request(t.admin, { method: "DELETE", url: `/api/recipients/${address}/data` });
+    expect(erased.statusCode, erased.body).toBe(200);
+    const [event] = await t.mailroom.ctx.db.selectFrom("message_events").selectAll().where("message_id", "=", ids[1]).execute();
+    expect(event.recipient).toMatch(/^erased-[0-9a-f]{16}@erased\.invalid$/);
+    expect(event.diagnostic).toBe(`550 5.1.1 <${event.recipient}>: Recipient address rejected`);
+    expect(JSON.stringify(await t.mailroom.ctx.db.selectFrom("message_events").selectAll().execute())).not.toContain(address);
+    // What stops mail to the person stays.
+    const again = await t.request(t.admin, {
+      method: "POST",
+      url: "/api/messages",
+      payload: { to: address, subject: "s", text: "t" },
+    });
+    expect(again.json().code).toBe("recipient_suppressed");
   });
 
   it("are purged by retention like sent, their reports with them", async () => {
