@@ -8,16 +8,17 @@ import type { Kysely } from "kysely";
 import { can, type Principal } from "../../auth/permissions.js";
 import { type Actor, writeAudit } from "../../core/audit.js";
 import type { AppContext } from "../../core/context.js";
-import type { MessageEventType } from "../../core/message-events.js";
 import { type FieldProblem, fieldError, MailroomError } from "../../kernel/errors.js";
 import { iso, newId } from "../../kernel/ids.js";
 import type { Database, WebhookDeliveriesTable, WebhooksTable } from "../../storage/schema.js";
 import type { WebhookDispatcher } from "./dispatcher.js";
-import { ownerKey, ownerStates } from "./owners.js";
 import { isWebhookEvent, testPayload, WEBHOOK_EVENTS } from "./payload.js";
 import { webhookUrlProblem } from "./post.js";
 import type { WebhookRegistry } from "./registry.js";
 import { newWebhookSecret } from "./signing.js";
+import { deliveryViews, type WebhookDeliveryView, type WebhookView, webhookViews } from "./views.js";
+
+export type { WebhookDeliveryView, WebhookView } from "./views.js";
 
 export const MAX_WEBHOOKS_PER_OWNER = 20;
 export const MAX_URL_LENGTH = 2000;
@@ -30,47 +31,6 @@ export interface WebhookInput {
   events?: string[];
   enabled?: boolean;
   description?: string;
-}
-
-export interface WebhookView {
-  id: string;
-  url: string;
-  events: MessageEventType[];
-  enabled: boolean;
-  description: string;
-  owner: { type: "token" | "user"; id: string; label: string };
-  /** False when its owner may no longer hear of events (a revoked token…): `silencedBecause` says why. */
-  active: boolean;
-  silencedBecause: string | null;
-  /** Until when the previous secret still signs too, after a rotation; null otherwise. */
-  previousSecretUntil: string | null;
-  createdAt: string;
-  createdBy: string;
-  updatedAt: string;
-}
-
-export interface WebhookAttemptView {
-  at: string;
-  durationMs: number;
-  httpStatus: number | null;
-  error: string | null;
-  response: string | null;
-}
-
-export interface WebhookDeliveryView {
-  id: string;
-  webhookId: string;
-  messageId: string | null;
-  type: string;
-  status: "pending" | "delivered" | "failed";
-  attempts: number;
-  nextAttemptAt: string | null;
-  lastError: string | null;
-  createdAt: string;
-  deliveredAt: string | null;
-  /** The body as sent (and signed). */
-  payload: unknown;
-  attemptLog: WebhookAttemptView[];
 }
 
 const LEASE_FOR_TEST_MS = 60_000;
@@ -102,11 +62,11 @@ export class WebhookService {
     let query = this.db.selectFrom("webhooks").selectAll();
     if (!principal.superAdmin) query = query.where("owner_type", "=", principal.kind).where("owner_id", "=", principal.id);
     const rows = await query.orderBy("created_at").orderBy("id").execute();
-    return { items: await this.views(rows), total: rows.length };
+    return { items: await webhookViews(this.db, this.ctx.clock(), rows), total: rows.length };
   }
 
   async get(id: string, principal: Principal): Promise<WebhookView> {
-    return (await this.views([await this.row(id, principal)]))[0];
+    return (await webhookViews(this.db, this.ctx.clock(), [await this.row(id, principal)]))[0];
   }
 
   async create(input: WebhookInput, principal: Principal, actor: Actor): Promise<WebhookView & { secret: string }> {
@@ -152,7 +112,7 @@ export class WebhookService {
       );
     });
     await this.changed();
-    return { ...(await this.views([row]))[0], secret };
+    return { ...(await webhookViews(this.db, this.ctx.clock(), [row]))[0], secret };
   }
 
   async update(id: string, input: WebhookInput, principal: Principal, actor: Actor): Promise<WebhookView> {
@@ -175,7 +135,7 @@ export class WebhookService {
       );
     });
     await this.changed();
-    return (await this.views([after]))[0];
+    return (await webhookViews(this.db, this.ctx.clock(), [after]))[0];
   }
 
   async delete(id: string, principal: Principal, actor: Actor): Promise<void> {
@@ -216,7 +176,7 @@ export class WebhookService {
       );
     });
     await this.changed();
-    return { ...(await this.views([{ ...row, ...changes }]))[0], secret };
+    return { ...(await webhookViews(this.db, this.ctx.clock(), [{ ...row, ...changes }]))[0], secret };
   }
 
   async deliveries(
@@ -235,7 +195,7 @@ export class WebhookService {
       .limit(filter.limit ?? 50)
       .offset(filter.offset ?? 0)
       .execute();
-    return { items: await this.deliveryViews(rows), total: Number(total) };
+    return { items: await deliveryViews(this.db, rows), total: Number(total) };
   }
 
   /**
@@ -287,7 +247,7 @@ export class WebhookService {
     });
     this.dispatcher.expect([deliveryId]);
     const row = await this.db.selectFrom("webhook_deliveries").selectAll().where("id", "=", deliveryId).executeTakeFirstOrThrow();
-    return (await this.deliveryViews([row]))[0];
+    return (await deliveryViews(this.db, [row]))[0];
   }
 
   /** Posts a `webhook.test` event now, once (even to a disabled webhook), and answers how it went. */
@@ -318,7 +278,7 @@ export class WebhookService {
       .selectAll()
       .where("id", "=", delivery.id)
       .executeTakeFirstOrThrow();
-    return (await this.deliveryViews([row]))[0];
+    return (await deliveryViews(this.db, [row]))[0];
   }
 
   /** The webhook if the principal may see it; webhook_not_found otherwise. */
@@ -376,58 +336,6 @@ export class WebhookService {
   private async changed(): Promise<void> {
     await this.registry.refresh().catch((error) => this.ctx.log.warn({ err: error }, "webhooks: could not read them again"));
     this.dispatcher.wake();
-  }
-
-  private async views(rows: WebhooksTable[]): Promise<WebhookView[]> {
-    const owners = await ownerStates(this.db, rows, this.ctx.clock());
-    const now = this.ctx.clock();
-    return rows.map((row) => {
-      const silencedBecause = owners.get(ownerKey(row)) ?? null;
-      const overlap = row.previous_secret_until !== null && Number(row.previous_secret_until) > now;
-      return {
-        id: row.id,
-        url: row.url,
-        events: JSON.parse(row.events) as MessageEventType[],
-        enabled: row.enabled === 1,
-        description: row.description,
-        owner: { type: row.owner_type, id: row.owner_id, label: row.owner_label },
-        active: silencedBecause === null,
-        silencedBecause,
-        previousSecretUntil: overlap ? iso(Number(row.previous_secret_until)) : null,
-        createdAt: iso(Number(row.created_at)) as string,
-        createdBy: row.created_by,
-        updatedAt: iso(Number(row.updated_at)) as string,
-      };
-    });
-  }
-
-  private async deliveryViews(rows: WebhookDeliveriesTable[]): Promise<WebhookDeliveryView[]> {
-    const ids = rows.map((r) => r.id);
-    const attempts = ids.length
-      ? await this.db.selectFrom("webhook_attempts").selectAll().where("delivery_id", "in", ids).orderBy("id").execute()
-      : [];
-    return rows.map((r) => ({
-      id: r.id,
-      webhookId: r.webhook_id,
-      messageId: r.message_id,
-      type: r.event_type,
-      status: r.status,
-      attempts: Number(r.attempts),
-      nextAttemptAt: r.status === "pending" ? iso(Number(r.next_attempt_at)) : null,
-      lastError: r.last_error,
-      createdAt: iso(Number(r.created_at)) as string,
-      deliveredAt: r.delivered_at === null ? null : iso(Number(r.delivered_at)),
-      payload: JSON.parse(r.payload),
-      attemptLog: attempts
-        .filter((a) => a.delivery_id === r.id)
-        .map((a) => ({
-          at: iso(Number(a.started_at)) as string,
-          durationMs: Number(a.duration_ms),
-          httpStatus: a.http_status === null ? null : Number(a.http_status),
-          error: a.error,
-          response: a.response_excerpt,
-        })),
-    }));
   }
 }
 
