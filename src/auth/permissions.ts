@@ -9,6 +9,7 @@ export const permissions = [
   "users.manage",
   "audit.view",
   "settings.update",
+  "alerts.manage",
 ] as const;
 
 export type Permission = (typeof permissions)[number];
@@ -24,6 +25,7 @@ export const permissionLabels: Record<Permission, string> = {
   "users.manage": "Manage users, groups and tokens",
   "audit.view": "View the audit log",
   "settings.update": "Update settings",
+  "alerts.manage": "Manage alerts",
 };
 
 export function isPermission(value: unknown): value is Permission {

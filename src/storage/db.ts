@@ -25,6 +25,7 @@ import * as m008 from "./migrations/008_test_messages.js";
 import * as m011 from "./migrations/011_routes.js";
 import * as m012 from "./migrations/012_app_credentials.js";
 import * as m013 from "./migrations/013_retention.js";
+import * as m016 from "./migrations/016_alerts.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
 import { type AutoVacuum, ensureIncrementalVacuum } from "./space.js";
@@ -45,6 +46,7 @@ const migrations: Record<string, Migration> = {
   "011_routes": m011,
   "012_app_credentials": m012,
   "013_retention": m013,
+  "016_alerts": m016,
 };
 
 /** The migrations this version knows: a database that has applied another one is newer. */

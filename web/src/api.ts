@@ -35,6 +35,12 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
     label: "Update settings",
     allows: "Change Mailroom-wide settings: how long message bodies, messages and audit entries are kept.",
   },
+  {
+    key: "alerts.manage",
+    label: "Manage alerts",
+    allows:
+      "Add, change, test and delete alert channels (webhook, Slack or Teams, email through a server), set alert thresholds, read the incident history.",
+  },
 ];
 
 type Schemas = components["schemas"];
