@@ -13,6 +13,7 @@ import { Retention } from "./core/retention.js";
 import { RetentionPolicy } from "./core/retention-policy.js";
 import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
+import { AlertService } from "./events/alerts/service.js";
 import { SmtpIntake } from "./intake/smtp/server.js";
 import type { Clock } from "./kernel/clock.js";
 import { createLogger } from "./logger.js";
@@ -54,6 +55,8 @@ export interface Mailroom {
   queueSignal: QueueSignal;
   /** Purges by the retention periods; started by `serve` (or a test) with retention.start(). */
   retention: Retention;
+  /** Admin alerts: channels, thresholds, incidents; evaluated by `serve` (alerts.start()) and on breaker transitions. */
+  alerts: AlertService;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
@@ -122,6 +125,10 @@ export function createMailroom(
     worker.wake();
     queueSignal.announce();
   };
+  const alerts = new AlertService(ctx, servers, messages);
+  // A server turning failing or back, or losing its grant, is looked at now, not at the next tick.
+  breakers.onTransition = () => alerts.nudge();
+  servers.onFaultChanged = () => alerts.nudge();
   return {
     ctx,
     servers,
@@ -139,11 +146,13 @@ export function createMailroom(
     smtp,
     queueSignal,
     retention,
+    alerts,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();
       await queueSignal.stop();
       await retention.stop();
+      await alerts.stop();
       await worker.stop();
       await transports.closeAll();
       await storage.close();

@@ -2,6 +2,7 @@ import { createMailroom } from "../app.js";
 import type { Config } from "../config.js";
 import { cliActor } from "../core/audit.js";
 import { reencryptAll } from "../core/key-rotation.js";
+import { reencryptAlertSecrets } from "../events/alerts/channels.js";
 import { reencryptOAuthSecrets } from "../oauth/key-rotation.js";
 import { migrateToLatest } from "../storage/db.js";
 import { addKeyToFile, pruneKeyFile } from "../storage/secrets.js";
@@ -16,9 +17,12 @@ export async function keysCommand(config: Config): Promise<number> {
   const mailroom = createMailroom(config);
   try {
     await migrateToLatest(mailroom.ctx.db);
-    // OAuth tokens and PKCE verifiers are secrets too, re-encrypted in the same transaction:
+    // OAuth tokens, PKCE verifiers and alert channels' secrets too, re-encrypted in the same transaction:
     // the old key is dropped only once everything uses the new one.
-    const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor, [reencryptOAuthSecrets]);
+    const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor, [
+      reencryptOAuthSecrets,
+      reencryptAlertSecrets,
+    ]);
     if (!config.secretKey) pruneKeyFile(config.dataDir);
     console.log(`Re-encrypted ${count} secret(s), OAuth tokens included, with key ${mailroom.ctx.secrets.currentKeyId}.`);
     if (config.secretKey?.includes(",")) {
