@@ -125,7 +125,7 @@ export function createMailroom(
     worker.wake();
     queueSignal.announce();
   };
-  const alerts = new AlertService(ctx, servers, messages);
+  const alerts = new AlertService(ctx, messages);
   // A server turning failing or back, or losing its grant, is looked at now, not at the next tick.
   breakers.onTransition = () => alerts.nudge();
   servers.onFaultChanged = () => alerts.nudge();

@@ -13,6 +13,7 @@ import { MailroomError } from "../kernel/errors.js";
 import { registerAuth } from "./auth.js";
 import { registerControlCharacterCheck } from "./control-characters.js";
 import { errorHandlerFor } from "./errors.js";
+import { alertRoutes } from "./routes/alerts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { captureRoutes } from "./routes/capture.js";
@@ -138,6 +139,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
   retentionRoutes(app, mailroom);
+  alertRoutes(app, mailroom);
   smtpRoutes(app, mailroom);
   await registerWebUi(app);
   await app.ready();

@@ -9,7 +9,6 @@ import os from "node:os";
 import type { Kysely } from "kysely";
 import type { AppContext } from "../../core/context.js";
 import type { Database } from "../../storage/schema.js";
-import type { AlertChannels } from "./channels.js";
 import { alertOf } from "./format.js";
 import type { NotificationRow } from "./incidents.js";
 import type { AlertSender, SendOutcome } from "./senders.js";
@@ -25,7 +24,6 @@ export class AlertOutbox {
 
   constructor(
     private readonly ctx: AppContext,
-    private readonly channels: AlertChannels,
     private readonly sender: AlertSender,
   ) {}
 
@@ -70,7 +68,7 @@ export class AlertOutbox {
         : undefined,
     ]);
     let outcome: SendOutcome;
-    if (!channel || channel.enabled !== 1) {
+    if (channel?.enabled !== 1) {
       const why = channel ? "was turned off" : "was deleted";
       outcome = {
         status: "not_sent",

@@ -68,7 +68,6 @@ export class AlertSender {
   constructor(
     private readonly ctx: AppContext,
     private readonly channels: AlertChannels,
-    private readonly servers: EmailServerService,
     private readonly messages: MessageService,
   ) {}
 

@@ -8,7 +8,6 @@
 import type { Actor } from "../../core/audit.js";
 import { writeAudit } from "../../core/audit.js";
 import type { AppContext } from "../../core/context.js";
-import type { EmailServerService } from "../../core/email-servers.js";
 import type { MessageService } from "../../core/messages.js";
 import { newId } from "../../kernel/ids.js";
 import { AlertChannels } from "./channels.js";
@@ -44,15 +43,14 @@ export class AlertService {
 
   constructor(
     private readonly ctx: AppContext,
-    servers: EmailServerService,
     messages: MessageService,
     private readonly intervalMs = ALERT_INTERVAL_MS,
   ) {
     this.settings = new AlertSettings(ctx);
     this.channels = new AlertChannels(ctx);
     this.incidents = new Incidents(ctx, this.channels);
-    this.sender = new AlertSender(ctx, this.channels, servers, messages);
-    this.outbox = new AlertOutbox(ctx, this.channels, this.sender);
+    this.sender = new AlertSender(ctx, this.channels, messages);
+    this.outbox = new AlertOutbox(ctx, this.sender);
   }
 
   /** Evaluates and sends what is due, after any tick under way. Never throws: failures are logged. */
