@@ -130,16 +130,14 @@ describe.each(await availableDialects())("alert conditions on %s", (dialect) => 
     // Once per incident: the days counting down send nothing more; an app in production, nothing at all.
     expect(events("grant_expiring", testing.id)).toEqual(["opened"]);
     expect(events("grant_expiring", production.id)).toEqual([]);
-    await t.mailroom.ctx.db
-      .transaction()
-      .execute((trx) =>
-        t.mailroom.servers.recordGrant(trx, testing.id, {
-          account: "me@example.com",
-          scopes: "mail",
-          authorizedAt: clock(),
-          expiresAt: null,
-        }),
-      );
+    await t.mailroom.ctx.db.transaction().execute((trx) =>
+      t.mailroom.servers.recordGrant(trx, testing.id, {
+        account: "me@example.com",
+        scopes: "mail",
+        authorizedAt: clock(),
+        expiresAt: null,
+      }),
+    );
     await t.mailroom.alerts.tick();
     expect(events("grant_expiring", testing.id)).toEqual(["opened", "resolved"]);
     for (const s of [testing, production]) await t.mailroom.servers.remove(s.id, systemActor);
