@@ -69,7 +69,21 @@ describe.each(await availableDialects())("the alerts API on %s", (dialect) => {
     signingSecret = created.signingSecret;
     webhookId = created.id;
     const read = await call(t.admin, { method: "GET", url: `/api/alerts/channels/${webhookId}` });
-    expect(read.json().signingSecret).toBeUndefined();
+    // The whole reply, as the UI reads it: a field the response schema lacked would be dropped.
+    expect(read.json()).toEqual({
+      id: webhookId,
+      name: "Ops webhook",
+      type: "webhook",
+      enabled: true,
+      url: receiver.url("/mailroom"),
+      host: `127.0.0.1:${receiver.port}`,
+      secret: { set: true },
+      server: null,
+      recipients: [],
+      warning: null,
+      createdAt: created.createdAt,
+      updatedAt: created.updatedAt,
+    });
     expect(read.body).not.toContain(signingSecret);
   });
 
@@ -91,7 +105,14 @@ describe.each(await availableDialects())("the alerts API on %s", (dialect) => {
     receiver.received.length = 0;
     const res = await call(t.admin, { method: "POST", url: `/api/alerts/channels/${webhookId}/test` });
     expect(res.statusCode, res.body).toBe(200);
-    expect(res.json()).toMatchObject({ outcome: "delivered", responseStatus: 200, error: null, message: null });
+    expect(res.json()).toEqual({
+      outcome: "delivered",
+      channel: { id: webhookId, name: "Ops webhook", type: "webhook" },
+      responseStatus: 200,
+      ms: expect.any(Number),
+      error: null,
+      message: null,
+    });
     expect(receiver.received).toHaveLength(1);
     const got = receiver.received[0];
     expect(got.path).toBe("/mailroom");
@@ -168,7 +189,7 @@ describe.each(await availableDialects())("the alerts API on %s", (dialect) => {
     // Capture keeps mail; Relay is the only server that delivers.
     expect(channel.warning).toMatch(/This is your only server/);
     const tested = (await call(t.admin, { method: "POST", url: `/api/alerts/channels/${channel.id}/test` })).json();
-    expect(tested).toMatchObject({ outcome: "queued", message: { server: "Relay" }, error: null });
+    expect(tested).toMatchObject({ outcome: "queued", message: { id: expect.any(String), server: "Relay" }, error: null });
     t.mailroom.worker.start();
     await waitFor("the test alert at the peer", async () => peer.received.length === 1);
     await t.mailroom.worker.stop();
@@ -254,7 +275,17 @@ describe.each(await availableDialects())("the alerts API on %s", (dialect) => {
 
   it("thresholds: defaults, a full PUT (null turns a check off), bad values refused naming the field; audited", async () => {
     const read = (await call(t.admin, { method: "GET", url: "/api/settings/alerts" })).json();
-    expect(read).toMatchObject({ updatedAt: null, thresholds: read.defaults });
+    expect(read).toEqual({ updatedAt: null, updatedBy: null, thresholds: read.defaults, defaults: read.defaults });
+    expect(Object.keys(read.defaults).sort()).toEqual([
+      "clientSecretWarnDays",
+      "failureRateMinMessages",
+      "failureRatePercent",
+      "failureRateWindowMinutes",
+      "googleTestingWarnDays",
+      "heldMessages",
+      "microsoftIdleWarnDays",
+      "queueAgeMinutes",
+    ]);
     expect(read.defaults).toMatchObject({
       heldMessages: 100,
       queueAgeMinutes: 30,

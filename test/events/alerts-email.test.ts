@@ -85,12 +85,32 @@ describe.each(await availableDialects())("email alerts on %s", (dialect) => {
       const [first] = (await app.request(app.admin, { method: "GET", url: "/api/alerts/incidents" })).json().items;
       return first?.notifications[0]?.message?.status === "sent" && first;
     });
-    expect(incident.notifications).toHaveLength(1);
-    expect(incident.notifications[0]).toMatchObject({
-      channel: { name: "Ops mail", type: "email" },
-      status: "queued",
-      error: null,
-      message: { server: "Secondary", status: "sent" },
+    // The whole reply, as the UI reads it.
+    expect(incident).toEqual({
+      id: expect.any(String),
+      kind: "server_failing",
+      subject: { id: primary.id, name: "Primary" },
+      title: "Email server 'Primary' is failing",
+      detail: expect.stringContaining("Check now"),
+      values: { status: "failing" },
+      open: true,
+      openedAt: expect.any(String),
+      resolvedAt: null,
+      resolution: null,
+      notifications: [
+        {
+          id: expect.any(String),
+          event: "opened",
+          channel: { id: channel.id, name: "Ops mail", type: "email" },
+          status: "queued",
+          attempts: 1,
+          nextAttemptAt: null,
+          error: null,
+          responseStatus: null,
+          message: { id: expect.any(String), status: "sent", error: null, server: "Secondary" },
+          at: expect.any(String),
+        },
+      ],
     });
     // Nothing went through the failing server but its own mail, held.
     const through = await app.mailroom.ctx.db
