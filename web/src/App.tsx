@@ -4,6 +4,7 @@ import { ConfirmHost } from "./components/Confirm";
 import { Layout } from "./components/Layout";
 import { Loading } from "./components/ui";
 import { AccountPage } from "./pages/Account";
+import { AlertsPage } from "./pages/Alerts";
 import { AuditPage } from "./pages/Audit";
 import { CapturedMessagePage, CapturePage } from "./pages/Capture";
 import { GroupsPage } from "./pages/Groups";
@@ -125,6 +126,7 @@ const ROUTES: { pattern: string; render: (p: Record<string, string>) => ReactNod
   { pattern: "/groups", render: () => <GroupsPage /> },
   { pattern: "/tokens", render: () => <TokensPage /> },
   { pattern: "/audit", render: () => <AuditPage /> },
+  { pattern: "/alerts", render: () => <AlertsPage /> },
 ];
 
 function Page({ path, session, onPasswordChanged }: { path: string; session: Session; onPasswordChanged: () => void }) {

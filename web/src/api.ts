@@ -112,6 +112,15 @@ export type Retention = Schemas["Retention"];
 export type RetentionPeriods = Schemas["RetentionPeriods"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type Route = Schemas["Route"];
+/** An alert channel: a signed webhook, a Slack or Teams incoming webhook, or email through a server. */
+export type AlertChannel = Schemas["AlertChannel"];
+/** A channel just created or changed: a new signing secret is in this reply only. */
+export type NewAlertChannel = Schemas["NewAlertChannel"];
+export type AlertTestResult = Schemas["AlertTestResult"];
+export type AlertIncident = Schemas["AlertIncident"];
+export type AlertNotification = Schemas["AlertNotification"];
+export type AlertThresholds = Schemas["AlertThresholds"];
+export type AlertSettings = Schemas["AlertSettings"];
 export type RouteExplanation = Schemas["RouteExplanation"];
 
 /** `{ items, total }`: every list the API answers (listOf in src/http/schemas.ts). */

@@ -16,6 +16,7 @@ const NAV: NavItem[] = [
   { to: "/servers", label: "Email servers", permission: "email-servers.view" },
   { to: "/routes", label: "Routes", permission: "email-servers.view" },
   { to: "/messages", label: "Messages", permission: "messages.view", also: ["/capture"] },
+  { to: "/alerts", label: "Alerts", permission: "alerts.manage" },
   { to: "/tokens", label: "API tokens", permission: "users.manage" },
   { to: "/users", label: "Users", permission: "users.manage", also: ["/groups"] },
   { to: "/audit", label: "Audit log", permission: "audit.view" },
