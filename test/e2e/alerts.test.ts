@@ -80,7 +80,7 @@ describe.skipIf(missing !== null)("the Alerts page in Chromium", { timeout: 120_
     await form.getByLabel("URL").fill(receiver.url("/mailroom"));
     await form.getByRole("button", { name: "Add channel" }).click();
     await visible(page.getByText("Copy the signing secret of “Ops webhook” now"));
-    expect(await page.locator("#signing-secret").innerText()).toMatch(/^whsec_/);
+    expect(await page.locator("#signing-secret").textContent()).toMatch(/^whsec_/);
     await checkScreen(page, "alerts-webhook-added");
 
     await page.getByRole("button", { name: "Send test to Ops webhook" }).click();
