@@ -13,6 +13,7 @@ import { Retention } from "./core/retention.js";
 import { RetentionPolicy } from "./core/retention-policy.js";
 import { RouteService } from "./core/routes.js";
 import { secretFieldKeys } from "./drivers/registry.js";
+import { AlertService } from "./events/alerts/service.js";
 import { ProviderEventReceiver } from "./events/provider-events/receiver.js";
 import { SuppressionService } from "./events/suppressions.js";
 import { createWebhooks, type Webhooks } from "./events/webhooks/index.js";
@@ -63,6 +64,8 @@ export interface Mailroom {
   providerEvents: ProviderEventReceiver;
   /** Application webhooks: the event sink (ctx.messageEvents), the dispatcher (`serve` starts it), the service. */
   webhooks: Webhooks;
+  /** Admin alerts: channels, thresholds, incidents; evaluated by `serve` (alerts.start()) and on breaker transitions. */
+  alerts: AlertService;
   /** Stops SMTP submission and the worker (giving back what it holds), closes transports and the database. */
   close(): Promise<void>;
 }
@@ -142,6 +145,10 @@ export function createMailroom(
     worker.wake();
     queueSignal.announce();
   };
+  const alerts = new AlertService(ctx, messages);
+  // A server turning failing or back, or losing its grant, is looked at now, not at the next tick.
+  breakers.onTransition = () => alerts.nudge();
+  servers.onFaultChanged = () => alerts.nudge();
   return {
     ctx,
     servers,
@@ -162,11 +169,13 @@ export function createMailroom(
     suppressions,
     providerEvents,
     webhooks,
+    alerts,
     async close() {
       // No new message may arrive while the rest shuts down.
       await smtp.stop();
       await queueSignal.stop();
       await retention.stop();
+      await alerts.stop();
       await worker.stop();
       webhooks.registry.stop();
       await webhooks.dispatcher.stop();

@@ -11,6 +11,7 @@ export const permissions = [
   "settings.update",
   "suppressions.update",
   "webhooks.manage",
+  "alerts.manage",
 ] as const;
 
 export type Permission = (typeof permissions)[number];
@@ -28,6 +29,7 @@ export const permissionLabels: Record<Permission, string> = {
   "settings.update": "Update settings",
   "suppressions.update": "Edit the suppression list",
   "webhooks.manage": "Manage webhooks",
+  "alerts.manage": "Manage alerts",
 };
 
 export function isPermission(value: unknown): value is Permission {

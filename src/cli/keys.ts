@@ -2,6 +2,7 @@ import { createMailroom } from "../app.js";
 import type { Config } from "../config.js";
 import { cliActor } from "../core/audit.js";
 import { reencryptAll } from "../core/key-rotation.js";
+import { reencryptAlertSecrets } from "../events/alerts/channels.js";
 import { reencryptEventSourceSecrets } from "../events/provider-events/sources.js";
 import { reencryptWebhookSecrets } from "../events/webhooks/key-rotation.js";
 import { reencryptOAuthSecrets } from "../oauth/key-rotation.js";
@@ -18,12 +19,13 @@ export async function keysCommand(config: Config): Promise<number> {
   const mailroom = createMailroom(config);
   try {
     await migrateToLatest(mailroom.ctx.db);
-    // OAuth tokens, PKCE verifiers and webhook signing secrets are secrets too, re-encrypted in the same transaction:
-    // the old key is dropped only once everything uses the new one.
+    // OAuth tokens, PKCE verifiers, webhook, event-source and alert channel secrets are secrets too,
+    // re-encrypted in the same transaction: the old key is dropped only once everything uses the new one.
     const count = await reencryptAll(mailroom.ctx.db, mailroom.ctx.secrets, cliActor, [
       reencryptOAuthSecrets,
       reencryptEventSourceSecrets,
       reencryptWebhookSecrets,
+      reencryptAlertSecrets,
     ]);
     if (!config.secretKey) pruneKeyFile(config.dataDir);
     console.log(`Re-encrypted ${count} secret(s), OAuth tokens included, with key ${mailroom.ctx.secrets.currentKeyId}.`);

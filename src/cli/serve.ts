@@ -34,6 +34,7 @@ export async function startMailroom(config: Config): Promise<RunningMailroom> {
     mailroom.queueSignal.listen(() => mailroom.worker.wake());
     // Background work goes with delivery: processes that only accept mail leave it to the workers.
     mailroom.retention.start();
+    mailroom.alerts.start();
   }
   // Daily: a quiet OAuth server learns of a revoked grant before its next message, and
   // Microsoft's 90-day inactivity window never closes.

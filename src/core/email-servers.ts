@@ -74,6 +74,8 @@ const DEFAULT_SERVER_LOCK = 0x6d72_6466;
 export class EmailServerService {
   /** Hears that a server's OAuth grant was dropped, so cached tokens are forgotten (set by src/app.ts). */
   onGrantDropped?: (serverId: string) => void;
+  /** Hears a fault recorded or cleared outside a caller's transaction (a grant lost): alerts look at once (src/app.ts). */
+  onFaultChanged: (serverId: string) => void = () => {};
   /** Called after an edit of a failing server, so this process probes it at once (src/queue/prober.ts). */
   onProbeWanted: (serverId: string) => void = () => {};
 
@@ -504,7 +506,10 @@ export class EmailServerService {
       return next;
     };
     if (db) await apply(db);
-    else await this.write(apply);
+    else {
+      await this.write(apply);
+      this.onFaultChanged(serverId);
+    }
   }
 
   /**

@@ -225,6 +225,15 @@ export function oauthClientFields(
       help: `The OAuth client secret from ${provider}. Stored encrypted; never shown again.`,
     }),
     field({
+      key: "credentialExpiresOn",
+      label: "Client secret end date",
+      type: "text",
+      ...onlyWith("delegated", ...secretWith),
+      placeholder: "YYYY-MM-DD",
+      help: 'The date the client secret stops working (its "Expires" date where it was created). Optional: with it, alerts warn before then (30 and 7 days before, by default), so a new secret is in place in time.',
+      check: (value) => (isCalendarDate(value) ? null : "must be a date as YYYY-MM-DD, e.g. 2027-03-31"),
+    }),
+    field({
       key: "redirectUri",
       label: "Redirect URI",
       type: "url",
@@ -234,6 +243,32 @@ export function oauthClientFields(
     }),
   ];
 }
+
+/** A real calendar date written YYYY-MM-DD (2027-02-30 is not one). */
+export function isCalendarDate(value: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
+  const date = new Date(`${value}T00:00:00Z`);
+  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === value;
+}
+
+/**
+ * Google apps whose OAuth consent screen is in "Testing" get refresh tokens that end 7 days
+ * after consent (Google says so nowhere in the token reply): the admin tells Mailroom here,
+ * and alerts warn before the week is out.
+ */
+export const publishingStatusField: DriverField = field({
+  key: "publishingStatus",
+  label: "Google app publishing status",
+  type: "select",
+  default: "production",
+  required: true,
+  options: [
+    { value: "production", label: "In production" },
+    { value: "testing", label: "Testing (authorizations end after 7 days)" },
+  ],
+  ...onlyWith("delegated"),
+  help: 'As Google Cloud shows it (APIs & Services → OAuth consent screen → Publishing status). An app in "Testing" loses its authorization 7 days after it is given: alerts warn before then; publish the app to stop it.',
+});
 
 /** A Microsoft directory: part of the token endpoint's path, so a name or an ID, never a path. */
 export const tenantField: DriverField = field({

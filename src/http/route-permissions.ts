@@ -95,6 +95,17 @@ export const routePermissions: Record<string, RouteAccess> = {
   "DELETE /api/suppressions/:id": "suppressions.update",
   "GET /api/settings/suppressions": "messages.view",
   "PUT /api/settings/suppressions": "settings.update",
+  // Alerts: one permission for all of it (channels reach out to URLs and mailboxes; the
+  // history and thresholds are of the same admins). Super admins pass as everywhere.
+  "GET /api/alerts/channels": "alerts.manage",
+  "POST /api/alerts/channels": "alerts.manage",
+  "GET /api/alerts/channels/:id": "alerts.manage",
+  "PUT /api/alerts/channels/:id": "alerts.manage",
+  "DELETE /api/alerts/channels/:id": "alerts.manage",
+  "POST /api/alerts/channels/:id/test": "alerts.manage",
+  "GET /api/alerts/incidents": "alerts.manage",
+  "GET /api/settings/alerts": "alerts.manage",
+  "PUT /api/settings/alerts": "alerts.manage",
 
   "GET /api/audit": "audit.view",
   "GET /api/audit/filters": "audit.view",

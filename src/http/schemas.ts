@@ -585,6 +585,113 @@ const Retention = Type.Object(
   { $id: "Retention" },
 );
 
+const alertChannelProperties = {
+  id: Type.String(),
+  name: Type.String(),
+  type: oneOf(["webhook", "slack", "email"]),
+  enabled: Type.Boolean(),
+  url: nullable(Type.String({ description: "The webhook's URL; null for Slack (write-only) and email" })),
+  host: nullable(Type.String({ description: "Where it posts: the URL's host" })),
+  secret: Type.Object({ set: Type.Boolean() }, { description: "The signing secret (webhook) or the URL (Slack): never shown" }),
+  server: nullable(Named),
+  recipients: Type.Array(Type.String()),
+  warning: nullable(Type.String({ description: "What keeps it from working as expected, e.g. the only server" })),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+};
+
+const AlertChannel = Type.Object(alertChannelProperties, { $id: "AlertChannel" });
+
+/** A channel just created or changed: a new signing secret is in this reply only. */
+const NewAlertChannel = Type.Object(
+  {
+    ...alertChannelProperties,
+    signingSecret: Type.Optional(
+      Type.String({ description: "Shown once: verify the webhook-signature header with it (Standard Webhooks)" }),
+    ),
+  },
+  { $id: "NewAlertChannel" },
+);
+
+const AlertError = Type.Object({ code: Type.String(), message: Type.String(), hint: Type.String() });
+
+const AlertTestResult = Type.Object(
+  {
+    outcome: oneOf(["delivered", "queued", "failed", "not_sent"]),
+    channel: Type.Object({ id: Type.String(), name: Type.String(), type: Type.String() }),
+    responseStatus: nullable(Type.Integer()),
+    ms: Type.Integer(),
+    error: nullable(AlertError),
+    message: nullable(Type.Object({ id: Type.String(), server: Type.String() })),
+  },
+  { $id: "AlertTestResult" },
+);
+
+const AlertNotification = Type.Object(
+  {
+    id: Type.String(),
+    event: oneOf(["opened", "resolved"]),
+    channel: Type.Object({ id: nullable(Type.String()), name: Type.String(), type: Type.String() }),
+    status: oneOf(["pending", "delivered", "queued", "failed", "not_sent"]),
+    attempts: Type.Integer(),
+    nextAttemptAt: nullable(Type.String()),
+    error: nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    responseStatus: nullable(Type.Integer()),
+    message: nullable(
+      Type.Object({
+        id: Type.String(),
+        status: nullable(Type.String()),
+        error: nullable(Type.String()),
+        server: nullable(Type.String()),
+      }),
+    ),
+    at: Type.String(),
+  },
+  { $id: "AlertNotification" },
+);
+
+const AlertIncident = Type.Object(
+  {
+    id: Type.String(),
+    kind: Type.String(),
+    subject: nullable(Named),
+    title: Type.String(),
+    detail: Type.String(),
+    values: Type.Record(Type.String(), Type.Unknown()),
+    open: Type.Boolean(),
+    openedAt: Type.String(),
+    resolvedAt: nullable(Type.String()),
+    resolution: nullable(Type.String()),
+    notifications: Type.Array(ref("AlertNotification")),
+  },
+  { $id: "AlertIncident" },
+);
+
+const Off = nullable(Type.Integer());
+const AlertThresholds = Type.Object(
+  {
+    heldMessages: Off,
+    queueAgeMinutes: Off,
+    failureRatePercent: Off,
+    failureRateWindowMinutes: Type.Integer(),
+    failureRateMinMessages: Type.Integer(),
+    microsoftIdleWarnDays: Off,
+    googleTestingWarnDays: Off,
+    clientSecretWarnDays: Type.Array(Type.Integer()),
+  },
+  { $id: "AlertThresholds" },
+);
+
+const AlertSettings = Type.Object(
+  {
+    thresholds: ref("AlertThresholds"),
+    defaults: ref("AlertThresholds"),
+    updatedAt: nullable(Type.String()),
+    updatedBy: nullable(Type.String()),
+  },
+  { $id: "AlertSettings" },
+);
+
 /** Every response shape, added to the app before its routes so they can refer to them by $id. */
 export const responseSchemas = [
   ErrorSchema,
@@ -626,6 +733,13 @@ export const responseSchemas = [
   RetentionPeriods,
   Retention,
   ...webhookSchemas,
+  AlertChannel,
+  NewAlertChannel,
+  AlertTestResult,
+  AlertNotification,
+  AlertIncident,
+  AlertThresholds,
+  AlertSettings,
 ];
 
 /** A route's replies: its success shape, and the error body of every failure. */

@@ -14,6 +14,7 @@ import { registerAuth } from "./auth.js";
 import { registerControlCharacterCheck } from "./control-characters.js";
 import { errorHandlerFor } from "./errors.js";
 import { eventResponseSchemas } from "./event-schemas.js";
+import { alertRoutes } from "./routes/alerts.js";
 import { auditRoutes } from "./routes/audit.js";
 import { authRoutes } from "./routes/auth.js";
 import { captureRoutes } from "./routes/capture.js";
@@ -142,6 +143,7 @@ export async function buildServer(mailroom: Mailroom, options: ServerOptions = {
   auditRoutes(app, mailroom);
   statsRoutes(app, mailroom);
   retentionRoutes(app, mailroom);
+  alertRoutes(app, mailroom);
   smtpRoutes(app, mailroom);
   providerEventRoutes(app, mailroom);
   suppressionRoutes(app, mailroom);

@@ -326,6 +326,18 @@ export const errorCatalogue = {
     status: 409,
     summary: "You have the most webhooks one owner may have (20): delete one, or send several event types to one URL.",
   },
+  // Alerts (src/events/alerts): channels, and what a test or an alert met
+  alert_channel_not_found: { status: 404, summary: "No alert channel has that id; it may have been deleted." },
+  alert_receiver_error: {
+    status: 502,
+    summary:
+      "The alert receiver answered with an error status (the message gives it): 404 or 410 means the webhook was removed at the receiver (create a new one), 401 or 403 that it refused (check its secret or token); 5xx and 429 are tried again.",
+  },
+  alert_not_sendable: {
+    status: 409,
+    summary:
+      "No email server can carry this alert: an alert about a server never goes through it, and no other server is ready. Add a second server or a webhook channel.",
+  },
   // Secrets and storage
   secret_key_missing: {
     status: 500,

@@ -51,6 +51,9 @@ export interface ProbeClaim {
 }
 
 export class Breakers {
+  /** Hears each opening and closing once it is committed (alerts: src/app.ts wires it). */
+  onTransition: (serverId: string, state: "open" | "closed") => void = () => {};
+
   constructor(
     private readonly ctx: AppContext,
     private readonly servers: EmailServerService,
@@ -98,7 +101,7 @@ export class Breakers {
   /** Opens the breaker (once, whoever gets there first): the server turns failing, its queued mail is held. */
   async open(serverId: string, detail: string): Promise<void> {
     const now = this.clock();
-    await this.db.transaction().execute(async (trx) => {
+    const opened = await this.db.transaction().execute(async (trx) => {
       const state = {
         opened_at: now,
         next_probe_at: now + probeDelay(0, this.options.probeScheduleMs),
@@ -114,7 +117,9 @@ export class Breakers {
         .returning("server_id")
         .executeTakeFirst();
       if (opened) await this.servers.setFault(serverId, "failing", detail, trx);
+      return opened !== undefined;
     });
+    if (opened) this.onTransition(serverId, "open");
   }
 
   /**
@@ -182,7 +187,7 @@ export class Breakers {
    */
   async probePassed(claim: ProbeClaim, owner: string): Promise<boolean> {
     const now = this.clock();
-    return this.db.transaction().execute(async (trx) => {
+    const closed = await this.db.transaction().execute(async (trx) => {
       const server = await trx
         .selectFrom("email_servers")
         .select("updated_at")
@@ -213,6 +218,8 @@ export class Breakers {
       await this.servers.setFault(claim.serverId, null, null, trx);
       return true;
     });
+    if (closed) this.onTransition(claim.serverId, "closed");
+    return closed;
   }
 
   /** A probe failed: the next one waits the schedule's next step. */

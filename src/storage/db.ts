@@ -27,6 +27,7 @@ import * as m012 from "./migrations/012_app_credentials.js";
 import * as m013 from "./migrations/013_retention.js";
 import * as m014 from "./migrations/014_provider_events.js";
 import * as m015 from "./migrations/015_webhooks.js";
+import * as m016 from "./migrations/016_alerts.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
 import { type AutoVacuum, ensureIncrementalVacuum } from "./space.js";
@@ -49,6 +50,7 @@ const migrations: Record<string, Migration> = {
   "013_retention": m013,
   "014_provider_events": m014,
   "015_webhooks": m015,
+  "016_alerts": m016,
 };
 
 /** The migrations this version knows: a database that has applied another one is newer. */

@@ -409,6 +409,69 @@ export interface WebhookAttemptsTable {
   response_excerpt: string | null;
 }
 
+/** An alert channel (src/events/alerts/channels.ts). */
+export interface AlertChannelsTable {
+  id: string;
+  name: string;
+  /** webhook | slack | email */
+  type: string;
+  enabled: number;
+  /** The generic webhook's URL; NULL for Slack (its URL is the secret) and email. */
+  url: string | null;
+  /** Where it posts, as shown: the host only. */
+  url_host: string | null;
+  /** Encrypted: the webhook's signing secret, or the Slack/Teams URL. */
+  secret: string | null;
+  server_id: string | null;
+  /** JSON array of addresses (email). */
+  recipients: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A condition from when it started to when it ended (src/events/alerts/incidents.ts). */
+export interface AlertIncidentsTable {
+  id: string;
+  kind: string;
+  /** A server's id, or '' for the whole installation. */
+  subject: string;
+  subject_label: string;
+  key: string;
+  /** `key` while open, NULL once resolved (unique: one open incident per key). */
+  open_key: string | null;
+  title: string;
+  detail: string;
+  /** JSON. */
+  last_values: string;
+  opened_at: number;
+  resolved_at: number | null;
+  resolution: string | null;
+  updated_at: number;
+}
+
+/** One alert to one channel (src/events/alerts/dispatch.ts). */
+export interface AlertNotificationsTable {
+  id: string;
+  incident_id: string;
+  channel_id: string | null;
+  channel_name: string;
+  channel_type: string;
+  event: "opened" | "resolved";
+  status: "pending" | "delivered" | "queued" | "failed" | "not_sent";
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  error_code: string | null;
+  error: string | null;
+  response_status: number | null;
+  message_id: string | null;
+  server_name: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
 export interface Database {
   message_events: MessageEventsTable;
   suppressions: SuppressionsTable;
@@ -434,4 +497,7 @@ export interface Database {
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  alert_channels: AlertChannelsTable;
+  alert_incidents: AlertIncidentsTable;
+  alert_notifications: AlertNotificationsTable;
 }

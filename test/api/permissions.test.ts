@@ -2,6 +2,7 @@ import Fastify, { type InjectOptions, type LightMyRequestResponse } from "fastif
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Permission, type Principal, permissions } from "../../src/auth/permissions.js";
 import { systemActor } from "../../src/core/audit.js";
+import { DEFAULT_THRESHOLDS } from "../../src/events/alerts/thresholds.js";
 import { registerAuth } from "../../src/http/auth.js";
 import { type RouteAccess, routePermissions } from "../../src/http/route-permissions.js";
 import { buildServer } from "../../src/http/server.js";
@@ -97,6 +98,20 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
       ).id,
   };
 
+  /** An email channel through Capture: its test is queued at once, never sent over the network. */
+  const freshAlertChannel = async () =>
+    (
+      await t.mailroom.alerts.channels.create(
+        {
+          name: unique("alerts"),
+          type: "email",
+          serverId: (await t.mailroom.servers.getRow("Capture")).id,
+          recipients: ["matrix@example.com"],
+        },
+        systemActor,
+      )
+    ).id;
+
   /** A real id for the `:id` of a path, by the resource the path is under. */
   async function idFor(path: string): Promise<string> {
     // A probe connects to the server: the Capture server is checked here, never over the network.
@@ -109,6 +124,7 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     if (path.startsWith("/api/tokens/")) return fresh.token();
     if (path.startsWith("/api/routes/")) return fresh.route();
     if (path.startsWith("/api/suppressions/")) return fresh.suppression();
+    if (path.startsWith("/api/alerts/channels/")) return freshAlertChannel();
     // A resource this test does not know how to create yet: the route must still check
     // permissions first; without a real id its answer is a 404, which is not 401/403.
     return "00000000-0000-4000-8000-000000000000";
@@ -176,6 +192,12 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
       // A public address: nothing connects at registration.
       case "POST /api/webhooks":
         return { url: "https://hooks.example.com/mailroom", events: ["sent"] };
+      case "POST /api/alerts/channels":
+        return { name: unique("alerts"), type: "webhook", url: "https://alerts.example.com/hook" };
+      case "PUT /api/alerts/channels/:id":
+        return { name: unique("renamed") };
+      case "PUT /api/settings/alerts":
+        return DEFAULT_THRESHOLDS;
       default:
         return undefined;
     }
@@ -230,6 +252,16 @@ describe.each(await availableDialects())("permissions on %s", (dialect) => {
     // Issue 16: application webhooks, each caller's own (the routes of one are in handlerRefusal).
     "GET /api/webhooks": "webhooks.manage",
     "POST /api/webhooks": "webhooks.manage",
+    // Issue 16: alerts have a permission of their own (channels reach out to URLs and mailboxes).
+    "GET /api/alerts/channels": "alerts.manage",
+    "POST /api/alerts/channels": "alerts.manage",
+    "GET /api/alerts/channels/:id": "alerts.manage",
+    "PUT /api/alerts/channels/:id": "alerts.manage",
+    "DELETE /api/alerts/channels/:id": "alerts.manage",
+    "POST /api/alerts/channels/:id/test": "alerts.manage",
+    "GET /api/alerts/incidents": "alerts.manage",
+    "GET /api/settings/alerts": "alerts.manage",
+    "PUT /api/settings/alerts": "alerts.manage",
   };
   const mustSucceed = new Set([
     ...Object.keys(issueRoutes),

@@ -4,6 +4,7 @@ import { ConfirmHost } from "./components/Confirm";
 import { Layout } from "./components/Layout";
 import { Loading } from "./components/ui";
 import { AccountPage } from "./pages/Account";
+import { AlertsPage } from "./pages/Alerts";
 import { AuditPage } from "./pages/Audit";
 import { CapturedMessagePage, CapturePage } from "./pages/Capture";
 import { GroupsPage } from "./pages/Groups";
@@ -131,6 +132,7 @@ const ROUTES: { pattern: string; render: (p: Record<string, string>) => ReactNod
   { pattern: "/webhooks", render: () => <WebhooksPage /> },
   { pattern: "/audit", render: () => <AuditPage /> },
   { pattern: "/suppressions", render: () => <SuppressionsPage /> },
+  { pattern: "/alerts", render: () => <AlertsPage /> },
 ];
 
 function Page({ path, session, onPasswordChanged }: { path: string; session: Session; onPasswordChanged: () => void }) {

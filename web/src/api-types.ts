@@ -3194,6 +3194,480 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/alerts/channels": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Every alert channel (secrets only as {set}) */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              items: components["schemas"]["AlertChannel"][];
+              total: number;
+            };
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    /** Add an alert channel; a webhook's signing secret is in this reply only; audited */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            name: string;
+            enabled?: boolean;
+            /** @description webhook and slack: where to post (https://; loopback, private and http:// only if the operator lists it) */
+            url?: string;
+            /** @description email: the server alerts go through */
+            serverId?: string;
+            /** @description email: 1 to 20 addresses */
+            recipients?: string[];
+            /** @enum {string} */
+            type: "webhook" | "slack" | "email";
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        201: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["NewAlertChannel"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/alerts/channels/{id}": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** One alert channel */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["AlertChannel"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    /** Change an alert channel (omitted fields are kept); audited */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            name?: string;
+            enabled?: boolean;
+            /** @description webhook and slack: where to post (https://; loopback, private and http:// only if the operator lists it) */
+            url?: string;
+            /** @description email: the server alerts go through */
+            serverId?: string;
+            /** @description email: 1 to 20 addresses */
+            recipients?: string[];
+            /** @description cannot change; sent back as it is, it is accepted */
+            type?: string;
+            /** @description webhook: a new signing secret, in this reply only */
+            rotateSecret?: boolean;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["NewAlertChannel"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    /** Delete an alert channel (its history stays); audited */
+    delete: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content?: never;
+        };
+      };
+    };
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/alerts/channels/{id}/test": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Send a test alert now and answer what happened (delivered, the receiver's status, or the error and its fix) */
+    post: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path: {
+          id: string;
+        };
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["AlertTestResult"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/alerts/incidents": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Incident history, newest first, each with the notifications sent per channel */
+    get: {
+      parameters: {
+        query?: {
+          limit?: number;
+          offset?: number;
+          /** @description true: open only; false: resolved only */
+          open?: boolean;
+        };
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": {
+              items: components["schemas"]["AlertIncident"][];
+              total: number;
+            };
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/api/settings/alerts": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Alert thresholds in force and their defaults */
+    get: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody?: never;
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["AlertSettings"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    /** Set every alert threshold (null turns a check off where allowed); audited */
+    put: {
+      parameters: {
+        query?: never;
+        header?: never;
+        path?: never;
+        cookie?: never;
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description A whole number in its range, or null to turn the check off where allowed */
+            heldMessages: unknown;
+            /** @description A whole number in its range, or null to turn the check off where allowed */
+            queueAgeMinutes: unknown;
+            /** @description A whole number in its range, or null to turn the check off where allowed */
+            failureRatePercent: unknown;
+            /** @description A whole number in its range, or null to turn the check off where allowed */
+            failureRateWindowMinutes: unknown;
+            /** @description A whole number in its range, or null to turn the check off where allowed */
+            failureRateMinMessages: unknown;
+            /** @description A whole number in its range, or null to turn the check off where allowed */
+            microsoftIdleWarnDays: unknown;
+            /** @description A whole number in its range, or null to turn the check off where allowed */
+            googleTestingWarnDays: unknown;
+            /** @description Up to 3 different whole days, e.g. [30, 7] */
+            clientSecretWarnDays: unknown;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["AlertSettings"];
+          };
+        };
+        /** @description Default Response */
+        "4XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+        /** @description Default Response */
+        "5XX": {
+          headers: {
+            [name: string]: unknown;
+          };
+          content: {
+            "application/json": components["schemas"]["Error"];
+          };
+        };
+      };
+    };
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/smtp-submission": {
     parameters: {
       query?: never;
@@ -4545,6 +5019,7 @@ export interface components {
         | "settings.update"
         | "suppressions.update"
         | "webhooks.manage"
+        | "alerts.manage"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -4575,6 +5050,7 @@ export interface components {
         | "settings.update"
         | "suppressions.update"
         | "webhooks.manage"
+        | "alerts.manage"
       )[];
       mustChangePassword: boolean;
       activeTokens: number;
@@ -4599,6 +5075,7 @@ export interface components {
         | "settings.update"
         | "suppressions.update"
         | "webhooks.manage"
+        | "alerts.manage"
       )[];
       members: number;
       createdAt: string;
@@ -4622,6 +5099,7 @@ export interface components {
         | "settings.update"
         | "suppressions.update"
         | "webhooks.manage"
+        | "alerts.manage"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -4647,6 +5125,7 @@ export interface components {
         | "settings.update"
         | "suppressions.update"
         | "webhooks.manage"
+        | "alerts.manage"
       )[];
       serverIds: string[] | null;
       createdBy: string | null;
@@ -4774,6 +5253,7 @@ export interface components {
           | "settings.update"
           | "suppressions.update"
           | "webhooks.manage"
+          | "alerts.manage"
         )[];
         serverIds: string[] | null;
       };
@@ -4988,6 +5468,136 @@ export interface components {
       deliveredAt: string | null;
       payload: unknown;
       attemptLog: components["schemas"]["WebhookAttempt"][];
+    };
+    AlertChannel: {
+      id: string;
+      name: string;
+      /** @enum {string} */
+      type: "webhook" | "slack" | "email";
+      enabled: boolean;
+      /** @description The webhook's URL; null for Slack (write-only) and email */
+      url: string | null;
+      /** @description Where it posts: the URL's host */
+      host: string | null;
+      /** @description The signing secret (webhook) or the URL (Slack): never shown */
+      secret: {
+        set: boolean;
+      };
+      server: {
+        id: string;
+        name: string;
+      } | null;
+      recipients: string[];
+      /** @description What keeps it from working as expected, e.g. the only server */
+      warning: string | null;
+      createdAt: string;
+      updatedAt: string;
+    };
+    NewAlertChannel: {
+      id: string;
+      name: string;
+      /** @enum {string} */
+      type: "webhook" | "slack" | "email";
+      enabled: boolean;
+      /** @description The webhook's URL; null for Slack (write-only) and email */
+      url: string | null;
+      /** @description Where it posts: the URL's host */
+      host: string | null;
+      /** @description The signing secret (webhook) or the URL (Slack): never shown */
+      secret: {
+        set: boolean;
+      };
+      server: {
+        id: string;
+        name: string;
+      } | null;
+      recipients: string[];
+      /** @description What keeps it from working as expected, e.g. the only server */
+      warning: string | null;
+      createdAt: string;
+      updatedAt: string;
+      /** @description Shown once: verify the webhook-signature header with it (Standard Webhooks) */
+      signingSecret?: string;
+    };
+    AlertTestResult: {
+      /** @enum {string} */
+      outcome: "delivered" | "queued" | "failed" | "not_sent";
+      channel: {
+        id: string;
+        name: string;
+        type: string;
+      };
+      responseStatus: number | null;
+      ms: number;
+      error: {
+        code: string;
+        message: string;
+        hint: string;
+      } | null;
+      message: {
+        id: string;
+        server: string;
+      } | null;
+    };
+    AlertNotification: {
+      id: string;
+      /** @enum {string} */
+      event: "opened" | "resolved";
+      channel: {
+        id: string | null;
+        name: string;
+        type: string;
+      };
+      /** @enum {string} */
+      status: "pending" | "delivered" | "queued" | "failed" | "not_sent";
+      attempts: number;
+      nextAttemptAt: string | null;
+      error: {
+        code: string;
+        message: string;
+      } | null;
+      responseStatus: number | null;
+      message: {
+        id: string;
+        status: string | null;
+        error: string | null;
+        server: string | null;
+      } | null;
+      at: string;
+    };
+    AlertIncident: {
+      id: string;
+      kind: string;
+      subject: {
+        id: string;
+        name: string;
+      } | null;
+      title: string;
+      detail: string;
+      values: {
+        [key: string]: unknown;
+      };
+      open: boolean;
+      openedAt: string;
+      resolvedAt: string | null;
+      resolution: string | null;
+      notifications: components["schemas"]["AlertNotification"][];
+    };
+    AlertThresholds: {
+      heldMessages: number | null;
+      queueAgeMinutes: number | null;
+      failureRatePercent: number | null;
+      failureRateWindowMinutes: number;
+      failureRateMinMessages: number;
+      microsoftIdleWarnDays: number | null;
+      googleTestingWarnDays: number | null;
+      clientSecretWarnDays: number[];
+    };
+    AlertSettings: {
+      thresholds: components["schemas"]["AlertThresholds"];
+      defaults: components["schemas"]["AlertThresholds"];
+      updatedAt: string | null;
+      updatedBy: string | null;
     };
     ProviderEvent: {
       /** @enum {string} */

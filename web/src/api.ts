@@ -47,6 +47,12 @@ export const PERMISSIONS: { key: Permission; label: string; allows: string }[] =
     allows:
       "Register URLs told of message events (a token: of the messages it sent; a user with “View messages”: of every message), see their deliveries, replay them.",
   },
+  {
+    key: "alerts.manage",
+    label: "Manage alerts",
+    allows:
+      "Add, change, test and delete alert channels (webhook, Slack or Teams, email through a server), set alert thresholds, read the incident history.",
+  },
 ];
 
 type Schemas = components["schemas"];
@@ -129,6 +135,15 @@ export type Retention = Schemas["Retention"];
 export type RetentionPeriods = Schemas["RetentionPeriods"];
 export type AuditEntry = Schemas["AuditEntry"];
 export type Route = Schemas["Route"];
+/** An alert channel: a signed webhook, a Slack or Teams incoming webhook, or email through a server. */
+export type AlertChannel = Schemas["AlertChannel"];
+/** A channel just created or changed: a new signing secret is in this reply only. */
+export type NewAlertChannel = Schemas["NewAlertChannel"];
+export type AlertTestResult = Schemas["AlertTestResult"];
+export type AlertIncident = Schemas["AlertIncident"];
+export type AlertNotification = Schemas["AlertNotification"];
+export type AlertThresholds = Schemas["AlertThresholds"];
+export type AlertSettings = Schemas["AlertSettings"];
 export type RouteExplanation = Schemas["RouteExplanation"];
 /** An application's webhook (never its secret). */
 export type Webhook = Schemas["Webhook"];

@@ -1,4 +1,11 @@
-import { appOnlyMethodOf, authMethodField, grantFields, oauthClientFields, serviceAccountKeyField } from "../oauth-fields.js";
+import {
+  appOnlyMethodOf,
+  authMethodField,
+  grantFields,
+  oauthClientFields,
+  publishingStatusField,
+  serviceAccountKeyField,
+} from "../oauth-fields.js";
 import type { Driver } from "../types.js";
 import { gmailApiErrors } from "./errors.js";
 import { createGmailApiTransport, GMAIL_SEND } from "./transport.js";
@@ -23,6 +30,7 @@ export const gmailApiDriver: Driver = {
     authMethodField(appOnly),
     ...oauthClientFields("Google Cloud (APIs & Services → Credentials, type Web application; enable the Gmail API)"),
     serviceAccountKeyField,
+    publishingStatusField,
     ...grantFields,
   ],
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/google/callback` }),

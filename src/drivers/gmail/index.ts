@@ -1,5 +1,11 @@
 import { createSmtpTransport, type LoginRejection } from "../../transport/smtp.js";
-import { authMethodField, grantFields, oauthClientFields, serviceAccountKeyField } from "../oauth-fields.js";
+import {
+  authMethodField,
+  grantFields,
+  oauthClientFields,
+  publishingStatusField,
+  serviceAccountKeyField,
+} from "../oauth-fields.js";
 import { portField, securityField } from "../smtp-fields.js";
 import { type Driver, field } from "../types.js";
 import { gmailCode, gmailErrors } from "./errors.js";
@@ -38,6 +44,7 @@ export const gmailDriver: Driver = {
     authMethodField(appOnly),
     ...oauthClientFields("Google Cloud (APIs & Services → Credentials, type Web application)"),
     serviceAccountKeyField,
+    publishingStatusField,
     ...grantFields,
   ],
   derive: ({ publicUrl }) => ({ redirectUri: `${publicUrl}/oauth/google/callback` }),

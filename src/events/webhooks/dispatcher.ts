@@ -14,10 +14,10 @@ import os from "node:os";
 import { sql } from "kysely";
 import type { AppContext } from "../../core/context.js";
 import type { WebhookDeliveriesTable, WebhookDeliveryStatus, WebhooksTable } from "../../storage/schema.js";
+import { signWithEach } from "../signing.js";
 import { ownerKey, ownerStates } from "./owners.js";
 import { postWebhook, WEBHOOK_TIMEOUT_MS, WebhookPostError } from "./post.js";
 import { REFRESH_MS, type WebhookRegistry } from "./registry.js";
-import { signedHeaders } from "./signing.js";
 
 /** Waits after the first attempt, Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts, ~27.6 h). */
 export const RETRY_SCHEDULE_MS = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
@@ -203,7 +203,7 @@ export class WebhookDispatcher {
     try {
       const answer = await postWebhook({
         url: hook.row.url,
-        headers: signedHeaders(secrets, delivery.id, timestamp, delivery.payload),
+        headers: { ...signWithEach(secrets, delivery.id, timestamp, delivery.payload) },
         body: delivery.payload,
         operator: this.ctx.config.operator,
         timeoutMs: this.options.timeoutMs ?? WEBHOOK_TIMEOUT_MS,

@@ -11,11 +11,11 @@ import type { AppContext } from "../../core/context.js";
 import { type FieldProblem, fieldError, MailroomError } from "../../kernel/errors.js";
 import { iso, newId } from "../../kernel/ids.js";
 import type { Database, WebhookDeliveriesTable, WebhooksTable } from "../../storage/schema.js";
+import { generateSigningSecret } from "../signing.js";
 import type { WebhookDispatcher } from "./dispatcher.js";
 import { isWebhookEvent, testPayload, WEBHOOK_EVENTS } from "./payload.js";
 import { webhookUrlProblem } from "./post.js";
 import type { WebhookRegistry } from "./registry.js";
-import { newWebhookSecret } from "./signing.js";
 import { deliveryViews, type WebhookDeliveryView, type WebhookView, webhookViews } from "./views.js";
 
 export type { WebhookDeliveryView, WebhookView } from "./views.js";
@@ -72,7 +72,7 @@ export class WebhookService {
   async create(input: WebhookInput, principal: Principal, actor: Actor): Promise<WebhookView & { secret: string }> {
     this.assertMayUse(principal);
     const checked = this.check(input, true);
-    const secret = newWebhookSecret();
+    const secret = generateSigningSecret();
     const now = this.ctx.clock();
     const row: WebhooksTable = {
       id: newId(),
@@ -153,7 +153,7 @@ export class WebhookService {
   /** A new secret, shown once; the old one keeps signing beside it for ROTATION_OVERLAP_MS. */
   async rotateSecret(id: string, principal: Principal, actor: Actor): Promise<WebhookView & { secret: string }> {
     const row = await this.row(id, principal);
-    const secret = newWebhookSecret();
+    const secret = generateSigningSecret();
     const now = this.ctx.clock();
     const changes = {
       secret: this.ctx.secrets.encrypt(secret),

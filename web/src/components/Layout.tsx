@@ -17,6 +17,7 @@ const NAV: NavItem[] = [
   { to: "/routes", label: "Routes", permission: "email-servers.view" },
   { to: "/messages", label: "Messages", permission: "messages.view", also: ["/capture"] },
   { to: "/suppressions", label: "Suppressions", permission: "messages.view" },
+  { to: "/alerts", label: "Alerts", permission: "alerts.manage" },
   { to: "/tokens", label: "API tokens", permission: "users.manage" },
   { to: "/webhooks", label: "Webhooks", permission: "webhooks.manage" },
   { to: "/users", label: "Users", permission: "users.manage", also: ["/groups"] },
