@@ -7,6 +7,7 @@ import type { Database } from "../storage/schema.js";
 import { databaseBytes, freePages, reclaimSpace } from "../storage/space.js";
 import { systemActor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
+import { purgeKeptCopies } from "./retention-copies.js";
 import type { RetentionPolicy } from "./retention-policy.js";
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -23,12 +24,19 @@ export interface PurgeCounts {
   /** Messages removed whole, with their attempts. */
   messages: number;
   audit: number;
+  /** Captured copies trimmed to their headers or removed with their messages (retention-copies.ts). */
+  copies: number;
 }
 
-export interface LastPurge extends PurgeCounts {
+/** What the overview shows of the last purge (the copies are in its audit entry and log line). */
+export interface LastPurge extends Omit<PurgeCounts, "copies"> {
   startedAt: string;
   finishedAt: string | null;
   error: string | null;
+}
+
+function removedAny(counts: PurgeCounts): boolean {
+  return counts.bodies + counts.messages + counts.audit + counts.copies > 0;
 }
 
 export interface RetentionStatus {
@@ -115,13 +123,22 @@ export class Retention {
       this.ctx.log.warn({ err: error }, "retention: could not take the purge lease; trying again at the next interval");
       return null;
     }
-    const counts: PurgeCounts = { bodies: 0, messages: 0, audit: 0 };
+    const counts: PurgeCounts = { bodies: 0, messages: 0, audit: 0, copies: 0 };
     try {
       const { bodyDays, metadataDays, auditDays } = (await this.policy.read()).effective;
       // Whole messages first: their bodies would go with them anyway.
       if (metadataDays !== null) counts.messages = await this.inBatches(() => this.purgeMessages(now - metadataDays * DAY));
       if (bodyDays !== null) counts.bodies = await this.inBatches(() => this.purgeBodies(now - bodyDays * DAY, now));
       if (auditDays !== null) counts.audit = await this.inBatches(() => this.purgeAudit(now - auditDays * DAY));
+      // After the messages: a copy follows what its message became.
+      counts.copies = await purgeKeptCopies(this.ctx, {
+        bodyBefore: bodyDays === null ? null : now - bodyDays * DAY,
+        metadataBefore: metadataDays === null ? null : now - metadataDays * DAY,
+        now,
+        batchSize: this.options.batchSize,
+        between: () => this.betweenBatches(),
+        stopped: () => this.stopped,
+      });
       if (counts.bodies + counts.messages + counts.audit > 0) await this.giveSpaceBack();
       await this.finish(now, counts, null);
       return counts;
@@ -151,10 +168,14 @@ export class Retention {
       const { found, removed } = await batch();
       total += removed;
       if (found < this.options.batchSize || this.stopped) return total;
-      if (!(await this.renewLease())) throw new Error("the purge lease was lost (the purge took longer than its lease)");
-      // Let the queue's queries in between batches.
-      await new Promise((resolve) => setImmediate(resolve));
+      await this.betweenBatches();
     }
+  }
+
+  /** Keeps the lease (or stops the purge when it was lost) and lets the queue's queries in. */
+  private async betweenBatches(): Promise<void> {
+    if (!(await this.renewLease())) throw new Error("the purge lease was lost (the purge took longer than its lease)");
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   private async renewLease(): Promise<boolean> {
@@ -325,7 +346,7 @@ export class Retention {
         .where("id", "=", 1)
         .where("lease_owner", "=", this.owner)
         .execute();
-      if (counts.bodies + counts.messages + counts.audit > 0 || error) {
+      if (removedAny(counts) || error) {
         await writeAudit(
           trx,
           systemActor,
@@ -339,7 +360,7 @@ export class Retention {
         );
       }
     });
-    if (counts.bodies + counts.messages + counts.audit > 0) this.ctx.log.info({ ...counts }, "retention: purged");
+    if (removedAny(counts)) this.ctx.log.info({ ...counts }, "retention: purged");
   }
 
   /** What the overview and /metrics show: the database's size, messages by tier, the last purge. */
