@@ -236,16 +236,17 @@ export class Retention {
    * again, the slim rows pack together at the end of the table and the old pages are freed.
    */
   private async rewriteWithoutBody(trx: Kysely<Database>, ids: string[], now: number): Promise<number> {
+    // Deleted first, read back by RETURNING: the transaction writes from its first statement,
+    // so another process's write in between makes it wait (busy_timeout), never fail with
+    // SQLITE_BUSY_SNAPSHOT as a read-then-write transaction would.
     const rows = await trx
-      .selectFrom("messages")
-      .selectAll()
+      .deleteFrom("messages")
       .where("id", "in", ids)
       .where(this.finishedById())
       .where(HOLDS_BODY)
+      .returningAll()
       .execute();
     if (!rows.length) return 0;
-    const kept = rows.map((r) => r.id);
-    await trx.deleteFrom("messages").where("id", "in", kept).execute();
     // A row has about 30 columns: 25 rows a statement stay within SQLite's 999 parameters.
     for (let i = 0; i < rows.length; i += 25) {
       await trx
