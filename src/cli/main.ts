@@ -27,7 +27,8 @@ Commands:
   servers import FILE [--dry-run]
                                 create or update servers from an export
   keys rotate                   re-encrypt every secret with a new key
-  erase <address>               erase every stored body and copy of mail to an address
+  erase <address> [--rebuild]   erase every stored body and copy of mail to an address
+                                (--rebuild: SQLite also rebuilds the file, VACUUM; see docs/operations.md)
   backup --output FILE          copy the SQLite database while Mailroom runs (the key is not in it)
   restore --input FILE          replace the SQLite database by a backup (Mailroom stopped)
 
@@ -104,6 +105,7 @@ export async function main(argv: string[]): Promise<number> {
         output: { type: "string", short: "o" },
         input: { type: "string", short: "i" },
         "dry-run": { type: "boolean" },
+        rebuild: { type: "boolean" },
       },
     });
     const [command, sub, arg] = positionals;
@@ -167,7 +169,7 @@ export async function main(argv: string[]): Promise<number> {
       case "erase":
         if (!sub) return usageError("erase <address>");
         return await withMailroom(config, async (m) => {
-          const report = await eraseRecipientData(m.ctx, sub, cliActor);
+          const report = await eraseRecipientData(m.ctx, sub, cliActor, { rebuild: values.rebuild === true });
           console.log(eraseSummary(report));
           return 0;
         });

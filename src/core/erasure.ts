@@ -9,6 +9,7 @@ import { findDriver } from "../drivers/registry.js";
 import { MailroomError } from "../kernel/errors.js";
 import type { Address } from "../kernel/transport.js";
 import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
+import { writeFromTheStart } from "../storage/dialect.js";
 import type { Database, MessageStatus } from "../storage/schema.js";
 import { scrubFreedSpace } from "../storage/scrub.js";
 import { type Actor, writeAudit } from "./audit.js";
@@ -32,7 +33,10 @@ export interface ErasureReport {
   capturedCopies: number;
   /** Earlier audit entries in which the address was replaced. */
   auditEntries: number;
-  /** SQLite: the file was rebuilt (VACUUM) and its write-ahead log emptied at once (else at the next checkpoint). */
+  /**
+   * SQLite: the write-ahead log, which still holds the pages as they were, was emptied at once
+   * (else at the next checkpoint). The file itself holds no old bytes: secure_delete (scrub.ts).
+   */
   walEmptied: boolean;
 }
 
@@ -72,7 +76,12 @@ function escapeRegExp(text: string): string {
 }
 
 /** Removes every stored trace of mail to `address`; see ErasureReport for what is counted. */
-export async function eraseRecipientData(ctx: AppContext, rawAddress: string, actor: Actor): Promise<ErasureReport> {
+export async function eraseRecipientData(
+  ctx: AppContext,
+  rawAddress: string,
+  actor: Actor,
+  options: { rebuild?: boolean } = {},
+): Promise<ErasureReport> {
   const address = checkErasureAddress(rawAddress).toLowerCase();
   const addressHash = ctx.secrets.keyedHash(HASH_PURPOSE, address);
   const replacement = `erased-${addressHash.split(":")[1].slice(0, 16)}@erased.invalid`;
@@ -96,10 +105,12 @@ export async function eraseRecipientData(ctx: AppContext, rawAddress: string, ac
   // Small transactions: delivery goes on between them. Run again, an erasure finds nothing new.
   for (let i = 0; i < named.length; i += CHUNK) {
     await ctx.db.transaction().execute(async (trx) => {
+      await writeFromTheStart(trx);
       for (const { id } of named.slice(i, i + CHUNK)) await eraseMessage(trx, id);
     });
   }
   await ctx.db.transaction().execute(async (trx) => {
+    await writeFromTheStart(trx);
     const audit = await trx
       .selectFrom("audit_log")
       .select(["id", "before", "after"])
@@ -237,8 +248,8 @@ export async function eraseRecipientData(ctx: AppContext, rawAddress: string, ac
     targetId: addressHash,
     after: { ...counts },
   });
-  const { walEmptied } = await scrubFreedSpace(ctx.storage);
-  ctx.log.info({ addressHash, ...counts, walEmptied }, "recipient data erased");
+  const { walEmptied, rebuilt } = await scrubFreedSpace(ctx.storage, options);
+  ctx.log.info({ addressHash, ...counts, walEmptied, rebuilt }, "recipient data erased");
   return { addressHash, replacement, ...counts, walEmptied };
 }
 

@@ -114,6 +114,11 @@ export interface Driver {
    * `messageIds`, and of any other message whose headers name `address`. Returns how many went.
    */
   eraseAddress?(ctx: { dataDir: string; serverId: string; address: string; messageIds: ReadonlySet<string> }): Promise<number>;
+  /**
+   * Retention: the copies the driver keeps outside the database (captured mail), which lose
+   * their body and go with their messages' (src/core/retention-copies.ts).
+   */
+  keptCopies?: KeptCopies;
   /** Fields whose options or default come from what the operator configured, by key. */
   operatorFields?(operator: OperatorPolicy): Record<string, OperatorFieldPatch>;
   /** Problems with where valid settings point (endpoints the operator has not allowed). */
@@ -122,6 +127,32 @@ export interface Driver {
   checkSettings?(settings: Settings): FieldProblem[];
   /** Builds the transport that sends through one server with these settings. */
   createTransport?(ctx: TransportContext): Transport;
+}
+
+/** Where a driver keeps a server's copies. */
+export interface CopyFolder {
+  dataDir: string;
+  serverId: string;
+}
+
+/** A copy a driver keeps of one message. */
+export interface KeptCopy {
+  /** The copy's own id (what the driver's routes name it by). */
+  id: string;
+  /** The delivery log's id of the message it holds. */
+  messageId: string;
+  /** When it was written (ms): before its message was marked sent. */
+  keptAt: number;
+  bodyRemoved: boolean;
+}
+
+export interface KeptCopies {
+  /** Every copy of a server, oldest first. */
+  list(where: CopyFolder): Promise<KeptCopy[]>;
+  /** Keeps only what names the message, dated `removedAt`; false when gone or done already. */
+  removeBody(where: CopyFolder, id: string, removedAt: number): Promise<boolean>;
+  /** Removes the copy; false when it was gone already. */
+  remove(where: CopyFolder, id: string): Promise<boolean>;
 }
 
 type FieldSpec = Omit<DriverField, "required" | "secret" | "readOnly"> &

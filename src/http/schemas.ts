@@ -216,6 +216,11 @@ const CapturedSummary = Type.Object(
     to: Type.Array(ref("Address")),
     subject: Type.String(),
     size: Type.Integer(),
+    bodyRemovedAt: nullable(
+      Type.String({
+        description: "When retention removed the body (the headers that name the message are kept); null while kept",
+      }),
+    ),
   },
   { $id: "CapturedSummary" },
 );
@@ -225,6 +230,7 @@ const CapturedMessage = Type.Object(
     id: Type.String(),
     capturedAt: Type.String(),
     size: Type.Integer(),
+    bodyRemovedAt: nullable(Type.String({ description: "When retention removed the body; null while kept" })),
     raw: Type.String(),
     parsed: Type.Object({
       from: nullable(ref("Address")),

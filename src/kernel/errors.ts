@@ -105,7 +105,8 @@ export const errorCatalogue = {
   invalid_attachment: { status: 400, summary: "An attachment needs a filename and base64 content; details name it." },
   message_not_retryable: {
     status: 409,
-    summary: "Only failed or held messages can be retried, and only while they have their body (retention removes it).",
+    summary:
+      "Only failed or held messages can be retried, and captured ones released, only while they have their body (retention removes it).",
   },
   message_erased: {
     status: 410,

@@ -30,7 +30,7 @@ import * as m015 from "./migrations/015_webhooks.js";
 import * as m016 from "./migrations/016_alerts.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
-import { type AutoVacuum, ensureIncrementalVacuum } from "./space.js";
+import { type AutoVacuum, ensureIncrementalVacuum, zeroDeletedContent } from "./space.js";
 
 // bigint columns hold epoch milliseconds, which fit a JS number exactly.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -114,6 +114,8 @@ export function openStorage(options: OpenOptions): Storage {
   for (const suffix of ["-wal", "-shm"]) tightenPrivateFile(`${sqlitePath}${suffix}`);
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
+  // Erasure relies on it: what is deleted is overwritten, not left in the file (scrub.ts).
+  zeroDeletedContent(sqlite, fileBytes === 0);
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });

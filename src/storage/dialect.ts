@@ -1,4 +1,4 @@
-import { type Kysely, PostgresAdapter } from "kysely";
+import { type Kysely, PostgresAdapter, sql } from "kysely";
 
 export type DialectName = "sqlite" | "postgres";
 
@@ -15,4 +15,17 @@ export function isUniqueViolation(error: unknown, index: string): boolean {
   const e = error as { code?: unknown; constraint?: unknown; message?: unknown } | null;
   if (e?.code === "23505") return e.constraint === index;
   return e?.code === "SQLITE_CONSTRAINT_UNIQUE" && String(e.message).includes(`index '${index}'`);
+}
+
+/**
+ * SQLite: makes a transaction a writer from its first statement, as BEGIN IMMEDIATE would
+ * (Kysely begins DEFERRED). A deferred transaction that reads, then writes, fails at once with
+ * SQLITE_BUSY_SNAPSHOT when another process wrote in between (the CLI beside a running
+ * server, say); one that writes first waits for the other writer (busy_timeout), then reads
+ * the latest rows. An UPDATE that matches no row takes the write lock all the same.
+ * Nothing on PostgreSQL, whose row locks need no such thing.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: any schema: the statement names its table itself.
+export async function writeFromTheStart(trx: Kysely<any>): Promise<void> {
+  if (!isPostgres(trx)) await sql`update messages set id = id where 0 = 1`.execute(trx);
 }

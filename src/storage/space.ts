@@ -57,3 +57,30 @@ export async function freePages(db: Kysely<Database>): Promise<{ free: number; t
   const total = await sql<{ page_count: number }>`pragma page_count`.execute(db);
   return { free: Number(free.rows[0]?.freelist_count ?? 0), total: Number(total.rows[0]?.page_count ?? 0) };
 }
+
+/**
+ * Bit of SQLite's PRAGMA user_version (unused otherwise): since the file was made or last
+ * rebuilt, every delete and update overwrote what it removed from its page (secure_delete).
+ * Kept in the file's header, so a backup and a restore carry it; a database from before (or
+ * written by a tool without secure_delete) lacks it and is rebuilt once, by the next erasure.
+ */
+export const DELETES_ZEROED = 1;
+
+/**
+ * SQLite: whatever a delete or an update removes is overwritten with zeros at once, in its page
+ * and in the pages it frees (PRAGMA secure_delete=ON, on every connection Mailroom opens), so
+ * an erasure needs no VACUUM (scrub.ts). Not FAST: that leaves freed pages as they were, and a
+ * freed overflow page reused as the last page of another long row keeps the old bytes in its
+ * tail, out of reach of any later clean-up (measured: docs/operations.md, Erasure). ON costs
+ * retention's purges the writing of the pages they free (docs/benchmarks.md). A new database
+ * is marked as holding no old bytes.
+ */
+export function zeroDeletedContent(sqlite: SQLite.Database, newDatabase: boolean): void {
+  sqlite.pragma("secure_delete = ON");
+  if (newDatabase) markDeletesZeroed(sqlite);
+}
+
+function markDeletesZeroed(sqlite: SQLite.Database): void {
+  const version = Number(sqlite.pragma("user_version", { simple: true }));
+  sqlite.pragma(`user_version = ${version | DELETES_ZEROED}`);
+}

@@ -4972,11 +4972,15 @@ export interface components {
       to: components["schemas"]["Address"][];
       subject: string;
       size: number;
+      /** @description When retention removed the body (the headers that name the message are kept); null while kept */
+      bodyRemovedAt: string | null;
     };
     CapturedMessage: {
       id: string;
       capturedAt: string;
       size: number;
+      /** @description When retention removed the body; null while kept */
+      bodyRemovedAt: string | null;
       raw: string;
       parsed: {
         from: components["schemas"]["Address"] | (never | null);

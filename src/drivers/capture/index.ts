@@ -1,5 +1,5 @@
 import { type Driver, field } from "../types.js";
-import { eraseCapturedFor, removeCaptured } from "./store.js";
+import { capturedCopies, deleteCaptured, eraseCapturedFor, removeCaptured, removeCapturedBody } from "./store.js";
 import { createCaptureTransport } from "./transport.js";
 
 export const captureDriver: Driver = {
@@ -22,4 +22,9 @@ export const captureDriver: Driver = {
   createTransport: (ctx) => createCaptureTransport(ctx),
   removeData: ({ dataDir, serverId }) => removeCaptured(dataDir, serverId),
   eraseAddress: ({ dataDir, serverId, address, messageIds }) => eraseCapturedFor(dataDir, serverId, address, messageIds),
+  keptCopies: {
+    list: ({ dataDir, serverId }) => capturedCopies(dataDir, serverId),
+    removeBody: ({ dataDir, serverId }, id, removedAt) => removeCapturedBody(dataDir, serverId, id, removedAt),
+    remove: ({ dataDir, serverId }, id) => deleteCaptured(dataDir, serverId, id),
+  },
 };

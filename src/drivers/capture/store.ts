@@ -3,17 +3,28 @@
  * named `{stamp}-{messageId}.eml` so that names sort by capture time. The stamp is a
  * millisecond time made strictly increasing within the process, so retention can always
  * tell the oldest apart. The API reads them through `listCaptured` and `readCaptured`.
+ *
+ * Once Mailroom's retention removed a message's body, its copy keeps only the headers that
+ * name the message (from, to, cc, reply-to, subject, date, message-id) and the date of the
+ * removal, under `{stamp}-{messageId}.body-removed.eml`: the name says so, so that a header
+ * an application sent cannot make a whole copy pass for a trimmed one.
  */
 import { randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
 import path from "node:path";
 import type { AddressObject, ParsedMail } from "mailparser";
 import type { Address } from "../../kernel/transport.js";
+import type { KeptCopy } from "../types.js";
 
 const STAMP_DIGITS = 15;
 const SAFE_SEGMENT = /^[A-Za-z0-9_-]{1,128}$/;
 const CAPTURE_ID = new RegExp(`^\\d{${STAMP_DIGITS}}-[A-Za-z0-9_-]{1,128}$`);
 const EXT = ".eml";
+const TRIMMED_EXT = ".body-removed.eml";
+/** The header, first in a trimmed copy, that dates the removal of its body. */
+const REMOVED_HEADER = "X-Mailroom-Body-Removed";
+/** What a trimmed copy keeps: the headers that name the message, as the delivery log keeps them. */
+const KEPT_HEADERS = new Set(["from", "to", "cc", "reply-to", "subject", "date", "message-id"]);
 /** Headers of a message end within this many bytes, or the list shows it without them. */
 const MAX_HEADER_BYTES = 256 * 1024;
 
@@ -44,14 +55,24 @@ export function isCaptureId(id: string): boolean {
   return CAPTURE_ID.test(id);
 }
 
-function fileOf(folder: string, id: string): string | undefined {
+/** A captured message's file, whole or trimmed (see the top); undefined when the id is not one. */
+function fileOf(folder: string, id: string, trimmed = false): string | undefined {
   if (!isCaptureId(id)) return undefined;
-  const file = path.join(folder, `${id}${EXT}`);
+  const file = path.join(folder, `${id}${trimmed ? TRIMMED_EXT : EXT}`);
   // Belt and braces: the id pattern already excludes separators and dots.
   return path.dirname(file) === folder ? file : undefined;
 }
 
-async function capturedIds(folder: string): Promise<string[]> {
+interface CapturedEntry {
+  id: string;
+  /** Retention removed its body: the file named with TRIMMED_EXT holds what is kept. */
+  bodyRemoved: boolean;
+  /** The whole copy is (still) there: alone, or beside a trimmed one when a trim stopped halfway. */
+  whole: boolean;
+}
+
+/** The captured messages in a folder, oldest first; one entry an id, trimmed if a trimmed file exists. */
+async function capturedEntries(folder: string): Promise<CapturedEntry[]> {
   let names: string[];
   try {
     names = await fs.readdir(folder);
@@ -59,11 +80,38 @@ async function capturedIds(folder: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
   }
-  return names
-    .filter((n) => n.endsWith(EXT))
-    .map((n) => n.slice(0, -EXT.length))
-    .filter(isCaptureId)
-    .sort();
+  const entries = new Map<string, CapturedEntry>();
+  for (const name of names) {
+    const trimmed = name.endsWith(TRIMMED_EXT);
+    if (!trimmed && !name.endsWith(EXT)) continue;
+    const id = name.slice(0, -(trimmed ? TRIMMED_EXT : EXT).length);
+    if (!isCaptureId(id)) continue;
+    // Both files for a moment while a copy is trimmed (or after a crash then): one entry, trimmed.
+    const entry = entries.get(id) ?? { id, bodyRemoved: false, whole: false };
+    if (trimmed) entry.bodyRemoved = true;
+    else entry.whole = true;
+    entries.set(id, entry);
+  }
+  return [...entries.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+async function capturedIds(folder: string): Promise<string[]> {
+  return (await capturedEntries(folder)).map((e) => e.id);
+}
+
+/** The file that holds a captured message now, or undefined when there is none. */
+async function existingFile(folder: string, id: string): Promise<{ file: string; bodyRemoved: boolean } | undefined> {
+  for (const trimmed of [true, false]) {
+    const file = fileOf(folder, id, trimmed);
+    if (!file) return undefined;
+    try {
+      await fs.access(file);
+      return { file, bodyRemoved: trimmed };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+  return undefined;
 }
 
 function capturedAt(id: string): string {
@@ -98,6 +146,7 @@ async function applyRetention(folder: string, retention: number): Promise<void> 
   for (const id of ids.slice(0, Math.max(0, excess))) {
     // Another send may be trimming at the same moment: a file already gone is fine.
     await fs.rm(path.join(folder, `${id}${EXT}`), { force: true });
+    await fs.rm(path.join(folder, `${id}${TRIMMED_EXT}`), { force: true });
   }
 }
 
@@ -109,6 +158,8 @@ export interface CapturedSummary {
   subject: string;
   /** Bytes of the whole MIME message. */
   size: number;
+  /** When Mailroom's retention removed the body (only the headers that name it are kept); null while kept. */
+  bodyRemovedAt: string | null;
 }
 
 export interface CapturedAttachment {
@@ -122,6 +173,8 @@ export interface CapturedMessage {
   id: string;
   capturedAt: string;
   size: number;
+  /** See CapturedSummary. */
+  bodyRemovedAt: string | null;
   /** The full MIME message as stored. */
   raw: string;
   parsed: {
@@ -174,9 +227,19 @@ async function readHeaderSection(file: string): Promise<Buffer> {
   }
 }
 
+/** When a trimmed copy's body was removed, from the header retention wrote; null for a whole copy. */
+function removedAt(parsed: ParsedMail, bodyRemoved: boolean): string | null {
+  if (!bodyRemoved) return null;
+  const value = parsed.headers.get(REMOVED_HEADER.toLowerCase());
+  const time = typeof value === "string" ? Date.parse(value) : Number.NaN;
+  // A trimmed copy without a readable date still says its body is gone.
+  return Number.isNaN(time) ? new Date(0).toISOString() : new Date(time).toISOString();
+}
+
 /** One message's summary from its header section; undefined when it is gone (retention, delete). */
-async function summaryOf(folder: string, id: string): Promise<CapturedSummary | undefined> {
-  const file = path.join(folder, `${id}${EXT}`);
+async function summaryOf(folder: string, entry: CapturedEntry): Promise<CapturedSummary | undefined> {
+  const { id } = entry;
+  const file = fileOf(folder, id, entry.bodyRemoved) as string;
   let size: number;
   let head: Buffer;
   try {
@@ -194,6 +257,7 @@ async function summaryOf(folder: string, id: string): Promise<CapturedSummary | 
     to: addresses(parsed.to),
     subject: parsed.subject ?? "",
     size,
+    bodyRemovedAt: removedAt(parsed, entry.bodyRemoved),
   };
 }
 
@@ -214,22 +278,22 @@ export async function listCaptured(
   page: { limit?: number; offset?: number; q?: string } = {},
 ): Promise<{ items: CapturedSummary[]; total: number }> {
   const folder = captureFolder(dataDir, serverId);
-  const ids = (await capturedIds(folder)).reverse();
+  const entries = (await capturedEntries(folder)).reverse();
   const offset = Math.max(0, page.offset ?? 0);
   const limit = Math.max(0, page.limit ?? 50);
   const words = (page.q ?? "").toLowerCase().split(/\s+/).filter(Boolean);
   if (words.length === 0) {
     const items: CapturedSummary[] = [];
-    for (const id of ids.slice(offset, offset + limit)) {
-      const summary = await summaryOf(folder, id);
+    for (const entry of entries.slice(offset, offset + limit)) {
+      const summary = await summaryOf(folder, entry);
       if (summary) items.push(summary);
     }
-    return { items, total: ids.length };
+    return { items, total: entries.length };
   }
   // A search reads every header section: bounded by the server's retention (1,000 by default).
   const found: CapturedSummary[] = [];
-  for (const id of ids) {
-    const summary = await summaryOf(folder, id);
+  for (const entry of entries) {
+    const summary = await summaryOf(folder, entry);
     if (summary && matches(summary, words)) found.push(summary);
   }
   return { items: found.slice(offset, offset + limit), total: found.length };
@@ -237,14 +301,26 @@ export async function listCaptured(
 
 /** The stored MIME bytes of one captured message; undefined when there is none with that id. */
 export async function readCapturedRaw(dataDir: string, serverId: string, id: string): Promise<Buffer | undefined> {
-  const file = fileOf(captureFolder(dataDir, serverId), id);
-  if (!file) return undefined;
-  try {
-    return await fs.readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
+  return (await readCapturedFile(dataDir, serverId, id))?.raw;
+}
+
+async function readCapturedFile(
+  dataDir: string,
+  serverId: string,
+  id: string,
+): Promise<{ raw: Buffer; bodyRemoved: boolean } | undefined> {
+  const folder = captureFolder(dataDir, serverId);
+  // Twice: a copy being trimmed changes its file between the look and the read.
+  for (let tries = 0; tries < 2; tries++) {
+    const found = await existingFile(folder, id);
+    if (!found) return undefined;
+    try {
+      return { raw: await fs.readFile(found.file), bodyRemoved: found.bodyRemoved };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   }
+  return undefined;
 }
 
 /** One attachment of a captured message, by its position; undefined when there is none. */
@@ -276,13 +352,15 @@ export async function readCapturedContent(
       text: string | null;
       html: string | null;
       attachments: { filename: string; contentType: string; content: string; contentId?: string }[];
+      bodyRemovedAt: string | null;
     }
   | undefined
 > {
-  const raw = await readCapturedRaw(dataDir, serverId, id);
-  if (!raw) return undefined;
-  const parsed = await parse(raw, { keepCidLinks: true });
+  const found = await readCapturedFile(dataDir, serverId, id);
+  if (!found) return undefined;
+  const parsed = await parse(found.raw, { keepCidLinks: true });
   return {
+    bodyRemovedAt: removedAt(parsed, found.bodyRemoved),
     from: addresses(parsed.from)[0] ?? null,
     to: addresses(parsed.to),
     cc: addresses(parsed.cc),
@@ -298,17 +376,21 @@ export async function readCapturedContent(
   };
 }
 
-/** Deletes one captured message; false when there was none with that id. */
+/** Deletes one captured message (whole or trimmed); false when there was none with that id. */
 export async function deleteCaptured(dataDir: string, serverId: string, id: string): Promise<boolean> {
-  const file = fileOf(captureFolder(dataDir, serverId), id);
-  if (!file) return false;
-  try {
-    await fs.rm(file);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw err;
+  const folder = captureFolder(dataDir, serverId);
+  let deleted = false;
+  for (const trimmed of [false, true]) {
+    const file = fileOf(folder, id, trimmed);
+    if (!file) return false;
+    try {
+      await fs.rm(file);
+      deleted = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
   }
+  return deleted;
 }
 
 /** Deletes every captured message of a server (the folder stays); returns how many went. */
@@ -351,14 +433,16 @@ export function decodeHeaderValue(value: string): string {
 
 /** One captured message, raw and parsed; undefined when no message has that id (or the id is not one). */
 export async function readCaptured(dataDir: string, serverId: string, id: string): Promise<CapturedMessage | undefined> {
-  const raw = await readCapturedRaw(dataDir, serverId, id);
-  if (!raw) return undefined;
+  const found = await readCapturedFile(dataDir, serverId, id);
+  if (!found) return undefined;
+  const { raw } = found;
   // Keep cid: links as sent, so a viewer can match them to the inline attachments.
   const parsed = await parse(raw, { keepCidLinks: true });
   return {
     id,
     capturedAt: capturedAt(id),
     size: raw.length,
+    bodyRemovedAt: removedAt(parsed, found.bodyRemoved),
     raw: raw.toString("utf8"),
     parsed: {
       from: addresses(parsed.from)[0] ?? null,
@@ -401,8 +485,8 @@ export async function eraseCapturedFor(
   const folder = captureFolder(dataDir, serverId);
   const wanted = address.toLowerCase();
   let erased = 0;
-  for (const id of await capturedIds(folder)) {
-    const file = path.join(folder, `${id}${EXT}`);
+  for (const { id, bodyRemoved } of await capturedEntries(folder)) {
+    const file = fileOf(folder, id, bodyRemoved) as string;
     let names = messageIds.has(id.slice(STAMP_DIGITS + 1));
     if (!names) {
       try {
@@ -420,4 +504,79 @@ export async function eraseCapturedFor(
 /** Forgets every captured message of a server (for when the server is deleted). */
 export async function removeCaptured(dataDir: string, serverId: string): Promise<void> {
   await fs.rm(captureFolder(dataDir, serverId), { recursive: true, force: true });
+}
+
+/** Every captured copy of a server, oldest first, read from the file names alone. */
+export async function capturedCopies(dataDir: string, serverId: string): Promise<KeptCopy[]> {
+  return (await capturedEntries(captureFolder(dataDir, serverId))).map(({ id, bodyRemoved, whole }) => ({
+    id,
+    // The file is named after the message it holds (storeCaptured).
+    messageId: id.slice(STAMP_DIGITS + 1),
+    keptAt: Number(id.slice(0, STAMP_DIGITS)),
+    // A trim that stopped before the whole copy went is not done: the next purge finishes it.
+    bodyRemoved: bodyRemoved && !whole,
+  }));
+}
+
+/** The header fields of a header section, each with its folded continuation lines. */
+function headerFields(head: string): { key: string; lines: string }[] {
+  const fields: { key: string; lines: string }[] = [];
+  for (const line of head.split(/\r?\n/)) {
+    if (line === "") break;
+    if (/^[ \t]/.test(line) && fields.length) fields[fields.length - 1].lines += `\r\n${line}`;
+    else
+      fields.push({
+        key: line
+          .slice(0, Math.max(0, line.indexOf(":")))
+          .trim()
+          .toLowerCase(),
+        lines: line,
+      });
+  }
+  return fields;
+}
+
+/**
+ * Retention: replaces a copy by its trimmed form (the headers that name the message, and when
+ * its body was removed), written whole under its own name before the full copy goes, so a
+ * reader sees one or the other. False when there was nothing to do: the copy is gone or
+ * already trimmed (a second run did it; one that stopped halfway is finished). Purges take turns (retention's lease), so two never
+ * trim the same copy at once.
+ */
+export async function removeCapturedBody(dataDir: string, serverId: string, id: string, removedAt: number): Promise<boolean> {
+  const folder = captureFolder(dataDir, serverId);
+  const whole = fileOf(folder, id);
+  const trimmed = fileOf(folder, id, true);
+  if (!whole || !trimmed) return false;
+  if ((await existingFile(folder, id))?.bodyRemoved) {
+    // Trimmed before: only a whole copy left by a trim that stopped halfway is still to go.
+    try {
+      await fs.rm(whole);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+      throw err;
+    }
+  }
+  let head: Buffer;
+  try {
+    head = await readHeaderSection(whole);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+  const kept = headerFields(head.toString("utf8")).filter((f) => KEPT_HEADERS.has(f.key));
+  const text = [`${REMOVED_HEADER}: ${new Date(removedAt).toISOString()}`, ...kept.map((f) => f.lines)].join("\r\n");
+  const temp = path.join(folder, `.tmp-${randomUUID()}`);
+  await fs.writeFile(temp, `${text}\r\n\r\n`, { mode: 0o600 });
+  await fs.rename(temp, trimmed);
+  try {
+    await fs.rm(whole);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    // Deleted meanwhile (an erasure, an admin's delete, the count limit): that wins, the trim goes too.
+    await fs.rm(trimmed, { force: true });
+    return false;
+  }
+  return true;
 }

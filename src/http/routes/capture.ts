@@ -41,7 +41,7 @@ function download(reply: FastifyReply, filename: string, contentType: string): F
 function notKept(id: string): MailroomError {
   return new MailroomError(
     "message_not_found",
-    `The Capture server kept no message '${id}' (it may have been deleted or dropped by retention).`,
+    `The Capture server kept no message '${id}' (it may have been deleted, dropped beyond the server's "Messages kept", or removed by retention with its message).`,
   );
 }
 
@@ -201,6 +201,12 @@ export function captureRoutes(app: FastifyInstance, mailroom: Mailroom): void {
       const body = request.body as { server: string; to?: string[] };
       const content = await readCapturedContent(dataDir, await captureServerId(serverId), id);
       if (!content) throw notKept(id);
+      if (content.bodyRemovedAt) {
+        throw new MailroomError(
+          "message_not_retryable",
+          `The captured message '${id}' lost its body to retention on ${content.bodyRemovedAt.slice(0, 10)}: only its headers are kept, so it cannot be released. Send a new message instead.`,
+        );
+      }
       const input: MessageInput = {
         server: body.server,
         to: body.to ?? [...content.to, ...content.cc],

@@ -33,6 +33,11 @@ export function remoteImages(html: string | null): number {
   return count;
 }
 
+/** The day of an ISO time, as the delivery log's "removed by retention on …" gives it. */
+export function dayOf(isoTime: string): string {
+  return isoTime.slice(0, 10);
+}
+
 export function CapturePreview({
   message,
   downloadBase,
@@ -115,7 +120,14 @@ export function CapturePreview({
           </>
         )}
         {tab === "source-html" && p.html !== null && <pre className="message-text raw">{p.html}</pre>}
-        {tab === "text" && <pre className="message-text">{p.text ?? "This message has no text part."}</pre>}
+        {tab === "text" && (
+          <pre className="message-text">
+            {p.text ??
+              (message.bodyRemovedAt
+                ? `Removed by retention on ${dayOf(message.bodyRemovedAt)}.`
+                : "This message has no text part.")}
+          </pre>
+        )}
         {tab === "headers" && (
           <table className="table headers">
             <caption className="visually-hidden">Headers</caption>

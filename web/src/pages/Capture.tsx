@@ -11,9 +11,10 @@ import {
   type Queued,
   query,
 } from "../api";
-import { CapturePreview } from "../components/CapturePreview";
+import { CapturePreview, dayOf } from "../components/CapturePreview";
 import { confirmDialog } from "../components/Confirm";
 import {
+  Alert,
   ErrorAlert,
   formatAddress,
   formatBytes,
@@ -182,6 +183,7 @@ export function CapturePage({ serverId }: { serverId?: string }) {
                   <tr key={c.id}>
                     <th scope="row" data-label="Subject">
                       <Link to={`/capture/${chosen}/${c.id}`}>{c.subject || "(no subject)"}</Link>
+                      {c.bodyRemovedAt && <div className="muted">Body removed by retention on {dayOf(c.bodyRemovedAt)}</div>}
                     </th>
                     <td data-label="To" className="break">
                       {c.to.map(formatAddress).join(", ") || "—"}
@@ -250,8 +252,14 @@ export function CapturedMessagePage({ serverId, id }: { serverId: string; id: st
       <NoticeAlert notice={notice} onDismiss={() => setNotice(null)} />
       <ErrorAlert error={message.error} />
       {!message.data && message.loading && <Loading what="Loading the message" />}
+      {message.data?.bodyRemovedAt && (
+        <Alert kind="info">
+          Body removed by retention on {dayOf(message.data.bodyRemovedAt)}. The headers that name the message are kept until it
+          leaves the delivery log; the text, HTML and attachments are not, so it cannot be released.
+        </Alert>
+      )}
       {message.data && <CapturePreview message={message.data} downloadBase={path} />}
-      {message.data && can("messages.send") && can("messages.view") && (
+      {message.data && !message.data.bodyRemovedAt && can("messages.send") && can("messages.view") && (
         <ReleaseForm path={path} message={message.data} canListServers={can("email-servers.view")} />
       )}
     </section>
