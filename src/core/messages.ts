@@ -3,6 +3,7 @@ import { canUseServer, type Principal } from "../auth/permissions.js";
 import { MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
 import type { Address, OutgoingMessage } from "../kernel/transport.js";
+import { BatchWriter } from "../storage/group-commit.js";
 import type { Database, MessageSource, MessageStatus, MessagesTable } from "../storage/schema.js";
 import { type Actor, writeAudit } from "./audit.js";
 import type { AppContext } from "./context.js";
@@ -143,13 +144,24 @@ export interface QueueSettings {
 export class MessageService {
   /** Called after messages are stored, so an idle worker in this process wakes at once. */
   onQueued: () => void = () => {};
+  /**
+   * Single messages without an idempotency key that arrive together are stored by one
+   * multi-row INSERT, without BEGIN and COMMIT (a statement is atomic by itself): one round
+   * trip on PostgreSQL for all of them.
+   */
+  private readonly singles: BatchWriter<MessagesTable, boolean>;
 
   constructor(
     private readonly ctx: AppContext,
     private readonly servers: EmailServerService,
     private readonly settings: QueueSettings,
     private readonly routes?: RouteService,
-  ) {}
+  ) {
+    this.singles = new BatchWriter(async (rows) => {
+      await this.db.insertInto("messages").values(rows).execute();
+      return rows.map(() => true);
+    }, INSERT_CHUNK);
+  }
 
   private get db(): Kysely<Database> {
     return this.ctx.db;
@@ -218,7 +230,7 @@ export class MessageService {
       // A named server is the same for every message of a batch; a route depends on each message.
       let placement = ref ? serverCache.get(ref) : undefined;
       if (!placement) {
-        if (!ref) routes ??= await this.routes?.resolver();
+        if (!ref) routes ??= await this.routeResolver();
         placement = await this.place(ref, checked, tag, principal, prefix, routes);
         if (ref) serverCache.set(ref, placement);
       }
@@ -250,7 +262,7 @@ export class MessageService {
     if (ref || !this.routes) return named();
     const recipients = [...message.to, ...message.cc, ...message.bcc].map((a) => a.address);
     const tokenId = principal.kind === "token" ? principal.id : null;
-    const resolve = routes ?? (await this.routes.resolver());
+    const resolve = routes ?? (await this.routeResolver());
     const resolved = resolve({ from: message.from?.address ?? "", tokenId, tag, recipients });
     if (!resolved.route) return named();
     const name = resolved.route.name;
@@ -275,9 +287,20 @@ export class MessageService {
     return { server, defaultFrom, route: { name, serverIds: senders.map((s) => s.id) } };
   }
 
+  /** The route rules, read at most once a moment (src/storage/config-cache.ts). */
+  private async routeResolver(): Promise<Resolver> {
+    const routes = this.routes;
+    if (!routes) return () => ({ route: null, servers: [] });
+    return this.ctx.storage.configCache.get("routes", () => routes.resolver());
+  }
+
   /** The server a message goes through (by id or name, else the default), if the principal may use it. */
   private async serverFor(ref: string, principal: Principal, field: string): Promise<ServerRow> {
-    const server = ref ? await this.servers.getRow(ref) : await this.servers.getDefaultRow();
+    // Read at most once a moment, not once a message (src/storage/config-cache.ts).
+    const server = await this.ctx.storage.configCache.get(ref ? `server:${ref}` : "server:default", () =>
+      ref ? this.servers.findRow(ref) : this.servers.getDefaultRow(),
+    );
+    if (!server && ref) throw new MailroomError("email_server_not_found", `No email server has the id or name '${ref}'.`);
     if (!server) throw new MailroomError("email_server_not_found", "There is no default email server; name one in 'server'.");
     if (!canUseServer(principal, server.id)) {
       throw new MailroomError("server_not_allowed", `This API token may not send through '${server.name}'.`, { field });
@@ -301,6 +324,12 @@ export class MessageService {
     prepared: Prepared[],
     principal: Principal,
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
+    if (prepared.length === 1 && !prepared[0].key && !prepared[0].raw) {
+      const { row } = prepared[0];
+      await this.singles.write(row);
+      this.onQueued();
+      return [{ id: row.id, status: row.status, replayed: false }];
+    }
     const now = this.ctx.clock();
     const scope = `${principal.kind}:${principal.id}`;
     const results = await this.ctx.commits.run(async (trx) => {

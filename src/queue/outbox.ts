@@ -1,6 +1,6 @@
 import { type Kysely, sql } from "kysely";
 import type { DialectName } from "../storage/dialect.js";
-import type { Database, MessageStatus, MessagesTable } from "../storage/schema.js";
+import type { Database, EmailServersTable, MessageStatus, MessagesTable } from "../storage/schema.js";
 
 export interface ServerQuota {
   serverId: string;
@@ -79,6 +79,117 @@ function dueOnSqlite(quotas: ServerQuota[], now: number) {
        limit ${q.limit})`,
   );
   return sql.join(terms, sql` union all `);
+}
+
+/** A server's row (undefined: deleted) and its breaker's count, as read with a claim. */
+export interface ClaimedServer {
+  row: EmailServersTable | undefined;
+  /** Server problems in a row so far (another process's count too). */
+  failuresInARow: number;
+}
+
+export interface ClaimPlan {
+  /** The limits of the servers named (0 leaves one out). */
+  quotas: ServerQuota[];
+  /** The limit of every other server: those the caller has nothing in flight for. */
+  others: number;
+  /** The most messages in all. */
+  limit: number;
+  leaseMs: number;
+  now: number;
+}
+
+/**
+ * Claims like claimDueMessages, for every server (the list is read by the claim itself, so a
+ * server created a moment ago is never missed), and reads the claimed messages' servers and
+ * breakers with it: on PostgreSQL the whole of it is one statement, one round trip.
+ */
+export async function claimWithServers(
+  db: Kysely<Database>,
+  dialect: DialectName,
+  owner: string,
+  plan: ClaimPlan,
+): Promise<{ messages: MessagesTable[]; servers: Map<string, ClaimedServer> }> {
+  if (plan.limit <= 0) return { messages: [], servers: new Map() };
+  if (dialect === "sqlite") return claimWithServersOnSqlite(db, owner, plan);
+  const named = plan.quotas;
+  const result = await sql<MessagesTable & { claimed_servers: string | null }>`
+    with quota as (
+      select s.id as server_id, coalesce(l.n, ${plan.others}::int) as n
+        from email_servers s
+        left join unnest(${named.map((q) => q.serverId)}::text[], ${named.map((q) => q.limit)}::int[]) as l(server_id, n)
+          on l.server_id = s.id),
+    due as (
+      select m.id, m.server_id, m.next_attempt_at
+        from quota q
+        cross join lateral (
+          select id, server_id, next_attempt_at from messages
+           where server_id = q.server_id and status in ('queued', 'sending') and next_attempt_at <= ${plan.now}
+           order by next_attempt_at
+           limit q.n
+           for update skip locked) m
+       where q.n > 0),
+    ranked as (
+      select id, next_attempt_at, row_number() over (partition by server_id order by next_attempt_at) as turn from due),
+    claimed as (
+      update messages
+         set status = 'sending', lease_owner = ${owner}, next_attempt_at = ${plan.now + plan.leaseMs},
+             attempts = attempts + 1, updated_at = ${plan.now}
+       where id in (select id from ranked order by turn, next_attempt_at limit ${plan.limit})
+      returning *)
+    select c.*,
+           -- The claimed messages' servers, once (on the first row), as they are now.
+           case when row_number() over () = 1 then (
+             select json_agg(json_build_object('row', to_jsonb(s), 'failures', coalesce(b.consecutive_failures, 0)))::text
+               from email_servers s left join server_breakers b on b.server_id = s.id
+              where s.id in (select server_id from claimed)) end as claimed_servers
+      from claimed c`.execute(db);
+  const servers = new Map<string, ClaimedServer>();
+  const found = result.rows[0]?.claimed_servers;
+  for (const s of found ? (JSON.parse(found) as { row: EmailServersTable; failures: number }[]) : []) {
+    servers.set(s.row.id, { row: s.row, failuresInARow: Number(s.failures) });
+  }
+  const messages = result.rows.map(({ claimed_servers: _, ...r }) => ({
+    ...r,
+    attempts: Number(r.attempts),
+    max_attempts: Number(r.max_attempts),
+  }));
+  for (const m of messages) if (!servers.has(m.server_id)) servers.set(m.server_id, { row: undefined, failuresInARow: 0 });
+  return { messages, servers };
+}
+
+/** SQLite: the server list, the claim and the servers' rows are three in-process statements. */
+async function claimWithServersOnSqlite(
+  db: Kysely<Database>,
+  owner: string,
+  plan: ClaimPlan,
+): Promise<{ messages: MessagesTable[]; servers: Map<string, ClaimedServer> }> {
+  const limits = new Map(plan.quotas.map((q) => [q.serverId, q.limit]));
+  const ids = await db.selectFrom("email_servers").select("id").orderBy("id").execute();
+  // Start from a different server each time, in case there are more than one claim takes.
+  const start = ids.length ? Math.floor(Math.random() * ids.length) : 0;
+  const quotas = [...ids.slice(start), ...ids.slice(0, start)].map(({ id }) => ({
+    serverId: id,
+    limit: limits.get(id) ?? plan.others,
+  }));
+  const messages = await claimDueMessages(db, "sqlite", owner, quotas, plan.limit, plan.leaseMs, plan.now);
+  const servers = new Map<string, ClaimedServer>();
+  const serverIds = [...new Set(messages.map((m) => m.server_id))];
+  if (serverIds.length) {
+    const [rows, breakers] = await Promise.all([
+      db.selectFrom("email_servers").selectAll().where("id", "in", serverIds).execute(),
+      db
+        .selectFrom("server_breakers")
+        .select(["server_id", "consecutive_failures"])
+        .where("server_id", "in", serverIds)
+        .execute(),
+    ]);
+    for (const id of serverIds) {
+      const failures = breakers.find((b) => b.server_id === id)?.consecutive_failures ?? 0;
+      servers.set(id, { row: rows.find((r) => r.id === id), failuresInARow: Number(failures) });
+    }
+  }
+  return { messages, servers };
 }
 
 /** Pushes the leases of messages still being sent (or whose result is still being written) further out. */

@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import type { AppContext } from "../core/context.js";
-import type { EmailServerService } from "../core/email-servers.js";
 import { loadOutgoing } from "../core/messages.js";
 import { DeliveryError } from "../kernel/transport.js";
 import type { Metrics } from "../metrics.js";
@@ -10,7 +9,8 @@ import { retryDelay } from "./backoff.js";
 import type { Breakers } from "./breaker.js";
 import {
   type AttemptRecord,
-  claimDueMessages,
+  type ClaimedServer,
+  claimWithServers,
   type Outcome,
   releaseLeases,
   renewLeases,
@@ -46,11 +46,10 @@ function asDeliveryError(error: unknown): DeliveryError {
   return new DeliveryError("internal_error", "transient", (error as Error)?.message ?? String(error));
 }
 
-interface ServerState {
-  row: EmailServersTable | undefined;
-  /** Server problems in a row before this batch (another process's count too). */
-  failuresInARow: number;
-}
+/** A server that sent within this long is healthy, unless one of its sends is stuck. */
+const HEALTHY_FOR_MS = 10_000;
+/** A message in flight this long (claimed, not settled) marks its server as not answering. */
+const STUCK_AFTER_MS = 5_000;
 
 /**
  * Claims due messages from the outbox and delivers them through their server's transport.
@@ -62,14 +61,17 @@ export class DeliveryWorker {
   /** Set once stop() has given up waiting: results still unwritten are abandoned. */
   private closed = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly inFlight = new Map<string, { serverId: string; done: Promise<void> }>();
+  private readonly inFlight = new Map<string, { serverId: string; since: number; done: Promise<void> }>();
   private readonly perServer = new Map<string, number>();
   /** Sent (or otherwise finished) with the result not written yet: never given back, never sent again. */
   private readonly unsettled = new Set<string>();
   private wakeUp: (() => void) | null = null;
+  /** A wake that came while the loop was busy (claiming): its next wait ends at once. */
+  private wokenWhileBusy = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
-  private knownServers: { ids: { id: string }[]; at: number } | undefined;
+  /** When each server last sent a message (this process): what makes it healthy. */
+  private readonly lastSentAt = new Map<string, number>();
   private readonly limiter: RateLimiter;
   private readonly router: Router;
   /** Results that finish together are written together, in one statement on PostgreSQL. */
@@ -77,7 +79,6 @@ export class DeliveryWorker {
 
   constructor(
     private readonly ctx: AppContext,
-    private readonly servers: EmailServerService,
     private readonly transports: TransportCache,
     private readonly options: WorkerOptions,
     private readonly breakers: Breakers,
@@ -124,7 +125,10 @@ export class DeliveryWorker {
   }
 
   wake(): void {
-    this.wakeUp?.();
+    // A completion or an enqueue during a claim must not be lost: the loop would otherwise
+    // wait a whole poll with free slots and messages due.
+    if (this.wakeUp) this.wakeUp();
+    else this.wokenWhileBusy = true;
   }
 
   private async loop(): Promise<void> {
@@ -136,24 +140,15 @@ export class DeliveryWorker {
       if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
         const startedAt = Date.now();
         try {
-          const quotas = await this.quotas(free);
-          const asked = Math.min(
-            free,
-            quotas.reduce((sum, q) => sum + q.limit, 0),
-          );
-          if (asked > 0) {
-            const claimed = await claimDueMessages(
-              this.ctx.db,
-              this.ctx.storage.dialect,
-              this.owner,
-              quotas,
-              free,
-              this.options.leaseMs,
-              this.ctx.clock(),
-            );
-            this.dispatch(claimed);
-            more = claimed.length > 0 && claimed.length === asked;
-          }
+          const { messages, servers } = await claimWithServers(this.ctx.db, this.ctx.storage.dialect, this.owner, {
+            ...this.quotas(free),
+            limit: free,
+            leaseMs: this.options.leaseMs,
+            now: this.ctx.clock(),
+          });
+          this.dispatch(messages, servers);
+          // All that was free was taken: more may be due.
+          more = messages.length > 0 && messages.length === free;
           claimFailures = 0;
           // Only an outage of the database ends here: a full disk ends when /readyz finds room.
           this.ctx.storage.health.succeeded("read", startedAt);
@@ -169,39 +164,47 @@ export class DeliveryWorker {
   }
 
   /**
-   * Each server's free slots. A server has twice its pool size in flight at most: one
-   * message on each connection and one ready for it, so the connections never wait for a
-   * claim, and a server that never answers holds at most that many of the process's slots.
-   * A server is claimed for in groups (a pool's worth), not one message per completion.
+   * Each server's free slots. A server that is not known to be healthy has twice its pool
+   * size in flight at most: a message on each connection and one ready for it, so a server
+   * that never answers holds at most that many of the process's slots; it is claimed for in
+   * groups (a pool's worth), not one message per completion. A healthy server (one that sent
+   * lately and has no send stuck) may use the process's concurrency but a reserve, since its
+   * results and claims hold slots too: with only twice its pool it kept its connections busy
+   * a third of the time (docs/benchmarks.md). The reserve keeps a pool's worth of slots for
+   * the other servers if a healthy one stops answering.
    */
-  private async quotas(free: number): Promise<ServerQuota[]> {
-    const rows = await this.serverIds();
-    // Start from a different server each time, in case there are more than one claim takes.
-    const start = rows.length ? Math.floor(Math.random() * rows.length) : 0;
-    const ordered = [...rows.slice(start), ...rows.slice(0, start)];
-    const { poolSize } = this.options;
+  private quotas(free: number): { quotas: ServerQuota[]; others: number } {
+    const { poolSize, concurrency } = this.options;
+    const now = Date.now();
     const quotas: ServerQuota[] = [];
-    for (const { id } of ordered) {
+    const ids = new Set([...this.perServer.keys(), ...this.lastSentAt.keys()]);
+    for (const id of ids) {
       const busy = this.perServer.get(id) ?? 0;
-      const room = 2 * poolSize - busy;
-      if (busy === 0 || room >= poolSize) quotas.push({ serverId: id, limit: Math.min(free, room) });
+      const healthy = this.isHealthy(id, now);
+      if (!healthy && busy === 0) {
+        if (now - (this.lastSentAt.get(id) ?? 0) > HEALTHY_FOR_MS) this.lastSentAt.delete(id);
+        continue;
+      }
+      const cap = healthy ? Math.max(2 * poolSize, concurrency - poolSize) : 2 * poolSize;
+      const room = cap - busy;
+      const claimable = busy === 0 || room >= (healthy ? 1 : poolSize);
+      quotas.push({ serverId: id, limit: claimable ? Math.max(0, Math.min(free, room)) : 0 });
     }
-    return quotas;
+    return { quotas, others: Math.min(free, 2 * poolSize) };
   }
 
-  /** The servers, read again at most once a poll: the loop runs at every completion. */
-  private async serverIds(): Promise<{ id: string }[]> {
-    const now = this.ctx.clock();
-    if (!this.knownServers || now - this.knownServers.at >= this.options.pollMs) {
-      const ids = await this.ctx.db.selectFrom("email_servers").select("id").orderBy("id").execute();
-      this.knownServers = { ids, at: now };
-    }
-    return this.knownServers.ids;
+  /** Sent lately, and none of its messages in flight for long (a server that stops answering is capped again). */
+  private isHealthy(serverId: string, now: number): boolean {
+    const sentAt = this.lastSentAt.get(serverId);
+    if (sentAt === undefined || now - sentAt > HEALTHY_FOR_MS) return false;
+    for (const f of this.inFlight.values()) if (f.serverId === serverId && now - f.since > STUCK_AFTER_MS) return false;
+    return true;
   }
 
-  private dispatch(claimed: MessagesTable[]): void {
-    // Each server is read once per batch, so a settings change applies to the next batch.
-    const servers = new Map<string, Promise<ServerState>>();
+  /** Starts each claimed message's delivery; `servers` were read with the claim, so a settings change applies to the next claim. */
+  private dispatch(claimed: MessagesTable[], servers: Map<string, ClaimedServer>): void {
+    // A deleted server's transport (its pooled connections) goes with it.
+    for (const [id, server] of servers) if (!server.row) void this.transports.forget(id);
     for (const row of claimed) {
       if (this.inFlight.has(row.id)) {
         // Its lease ran out while its result was being written (the database was away): it
@@ -209,8 +212,7 @@ export class DeliveryWorker {
         this.ctx.log.warn({ message: row.id }, "claimed a message whose result is still being written; not sending it again");
         continue;
       }
-      if (!servers.has(row.server_id)) servers.set(row.server_id, this.serverState(row.server_id));
-      const state = servers.get(row.server_id) as Promise<ServerState>;
+      const state = servers.get(row.server_id) ?? { row: undefined, failuresInARow: 0 };
       this.perServer.set(row.server_id, (this.perServer.get(row.server_id) ?? 0) + 1);
       const done = this.deliver(row, state)
         .catch((error) => this.ctx.log.error({ err: error, message: row.id }, "delivery crashed"))
@@ -221,7 +223,7 @@ export class DeliveryWorker {
           else this.perServer.delete(row.server_id);
           this.wake();
         });
-      this.inFlight.set(row.id, { serverId: row.server_id, done });
+      this.inFlight.set(row.id, { serverId: row.server_id, since: Date.now(), done });
     }
   }
 
@@ -229,6 +231,11 @@ export class DeliveryWorker {
   private idle(failures = 0): Promise<void> {
     const { pollMs } = this.options;
     const wait = Math.min(pollMs * 2 ** Math.min(failures, 10), Math.max(pollMs, 10_000));
+    if (this.wokenWhileBusy && failures === 0) {
+      this.wokenWhileBusy = false;
+      return Promise.resolve();
+    }
+    this.wokenWhileBusy = false;
     return new Promise((resolve) => {
       const timer = setTimeout(done, wait);
       function done() {
@@ -255,17 +262,7 @@ export class DeliveryWorker {
     }
   }
 
-  private async serverState(id: string): Promise<ServerState> {
-    const [row, breaker] = await Promise.all([
-      this.servers.findRow(id),
-      this.ctx.db.selectFrom("server_breakers").select("consecutive_failures").where("server_id", "=", id).executeTakeFirst(),
-    ]);
-    if (!row) await this.transports.forget(id);
-    return { row, failuresInARow: Number(breaker?.consecutive_failures ?? 0) };
-  }
-
-  private async deliver(message: MessagesTable, serverState: Promise<ServerState>): Promise<void> {
-    const state = await serverState;
+  private async deliver(message: MessagesTable, state: ClaimedServer): Promise<void> {
     const server = state.row;
     if (isRouted(message) && (await this.routeAround(message, server))) return;
     if (!server) {
@@ -322,6 +319,7 @@ export class DeliveryWorker {
     // From here the message is not sent again by this process, whatever the database does.
     this.unsettled.add(message.id);
     await this.settleUntilWritten(message, outcome, attempt);
+    if (outcome.status === "sent") this.lastSentAt.set(server.id, Date.now());
     if (outcome.status === "sent" && state.failuresInARow > 0) {
       state.failuresInARow = 0;
       await this.breakers
