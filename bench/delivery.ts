@@ -81,7 +81,7 @@ async function bareNodemailer(port: number): Promise<Run> {
   if (PROBE) {
     console.log("# probe bare nodemailer");
     console.log(`#   in flight (sendMail not answered): ${inFlight.summary(POOL)}`);
-    console.log(`#   sendMail: ${send.summary()}`);
+    console.log(`#   sendMail: ${send.summary()}; the first ended after ${send.times[0]?.toFixed(0)} ms`);
   }
   return run;
 }

@@ -124,6 +124,10 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
   const settleBatch = new Stage();
   const settleStatement = new Stage();
   const dispatchedAt = new Map<string, number>();
+  const createdAt = performance.now();
+  let firstDispatchAt = 0;
+  let firstSendAt = 0;
+  let firstSentAt = 0;
 
   // The worker's in-flight map: a message is in flight from its claim until its result is written.
   const map: Map<string, unknown> = worker.inFlight;
@@ -167,6 +171,7 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
         );
     }
     for (const row of claimed) dispatchedAt.set(row.id, now);
+    if (!firstDispatchAt && claimed.length) firstDispatchAt = now;
     return dispatch(claimed, servers);
   };
 
@@ -197,12 +202,14 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
       transport.send = async (message: { id: string }) => {
         const started = performance.now();
         beforeSend.add(started - (dispatchedAt.get(message.id) ?? started));
+        if (beforeSend.times.length === 1) firstSendAt = started;
         inTransport.up();
         try {
           return await original(message);
         } finally {
           inTransport.down();
           send.add(performance.now() - started);
+          if (!firstSentAt) firstSentAt = performance.now();
         }
       };
     }
@@ -237,6 +244,9 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
   return {
     report(label) {
       console.log(`# probe ${label}`);
+      console.log(
+        `#   first claimed ${(firstDispatchAt - createdAt).toFixed(0)} ms after the start, first send began ${(firstSendAt - createdAt).toFixed(0)} ms, first ended ${(firstSentAt - createdAt).toFixed(0)} ms`,
+      );
       console.log(`#   in flight in the worker (claimed, result not written): ${inWorker.summary(16)}`);
       console.log(`#   in flight in the transport (sendMail not answered): ${inTransport.summary(pool)}`);
       console.log(`#   results being written: ${settling.summary(1)}`);

@@ -212,9 +212,9 @@ export class TokenService {
     }
     // Recording every use would be a write per request; once a minute is enough to see activity.
     if (row.last_used_at === null || now - row.last_used_at > 60_000) {
-      await this.db.updateTable("api_tokens").set({ last_used_at: now }).where("id", "=", row.id).execute();
-      // The kept row too (that write does not empty the cache), or every request would write.
+      // The kept row first (that write does not empty the cache), or every request would write.
       row.last_used_at = now;
+      await this.db.updateTable("api_tokens").set({ last_used_at: now }).where("id", "=", row.id).execute();
     }
     return {
       kind: "token",

@@ -221,6 +221,8 @@ export class MessageService {
     // Every message is checked before anything is written.
     const prepared: Prepared[] = [];
     const serverCache = new Map<string, Placement>();
+    // The default server too is read once for a whole batch (a route depends on each message).
+    const rows = new Map<string, Promise<ServerRow | undefined>>();
     let routes: Resolver | undefined;
     for (const [i, input] of inputs.entries()) {
       const prefix = prefixBase ? `${prefixBase}[${i}].` : "";
@@ -231,7 +233,7 @@ export class MessageService {
       let placement = ref ? serverCache.get(ref) : undefined;
       if (!placement) {
         if (!ref) routes ??= await this.routeResolver();
-        placement = await this.place(ref, checked, tag, principal, prefix, routes);
+        placement = await this.place(ref, checked, tag, principal, prefix, routes, rows);
         if (ref) serverCache.set(ref, placement);
       }
       const row = this.toRow(checked, placement, principal, now, prefix);
@@ -254,9 +256,11 @@ export class MessageService {
     prefix: string,
     /** The rules read once for a whole batch (read here if not given). */
     routes?: Resolver,
+    /** The server rows read for a whole batch. */
+    rows?: Map<string, Promise<ServerRow | undefined>>,
   ): Promise<Placement> {
     const named = async () => {
-      const server = await this.serverFor(ref, principal, `${prefix}server`);
+      const server = await this.serverFor(ref, principal, `${prefix}server`, rows);
       return { server, defaultFrom: { address: server.from_address, name: server.from_name || undefined }, route: null };
     };
     if (ref || !this.routes) return named();
@@ -295,11 +299,21 @@ export class MessageService {
   }
 
   /** The server a message goes through (by id or name, else the default), if the principal may use it. */
-  private async serverFor(ref: string, principal: Principal, field: string): Promise<ServerRow> {
+  private async serverFor(
+    ref: string,
+    principal: Principal,
+    field: string,
+    rows = new Map<string, Promise<ServerRow | undefined>>(),
+  ): Promise<ServerRow> {
     // Read at most once a moment, not once a message (src/storage/config-cache.ts).
-    const server = await this.ctx.storage.configCache.get(ref ? `server:${ref}` : "server:default", () =>
-      ref ? this.servers.findRow(ref) : this.servers.getDefaultRow(),
-    );
+    let read = rows.get(ref);
+    if (!read) {
+      read = this.ctx.storage.configCache.get(ref ? `server:${ref}` : "server:default", () =>
+        ref ? this.servers.findRow(ref) : this.servers.getDefaultRow(),
+      );
+      rows.set(ref, read);
+    }
+    const server = await read;
     if (!server && ref) throw new MailroomError("email_server_not_found", `No email server has the id or name '${ref}'.`);
     if (!server) throw new MailroomError("email_server_not_found", "There is no default email server; name one in 'server'.");
     if (!canUseServer(principal, server.id)) {

@@ -46,6 +46,15 @@ function asDeliveryError(error: unknown): DeliveryError {
   return new DeliveryError("internal_error", "transient", (error as Error)?.message ?? String(error));
 }
 
+interface InFlight {
+  serverId: string;
+  /** When it was claimed (Date.now). */
+  since: number;
+  /** Still being sent: its slot is not free yet. */
+  sending: boolean;
+  done: Promise<void>;
+}
+
 /** A server that sent within this long is healthy, unless one of its sends is stuck. */
 const HEALTHY_FOR_MS = 10_000;
 /** A message in flight this long (claimed, not settled) marks its server as not answering. */
@@ -61,8 +70,11 @@ export class DeliveryWorker {
   /** Set once stop() has given up waiting: results still unwritten are abandoned. */
   private closed = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly inFlight = new Map<string, { serverId: string; since: number; done: Promise<void> }>();
+  /** Claimed and not settled: being sent, or sent with the result being written. */
+  private readonly inFlight = new Map<string, InFlight>();
+  /** Messages being sent, per server and in all: what the concurrency and the servers' caps count. */
   private readonly perServer = new Map<string, number>();
+  private sending = 0;
   /** Sent (or otherwise finished) with the result not written yet: never given back, never sent again. */
   private readonly unsettled = new Set<string>();
   private wakeUp: (() => void) | null = null;
@@ -134,7 +146,10 @@ export class DeliveryWorker {
   private async loop(): Promise<void> {
     let claimFailures = 0;
     while (this.running) {
-      const free = this.options.concurrency - this.inFlight.size;
+      // A slot is free once its send has ended: writing the result (batched with others) does
+      // not hold the connection. Results being written are bounded too, by a second concurrency.
+      const { concurrency } = this.options;
+      const free = Math.min(concurrency - this.sending, 2 * concurrency - this.inFlight.size);
       let more = false;
       // Claim in groups (a quarter of the concurrency at least), not one message per completion.
       if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
@@ -197,7 +212,9 @@ export class DeliveryWorker {
   private isHealthy(serverId: string, now: number): boolean {
     const sentAt = this.lastSentAt.get(serverId);
     if (sentAt === undefined || now - sentAt > HEALTHY_FOR_MS) return false;
-    for (const f of this.inFlight.values()) if (f.serverId === serverId && now - f.since > STUCK_AFTER_MS) return false;
+    for (const f of this.inFlight.values()) {
+      if (f.sending && f.serverId === serverId && now - f.since > STUCK_AFTER_MS) return false;
+    }
     return true;
   }
 
@@ -213,17 +230,26 @@ export class DeliveryWorker {
         continue;
       }
       const state = servers.get(row.server_id) ?? { row: undefined, failuresInARow: 0 };
+      const entry: InFlight = { serverId: row.server_id, since: Date.now(), sending: true, done: Promise.resolve() };
+      this.inFlight.set(row.id, entry);
       this.perServer.set(row.server_id, (this.perServer.get(row.server_id) ?? 0) + 1);
-      const done = this.deliver(row, state)
+      this.sending++;
+      const release = () => {
+        if (!entry.sending) return;
+        entry.sending = false;
+        this.sending--;
+        const left = (this.perServer.get(row.server_id) ?? 1) - 1;
+        if (left > 0) this.perServer.set(row.server_id, left);
+        else this.perServer.delete(row.server_id);
+        this.wake();
+      };
+      entry.done = this.deliver(row, state, release)
         .catch((error) => this.ctx.log.error({ err: error, message: row.id }, "delivery crashed"))
         .finally(() => {
+          release();
           this.inFlight.delete(row.id);
-          const left = (this.perServer.get(row.server_id) ?? 1) - 1;
-          if (left > 0) this.perServer.set(row.server_id, left);
-          else this.perServer.delete(row.server_id);
           this.wake();
         });
-      this.inFlight.set(row.id, { serverId: row.server_id, since: Date.now(), done });
     }
   }
 
@@ -262,7 +288,8 @@ export class DeliveryWorker {
     }
   }
 
-  private async deliver(message: MessagesTable, state: ClaimedServer): Promise<void> {
+  /** `release` frees the message's sending slot once the send has ended (its result is written after). */
+  private async deliver(message: MessagesTable, state: ClaimedServer, release: () => void): Promise<void> {
     const server = state.row;
     if (isRouted(message) && (await this.routeAround(message, server))) return;
     if (!server) {
@@ -318,6 +345,7 @@ export class DeliveryWorker {
     }
     // From here the message is not sent again by this process, whatever the database does.
     this.unsettled.add(message.id);
+    release();
     await this.settleUntilWritten(message, outcome, attempt);
     if (outcome.status === "sent") this.lastSentAt.set(server.id, Date.now());
     if (outcome.status === "sent" && state.failuresInARow > 0) {
