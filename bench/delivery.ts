@@ -9,6 +9,8 @@
  * the sink, autocannon and PostgreSQL run in processes of their own): a figure the machine's
  * other load disturbs far less than a rate.
  */
+import fs from "node:fs";
+import { Session } from "node:inspector/promises";
 import nodemailer from "nodemailer";
 import { startMailroom } from "../src/cli/serve.js";
 import { systemActor } from "../src/core/audit.js";
@@ -36,13 +38,28 @@ interface Run {
   cpuMsPerMessage: number;
 }
 
-/** Runs `work` (which handles N messages) and measures its rate and this process's CPU per message. */
-async function measured(work: () => Promise<void>): Promise<Run> {
+/**
+ * Runs `work` (which handles N messages) and measures its rate and this process's CPU per message.
+ * `--cpu-profile=<file>`: a V8 CPU profile of the measured window alone (the last run's).
+ */
+async function measured(work: () => Promise<void>, label: string): Promise<Run> {
+  const profile = arg("cpu-profile", "");
+  const session = profile ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.start");
+  }
   const cpu = process.cpuUsage();
   const started = performance.now();
   await work();
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
+  if (session) {
+    const { profile: taken } = await session.post("Profiler.stop");
+    fs.writeFileSync(`${profile}.${label}.cpuprofile`, JSON.stringify(taken));
+    session.disconnect();
+  }
   return { rate: N / seconds, cpuMsPerMessage: (used.user + used.system) / 1000 / N };
 }
 
@@ -59,8 +76,8 @@ async function bareNodemailer(port: number): Promise<Run> {
   const inFlight = new Level();
   const send = new Stage();
   const run = await measured(async () => {
-    // As many sends in flight as Mailroom's workers keep.
-    const lanes = Array.from({ length: 16 }, async () => {
+    // Sends in flight (`--bare-lanes`, default 16): more than its 5 connections take at once, so they never wait.
+    const lanes = Array.from({ length: Number(arg("bare-lanes", "16")) }, async () => {
       while (next < N) {
         const i = next++;
         const started = performance.now();
@@ -76,7 +93,7 @@ async function bareNodemailer(port: number): Promise<Run> {
       }
     });
     await Promise.all(lanes);
-  });
+  }, "bare");
   transport.close();
   if (PROBE) {
     console.log("# probe bare nodemailer");
@@ -155,7 +172,7 @@ async function mailroom(port: number, mode: "batch" | "single"): Promise<Run> {
         // A count every 100 ms: often enough to time the end, rare enough not to load the database.
         await new Promise((r) => setTimeout(r, 100));
       }
-    });
+    }, `${dialect}-${mode}`);
     statements.stop();
     probe?.report(`mailroom ${dialect} ${mode}`);
     if (PROBE && dialect === "postgres") console.log(`#   statements: ${statements.summary(N)}`);

@@ -149,7 +149,7 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
   worker.quotas = (free: number) => {
     claimStarted = performance.now();
     const q = quotas(free);
-    lastQuotas = `free ${free}, quotas ${JSON.stringify(q.quotas.map((x: { limit: number }) => x.limit))}, others ${q.others}`;
+    lastQuotas = `free ${free}, quotas ${JSON.stringify(q.quotas.map((x: { limit: number }) => x.limit))}, others ${q.others}, sending ${worker.sending}, in flight ${map.size}, healthy ${q.quotas.map((x: { serverId: string }) => worker.isHealthy(x.serverId, Date.now())).join("/")}`;
     return q;
   };
   const dispatch = worker.dispatch.bind(worker);
@@ -157,6 +157,9 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
     const now = performance.now();
     claim.add(now - claimStarted);
     claimSize.add(claimed.length);
+    if (process.argv.includes("--trace-claims") && claimSize.times.length % 50 === 0) {
+      console.log(`#   claim: ${lastQuotas} -> ${claimed.length}`);
+    }
     if (claimed.length === 0 && process.argv.includes("--why-empty")) {
       const at = Date.now();
       void mailroom.ctx.db
@@ -230,6 +233,13 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
       dispatchedAt.delete(item.id);
     }
   };
+  const carried = new Stage();
+  const take = results.take.bind(results);
+  results.take = (max?: number) => {
+    const taken = take(max);
+    if (taken.items.length) carried.add(taken.items.length);
+    return taken;
+  };
   const writeAll = results.writeAll;
   results.writeAll = async (items: unknown[]) => {
     const started = performance.now();
@@ -259,7 +269,8 @@ export function probeMailroom(mailroom: Mailroom, pool: number): MailroomProbe {
       console.log(`#   claim -> send start (limiter, load): ${beforeSend.summary()}`);
       console.log(`#   transport send: ${send.summary()}`);
       console.log(`#   send end -> result written: ${settle.summary()}`);
-      console.log(`#   results per write: ${settleBatch.summary().replaceAll(" ms", "")}`);
+      console.log(`#   results per write of their own: ${settleBatch.summary().replaceAll(" ms", "")}`);
+      console.log(`#   results carried by a claim: ${carried.summary().replaceAll(" ms", "")}`);
       console.log(`#   result write statement: ${settleStatement.summary()}`);
     },
   };

@@ -9,6 +9,7 @@ import { retryDelay } from "./backoff.js";
 import type { Breakers } from "./breaker.js";
 import {
   type AttemptRecord,
+  type Claimed,
   type ClaimedServer,
   claimWithServers,
   type Outcome,
@@ -88,6 +89,8 @@ export class DeliveryWorker {
   private readonly router: Router;
   /** Results that finish together are written together, in one statement on PostgreSQL. */
   private readonly results: BatchWriter<Settlement, boolean>;
+  /** The claim statement under way, if any. */
+  private claiming: Promise<unknown> | undefined;
 
   constructor(
     private readonly ctx: AppContext,
@@ -99,8 +102,11 @@ export class DeliveryWorker {
   ) {
     this.limiter = new RateLimiter(ctx.db, ctx.clock);
     this.router = new Router(ctx.db, this.limiter);
-    this.results = new BatchWriter((settlements) =>
-      settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock()),
+    this.results = new BatchWriter(
+      (settlements) => settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock()),
+      200,
+      // On PostgreSQL a claim under way carries the results that are waiting (see loop).
+      () => (this.carriesResults() ? this.claiming : undefined),
     );
   }
 
@@ -136,6 +142,11 @@ export class DeliveryWorker {
     }
   }
 
+  /** Results are written by the claims (PostgreSQL, while the loop runs), not by statements of their own. */
+  private carriesResults(): boolean {
+    return this.running && this.ctx.storage.dialect === "postgres";
+  }
+
   wake(): void {
     // A completion or an enqueue during a claim must not be lost: the loop would otherwise
     // wait a whole poll with free slots and messages due.
@@ -151,19 +162,36 @@ export class DeliveryWorker {
       const { concurrency } = this.options;
       const free = Math.min(concurrency - this.sending, 2 * concurrency - this.inFlight.size);
       let more = false;
-      // Claim in groups (a quarter of the concurrency at least), not one message per completion.
-      if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
+      // Claim in groups (a quarter of the concurrency at least), not one message per completion;
+      // on PostgreSQL also whenever results wait, which the claim writes (one statement for both).
+      const carry = this.carriesResults() && this.results.waiting > 0;
+      if (free >= Math.max(1, Math.floor(concurrency / 4)) || this.inFlight.size === 0 || carry) {
         const startedAt = Date.now();
         try {
-          const { messages, servers } = await claimWithServers(this.ctx.db, this.ctx.storage.dialect, this.owner, {
-            ...this.quotas(free),
-            limit: free,
-            leaseMs: this.options.leaseMs,
-            now: this.ctx.clock(),
-          });
+          const carried = carry ? this.results.take() : undefined;
+          const claim = claimWithServers(
+            this.ctx.db,
+            this.ctx.storage.dialect,
+            this.owner,
+            { ...this.quotas(free), limit: Math.max(0, free), leaseMs: this.options.leaseMs, now: this.ctx.clock() },
+            carried?.items,
+          );
+          this.claiming = claim;
+          let claimed: Claimed;
+          try {
+            claimed = await claim;
+          } catch (error) {
+            // Each result is tried again by itself (settleUntilWritten), whatever failed here.
+            carried?.failed(error);
+            throw error;
+          } finally {
+            this.claiming = undefined;
+          }
+          carried?.done(claimed.settled);
+          const { messages, servers } = claimed;
           this.dispatch(messages, servers);
-          // All that was free was taken: more may be due.
-          more = messages.length > 0 && messages.length === free;
+          // All that was free was taken, or results came meanwhile: go again.
+          more = (messages.length > 0 && messages.length === free) || (this.carriesResults() && this.results.waiting > 0);
           claimFailures = 0;
           // Only an outage of the database ends here: a full disk ends when /readyz finds room.
           this.ctx.storage.health.succeeded("read", startedAt);
