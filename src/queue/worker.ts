@@ -83,6 +83,10 @@ export class DeliveryWorker {
   private wokenWhileBusy = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
+  /** Servers whose last claim took all it asked for: more may be due. */
+  private readonly moreDue = new Set<string>();
+  /** Something was queued since the last claim (or a poll passed): the next claim asks every server. */
+  private askEveryServer = true;
   /** When each server last sent a message (this process): what makes it healthy. */
   private readonly lastSentAt = new Map<string, number>();
   private readonly limiter: RateLimiter;
@@ -147,7 +151,13 @@ export class DeliveryWorker {
     return this.running && this.ctx.storage.dialect === "postgres";
   }
 
+  /** Messages were queued (here, by another process, or released by a probe): the next claim asks every server. */
   wake(): void {
+    this.askEveryServer = true;
+    this.wakeLoop();
+  }
+
+  private wakeLoop(): void {
     // A completion or an enqueue during a claim must not be lost: the loop would otherwise
     // wait a whole poll with free slots and messages due.
     if (this.wakeUp) this.wakeUp();
@@ -162,18 +172,23 @@ export class DeliveryWorker {
       const { concurrency } = this.options;
       const free = Math.min(concurrency - this.sending, 2 * concurrency - this.inFlight.size);
       let more = false;
-      // Claim in groups (a quarter of the concurrency at least), not one message per completion;
-      // on PostgreSQL also whenever results wait, which the claim writes (one statement for both).
+      const plan = this.quotas(free);
+      // Claim when a server can take a group (see quotas), or something was queued, or
+      // nothing is in flight; on PostgreSQL also whenever results wait, which the claim
+      // writes (one statement for both).
       const carry = this.carriesResults() && this.results.waiting > 0;
-      if (free >= Math.max(1, Math.floor(concurrency / 4)) || this.inFlight.size === 0 || carry) {
+      const group = Math.max(1, Math.floor(concurrency / 4));
+      const wanted = plan.quotas.some((q) => q.limit > 0) || this.askEveryServer;
+      if (carry || (wanted && (free >= group || this.inFlight.size === 0))) {
         const startedAt = Date.now();
         try {
           const carried = carry ? this.results.take() : undefined;
+          this.askEveryServer = false;
           const claim = claimWithServers(
             this.ctx.db,
             this.ctx.storage.dialect,
             this.owner,
-            { ...this.quotas(free), limit: Math.max(0, free), leaseMs: this.options.leaseMs, now: this.ctx.clock() },
+            { ...plan, limit: Math.max(0, free), leaseMs: this.options.leaseMs, now: this.ctx.clock() },
             carried?.items,
           );
           this.claiming = claim;
@@ -189,6 +204,7 @@ export class DeliveryWorker {
           }
           carried?.done(claimed.settled);
           const { messages, servers } = claimed;
+          this.noteClaimed(plan, free, messages);
           this.dispatch(messages, servers);
           // All that was free was taken, or results came meanwhile: go again.
           more = (messages.length > 0 && messages.length === free) || (this.carriesResults() && this.results.waiting > 0);
@@ -211,29 +227,43 @@ export class DeliveryWorker {
    * size in flight at most: a message on each connection and one ready for it, so a server
    * that never answers holds at most that many of the process's slots; it is claimed for in
    * groups (a pool's worth), not one message per completion. A healthy server (one that sent
-   * lately and has no send stuck) may use the process's concurrency but a reserve, since its
-   * results and claims hold slots too: with only twice its pool it kept its connections busy
-   * a third of the time (docs/benchmarks.md). The reserve keeps a pool's worth of slots for
-   * the other servers if a healthy one stops answering.
+   * lately and has no send stuck) may use the process's concurrency but a reserve, since a
+   * claim takes a round trip during which its connections keep sending: with only twice its
+   * pool they were busy a third of the time (docs/benchmarks.md). The reserve keeps a pool's
+   * worth of slots for the other servers if a healthy one stops answering. Servers not named
+   * here (nothing in flight, nothing known to be due) get `others`.
    */
   private quotas(free: number): { quotas: ServerQuota[]; others: number } {
     const { poolSize, concurrency } = this.options;
+    const group = Math.max(1, Math.floor(concurrency / 4));
     const now = Date.now();
     const quotas: ServerQuota[] = [];
-    const ids = new Set([...this.perServer.keys(), ...this.lastSentAt.keys()]);
-    for (const id of ids) {
+    for (const id of new Set([...this.perServer.keys(), ...this.lastSentAt.keys(), ...this.moreDue])) {
       const busy = this.perServer.get(id) ?? 0;
       const healthy = this.isHealthy(id, now);
-      if (!healthy && busy === 0) {
+      if (!healthy && busy === 0 && !this.moreDue.has(id)) {
         if (now - (this.lastSentAt.get(id) ?? 0) > HEALTHY_FOR_MS) this.lastSentAt.delete(id);
         continue;
       }
       const cap = healthy ? Math.max(2 * poolSize, concurrency - poolSize) : 2 * poolSize;
       const room = cap - busy;
-      const claimable = busy === 0 || room >= (healthy ? 1 : poolSize);
+      const claimable = busy === 0 || room >= (healthy ? Math.min(group, cap) : poolSize);
       quotas.push({ serverId: id, limit: claimable ? Math.max(0, Math.min(free, room)) : 0 });
     }
     return { quotas, others: Math.min(free, 2 * poolSize) };
+  }
+
+  /** Which servers may have more due than a claim took: they are claimed for again without waiting for a wake. */
+  private noteClaimed(plan: { quotas: ServerQuota[]; others: number }, free: number, claimed: MessagesTable[]): void {
+    const got = new Map<string, number>();
+    for (const m of claimed) got.set(m.server_id, (got.get(m.server_id) ?? 0) + 1);
+    const limits = new Map(plan.quotas.map((q) => [q.serverId, q.limit]));
+    const everyLimitReached = claimed.length >= free;
+    for (const [id, n] of got) {
+      const limit = limits.get(id) ?? plan.others;
+      if (n >= limit || everyLimitReached) this.moreDue.add(id);
+    }
+    for (const [id, limit] of limits) if (limit > 0 && (got.get(id) ?? 0) < limit && !everyLimitReached) this.moreDue.delete(id);
   }
 
   /** Sent lately, and none of its messages in flight for long (a server that stops answering is capped again). */
@@ -269,14 +299,14 @@ export class DeliveryWorker {
         const left = (this.perServer.get(row.server_id) ?? 1) - 1;
         if (left > 0) this.perServer.set(row.server_id, left);
         else this.perServer.delete(row.server_id);
-        this.wake();
+        this.wakeLoop();
       };
       entry.done = this.deliver(row, state, release)
         .catch((error) => this.ctx.log.error({ err: error, message: row.id }, "delivery crashed"))
         .finally(() => {
           release();
           this.inFlight.delete(row.id);
-          this.wake();
+          this.wakeLoop();
         });
     }
   }
@@ -291,7 +321,11 @@ export class DeliveryWorker {
     }
     this.wokenWhileBusy = false;
     return new Promise((resolve) => {
-      const timer = setTimeout(done, wait);
+      const timer = setTimeout(() => {
+        // The poll: retries that came due, messages queued by a process that could not tell us.
+        this.askEveryServer = true;
+        done();
+      }, wait);
       function done() {
         clearTimeout(timer);
         resolve();
