@@ -1,7 +1,7 @@
 import { type Kysely, sql } from "kysely";
 import type { DialectName } from "../storage/dialect.js";
 import type { Database, EmailServersTable, MessagesTable } from "../storage/schema.js";
-import { type Settlement, settleCtes } from "./settle.js";
+import { type Settlement, settleCtes, settleMessage } from "./settle.js";
 
 export {
   type AttemptRecord,
@@ -130,10 +130,7 @@ export async function claimWithServers(
   plan: ClaimPlan,
   settlements: Settlement[] = [],
 ): Promise<Claimed> {
-  if (dialect === "sqlite") {
-    if (settlements.length) throw new Error("SQLite writes results by themselves (settleMessages)");
-    return claimWithServersOnSqlite(db, owner, plan);
-  }
+  if (dialect === "sqlite") return claimWithServersOnSqlite(db, owner, plan, settlements);
   const named = plan.quotas;
   const settling = settlements.map((s) => s.id);
   const result = await sql<MessagesTable & { claimed_servers: string | null; settled_ids: string[] | null }>`
@@ -189,8 +186,24 @@ export async function claimWithServers(
   return { messages, servers, settled: settlements.map((s) => applied.has(s.id)) };
 }
 
-/** SQLite: the server list, the claim and the servers' rows are three in-process statements. */
-async function claimWithServersOnSqlite(db: Kysely<Database>, owner: string, plan: ClaimPlan): Promise<Claimed> {
+/**
+ * SQLite: the results, the server list, the claim and the servers' rows are in-process
+ * statements, in one transaction (one commit instead of one for the results and one for the claim).
+ */
+function claimWithServersOnSqlite(
+  db: Kysely<Database>,
+  owner: string,
+  plan: ClaimPlan,
+  settlements: Settlement[],
+): Promise<Claimed> {
+  return db.transaction().execute(async (trx) => {
+    const settled: boolean[] = [];
+    for (const s of settlements) settled.push(await settleMessage(trx, owner, s, plan.now));
+    return { ...(await claimOnSqlite(trx, owner, plan)), settled };
+  });
+}
+
+async function claimOnSqlite(db: Kysely<Database>, owner: string, plan: ClaimPlan): Promise<Omit<Claimed, "settled">> {
   const limits = new Map(plan.quotas.map((q) => [q.serverId, q.limit]));
   const ids = await db.selectFrom("email_servers").select("id").orderBy("id").execute();
   // Start from a different server each time, in case there are more than one claim takes.
@@ -216,7 +229,7 @@ async function claimWithServersOnSqlite(db: Kysely<Database>, owner: string, pla
       servers.set(id, { row: rows.find((r) => r.id === id), failuresInARow: Number(failures) });
     }
   }
-  return { messages, servers, settled: [] };
+  return { messages, servers };
 }
 
 /** Pushes the leases of messages still being sent (or whose result is still being written) further out. */

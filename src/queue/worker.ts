@@ -109,7 +109,7 @@ export class DeliveryWorker {
     this.results = new BatchWriter(
       (settlements) => settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock()),
       200,
-      // On PostgreSQL a claim under way carries the results that are waiting (see loop).
+      // A claim under way carries the results that are waiting (see loop).
       () => (this.carriesResults() ? this.claiming : undefined),
     );
   }
@@ -146,9 +146,12 @@ export class DeliveryWorker {
     }
   }
 
-  /** Results are written by the claims (PostgreSQL, while the loop runs), not by statements of their own. */
+  /**
+   * While the loop runs, results that finished are written by the next claim (in its
+   * statement on PostgreSQL, its transaction on SQLite), not by a write of their own.
+   */
   private carriesResults(): boolean {
-    return this.running && this.ctx.storage.dialect === "postgres";
+    return this.running;
   }
 
   /** Messages were queued (here, by another process, or released by a probe): the next claim asks every server. */
@@ -174,15 +177,17 @@ export class DeliveryWorker {
       let more = false;
       const plan = this.quotas(free);
       // Claim when a server can take a group (see quotas), or something was queued, or
-      // nothing is in flight; on PostgreSQL also whenever results wait, which the claim
-      // writes (one statement for both).
-      const carry = this.carriesResults() && this.results.waiting > 0;
+      // nothing is in flight; the claim writes the results waiting. On PostgreSQL also
+      // whenever results wait (one round trip for both); on SQLite a statement costs
+      // microseconds, and results wait for the turn's others instead (the BatchWriter).
+      const waiting = this.carriesResults() && this.results.waiting > 0;
+      const carry = waiting && this.ctx.storage.dialect === "postgres";
       const group = Math.max(1, Math.floor(concurrency / 4));
       const wanted = plan.quotas.some((q) => q.limit > 0) || this.askEveryServer;
       if (carry || (wanted && (free >= group || this.inFlight.size === 0))) {
         const startedAt = Date.now();
         try {
-          const carried = carry ? this.results.take() : undefined;
+          const carried = waiting ? this.results.take() : undefined;
           this.askEveryServer = false;
           const claim = claimWithServers(
             this.ctx.db,
@@ -207,7 +212,9 @@ export class DeliveryWorker {
           this.noteClaimed(plan, free, messages);
           this.dispatch(messages, servers);
           // All that was free was taken, or results came meanwhile: go again.
-          more = (messages.length > 0 && messages.length === free) || (this.carriesResults() && this.results.waiting > 0);
+          more =
+            (messages.length > 0 && messages.length === free) ||
+            (this.carriesResults() && this.results.waiting > 0 && this.ctx.storage.dialect === "postgres");
           claimFailures = 0;
           // Only an outage of the database ends here: a full disk ends when /readyz finds room.
           this.ctx.storage.health.succeeded("read", startedAt);
