@@ -9,20 +9,27 @@
  * the sink, autocannon and PostgreSQL run in processes of their own): a figure the machine's
  * other load disturbs far less than a rate.
  */
+import fs from "node:fs";
+import { Session } from "node:inspector/promises";
 import nodemailer from "nodemailer";
 import { startMailroom } from "../src/cli/serve.js";
 import { systemActor } from "../src/core/audit.js";
 import { arg, autocannon, type BenchDialect, benchConfig, report, startSinkProcess } from "./lib.js";
+import { Level, probeMailroom, Stage, StatementCount } from "./probe.js";
 
 const N = Number(arg("n", "20000"));
 const dialect = arg("db", "sqlite") as BenchDialect;
 const POOL = 5;
-const modes = arg("modes", "batch,single").split(",");
+const modes = arg("modes", "batch,single")
+  .split(",")
+  .filter((m) => m === "batch" || m === "single");
 // The machine's noise is large next to the difference measured: alternate and take medians.
 const rounds = Number(arg("rounds", "3"));
 const BATCH = 1000;
 // The default poll: enqueues and completions wake the worker; the poll only finds retries that came due.
 const POLL_MS = arg("poll", "1000");
+// `--probe`: print sends in flight over time and the time of each stage (bench/probe.ts).
+const PROBE = process.argv.includes("--probe");
 const GOALS: Record<BenchDialect, Record<string, number>> = {
   postgres: { batch: 0.9, single: 0.75 },
   sqlite: { batch: 0.95, single: 0.8 },
@@ -33,13 +40,28 @@ interface Run {
   cpuMsPerMessage: number;
 }
 
-/** Runs `work` (which handles N messages) and measures its rate and this process's CPU per message. */
-async function measured(work: () => Promise<void>): Promise<Run> {
+/**
+ * Runs `work` (which handles N messages) and measures its rate and this process's CPU per message.
+ * `--cpu-profile=<file>`: a V8 CPU profile of the measured window alone (the last run's).
+ */
+async function measured(work: () => Promise<void>, label: string): Promise<Run> {
+  const profile = arg("cpu-profile", "");
+  const session = profile ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.start");
+  }
   const cpu = process.cpuUsage();
   const started = performance.now();
   await work();
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(cpu);
+  if (session) {
+    const { profile: taken } = await session.post("Profiler.stop");
+    fs.writeFileSync(`${profile}.${label}.cpuprofile`, JSON.stringify(taken));
+    session.disconnect();
+  }
   return { rate: N / seconds, cpuMsPerMessage: (used.user + used.system) / 1000 / N };
 }
 
@@ -53,22 +75,33 @@ async function bareNodemailer(port: number): Promise<Run> {
     maxConnections: POOL,
   });
   let next = 0;
+  const inFlight = new Level();
+  const send = new Stage();
   const run = await measured(async () => {
-    // As many sends in flight as Mailroom's workers keep.
-    const lanes = Array.from({ length: 16 }, async () => {
+    // Sends in flight (`--bare-lanes`, default 16): more than its 5 connections take at once, so they never wait.
+    const lanes = Array.from({ length: Number(arg("bare-lanes", "16")) }, async () => {
       while (next < N) {
         const i = next++;
+        const started = performance.now();
+        inFlight.up();
         await transport.sendMail({
           from: "bench@example.com",
           to: `r${i}@example.com`,
           subject: `bench ${i}`,
           text: "Hello from the benchmark.",
         });
+        inFlight.down();
+        send.add(performance.now() - started);
       }
     });
     await Promise.all(lanes);
-  });
+  }, "bare");
   transport.close();
+  if (PROBE) {
+    console.log("# probe bare nodemailer");
+    console.log(`#   in flight (sendMail not answered): ${inFlight.summary(POOL)}`);
+    console.log(`#   sendMail: ${send.summary()}; the first ended after ${send.times[0]?.toFixed(0)} ms`);
+  }
   return run;
 }
 
@@ -97,7 +130,10 @@ async function mailroom(port: number, mode: "batch" | "single"): Promise<Run> {
     );
     const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     const message = (i: number) => ({ to: `r${i}@example.com`, subject: `bench ${i}`, text: "Hello from the benchmark." });
-    return await measured(async () => {
+    const probe = PROBE ? probeMailroom(running.mailroom, POOL) : undefined;
+    const statements = new StatementCount();
+    if (PROBE && dialect === "postgres") statements.start();
+    const run = await measured(async () => {
       if (mode === "batch") {
         for (let i = 0; i < N; i += BATCH) {
           const messages = Array.from({ length: Math.min(BATCH, N - i) }, (_, k) => message(i + k));
@@ -138,7 +174,11 @@ async function mailroom(port: number, mode: "batch" | "single"): Promise<Run> {
         // A count every 100 ms: often enough to time the end, rare enough not to load the database.
         await new Promise((r) => setTimeout(r, 100));
       }
-    });
+    }, `${dialect}-${mode}`);
+    statements.stop();
+    probe?.report(`mailroom ${dialect} ${mode}`);
+    if (PROBE && dialect === "postgres") console.log(`#   statements: ${statements.summary(N)}`);
+    return run;
   } finally {
     await running.stop();
     await drop();
@@ -153,20 +193,24 @@ try {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const runs: Record<string, Run[]> = { bare: [] };
   for (let r = 0; r < rounds; r++) {
-    runs.bare.push(await bareNodemailer(sink.port));
+    // `--bare=off`: Mailroom alone (for a CPU profile of its own work).
+    if (arg("bare", "on") === "on") runs.bare.push(await bareNodemailer(sink.port));
     for (const mode of modes as ("batch" | "single")[]) {
       runs[mode] ??= [];
       runs[mode].push(await mailroom(sink.port, mode));
     }
   }
   const bare = median(runs.bare.map((r) => r.rate));
-  report("bare_nodemailer_rate", bare, "msg/s");
-  report("bare_nodemailer_cpu_per_message", median(runs.bare.map((r) => r.cpuMsPerMessage)), "ms");
+  if (runs.bare.length) {
+    report("bare_nodemailer_rate", bare, "msg/s");
+    report("bare_nodemailer_cpu_per_message", median(runs.bare.map((r) => r.cpuMsPerMessage)), "ms");
+  }
   for (const mode of modes) {
     const rate = median(runs[mode].map((r) => r.rate));
     report(`mailroom_${dialect}_${mode}_rate`, rate, "msg/s");
     report(`mailroom_${dialect}_${mode}_cpu_per_message`, median(runs[mode].map((r) => r.cpuMsPerMessage)), "ms");
     const goal = GOALS[dialect][mode];
+    if (!runs.bare.length) continue;
     console.log(
       `mailroom_${dialect}_${mode}_ratio ${(rate / bare).toFixed(2)} x   (goal >= ${goal}: ${rate / bare >= goal ? "met" : "NOT met"}; per round: ${runs[mode].map((r, i) => (r.rate / runs.bare[i].rate).toFixed(2)).join(", ")})`,
     );

@@ -128,7 +128,7 @@ export function createMailroom(
     clock,
   );
   const prober = new ServerProber(ctx, servers, transports, breakers, { pollMs: config.delivery.pollMs });
-  const worker = new DeliveryWorker(ctx, servers, transports, config.delivery, breakers, prober, metrics);
+  const worker = new DeliveryWorker(ctx, transports, config.delivery, breakers, prober, metrics);
   const queueSignal = new QueueSignal(storage.db, config.databaseUrl, log.child({ component: "queue" }));
   messages.onQueued = () => {
     worker.wake();
@@ -136,7 +136,7 @@ export function createMailroom(
   };
   const users = new UserService(storage.db);
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
-  const tokens = new TokenService(storage.db, users);
+  const tokens = new TokenService(storage.db, users, storage.configCache);
   // A revoked token's webhooks fall silent at once in this process (other processes: within a refresh).
   tokens.onRevoked = () => void webhooks.registry.refresh().catch(() => {});
   const smtp = new SmtpIntake({ config, messages, servers, tokens, metrics, log: log.child({ component: "smtp" }), clock });

@@ -186,7 +186,7 @@ function parseDelivery(env: NodeJS.ProcessEnv): DeliveryConfig {
   const backoff = parseSchedule(env, "MAILROOM_RETRY_SCHEDULE", [60, 300, 1800, 7200, 21600]);
   return {
     enabled: workers === "on",
-    concurrency: parseCount(env, "MAILROOM_WORKER_CONCURRENCY", 16, 1, 1000),
+    concurrency: parseCount(env, "MAILROOM_WORKER_CONCURRENCY", 32, 1, 1000),
     poolSize: parseCount(env, "MAILROOM_POOL_SIZE", 5, 1, 100),
     maxAttempts: parseCount(env, "MAILROOM_MAX_ATTEMPTS", 6, 1, 100),
     leaseMs: parseCount(env, "MAILROOM_LEASE_SECONDS", 120, 1, 3600) * 1000,

@@ -4,6 +4,7 @@ import { type Actor, writeAudit } from "../core/audit.js";
 import { fieldError, MailroomError } from "../kernel/errors.js";
 import { iso } from "../kernel/ids.js";
 import { hasControlCharacters } from "../kernel/validate.js";
+import type { ConfigCache } from "../storage/config-cache.js";
 import type { ApiTokensTable, Database } from "../storage/schema.js";
 import { permissions as allPermissions, isPermission, lackedBy, type Permission, type Principal } from "./permissions.js";
 import type { UserService } from "./users.js";
@@ -41,7 +42,13 @@ export class TokenService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly users: UserService,
+    /** Keeps a token's row and its owner for a moment: a request to send does not read them each time. */
+    private readonly cache?: ConfigCache,
   ) {}
+
+  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+    return this.cache ? this.cache.get(key, load) : load();
+  }
 
   async list(): Promise<{ items: TokenView[]; total: number }> {
     const rows = await this.db
@@ -192,19 +199,25 @@ export class TokenService {
   async authenticate(token: string): Promise<Principal | null> {
     const match = TOKEN_PATTERN.exec(token);
     if (!match) return null;
-    const row = await this.db.selectFrom("api_tokens").selectAll().where("id", "=", match[1]).executeTakeFirst();
+    const id = match[1];
+    const row = await this.cached(`token:${id}`, () =>
+      this.db.selectFrom("api_tokens").selectAll().where("id", "=", id).executeTakeFirst(),
+    );
     if (!row || row.revoked_at !== null) return null;
     if (!timingSafeEqual(sha256(match[2]), Buffer.from(row.token_hash, "hex"))) return null;
     const now = Date.now();
     if (row.expires_at !== null && row.expires_at <= now) return null;
     let granted = new Set(JSON.parse(row.permissions) as Permission[]);
     if (row.created_by !== null) {
-      const owner = await this.users.principalFor(row.created_by);
+      const ownerId = row.created_by;
+      const owner = await this.cached(`user:${ownerId}`, () => this.users.principalFor(ownerId));
       if (!owner) return null;
       if (!owner.superAdmin) granted = new Set([...granted].filter((p) => owner.permissions.has(p)));
     }
     // Recording every use would be a write per request; once a minute is enough to see activity.
     if (row.last_used_at === null || now - row.last_used_at > 60_000) {
+      // The kept row first (that write does not empty the cache), or every request would write.
+      row.last_used_at = now;
       await this.db.updateTable("api_tokens").set({ last_used_at: now }).where("id", "=", row.id).execute();
     }
     return {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AppContext } from "../core/context.js";
-import type { EmailServerService } from "../core/email-servers.js";
+import { listensTo } from "../core/message-events.js";
 import { loadOutgoing } from "../core/messages.js";
 import { DeliveryError } from "../kernel/transport.js";
 import type { Metrics } from "../metrics.js";
@@ -10,7 +10,9 @@ import { retryDelay } from "./backoff.js";
 import type { Breakers } from "./breaker.js";
 import {
   type AttemptRecord,
-  claimDueMessages,
+  type Claimed,
+  type ClaimedServer,
+  claimWithServers,
   type Outcome,
   releaseLeases,
   renewLeases,
@@ -46,38 +48,60 @@ function asDeliveryError(error: unknown): DeliveryError {
   return new DeliveryError("internal_error", "transient", (error as Error)?.message ?? String(error));
 }
 
-interface ServerState {
-  row: EmailServersTable | undefined;
-  /** Server problems in a row before this batch (another process's count too). */
-  failuresInARow: number;
+interface InFlight {
+  serverId: string;
+  /** When it was claimed (Date.now). */
+  since: number;
+  /** Still being sent: its slot is not free yet. */
+  sending: boolean;
+  done: Promise<void>;
 }
+
+/** A server that sent within this long is healthy, unless one of its sends is stuck. */
+const HEALTHY_FOR_MS = 10_000;
+/** A message in flight this long (claimed, not settled) marks its server as not answering. */
+const STUCK_AFTER_MS = 5_000;
 
 /**
  * Claims due messages from the outbox and delivers them through their server's transport.
  * What each failure class does is decided in outcomeOf (see src/transport/failure.ts).
  */
+/** The events a settled result can make (see eventOf in settle.ts). */
+const SETTLED_EVENTS = ["sent", "failed", "held"] as const;
+
 export class DeliveryWorker {
   readonly owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   private running = false;
   /** Set once stop() has given up waiting: results still unwritten are abandoned. */
   private closed = false;
   private loopDone: Promise<void> = Promise.resolve();
-  private readonly inFlight = new Map<string, { serverId: string; done: Promise<void> }>();
+  /** Claimed and not settled: being sent, or sent with the result being written. */
+  private readonly inFlight = new Map<string, InFlight>();
+  /** Messages being sent, per server and in all: what the concurrency and the servers' caps count. */
   private readonly perServer = new Map<string, number>();
+  private sending = 0;
   /** Sent (or otherwise finished) with the result not written yet: never given back, never sent again. */
   private readonly unsettled = new Set<string>();
   private wakeUp: (() => void) | null = null;
+  /** A wake that came while the loop was busy (claiming): its next wait ends at once. */
+  private wokenWhileBusy = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private renewing = false;
-  private knownServers: { ids: { id: string }[]; at: number } | undefined;
+  /** Servers whose last claim took all it asked for: more may be due. */
+  private readonly moreDue = new Set<string>();
+  /** Something was queued since the last claim (or a poll passed): the next claim asks every server. */
+  private askEveryServer = true;
+  /** When each server last sent a message (this process): what makes it healthy. */
+  private readonly lastSentAt = new Map<string, number>();
   private readonly limiter: RateLimiter;
   private readonly router: Router;
   /** Results that finish together are written together, in one statement on PostgreSQL. */
   private readonly results: BatchWriter<Settlement, boolean>;
+  /** The claim statement under way, if any. */
+  private claiming: Promise<unknown> | undefined;
 
   constructor(
     private readonly ctx: AppContext,
-    private readonly servers: EmailServerService,
     private readonly transports: TransportCache,
     private readonly options: WorkerOptions,
     private readonly breakers: Breakers,
@@ -86,8 +110,11 @@ export class DeliveryWorker {
   ) {
     this.limiter = new RateLimiter(ctx.db, ctx.clock);
     this.router = new Router(ctx.db, this.limiter);
-    this.results = new BatchWriter((settlements) =>
-      settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock(), ctx.messageEvents),
+    this.results = new BatchWriter(
+      (settlements) => settleMessages(ctx.db, ctx.storage.dialect, this.owner, settlements, ctx.clock(), ctx.messageEvents),
+      200,
+      // A claim under way carries the results that are waiting (see loop).
+      () => (this.carriesResults() ? this.claiming : undefined),
     );
   }
 
@@ -123,37 +150,77 @@ export class DeliveryWorker {
     }
   }
 
+  /**
+   * While the loop runs, results that finished are written by the next claim (in its
+   * statement on PostgreSQL, its transaction on SQLite), not by a write of their own.
+   */
+  private carriesResults(): boolean {
+    // A result an application listens for is written with its event (settleMessages), in a
+    // transaction of its own: the claim's statement does not carry events.
+    return this.running && !SETTLED_EVENTS.some((type) => listensTo(this.ctx.messageEvents, type));
+  }
+
+  /** Messages were queued (here, by another process, or released by a probe): the next claim asks every server. */
   wake(): void {
-    this.wakeUp?.();
+    this.askEveryServer = true;
+    this.wakeLoop();
+  }
+
+  private wakeLoop(): void {
+    // A completion or an enqueue during a claim must not be lost: the loop would otherwise
+    // wait a whole poll with free slots and messages due.
+    if (this.wakeUp) this.wakeUp();
+    else this.wokenWhileBusy = true;
   }
 
   private async loop(): Promise<void> {
     let claimFailures = 0;
     while (this.running) {
-      const free = this.options.concurrency - this.inFlight.size;
+      // A slot is free once its send has ended: writing the result (batched with others) does
+      // not hold the connection. Results being written are bounded too, by a second concurrency.
+      const { concurrency } = this.options;
+      const free = Math.min(concurrency - this.sending, 2 * concurrency - this.inFlight.size);
       let more = false;
-      // Claim in groups (a quarter of the concurrency at least), not one message per completion.
-      if (free >= Math.max(1, Math.floor(this.options.concurrency / 4)) || this.inFlight.size === 0) {
+      const plan = this.quotas(free);
+      // Claim when a server can take a group (see quotas), or something was queued, or
+      // nothing is in flight; the claim writes the results waiting. On PostgreSQL also
+      // whenever results wait (one round trip for both); on SQLite a statement costs
+      // microseconds, and results wait for the turn's others instead (the BatchWriter).
+      const waiting = this.carriesResults() && this.results.waiting > 0;
+      const carry = waiting && this.ctx.storage.dialect === "postgres";
+      const group = Math.max(1, Math.floor(concurrency / 4));
+      const wanted = plan.quotas.some((q) => q.limit > 0) || this.askEveryServer;
+      if (carry || (wanted && (free >= group || this.inFlight.size === 0))) {
         const startedAt = Date.now();
         try {
-          const quotas = await this.quotas(free);
-          const asked = Math.min(
-            free,
-            quotas.reduce((sum, q) => sum + q.limit, 0),
+          const carried = waiting ? this.results.take() : undefined;
+          this.askEveryServer = false;
+          const claim = claimWithServers(
+            this.ctx.db,
+            this.ctx.storage.dialect,
+            this.owner,
+            { ...plan, limit: Math.max(0, free), leaseMs: this.options.leaseMs, now: this.ctx.clock() },
+            carried?.items,
           );
-          if (asked > 0) {
-            const claimed = await claimDueMessages(
-              this.ctx.db,
-              this.ctx.storage.dialect,
-              this.owner,
-              quotas,
-              free,
-              this.options.leaseMs,
-              this.ctx.clock(),
-            );
-            this.dispatch(claimed);
-            more = claimed.length > 0 && claimed.length === asked;
+          this.claiming = claim;
+          let claimed: Claimed;
+          try {
+            claimed = await claim;
+          } catch (error) {
+            // Each result is tried again by itself (settleUntilWritten), whatever failed here.
+            carried?.failed(error);
+            throw error;
+          } finally {
+            this.claiming = undefined;
           }
+          carried?.done(claimed.settled);
+          const { messages, servers } = claimed;
+          this.noteClaimed(plan, free, messages);
+          this.dispatch(messages, servers);
+          // All that was free was taken, or results came meanwhile: go again.
+          more =
+            (messages.length > 0 && messages.length === free) ||
+            (this.carriesResults() && this.results.waiting > 0 && this.ctx.storage.dialect === "postgres");
           claimFailures = 0;
           // Only an outage of the database ends here: a full disk ends when /readyz finds room.
           this.ctx.storage.health.succeeded("read", startedAt);
@@ -169,39 +236,63 @@ export class DeliveryWorker {
   }
 
   /**
-   * Each server's free slots. A server has twice its pool size in flight at most: one
-   * message on each connection and one ready for it, so the connections never wait for a
-   * claim, and a server that never answers holds at most that many of the process's slots.
-   * A server is claimed for in groups (a pool's worth), not one message per completion.
+   * Each server's free slots. A server that is not known to be healthy has twice its pool
+   * size in flight at most: a message on each connection and one ready for it, so a server
+   * that never answers holds at most that many of the process's slots; it is claimed for in
+   * groups (a pool's worth), not one message per completion. A healthy server (one that sent
+   * lately and has no send stuck) may use the process's concurrency but a reserve, since a
+   * claim takes a round trip during which its connections keep sending: with only twice its
+   * pool they were busy a third of the time (docs/benchmarks.md). The reserve keeps a pool's
+   * worth of slots for the other servers if a healthy one stops answering. Servers not named
+   * here (nothing in flight, nothing known to be due) get `others`.
    */
-  private async quotas(free: number): Promise<ServerQuota[]> {
-    const rows = await this.serverIds();
-    // Start from a different server each time, in case there are more than one claim takes.
-    const start = rows.length ? Math.floor(Math.random() * rows.length) : 0;
-    const ordered = [...rows.slice(start), ...rows.slice(0, start)];
-    const { poolSize } = this.options;
+  private quotas(free: number): { quotas: ServerQuota[]; others: number } {
+    const { poolSize, concurrency } = this.options;
+    const group = Math.max(1, Math.floor(concurrency / 4));
+    const now = Date.now();
     const quotas: ServerQuota[] = [];
-    for (const { id } of ordered) {
+    for (const id of new Set([...this.perServer.keys(), ...this.lastSentAt.keys(), ...this.moreDue])) {
       const busy = this.perServer.get(id) ?? 0;
-      const room = 2 * poolSize - busy;
-      if (busy === 0 || room >= poolSize) quotas.push({ serverId: id, limit: Math.min(free, room) });
+      const healthy = this.isHealthy(id, now);
+      if (!healthy && busy === 0 && !this.moreDue.has(id)) {
+        if (now - (this.lastSentAt.get(id) ?? 0) > HEALTHY_FOR_MS) this.lastSentAt.delete(id);
+        continue;
+      }
+      const cap = healthy ? Math.max(2 * poolSize, concurrency - poolSize) : 2 * poolSize;
+      const room = cap - busy;
+      const claimable = busy === 0 || room >= (healthy ? Math.min(group, cap) : poolSize);
+      quotas.push({ serverId: id, limit: claimable ? Math.max(0, Math.min(free, room)) : 0 });
     }
-    return quotas;
+    return { quotas, others: Math.min(free, 2 * poolSize) };
   }
 
-  /** The servers, read again at most once a poll: the loop runs at every completion. */
-  private async serverIds(): Promise<{ id: string }[]> {
-    const now = this.ctx.clock();
-    if (!this.knownServers || now - this.knownServers.at >= this.options.pollMs) {
-      const ids = await this.ctx.db.selectFrom("email_servers").select("id").orderBy("id").execute();
-      this.knownServers = { ids, at: now };
+  /** Which servers may have more due than a claim took: they are claimed for again without waiting for a wake. */
+  private noteClaimed(plan: { quotas: ServerQuota[]; others: number }, free: number, claimed: MessagesTable[]): void {
+    const got = new Map<string, number>();
+    for (const m of claimed) got.set(m.server_id, (got.get(m.server_id) ?? 0) + 1);
+    const limits = new Map(plan.quotas.map((q) => [q.serverId, q.limit]));
+    const everyLimitReached = claimed.length >= free;
+    for (const [id, n] of got) {
+      const limit = limits.get(id) ?? plan.others;
+      if (n >= limit || everyLimitReached) this.moreDue.add(id);
     }
-    return this.knownServers.ids;
+    for (const [id, limit] of limits) if (limit > 0 && (got.get(id) ?? 0) < limit && !everyLimitReached) this.moreDue.delete(id);
   }
 
-  private dispatch(claimed: MessagesTable[]): void {
-    // Each server is read once per batch, so a settings change applies to the next batch.
-    const servers = new Map<string, Promise<ServerState>>();
+  /** Sent lately, and none of its messages in flight for long (a server that stops answering is capped again). */
+  private isHealthy(serverId: string, now: number): boolean {
+    const sentAt = this.lastSentAt.get(serverId);
+    if (sentAt === undefined || now - sentAt > HEALTHY_FOR_MS) return false;
+    for (const f of this.inFlight.values()) {
+      if (f.sending && f.serverId === serverId && now - f.since > STUCK_AFTER_MS) return false;
+    }
+    return true;
+  }
+
+  /** Starts each claimed message's delivery; `servers` were read with the claim, so a settings change applies to the next claim. */
+  private dispatch(claimed: MessagesTable[], servers: Map<string, ClaimedServer>): void {
+    // A deleted server's transport (its pooled connections) goes with it.
+    for (const [id, server] of servers) if (!server.row) void this.transports.forget(id);
     for (const row of claimed) {
       if (this.inFlight.has(row.id)) {
         // Its lease ran out while its result was being written (the database was away): it
@@ -209,19 +300,27 @@ export class DeliveryWorker {
         this.ctx.log.warn({ message: row.id }, "claimed a message whose result is still being written; not sending it again");
         continue;
       }
-      if (!servers.has(row.server_id)) servers.set(row.server_id, this.serverState(row.server_id));
-      const state = servers.get(row.server_id) as Promise<ServerState>;
+      const state = servers.get(row.server_id) ?? { row: undefined, failuresInARow: 0 };
+      const entry: InFlight = { serverId: row.server_id, since: Date.now(), sending: true, done: Promise.resolve() };
+      this.inFlight.set(row.id, entry);
       this.perServer.set(row.server_id, (this.perServer.get(row.server_id) ?? 0) + 1);
-      const done = this.deliver(row, state)
+      this.sending++;
+      const release = () => {
+        if (!entry.sending) return;
+        entry.sending = false;
+        this.sending--;
+        const left = (this.perServer.get(row.server_id) ?? 1) - 1;
+        if (left > 0) this.perServer.set(row.server_id, left);
+        else this.perServer.delete(row.server_id);
+        this.wakeLoop();
+      };
+      entry.done = this.deliver(row, state, release)
         .catch((error) => this.ctx.log.error({ err: error, message: row.id }, "delivery crashed"))
         .finally(() => {
+          release();
           this.inFlight.delete(row.id);
-          const left = (this.perServer.get(row.server_id) ?? 1) - 1;
-          if (left > 0) this.perServer.set(row.server_id, left);
-          else this.perServer.delete(row.server_id);
-          this.wake();
+          this.wakeLoop();
         });
-      this.inFlight.set(row.id, { serverId: row.server_id, done });
     }
   }
 
@@ -229,8 +328,17 @@ export class DeliveryWorker {
   private idle(failures = 0): Promise<void> {
     const { pollMs } = this.options;
     const wait = Math.min(pollMs * 2 ** Math.min(failures, 10), Math.max(pollMs, 10_000));
+    if (this.wokenWhileBusy && failures === 0) {
+      this.wokenWhileBusy = false;
+      return Promise.resolve();
+    }
+    this.wokenWhileBusy = false;
     return new Promise((resolve) => {
-      const timer = setTimeout(done, wait);
+      const timer = setTimeout(() => {
+        // The poll: retries that came due, messages queued by a process that could not tell us.
+        this.askEveryServer = true;
+        done();
+      }, wait);
       function done() {
         clearTimeout(timer);
         resolve();
@@ -255,17 +363,8 @@ export class DeliveryWorker {
     }
   }
 
-  private async serverState(id: string): Promise<ServerState> {
-    const [row, breaker] = await Promise.all([
-      this.servers.findRow(id),
-      this.ctx.db.selectFrom("server_breakers").select("consecutive_failures").where("server_id", "=", id).executeTakeFirst(),
-    ]);
-    if (!row) await this.transports.forget(id);
-    return { row, failuresInARow: Number(breaker?.consecutive_failures ?? 0) };
-  }
-
-  private async deliver(message: MessagesTable, serverState: Promise<ServerState>): Promise<void> {
-    const state = await serverState;
+  /** `release` frees the message's sending slot once the send has ended (its result is written after). */
+  private async deliver(message: MessagesTable, state: ClaimedServer, release: () => void): Promise<void> {
     const server = state.row;
     if (isRouted(message) && (await this.routeAround(message, server))) return;
     if (!server) {
@@ -321,7 +420,9 @@ export class DeliveryWorker {
     }
     // From here the message is not sent again by this process, whatever the database does.
     this.unsettled.add(message.id);
+    release();
     await this.settleUntilWritten(message, outcome, attempt);
+    if (outcome.status === "sent") this.lastSentAt.set(server.id, Date.now());
     if (outcome.status === "sent" && state.failuresInARow > 0) {
       state.failuresInARow = 0;
       await this.breakers

@@ -12,6 +12,7 @@ import {
   type SqliteStatement,
 } from "kysely";
 import pg from "pg";
+import { ConfigCache } from "./config-cache.js";
 import type { DialectName } from "./dialect.js";
 import { type HealthLog, StorageHealth } from "./health.js";
 import * as m001 from "./migrations/001_initial.js";
@@ -67,6 +68,8 @@ export interface Storage {
   autoVacuum: AutoVacuum;
   /** Whether the database answers and can write; what a failure means for the caller. */
   health: StorageHealth;
+  /** Configuration reads kept for a moment (tokens, servers, routes); emptied by this process's writes to them. */
+  configCache: ConfigCache;
   close(): Promise<void>;
 }
 
@@ -97,8 +100,10 @@ export function openStorage(options: OpenOptions): Storage {
     const dropped = (error: Error) => health.failed(error);
     pool.on("error", dropped);
     pool.on("connect", (client) => client.on("error", dropped));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, dialect: "postgres", autoVacuum: "off", health, close: () => db.destroy() };
+    // Other processes' changes are seen within a second.
+    const configCache = new ConfigCache(1000);
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [configCache.plugin()] });
+    return { db, dialect: "postgres", autoVacuum: "off", health, configCache, close: () => db.destroy() };
   }
   ensurePrivateFolder(options.dataDir);
   const sqlitePath = path.join(options.dataDir, "mailroom.db");
@@ -118,9 +123,29 @@ export function openStorage(options: OpenOptions): Storage {
   zeroDeletedContent(sqlite, fileBytes === 0);
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const configCache = new ConfigCache(1000, changedByOtherConnections(sqlite));
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+    plugins: [configCache.plugin()],
+  });
   const health = new StorageHealth({ dialect: "sqlite", dataDir: options.dataDir }, options.log);
-  return { db, dialect: "sqlite", sqlitePath, autoVacuum, health, close: () => db.destroy() };
+  return { db, dialect: "sqlite", sqlitePath, autoVacuum, health, configCache, close: () => db.destroy() };
+}
+
+/**
+ * SQLite's data_version changes when another connection (the CLI beside a running server)
+ * commits: the config cache then forgets at once instead of after its second.
+ */
+function changedByOtherConnections(sqlite: SQLite.Database): () => boolean {
+  const read = sqlite.prepare("PRAGMA data_version").pluck();
+  let seen = read.get();
+  return () => {
+    if (!sqlite.open) return false;
+    const now = read.get();
+    if (now === seen) return false;
+    seen = now;
+    return true;
+  };
 }
 
 const NOTHING_TO_ROLL_BACK: SqliteStatement = {

@@ -77,7 +77,17 @@ export class BatchWriter<T, R> {
   constructor(
     private readonly writeAll: (items: T[]) => Promise<R[]>,
     private readonly maxBatch = 200,
+    /**
+     * While this returns a promise, a drain waits for it first: someone else is about to
+     * take the waiting items (see take), in a statement already on its way.
+     */
+    private readonly gate: () => Promise<unknown> | undefined = () => undefined,
   ) {}
+
+  /** Items waiting to be written. */
+  get waiting(): number {
+    return this.pending.length;
+  }
 
   write(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -86,8 +96,29 @@ export class BatchWriter<T, R> {
     });
   }
 
+  /**
+   * Hands up to `max` waiting items to a caller that writes them itself (in a statement it
+   * sends anyway); it must call `done` with their results, or `failed`.
+   */
+  take(max = this.maxBatch): { items: T[]; done: (results: R[]) => void; failed: (error: unknown) => void } {
+    const taken = this.pending.splice(0, max);
+    return {
+      items: taken.map((p) => p.item),
+      done: (results) => {
+        for (const [i, p] of taken.entries()) p.resolve(results[i]);
+      },
+      failed: (error) => {
+        for (const p of taken) p.reject(error);
+      },
+    };
+  }
+
   private async drain(): Promise<void> {
     await new Promise((r) => setImmediate(r));
+    for (let gate = this.gate(); gate; gate = this.gate()) {
+      await gate.catch(() => {});
+      await new Promise((r) => setImmediate(r));
+    }
     while (this.pending.length) {
       const batch = this.pending.splice(0, this.maxBatch);
       try {
