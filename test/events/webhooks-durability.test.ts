@@ -10,6 +10,7 @@ import { bootstrap, createMailroom, type Mailroom } from "../../src/app.js";
 import type { Principal } from "../../src/auth/permissions.js";
 import type { Config } from "../../src/config.js";
 import { systemActor } from "../../src/core/audit.js";
+import { eraseRecipientData } from "../../src/core/erasure.js";
 import { availableDialects, freshConfig } from "../helpers/databases.js";
 import { waitFor } from "../helpers/wait.js";
 import { type Receiver, startReceiver } from "./receiver.js";
@@ -115,6 +116,60 @@ describe.each(await availableDialects())("webhook durability on %s", (dialect) =
     await waitFor("sent, with its event", async () => (await m.messages.getRow(id)).status === "sent");
     const events = await m.ctx.db.selectFrom("webhook_deliveries").select("event_type").where("message_id", "=", id).execute();
     expect(events.map((e) => e.event_type).sort()).toEqual(["queued", "sent"]);
+    await m.close();
+  });
+
+  it("every way into and out of the queue tells: SMTP's raw message, erasure, a deleted server's mail", async () => {
+    const m = await start();
+    const app = await application(m);
+    const hook = await m.webhooks.service.create(
+      { url: `${receiver.url}/paths`, events: ["queued", "failed"] },
+      app,
+      systemActor,
+    );
+    const events = async (id: string) =>
+      (
+        await m.ctx.db
+          .selectFrom("webhook_deliveries")
+          .selectAll()
+          .where("webhook_id", "=", hook.id)
+          .where("message_id", "=", id)
+          .execute()
+      ).map((d) => ({ type: d.event_type, payload: JSON.parse(d.payload) }));
+    const address = { address: "erase.me@example.com" };
+    const raw = await m.messages.enqueueRaw(
+      {
+        mime: Buffer.from("From: noreply@mailroom.localhost\r\nTo: erase.me@example.com\r\nSubject: raw\r\n\r\nHello.\r\n"),
+        from: { address: "noreply@mailroom.localhost" },
+        to: [address],
+        cc: [],
+        bcc: [],
+        replyTo: [],
+        subject: "raw",
+        messageId: "raw-1@example.com",
+        source: { clientIp: "127.0.0.1" },
+      },
+      app,
+    );
+    expect((await events(raw.id)).map((e) => e.type)).toEqual(["queued"]);
+
+    // Erased before it was sent: failed with message_erased, and no event body names the address.
+    await eraseRecipientData(m.ctx, address.address, systemActor);
+    const erased = await events(raw.id);
+    expect(erased.map((e) => e.type).sort()).toEqual(["failed", "queued"]);
+    expect(erased.find((e) => e.type === "failed")?.payload.data.error.code).toBe("message_erased");
+    expect(JSON.stringify(erased)).not.toContain("erase.me@example.com");
+
+    // A server deleted with mail waiting: that mail fails, and says why.
+    const doomed = await m.servers.create(
+      { name: "Doomed", driver: "capture", fromAddress: "noreply@mailroom.localhost" },
+      systemActor,
+    );
+    const waiting = await m.messages.enqueue({ server: "Doomed", to: "x@example.com", subject: "S", text: "T" }, app);
+    await m.servers.remove(doomed.id, systemActor);
+    const orphan = await events(waiting.id);
+    expect(orphan.map((e) => e.type)).toEqual(["queued", "failed"]);
+    expect(orphan[1].payload.data).toMatchObject({ status: "failed", error: { code: "email_server_not_found" } });
     await m.close();
   });
 
