@@ -11,6 +11,7 @@ import type { EmailServerService } from "./email-servers.js";
 import { listensTo, type MessageEvent } from "./message-events.js";
 import { type CheckedMessage, checkMessage, type MessageInput } from "./message-input.js";
 import { checkTag, type RouteService, serverMaySendAs } from "./routes.js";
+import { refuseSuppressed, type SuppressionLookup } from "./suppression-check.js";
 
 export interface MessageView {
   id: string;
@@ -145,20 +146,6 @@ interface Prepared {
   /** Where its fields are in the request ("messages[3]." in a batch), for an error's field. */
   prefix?: string;
 }
-
-/** An entry of the suppression list (src/events/suppressions.ts) that refuses an address. */
-export interface SuppressedAddress {
-  id: string;
-  /** Lower case. */
-  address: string;
-  /** null: for every server. */
-  serverId: string | null;
-  reason: string;
-  createdAt: number;
-}
-
-/** The entries for any of `addresses` (lower case) that apply to any of `serverIds` or to every server. */
-export type SuppressionLookup = (addresses: string[], serverIds: string[]) => Promise<SuppressedAddress[]>;
 
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
 export const MAX_BATCH = 1000;
@@ -364,40 +351,7 @@ export class MessageService {
     }
   }
 
-  /**
-   * Refuses a message with a recipient on the suppression list for a server it may go through
-   * (its own, a route's others) or for every server: one look-up for a whole batch. A message
-   * whose idempotency key was already used is let through: store() returns that first message.
-   */
-  private async refuseSuppressed(prepared: Prepared[], scope: string, now: number): Promise<void> {
-    if (!this.suppressions) return;
-    /** [field, lower-cased address] of every recipient. */
-    const addressesOf = (row: MessagesTable) => {
-      const r = JSON.parse(row.recipients) as { to: Address[]; cc: Address[]; bcc: Address[] };
-      return (["to", "cc", "bcc"] as const).flatMap((field) => r[field].map((a) => [field, a.address.toLowerCase()] as const));
-    };
-    const serversOf = (row: MessagesTable) => (row.route_servers ? (JSON.parse(row.route_servers) as string[]) : [row.server_id]);
-    const addresses = new Set(prepared.flatMap((p) => addressesOf(p.row).map(([, address]) => address)));
-    const servers = new Set(prepared.flatMap((p) => serversOf(p.row)));
-    const found = await this.suppressions([...addresses], [...servers]);
-    if (found.length === 0) return;
-    for (const { row, key, prefix = "" } of prepared) {
-      const mine = new Set(serversOf(row));
-      const recipients = addressesOf(row);
-      const hit = found.find((s) => recipients.some(([, a]) => a === s.address) && (s.serverId === null || mine.has(s.serverId)));
-      if (!hit) continue;
-      const field = recipients.find(([, a]) => a === hit.address)?.[0] ?? "to";
-      if (key && (await this.recentKeyUse(scope, key, now))) continue;
-      const where = hit.serverId === null ? "for every server" : `for '${row.server_name}'`;
-      const since = new Date(Number(hit.createdAt)).toISOString().slice(0, 10);
-      throw new MailroomError(
-        "recipient_suppressed",
-        `${hit.address} is on the suppression list ${where} (${hit.reason.replace("_", " ")} on ${since}): remove it from the message, or remove the entry under Suppressions (DELETE /api/suppressions/${hit.id}) if the address can receive mail again.`,
-        { field: `${prefix}${field}`, address: hit.address, suppressionId: hit.id, reason: hit.reason },
-      );
-    }
-  }
-
+  /** Whether `key` was used in the last 24 hours: store() then answers that first message. */
   private async recentKeyUse(scope: string, key: string, now: number): Promise<boolean> {
     const existing = await this.db
       .selectFrom("messages")
@@ -415,7 +369,9 @@ export class MessageService {
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
     const now = this.ctx.clock();
     const scope = `${principal.kind}:${principal.id}`;
-    await this.refuseSuppressed(prepared, scope, now);
+    if (this.suppressions) {
+      await refuseSuppressed(this.suppressions, prepared, (key) => this.recentKeyUse(scope, key, now));
+    }
     const events = this.ctx.messageEvents;
     // One message, no key, no listener for its event: stored with the others that arrive together.
     const single = prepared.length === 1 && !prepared[0].key && !prepared[0].raw ? prepared[0].row : null;

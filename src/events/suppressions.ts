@@ -9,7 +9,7 @@ import { canUseServer, type Principal } from "../auth/permissions.js";
 import { type Actor, writeAudit } from "../core/audit.js";
 import type { AppContext } from "../core/context.js";
 import type { EmailServerService } from "../core/email-servers.js";
-import type { SuppressedAddress } from "../core/messages.js";
+import type { SuppressedAddress } from "../core/suppression-check.js";
 import { MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
 import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";

@@ -531,7 +531,7 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     await visible(page.locator(".server-chart"));
     expect(await page.locator("rect.bar-sent").count()).toBeGreaterThan(0);
     await screen("overview");
-    await page.getByText("30 days").click();
+    await page.getByText("30 days", { exact: true }).click();
     await visible(page.locator('svg[aria-label*="in the last 30 days"]'));
 
     await page.goto("/account");
