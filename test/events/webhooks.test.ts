@@ -87,7 +87,7 @@ describe.each(await availableDialects())("application webhooks on %s", (dialect)
       attempts: number;
       nextAttemptAt: string | null;
       lastError: string | null;
-      attemptLog: { httpStatus: number | null; error: string | null }[];
+      attemptLog: { at: string; httpStatus: number | null; error: string | null }[];
     }[];
   }
 
