@@ -52,6 +52,8 @@ export interface PeerFaults {
   requireStartTls?: boolean;
   /** Wait this long before the 220 greeting of each new connection, as a slow or overloaded server does. */
   greetingDelayMs?: number;
+  /** Answer the end of each DATA only once this resolves: messages stay in flight until the test lets them go. */
+  holdMessages?: () => Promise<void>;
 }
 
 export interface CertificateFiles {
@@ -314,6 +316,11 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
       });
       stream.on("end", () => {
         if (drop) return;
+        const held = faults.holdMessages;
+        if (held) return void held().then(finish, finish);
+        finish();
+      });
+      const finish = () => {
         if (tempFail) return callback(smtpError(451, "4.3.0 Temporary failure (drill), try again later"));
         const fail = faults.failMessages;
         if (fail && fail.times > 0) {
@@ -358,7 +365,7 @@ export async function startSmtpPeer(options: SmtpPeerOptions = {}): Promise<Smtp
             callback(null, `2.0.0 Ok: queued as ${queueId}`);
           })
           .catch((err: Error) => callback(smtpError(554, `5.6.0 Message could not be parsed: ${err.message}`)));
-      });
+      };
     },
   });
 
