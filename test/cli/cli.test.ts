@@ -476,9 +476,13 @@ describe.each(await availableDialects())("the mailroom command on %s", (dialect)
       })
       .execute();
 
+    // An alert channel's Slack URL is a secret under the same key too.
+    const slackUrl = "https://hooks.slack.example/services/T0/B0/cli-slack-secret";
+    const slack = await mailroom.alerts.channels.create({ name: "Rotated Slack", type: "slack", url: slackUrl }, systemActor);
+
     const res = await cli(["keys", "rotate"], env);
     expect(res.code, res.stderr).toBe(0);
-    expect(res.stdout).toMatch(/^Re-encrypted 6 secret\(s\), OAuth tokens included, with key [0-9a-f]{8}\./);
+    expect(res.stdout).toMatch(/^Re-encrypted 7 secret\(s\), OAuth tokens included, with key [0-9a-f]{8}\./);
 
     const newKey = fs.readFileSync(keyFile, "utf8").trim();
     expect(newKey).not.toBe(oldKey);
@@ -503,6 +507,7 @@ describe.each(await availableDialects())("the mailroom command on %s", (dialect)
       .executeTakeFirstOrThrow();
     expect(mailroom.ctx.secrets.decrypt(tokens.refresh_token)).toBe("cli-refresh-token");
     expect(mailroom.ctx.secrets.decrypt(tokens.access_token!)).toBe("cli-access-token");
+    expect(mailroom.alerts.channels.secretOf(await mailroom.alerts.channels.getRow(slack.id))).toBe(slackUrl);
     const audit = await mailroom.ctx.db.selectFrom("audit_log").selectAll().where("action", "=", "keys.rotate").execute();
     expect(audit).toHaveLength(1);
     expect(audit[0].actor_type).toBe("cli");
