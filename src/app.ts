@@ -73,6 +73,7 @@ export function createMailroom(
     databaseUrl: config.databaseUrl,
     busyTimeoutMs: config.sqliteBusyMs,
     log,
+    clock,
   });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = {

@@ -108,7 +108,6 @@ export async function settleMessages(
   return settlements.map((s) => applied.has(s.id));
 }
 
-
 /**
  * PostgreSQL: the common table expressions that write a group of results and their attempts
  * (`result`, `settled`: the ids that applied, `recorded`), for a statement of their own or
