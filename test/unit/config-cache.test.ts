@@ -75,10 +75,12 @@ describe.each(await availableDialects())("config cache on %s", (dialect) => {
       () => db.deleteFrom("user_groups").where("user_id", "=", "none").execute(),
       () => db.transaction().execute((trx) => trx.updateTable("users").set({ disabled: 0 }).where("id", "=", "none").execute()),
     ]) {
-      const before = loads;
-      await write();
+      // A second after the last write a read is kept again; the write forgets it at once.
       now += 1000;
-      expect(await read()).toBe(before + 1);
+      const kept = await read();
+      expect(await read()).toBe(kept);
+      await write();
+      expect(await read()).toBe(kept + 1);
     }
   });
 
