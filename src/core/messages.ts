@@ -1,4 +1,4 @@
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import { canUseServer, type Principal } from "../auth/permissions.js";
 import { MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
@@ -142,8 +142,16 @@ export interface QueueSettings {
 
 /** Accepting messages into the outbox, and reading the delivery log. */
 export class MessageService {
-  /** Called after messages are stored, so an idle worker in this process wakes at once. */
-  onQueued: () => void = () => {};
+  /**
+   * Called after messages are stored, so an idle worker in this process wakes at once;
+   * `announced`: the statement that stored them told the other processes already.
+   */
+  onQueued: (announced?: boolean) => void = () => {};
+  /**
+   * The notification to the other processes (PostgreSQL's NOTIFY) that a statement storing
+   * single messages carries, so it needs no statement of its own (set by src/app.ts).
+   */
+  announcement: () => RawBuilder<unknown> | undefined = () => undefined;
   /**
    * Single messages without an idempotency key that arrive together are stored by one
    * multi-row INSERT, without BEGIN and COMMIT (a statement is atomic by itself): one round
@@ -158,7 +166,18 @@ export class MessageService {
     private readonly routes?: RouteService,
   ) {
     this.singles = new BatchWriter(async (rows) => {
-      await this.db.insertInto("messages").values(rows).execute();
+      const announcement = this.announcement();
+      if (!announcement) {
+        await this.db.insertInto("messages").values(rows).execute();
+        return rows.map(() => false);
+      }
+      // One statement stores them and tells the other processes (delivered at its commit).
+      await this.db
+        .with("stored", (db) => db.insertInto("messages").values(rows).returning("id"))
+        .selectFrom("stored")
+        .select(announcement.as("announced"))
+        .limit(1)
+        .execute();
       return rows.map(() => true);
     }, INSERT_CHUNK);
   }
@@ -340,8 +359,7 @@ export class MessageService {
   ): Promise<{ id: string; status: MessageStatus; replayed: boolean }[]> {
     if (prepared.length === 1 && !prepared[0].key && !prepared[0].raw) {
       const { row } = prepared[0];
-      await this.singles.write(row);
-      this.onQueued();
+      this.onQueued(await this.singles.write(row));
       return [{ id: row.id, status: row.status, replayed: false }];
     }
     const now = this.ctx.clock();
