@@ -4,7 +4,7 @@
  * applies at once, another connection's on SQLite at once, another process's on PostgreSQL
  * within the cache's second.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMailroom, type Mailroom } from "../../src/app.js";
 import { systemActor } from "../../src/core/audit.js";
 import { ConfigCache } from "../../src/storage/config-cache.js";
