@@ -41,6 +41,7 @@ export class StatementCount {
 /** A statement's kind: its verb and the table it names first. */
 function kindOf(text: string): string {
   const t = text.replace(/\s+/g, " ").trim().toLowerCase();
+  if (t.includes('insert into "messages"') && t.includes("pg_notify")) return "insert messages + notify";
   if (t.includes("pg_notify")) return "notify";
   if (/^(begin|commit|rollback)/.test(t)) return t.split(" ")[0];
   if (t.includes("row_number() over (partition by server_id")) return "claim";

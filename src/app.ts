@@ -88,6 +88,7 @@ export function createMailroom(
     databaseUrl: config.databaseUrl,
     busyTimeoutMs: config.sqliteBusyMs,
     log,
+    clock,
   });
   const secrets = loadSecretBox(config.dataDir, config.secretKey);
   const ctx: AppContext = {
@@ -130,10 +131,11 @@ export function createMailroom(
   const prober = new ServerProber(ctx, servers, transports, breakers, { pollMs: config.delivery.pollMs });
   const worker = new DeliveryWorker(ctx, transports, config.delivery, breakers, prober, metrics);
   const queueSignal = new QueueSignal(storage.db, config.databaseUrl, log.child({ component: "queue" }));
-  messages.onQueued = () => {
+  messages.onQueued = (announced) => {
     worker.wake();
-    queueSignal.announce();
+    if (!announced) queueSignal.announce();
   };
+  messages.announcement = () => queueSignal.notification();
   const users = new UserService(storage.db);
   servers.onGrantDropped = (serverId) => oauth.tokens.forget(serverId);
   const tokens = new TokenService(storage.db, users, storage.configCache);

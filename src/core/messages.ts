@@ -1,4 +1,4 @@
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import { canUseServer, type Principal } from "../auth/permissions.js";
 import { MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
@@ -158,8 +158,16 @@ export interface QueueSettings {
 
 /** Accepting messages into the outbox, and reading the delivery log. */
 export class MessageService {
-  /** Called after messages are stored, so an idle worker in this process wakes at once. */
-  onQueued: () => void = () => {};
+  /**
+   * Called after messages are stored, so an idle worker in this process wakes at once;
+   * `announced`: the statement that stored them told the other processes already.
+   */
+  onQueued: (announced?: boolean) => void = () => {};
+  /**
+   * The notification to the other processes (PostgreSQL's NOTIFY) that a statement storing
+   * single messages carries, so it needs no statement of its own (set by src/app.ts).
+   */
+  announcement: () => RawBuilder<unknown> | undefined = () => undefined;
   /** The suppression list, checked before anything is stored (wired in src/app.ts); none until then. */
   suppressions: SuppressionLookup | null = null;
   /**
@@ -176,7 +184,18 @@ export class MessageService {
     private readonly routes?: RouteService,
   ) {
     this.singles = new BatchWriter(async (rows) => {
-      await this.db.insertInto("messages").values(rows).execute();
+      const announcement = this.announcement();
+      if (!announcement) {
+        await this.db.insertInto("messages").values(rows).execute();
+        return rows.map(() => false);
+      }
+      // One statement stores them and tells the other processes (delivered at its commit).
+      await this.db
+        .with("stored", (db) => db.insertInto("messages").values(rows).returning("id"))
+        .selectFrom("stored")
+        .select(announcement.as("announced"))
+        .limit(1)
+        .execute();
       return rows.map(() => true);
     }, INSERT_CHUNK);
   }
@@ -376,8 +395,7 @@ export class MessageService {
     // One message, no key, no listener for its event: stored with the others that arrive together.
     const single = prepared.length === 1 && !prepared[0].key && !prepared[0].raw ? prepared[0].row : null;
     if (single && !listensTo(events, acceptedEvent(single, now).type)) {
-      await this.singles.write(single);
-      this.onQueued();
+      this.onQueued(await this.singles.write(single));
       return [{ id: single.id, status: single.status, replayed: false }];
     }
     const results = await this.ctx.commits.run(async (trx) => {

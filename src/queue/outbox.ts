@@ -197,9 +197,12 @@ function claimWithServersOnSqlite(
   settlements: Settlement[],
 ): Promise<Claimed> {
   return db.transaction().execute(async (trx) => {
+    // The claim first: a result that puts its message back in the queue (a move to the next
+    // server of its route) must not be claimed again by this same claim, while it is in flight.
+    const claimed = await claimOnSqlite(trx, owner, plan);
     const settled: boolean[] = [];
     for (const s of settlements) settled.push(await settleMessage(trx, owner, s, plan.now));
-    return { ...(await claimOnSqlite(trx, owner, plan)), settled };
+    return { ...claimed, settled };
   });
 }
 

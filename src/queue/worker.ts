@@ -540,6 +540,9 @@ export class DeliveryWorker {
   private async settle(message: MessagesTable, outcome: Outcome, attempt?: AttemptRecord): Promise<void> {
     const applied = await this.results.write({ id: message.id, outcome, attempt, serverId: message.server_id });
     if (!applied) this.ctx.log.warn({ message: message.id }, "lease lost before the result was recorded");
+    // Back in the queue (moved to the next server of its route, or due again soon): the next
+    // claim asks every server, as after an enqueue.
+    if (applied && outcome.status === "queued") this.wake();
     if (applied && attempt) {
       this.metrics?.attempts.inc({ server: attempt.serverName, outcome: attempt.outcome });
       if (outcome.status === "sent") {

@@ -37,7 +37,7 @@ export class ConfigCache {
     private readonly ttlMs = 1000,
     /** True when another connection changed the database since the last call (SQLite). */
     private readonly changedElsewhere: () => boolean = () => false,
-    private readonly now: () => number = () => performance.now(),
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** The value of `key`, loaded by `load` unless a fresh one is kept. A failed load is not kept. */

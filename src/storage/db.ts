@@ -82,6 +82,8 @@ export interface OpenOptions {
   log?: HealthLog;
   /** How long an SQLite write waits for another writer before failing with SQLITE_BUSY. */
   busyTimeoutMs?: number;
+  /** The time the config cache reads (tests move it). */
+  clock?: () => number;
 }
 
 export function openStorage(options: OpenOptions): Storage {
@@ -101,7 +103,7 @@ export function openStorage(options: OpenOptions): Storage {
     pool.on("error", dropped);
     pool.on("connect", (client) => client.on("error", dropped));
     // Other processes' changes are seen within a second.
-    const configCache = new ConfigCache(1000);
+    const configCache = new ConfigCache(1000, undefined, options.clock);
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [configCache.plugin()] });
     return { db, dialect: "postgres", autoVacuum: "off", health, configCache, close: () => db.destroy() };
   }
@@ -123,7 +125,7 @@ export function openStorage(options: OpenOptions): Storage {
   zeroDeletedContent(sqlite, fileBytes === 0);
   // Wait for a competing writer (the CLI beside a running server) instead of failing at once.
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-  const configCache = new ConfigCache(1000, changedByOtherConnections(sqlite));
+  const configCache = new ConfigCache(1000, changedByOtherConnections(sqlite), options.clock);
   const db = new Kysely<Database>({
     dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
     plugins: [configCache.plugin()],

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { type Kysely, sql } from "kysely";
+import { type Kysely, type RawBuilder, sql } from "kysely";
 import pg from "pg";
 import type { Database } from "./schema.js";
 
@@ -57,6 +57,11 @@ export class QueueSignal {
           this.announce();
         }
       });
+  }
+
+  /** The announcement as an expression, for a statement that stores messages to carry (PostgreSQL). */
+  notification(): RawBuilder<unknown> | undefined {
+    return this.databaseUrl ? sql`pg_notify(${CHANNEL}, ${this.self})` : undefined;
   }
 
   /** Calls `onQueued` when another process announces; reconnects by itself when the connection drops. */

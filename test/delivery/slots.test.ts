@@ -24,7 +24,12 @@ describe.each(await availableDialects())("sending slots on %s", (dialect) => {
 
   async function server(name: string, peer: SmtpPeer) {
     return t!.mailroom.servers.create(
-      { name, driver: "smtp", fromAddress: "app@example.com", settings: { host: "127.0.0.1", port: peer.port, security: "none" } },
+      {
+        name,
+        driver: "smtp",
+        fromAddress: "app@example.com",
+        settings: { host: "127.0.0.1", port: peer.port, security: "none" },
+      },
       systemActor,
     );
   }
@@ -71,7 +76,10 @@ describe.each(await availableDialects())("sending slots on %s", (dialect) => {
     await queue(fresh.id, 20, "fresh");
     await queue(healthy.id, 40, "healthy");
     // 24 slots: the new server holds twice its pool (4), the healthy one all but a pool (22), in all 24 at most.
-    await waitFor("both servers to fill their slots", async () => (await sending(fresh.id)) === 4 && (await sending(healthy.id)) >= 18);
+    await waitFor(
+      "both servers to fill their slots",
+      async () => (await sending(fresh.id)) === 4 && (await sending(healthy.id)) >= 18,
+    );
     const [onFresh, onHealthy] = [await sending(fresh.id), await sending(healthy.id)];
     console.log(`slots: a new server ${onFresh} of 24 (pool 2), a healthy one ${onHealthy}`);
     expect(onFresh).toBe(4);
@@ -87,38 +95,42 @@ describe.each(await availableDialects())("sending slots on %s", (dialect) => {
 
   // On PostgreSQL a claim is a round trip: what is queued meanwhile must start another claim
   // at once, not wait for the poll. The claim is held on a lock while a message is queued.
-  itWhen(dialect === "postgres")("a message queued while a claim is under way is claimed next, not at the poll", async () => {
-    const peer = await startSmtpPeer({ security: "none" });
-    peers.push(peer);
-    // The clock the claim reads: the message is queued "after" the held claim began, so that claim cannot take it.
-    let now = Date.now();
-    t = await startTestApp(
-      dialect,
-      // Far longer than the test: a wait for the poll would fail it.
-      { MAILROOM_POLL_MS: "60000" },
-      { clock: () => now },
-    );
-    const relay = await server("Relay", peer);
-    t.mailroom.worker.start();
-    const lock = new pg.Client({ connectionString: t.mailroom.ctx.config.databaseUrl });
-    await lock.connect();
-    try {
-      // Every claim reads server_breakers: with the table locked, the next claim waits.
-      await lock.query("begin");
-      await lock.query("lock table server_breakers in access exclusive mode");
-      t.mailroom.worker.wake();
-      await waitFor("the claim to wait for the lock", async () => {
-        const { rows } = await lock.query(
-          "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%quota as%'",
-        );
-        return rows.length > 0;
-      });
-      now += 1000;
-      const [id] = await queue(relay.id, 1, "queued during a claim");
-      await lock.query("commit");
-      await waitFor("the message to be sent", async () => (await t!.mailroom.messages.getRow(id)).status === "sent", 10_000);
-    } finally {
-      await lock.end();
-    }
-  }, 60_000);
+  itWhen(dialect === "postgres")(
+    "a message queued while a claim is under way is claimed next, not at the poll",
+    async () => {
+      const peer = await startSmtpPeer({ security: "none" });
+      peers.push(peer);
+      // The clock the claim reads: the message is queued "after" the held claim began, so that claim cannot take it.
+      let now = Date.now();
+      t = await startTestApp(
+        dialect,
+        // Far longer than the test: a wait for the poll would fail it.
+        { MAILROOM_POLL_MS: "60000" },
+        { clock: () => now },
+      );
+      const relay = await server("Relay", peer);
+      t.mailroom.worker.start();
+      const lock = new pg.Client({ connectionString: t.mailroom.ctx.config.databaseUrl });
+      await lock.connect();
+      try {
+        // Every claim reads server_breakers: with the table locked, the next claim waits.
+        await lock.query("begin");
+        await lock.query("lock table server_breakers in access exclusive mode");
+        t.mailroom.worker.wake();
+        await waitFor("the claim to wait for the lock", async () => {
+          const { rows } = await lock.query(
+            "select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%quota as%'",
+          );
+          return rows.length > 0;
+        });
+        now += 1000;
+        const [id] = await queue(relay.id, 1, "queued during a claim");
+        await lock.query("commit");
+        await waitFor("the message to be sent", async () => (await t!.mailroom.messages.getRow(id)).status === "sent", 10_000);
+      } finally {
+        await lock.end();
+      }
+    },
+    60_000,
+  );
 });

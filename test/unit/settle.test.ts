@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMailroom, type Mailroom } from "../../src/app.js";
-import { type AttemptRecord, claimDueMessages, type Settlement, settleMessages } from "../../src/queue/outbox.js";
+import { systemActor } from "../../src/core/audit.js";
+import {
+  type AttemptRecord,
+  claimDueMessages,
+  claimWithServers,
+  type Settlement,
+  settleMessages,
+} from "../../src/queue/outbox.js";
 import { migrateToLatest } from "../../src/storage/db.js";
 import { BatchWriter } from "../../src/storage/group-commit.js";
 import { availableDialects, freshConfig } from "../helpers/databases.js";
@@ -19,14 +26,14 @@ describe.each(await availableDialects())("settling results on %s", (dialect) => 
     await drop();
   });
 
-  async function queue(ids: string[]): Promise<void> {
+  async function queue(ids: string[], serverId = "s1"): Promise<void> {
     const now = Date.now() - 1000;
     await mailroom.ctx.db
       .insertInto("messages")
       .values(
         ids.map((id) => ({
           id,
-          server_id: "s1",
+          server_id: serverId,
           server_name: "One",
           status: "queued" as const,
           from_address: "app@example.com",
@@ -138,6 +145,53 @@ describe.each(await availableDialects())("settling results on %s", (dialect) => 
     // A second result for a message already settled applies to nothing.
     expect(await settleMessages(db, dialectName, "me", [settlements[0]])).toEqual([false]);
   });
+
+  it("a claim carries results: written as settleMessages writes them; a message one puts back in the queue waits for the next claim", async () => {
+    const { db } = mailroom.ctx;
+    const dialectName = mailroom.ctx.storage.dialect;
+    const a = await mailroom.servers.create({ name: "Carry A", driver: "capture", fromAddress: "a@example.com" }, systemActor);
+    const b = await mailroom.servers.create({ name: "Carry B", driver: "capture", fromAddress: "b@example.com" }, systemActor);
+    await queue(["c-sent", "c-moved", "c-theirs"], a.id);
+    const plan = () => ({ quotas: [], others: 10, limit: 10, leaseMs: 60_000, now: Date.now() });
+    const first = await claimWithServers(db, dialectName, "me", plan());
+    expect(first.messages.map((m) => m.id).sort()).toEqual(["c-moved", "c-sent", "c-theirs"]);
+    // The claim read the claimed messages' server as it is now, and its breaker.
+    expect(first.servers.get(a.id)).toMatchObject({ row: { id: a.id, name: "Carry A" }, failuresInARow: 0 });
+    await db.updateTable("messages").set({ lease_owner: "other" }).where("id", "=", "c-theirs").execute();
+    await queue(["c-new"], a.id);
+
+    const carried: Settlement[] = [
+      { id: "c-sent", outcome: { status: "sent", errorCode: null }, attempt: attempt("c-sent", "sent") },
+      {
+        id: "c-moved",
+        outcome: { status: "queued", nextAttemptAt: Date.now() - 1, moveTo: { serverId: b.id, serverName: "Carry B" } },
+        attempt: attempt("c-moved", "server", { errorCode: "smtp_auth_failed" }),
+      },
+      { id: "c-theirs", outcome: { status: "sent", errorCode: null }, attempt: attempt("c-theirs", "sent") },
+    ];
+    const second = await claimWithServers(db, dialectName, "me", plan(), carried);
+    expect(second.settled).toEqual([true, true, false]);
+    // The moved message is due on B now, but this claim wrote its move: not taken by it.
+    expect(second.messages.map((m) => m.id)).toEqual(["c-new"]);
+    const rows = new Map((await db.selectFrom("messages").selectAll().execute()).map((r) => [r.id, r]));
+    expect(rows.get("c-sent")).toMatchObject({ status: "sent", lease_owner: null });
+    expect(rows.get("c-moved")).toMatchObject({ status: "queued", server_id: b.id, server_name: "Carry B", attempts: 0 });
+    expect(rows.get("c-theirs")).toMatchObject({ status: "sending", lease_owner: "other" });
+    const attempts = await db
+      .selectFrom("message_attempts")
+      .select(["message_id", "outcome"])
+      .where("message_id", "like", "c-%")
+      .orderBy("message_id")
+      .execute();
+    expect(attempts).toEqual([
+      { message_id: "c-moved", outcome: "server" },
+      { message_id: "c-sent", outcome: "sent" },
+    ]);
+
+    const third = await claimWithServers(db, dialectName, "me", plan());
+    expect(third.messages.map((m) => m.id)).toEqual(["c-moved"]);
+    expect(third.servers.get(b.id)?.row?.name).toBe("Carry B");
+  });
 });
 
 describe("batch writer", () => {
@@ -167,5 +221,34 @@ describe("batch writer", () => {
     calls.length = 0;
     expect(await Promise.all([writer.write(1), writer.write(2), writer.write(3)])).toEqual([2, 4, 6]);
     expect(calls).toEqual([[1, 2, 3]]);
+  });
+
+  it("hands waiting items to a caller that writes them itself, and waits for its gate before writing", async () => {
+    const calls: number[][] = [];
+    let gate: Promise<void> | undefined;
+    const writer = new BatchWriter<number, number>(
+      async (items) => {
+        calls.push(items);
+        return items.map((i) => i * 2);
+      },
+      200,
+      () => gate,
+    );
+    let open = () => {};
+    gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const written = [writer.write(1), writer.write(2)];
+    await new Promise((r) => setImmediate(r));
+    // The gate is closed: nothing written yet; a caller takes both and writes them.
+    expect(calls).toEqual([]);
+    expect(writer.waiting).toBe(2);
+    const taken = writer.take();
+    expect(taken.items).toEqual([1, 2]);
+    taken.done([10, 20]);
+    gate = undefined;
+    open();
+    expect(await Promise.all(written)).toEqual([10, 20]);
+    expect(calls).toEqual([]);
   });
 });
