@@ -11,6 +11,7 @@
  */
 import { findDriver } from "../drivers/registry.js";
 import type { KeptCopies, KeptCopy } from "../drivers/types.js";
+import { FINISHED_STATUSES } from "../storage/schema.js";
 import type { AppContext } from "./context.js";
 
 export interface CopyPurge {
@@ -25,7 +26,7 @@ export interface CopyPurge {
   stopped(): boolean;
 }
 
-const FINISHED = new Set(["sent", "failed"]);
+const FINISHED = new Set<string>(FINISHED_STATUSES);
 
 /** Trims and removes the copies of every server whose driver keeps some; returns how many changed. */
 export async function purgeKeptCopies(ctx: AppContext, purge: CopyPurge): Promise<number> {

@@ -195,7 +195,7 @@ export class Retention {
    * batch (1–2 ms a row at a million messages; docs/benchmarks.md, Retention soak).
    */
   private finishedById(): RawBuilder<boolean> {
-    return this.ctx.storage.dialect === "sqlite" ? sql<boolean>`+status in ('sent', 'failed')` : FINISHED;
+    return this.ctx.storage.dialect === "sqlite" ? sql<boolean>`+${FINISHED}` : FINISHED;
   }
 
   private async purgeBodies(before: number, now: number): Promise<{ found: number; removed: number }> {

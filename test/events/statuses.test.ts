@@ -78,7 +78,7 @@ describe.each(await availableDialects())("delivered, bounced and complained on %
   });
 
   it("are purged by retention like sent, their reports with them", async () => {
-    expect(await retention(31 * DAY).purge()).toEqual({ bodies: 4, messages: 0, audit: 0 });
+    expect(await retention(31 * DAY).purge()).toMatchObject({ bodies: 4, messages: 0, audit: 0 });
     expect(await retention(366 * DAY).purge()).toMatchObject({ messages: 4 });
     const left = await t.mailroom.ctx.db.selectFrom("message_events").select("id").where("message_id", "in", ids).execute();
     expect(left).toEqual([]);
