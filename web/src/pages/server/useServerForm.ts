@@ -94,16 +94,9 @@ export function useServerForm(id: string | null, canEdit: boolean): { loadError:
       const wanted = new URLSearchParams(window.location.search).get("driver");
       next = emptyDraft(driverList.items.find((d) => d.id === wanted) ?? driverList.items[0]);
     }
-    if (server) {
-      setDraft(next);
-      setInitial(next);
-      secretValues.current = {};
-    } else {
-      // A new server's form loads once; a choice made while it loaded (a fast hand, a test)
-      // must not be replaced by the first driver.
-      setDraft((d) => d ?? next);
-      setInitial((i) => i ?? next);
-    }
+    setDraft(next);
+    setInitial(next);
+    secretValues.current = {};
   }, [id]);
 
   useEffect(() => {
