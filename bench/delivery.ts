@@ -3,7 +3,11 @@
  * requests), delivered by the SMTP driver to a local sink, timed from the first request to
  * the last `sent`; in the same run, the same N sent by a bare nodemailer pooled transport.
  *
- *   npm run bench -- delivery --n=20000 --db=sqlite|postgres [--modes=batch,single] [--rounds=3] [--poll=1000]
+ *   npm run bench -- delivery --n=20000 --db=sqlite|postgres [--modes=batch,single|none] [--rounds=3] [--poll=1000]
+ *     [--concurrency=N] [--bare-lanes=16] [--bare=off] [--probe] [--cpu-profile=<file prefix>]
+ *
+ * `--probe` prints sends in flight over time, each stage's time and (PostgreSQL) statements
+ * per message (bench/probe.ts); `--cpu-profile` a V8 profile of each measured window.
  *
  * Besides the rates, the CPU time of this process per message (Mailroom or bare nodemailer;
  * the sink, autocannon and PostgreSQL run in processes of their own): a figure the machine's

@@ -82,6 +82,8 @@ export class BatchWriter<T, R> {
      * take the waiting items (see take), in a statement already on its way.
      */
     private readonly gate: () => Promise<unknown> | undefined = () => undefined,
+    /** How long the first item waits for others (0: the rest of its turn of the event loop). */
+    private readonly lingerMs = 0,
   ) {}
 
   /** Items waiting to be written. */
@@ -114,7 +116,7 @@ export class BatchWriter<T, R> {
   }
 
   private async drain(): Promise<void> {
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => (this.lingerMs > 0 ? setTimeout(r, this.lingerMs) : setImmediate(r)));
     for (let gate = this.gate(); gate; gate = this.gate()) {
       await gate.catch(() => {});
       await new Promise((r) => setImmediate(r));
