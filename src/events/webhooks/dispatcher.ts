@@ -16,7 +16,7 @@ import type { AppContext } from "../../core/context.js";
 import type { WebhookDeliveriesTable, WebhookDeliveryStatus, WebhooksTable } from "../../storage/schema.js";
 import { signWithEach } from "../signing.js";
 import { ownerKey, ownerStates } from "./owners.js";
-import { postWebhook, WEBHOOK_TIMEOUT_MS, WebhookPostError } from "./post.js";
+import { postWebhook, WEBHOOK_TIMEOUT_MS } from "./post.js";
 import { REFRESH_MS, type WebhookRegistry } from "./registry.js";
 
 /** Waits after the first attempt, Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts, ~27.6 h). */
@@ -214,8 +214,8 @@ export class WebhookDispatcher {
       excerpt = answer.excerpt || null;
       if (answer.status < 200 || answer.status > 299) error = `The receiver answered HTTP ${answer.status}.`;
     } catch (thrown) {
-      const e = thrown instanceof WebhookPostError ? thrown : new WebhookPostError("network_error", String(thrown));
-      error = `${e.code}: ${e.message}`;
+      const code = (thrown as { code?: unknown }).code;
+      error = `${typeof code === "string" ? code : "network_error"}: ${(thrown as Error).message ?? String(thrown)}`;
     }
     const outcome = this.outcomeOf(delivery, httpStatus, error, retryAfterMs);
     await this.settle(delivery, outcome, {
