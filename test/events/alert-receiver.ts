@@ -1,14 +1,10 @@
-/** A local HTTP receiver for alerts (node:http): records every request, answers what the test says. */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+/**
+ * The alerts tests' view of the webhook receiver (./receiver.ts): the same node:http server,
+ * answering one status (and body) until told another, with URLs by path.
+ */
+import { type ReceivedRequest, startReceiver as startWebhookReceiver } from "./receiver.js";
 
-export interface ReceivedRequest {
-  method: string;
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-  json: Record<string, unknown>;
-}
+export type { ReceivedRequest } from "./receiver.js";
 
 export interface Receiver {
   port: number;
@@ -22,39 +18,17 @@ export interface Receiver {
 }
 
 export async function startReceiver(): Promise<Receiver> {
-  const received: ReceivedRequest[] = [];
-  let status = 200;
-  let reply = "ok";
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      let json: Record<string, unknown> = {};
-      try {
-        json = JSON.parse(body) as Record<string, unknown>;
-      } catch {}
-      received.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body, json });
-      res.writeHead(status, { "content-type": "text/plain" });
-      res.end(reply);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  const origin = `http://127.0.0.1:${port}`;
+  const receiver = await startWebhookReceiver();
+  let reply = { status: 200, body: "ok" };
+  receiver.answer = () => reply;
   return {
-    port,
-    origin,
-    url: (path = "/hook") => `${origin}${path}`,
-    received,
-    answer(next, body = "ok") {
-      status = next;
-      reply = body;
+    port: receiver.port,
+    origin: receiver.url,
+    url: (path = "/hook") => `${receiver.url}${path}`,
+    received: receiver.received,
+    answer(status, body = "ok") {
+      reply = { status, body };
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: receiver.close,
   };
 }
