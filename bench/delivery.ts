@@ -213,6 +213,9 @@ try {
     const rate = median(runs[mode].map((r) => r.rate));
     report(`mailroom_${dialect}_${mode}_rate`, rate, "msg/s");
     report(`mailroom_${dialect}_${mode}_cpu_per_message`, median(runs[mode].map((r) => r.cpuMsPerMessage)), "ms");
+    console.log(
+      `#   ${mode} per round: cpu ${runs[mode].map((r) => r.cpuMsPerMessage.toFixed(2)).join(", ")} ms; rate ${runs[mode].map((r) => r.rate.toFixed(0)).join(", ")} msg/s; bare ${runs.bare.map((r) => r.rate.toFixed(0)).join(", ")} msg/s`,
+    );
     const goal = GOALS[dialect][mode];
     if (!runs.bare.length) continue;
     console.log(

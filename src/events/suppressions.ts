@@ -14,6 +14,7 @@ import { MailroomError } from "../kernel/errors.js";
 import { iso, newId } from "../kernel/ids.js";
 import { hasControlCharacters, isEmailAddress } from "../kernel/validate.js";
 import { isUniqueViolation } from "../storage/dialect.js";
+import { BatchWriter } from "../storage/group-commit.js";
 import type { Database, SuppressionReason, SuppressionsTable } from "../storage/schema.js";
 
 const SETTING_KEY = "suppressions";
@@ -72,8 +73,29 @@ export class SuppressionService {
     return this.ctx.db;
   }
 
-  /** For MessageService: entries refusing any of `addresses` through any of `serverIds`. */
-  readonly lookup = async (addresses: string[], serverIds: string[]): Promise<SuppressedAddress[]> => {
+  /**
+   * For MessageService: entries refusing any of `addresses` through any of `serverIds`. The
+   * look-ups of requests that arrive together share one query (single-message requests each
+   * made their own: a round trip per message on PostgreSQL); each hears only of its own.
+   */
+  readonly lookup = (addresses: string[], serverIds: string[]): Promise<SuppressedAddress[]> =>
+    this.lookups.write({ addresses, serverIds });
+
+  private readonly lookups = new BatchWriter<{ addresses: string[]; serverIds: string[] }, SuppressedAddress[]>(
+    async (asked) => {
+      const found = await this.find(
+        [...new Set(asked.flatMap((a) => a.addresses))],
+        [...new Set(asked.flatMap((a) => a.serverIds))],
+      );
+      return asked.map(({ addresses, serverIds }) =>
+        found.filter((f) => addresses.includes(f.address) && (f.serverId === null || serverIds.includes(f.serverId))),
+      );
+    },
+    // However many requests wait, one query reads for all of them (in chunks of addresses).
+    Number.MAX_SAFE_INTEGER,
+  );
+
+  private async find(addresses: string[], serverIds: string[]): Promise<SuppressedAddress[]> {
     const found: SuppressedAddress[] = [];
     for (let i = 0; i < addresses.length; i += LOOKUP_CHUNK) {
       const rows = await this.db
@@ -89,7 +111,7 @@ export class SuppressionService {
       }
     }
     return found;
-  };
+  }
 
   async settings(): Promise<SuppressionSettingsView> {
     const row = await this.db.selectFrom("app_settings").selectAll().where("key", "=", SETTING_KEY).executeTakeFirst();

@@ -1,13 +1,12 @@
 import { type Kysely, sql } from "kysely";
 import type { DialectName } from "../storage/dialect.js";
 import { type Database, type EmailServersTable, type MessagesTable, SENT_STATUSES } from "../storage/schema.js";
-import { type Settlement, settleCtes, settleMessage } from "./settle.js";
+import { type Settlement, settleCtes, settleOnSqlite } from "./settle.js";
 
 export {
   type AttemptRecord,
   type Outcome,
   type Settlement,
-  settleMessage,
   settleMessages,
 } from "./settle.js";
 
@@ -112,7 +111,7 @@ export interface Claimed {
   messages: MessagesTable[];
   /** The claimed messages' servers, read with the claim. */
   servers: Map<string, ClaimedServer>;
-  /** For each settlement carried, whether it applied (see settleMessage). */
+  /** For each settlement carried, whether it applied (see settleOnSqlite). */
   settled: boolean[];
 }
 
@@ -200,9 +199,8 @@ function claimWithServersOnSqlite(
     // The claim first: a result that puts its message back in the queue (a move to the next
     // server of its route) must not be claimed again by this same claim, while it is in flight.
     const claimed = await claimOnSqlite(trx, owner, plan);
-    const settled: boolean[] = [];
-    for (const s of settlements) settled.push(await settleMessage(trx, owner, s, plan.now));
-    return { ...claimed, settled };
+    const applied = await settleOnSqlite(trx, owner, settlements, plan.now);
+    return { ...claimed, settled: settlements.map((s) => applied.has(s.id)) };
   });
 }
 

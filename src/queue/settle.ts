@@ -36,60 +36,87 @@ export interface Settlement {
 }
 
 /**
- * Records how a claimed message ended, only if this worker still holds its lease (if the
- * lease ran out and another worker took the message, that worker's result counts).
- * Returns whether it applied. Runs inside the caller's transaction (settleMessages on SQLite).
+ * SQLite: records how a group of claimed messages ended, each only if this worker still holds
+ * its lease (if the lease ran out and another worker took the message, that worker's result
+ * counts). Returns the ids that applied. Two statements whatever the group's size (the
+ * results and the attempts, each passed as one JSON array), so their text never changes and
+ * their prepared form is reused: building two statements per message with the query builder
+ * was a tenth of the process's CPU in the delivery benchmark. Runs inside the caller's transaction.
  */
-export async function settleMessage(
+export async function settleOnSqlite(
   trx: Kysely<Database>,
   owner: string,
-  { id, outcome, attempt }: Settlement,
-  now = Date.now(),
-): Promise<boolean> {
-  const result = await trx
-    .updateTable("messages")
-    .set((eb) => ({
-      status: outcome.status,
-      lease_owner: null,
-      next_attempt_at: outcome.nextAttemptAt ?? now,
-      updated_at: now,
-      ...(outcome.errorCode !== undefined ? { last_error_code: outcome.errorCode, last_error: outcome.error ?? null } : {}),
-      ...(outcome.providerMessageId ? { provider_message_id: outcome.providerMessageId } : {}),
-      ...(outcome.status === "sent" ? { sent_at: now } : {}),
-      ...(outcome.uncountAttempt ? { attempts: eb("attempts", "-", 1) } : {}),
-      ...(outcome.moveTo ? { server_id: outcome.moveTo.serverId, server_name: outcome.moveTo.serverName, attempts: 0 } : {}),
-    }))
-    .where("id", "=", id)
-    .where("lease_owner", "=", owner)
-    .where("status", "=", "sending")
-    .executeTakeFirst();
-  const applied = Number(result.numUpdatedRows) === 1;
-  if (applied && attempt) {
-    await trx
-      .insertInto("message_attempts")
-      .values({
-        message_id: attempt.messageId,
-        server_id: attempt.serverId,
-        server_name: attempt.serverName,
-        started_at: attempt.startedAt,
-        duration_ms: attempt.durationMs,
-        outcome: attempt.outcome,
-        error_code: attempt.errorCode ?? null,
-        remote_code: attempt.remote?.code ?? null,
-        remote_command: attempt.remote?.command ?? null,
-        remote_response: attempt.remote?.response?.slice(0, 2000) ?? null,
-        provider_message_id: attempt.providerMessageId ?? null,
-      })
-      .execute();
+  settlements: Settlement[],
+  now: number,
+): Promise<Set<string>> {
+  if (settlements.length === 0) return new Set();
+  const results = settlements.map(({ id, outcome: o }) => [
+    id,
+    o.status,
+    o.nextAttemptAt ?? now,
+    o.errorCode !== undefined ? 1 : 0,
+    o.errorCode ?? null,
+    o.error ?? null,
+    o.providerMessageId || null,
+    o.uncountAttempt ? 1 : 0,
+    o.moveTo?.serverId ?? null,
+    o.moveTo?.serverName ?? null,
+  ]);
+  const { rows } = await sql<{ id: string }>`
+    update messages as m
+       set status = r.status, lease_owner = null, next_attempt_at = r.next_attempt_at, updated_at = ${now},
+           last_error_code = case when r.sets_error then r.error_code else m.last_error_code end,
+           last_error = case when r.sets_error then r.error else m.last_error end,
+           provider_message_id = coalesce(r.provider_message_id, m.provider_message_id),
+           sent_at = case when r.status = 'sent' then ${now} else m.sent_at end,
+           server_id = coalesce(r.move_server_id, m.server_id),
+           server_name = coalesce(r.move_server_name, m.server_name),
+           -- Failover: the next server of the route starts with a fresh set of attempts.
+           attempts = case when r.move_server_id is not null then 0 else m.attempts - r.uncount end
+      from (select value ->> 0 as id, value ->> 1 as status, value ->> 2 as next_attempt_at, value ->> 3 as sets_error,
+                   value ->> 4 as error_code, value ->> 5 as error, value ->> 6 as provider_message_id,
+                   value ->> 7 as uncount, value ->> 8 as move_server_id, value ->> 9 as move_server_name
+              from json_each(${JSON.stringify(results)})) as r
+     -- "+": without statistics SQLite would walk messages_status through every message being
+     -- sent and read the group for each; the group comes first, each message by its id.
+     where m.id = r.id and +m.lease_owner = ${owner} and +m.status = 'sending'
+    returning id`.execute(trx);
+  const applied = new Set(rows.map((r) => r.id));
+  const attempts = settlements.flatMap(({ attempt: a }) =>
+    a && applied.has(a.messageId)
+      ? [
+          [
+            a.messageId,
+            a.serverId,
+            a.serverName,
+            a.startedAt,
+            a.durationMs,
+            a.outcome,
+            a.errorCode ?? null,
+            a.remote?.code ?? null,
+            a.remote?.command ?? null,
+            a.remote?.response?.slice(0, 2000) ?? null,
+            a.providerMessageId ?? null,
+          ],
+        ]
+      : [],
+  );
+  if (attempts.length) {
+    await sql`
+      insert into message_attempts (message_id, server_id, server_name, started_at, duration_ms, outcome, error_code,
+                                    remote_code, remote_command, remote_response, provider_message_id)
+      select value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+             value ->> 7, value ->> 8, value ->> 9, value ->> 10
+        from json_each(${JSON.stringify(attempts)})`.execute(trx);
   }
   return applied;
 }
 
 /**
  * Records how a group of claimed messages ended; returns, in order, whether each applied (see
- * settleMessage). On PostgreSQL one statement writes the whole group, results and attempts
- * (each write there is a round trip, and a statement is atomic by itself); on SQLite, where a
- * statement costs microseconds, one transaction of prepared per-message statements.
+ * settleOnSqlite). On PostgreSQL one statement writes the whole group, results and attempts
+ * (each write there is a round trip, and a statement is atomic by itself); on SQLite two
+ * statements in one transaction.
  */
 export async function settleMessages(
   db: Kysely<Database>,
@@ -108,13 +135,12 @@ export async function settleMessages(
     });
   if (dialect === "sqlite") {
     return db.transaction().execute(async (trx) => {
-      const applied: boolean[] = [];
-      for (const s of settlements) applied.push(await settleMessage(trx, owner, s, now));
+      const applied = await settleOnSqlite(trx, owner, settlements, now);
       if (events) {
-        const changes = told((s) => applied[settlements.indexOf(s)]);
+        const changes = told((s) => applied.has(s.id));
         if (changes.length) await events.record(trx, changes);
       }
-      return applied;
+      return settlements.map((s) => applied.has(s.id));
     });
   }
   // The events' rows go in the same transaction as the statement; without a listener there

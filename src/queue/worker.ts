@@ -57,8 +57,13 @@ interface InFlight {
   done: Promise<void>;
 }
 
-/** SQLite: how long a result waits for others to share its commit (docs/benchmarks.md: 0.67 -> 0.75 in batches). */
-const SQLITE_RESULTS_LINGER_MS = 2;
+/**
+ * SQLite: how long a result waits for others to share its commit, while other sends are under
+ * way (alone, it is written at once). A commit costs about as much as the results in it
+ * (`npm run bench -- queue`: 0.39 ms a message in groups of 4, 0.18 in groups of 16), and a
+ * claim meanwhile carries the waiting results in its own commit.
+ */
+const SQLITE_RESULTS_LINGER_MS = 10;
 /** A server that sent within this long is healthy, unless one of its sends is stuck. */
 const HEALTHY_FOR_MS = 10_000;
 /** A message in flight this long (claimed, not settled) marks its server as not answering. */
@@ -68,6 +73,16 @@ const STUCK_AFTER_MS = 5_000;
  * Claims due messages from the outbox and delivers them through their server's transport.
  * What each failure class does is decided in outcomeOf (see src/transport/failure.ts).
  */
+/**
+ * The fewest free slots worth a claim while others are in flight: half the concurrency. A
+ * claim has a fixed cost (a commit on SQLite, a round trip on PostgreSQL) whatever it takes,
+ * and the half still in flight keep the connections busy meanwhile; a quarter made twice the
+ * claims for no more sends in flight (docs/benchmarks.md, issue 17's third pass).
+ */
+function claimGroup(concurrency: number): number {
+  return Math.max(1, Math.floor(concurrency / 2));
+}
+
 /** The events a settled result can make (see eventOf in settle.ts). */
 const SETTLED_EVENTS = ["sent", "failed", "held"] as const;
 
@@ -119,7 +134,7 @@ export class DeliveryWorker {
       () => (this.carriesResults() ? this.claiming : undefined),
       // SQLite: a statement costs microseconds but a commit does not; results wait a moment
       // for others so that more of them share one (PostgreSQL's wait for the next claim instead).
-      ctx.storage.dialect === "sqlite" ? SQLITE_RESULTS_LINGER_MS : 0,
+      () => (ctx.storage.dialect === "sqlite" && this.sending > 0 ? SQLITE_RESULTS_LINGER_MS : 0),
     );
   }
 
@@ -193,7 +208,7 @@ export class DeliveryWorker {
       // microseconds, and results wait for the turn's others instead (the BatchWriter).
       const waiting = this.carriesResults() && this.results.waiting > 0;
       const carry = waiting && this.ctx.storage.dialect === "postgres";
-      const group = Math.max(1, Math.floor(concurrency / 4));
+      const group = claimGroup(concurrency);
       const wanted = plan.quotas.some((q) => q.limit > 0) || this.askEveryServer;
       if (carry || (wanted && (free >= group || this.inFlight.size === 0))) {
         const startedAt = Date.now();
@@ -253,7 +268,7 @@ export class DeliveryWorker {
    */
   private quotas(free: number): { quotas: ServerQuota[]; others: number } {
     const { poolSize, concurrency } = this.options;
-    const group = Math.max(1, Math.floor(concurrency / 4));
+    const group = claimGroup(concurrency);
     const now = Date.now();
     const quotas: ServerQuota[] = [];
     for (const id of new Set([...this.perServer.keys(), ...this.lastSentAt.keys(), ...this.moreDue])) {

@@ -29,6 +29,7 @@ import * as m013 from "./migrations/013_retention.js";
 import * as m014 from "./migrations/014_provider_events.js";
 import * as m015 from "./migrations/015_webhooks.js";
 import * as m016 from "./migrations/016_alerts.js";
+import * as m017 from "./migrations/017_queue_indexes.js";
 import { ensurePrivateFile, ensurePrivateFolder, tightenPrivateFile } from "./private-files.js";
 import type { Database } from "./schema.js";
 import { type AutoVacuum, ensureIncrementalVacuum, zeroDeletedContent } from "./space.js";
@@ -52,6 +53,7 @@ const migrations: Record<string, Migration> = {
   "014_provider_events": m014,
   "015_webhooks": m015,
   "016_alerts": m016,
+  "017_queue_indexes": m017,
 };
 
 /** The migrations this version knows: a database that has applied another one is newer. */

@@ -82,8 +82,8 @@ export class BatchWriter<T, R> {
      * take the waiting items (see take), in a statement already on its way.
      */
     private readonly gate: () => Promise<unknown> | undefined = () => undefined,
-    /** How long the first item waits for others (0: the rest of its turn of the event loop). */
-    private readonly lingerMs = 0,
+    /** How long the first item waits for others (0: the rest of its turn of the event loop), asked when it arrives. */
+    private readonly linger: () => number = () => 0,
   ) {}
 
   /** Items waiting to be written. */
@@ -116,7 +116,8 @@ export class BatchWriter<T, R> {
   }
 
   private async drain(): Promise<void> {
-    await new Promise((r) => (this.lingerMs > 0 ? setTimeout(r, this.lingerMs) : setImmediate(r)));
+    const lingerMs = this.linger();
+    await new Promise((r) => (lingerMs > 0 ? setTimeout(r, lingerMs) : setImmediate(r)));
     for (let gate = this.gate(); gate; gate = this.gate()) {
       await gate.catch(() => {});
       await new Promise((r) => setImmediate(r));

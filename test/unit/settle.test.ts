@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createMailroom, type Mailroom } from "../../src/app.js";
 import { systemActor } from "../../src/core/audit.js";
 import {
@@ -250,5 +250,38 @@ describe("batch writer", () => {
     open();
     expect(await Promise.all(written)).toEqual([10, 20]);
     expect(calls).toEqual([]);
+  });
+
+  it("a first item waits as long as the linger says when it arrives: others share its write; alone, no wait", async () => {
+    vi.useFakeTimers();
+    try {
+      const calls: number[][] = [];
+      let othersUnderWay = true;
+      const writer = new BatchWriter<number, number>(
+        async (items) => {
+          calls.push(items);
+          return items;
+        },
+        200,
+        undefined,
+        () => (othersUnderWay ? 10 : 0),
+      );
+      const first = writer.write(1);
+      await vi.advanceTimersByTimeAsync(9);
+      expect(calls).toEqual([]);
+      const second = writer.write(2);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await Promise.all([first, second])).toEqual([1, 2]);
+      expect(calls).toEqual([[1, 2]]);
+
+      othersUnderWay = false;
+      const alone = writer.write(3);
+      // No time passes: written in the next turn of the event loop.
+      await vi.advanceTimersByTimeAsync(0);
+      expect(calls).toEqual([[1, 2], [3]]);
+      expect(await alone).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
