@@ -420,6 +420,50 @@ describe.skipIf(missing !== null)("admin UI in Chromium", { timeout: 90_000 }, (
     expect(await page.locator('[data-setting="redirectUri"]').count()).toBe(0);
   });
 
+  it("keeps a choice made on a new server's form while an earlier load of the form still answers", async () => {
+    // These tests run a development build of the UI (vitest sets NODE_ENV=test), in which
+    // React's StrictMode runs the form's load twice on mount. The first load's drivers are held
+    // here until the choice is made, as a slow answer under load was in CI: answering after
+    // it, that load used to put the form back to its first state.
+    const tab = await context.newPage();
+    const errors = watchConsole(tab);
+    // Counts the drivers answers the page has read: at 2, both loads have done all they do.
+    await tab.addInitScript(() => {
+      const text = Response.prototype.text;
+      Response.prototype.text = async function (this: Response) {
+        const body = await text.call(this);
+        if (new URL(this.url).pathname === "/api/drivers") {
+          const w = window as unknown as { driversRead?: number };
+          w.driversRead = (w.driversRead ?? 0) + 1;
+        }
+        return body;
+      };
+    });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let requests = 0;
+    await tab.route("**/api/drivers", async (route) => {
+      const first = ++requests === 1;
+      const response = await route.fetch();
+      if (first) await held;
+      await route.fulfill({ response });
+    });
+    await tab.goto("/servers/new?driver=microsoft-graph");
+    await expect.poll(() => requests, { message: "the form loads twice (StrictMode, development build)" }).toBe(2);
+    await tab.locator("#setting-authMethod").selectOption("certificate");
+    await visible(tab.getByRole("heading", { name: "Application credentials" }));
+    release();
+    await tab.waitForFunction(() => (window as unknown as { driversRead?: number }).driversRead === 2);
+    // A frame and a task for React to render what that load set, if anything.
+    await tab.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve))));
+    expect(await tab.locator("#setting-authMethod").inputValue()).toBe("certificate");
+    await visible(tab.getByRole("heading", { name: "Application credentials" }));
+    expect(errors).toEqual([]);
+    await tab.close();
+  });
+
   it("copies and clears settings, copies a server, makes it the default and deletes (never the default)", async () => {
     // Copy one setting to the clipboard; clear another back to its default; clear a secret.
     await openServer("Relay");

@@ -80,11 +80,26 @@ export function useServerForm(id: string | null, canEdit: boolean): { loadError:
   const [saving, setSaving] = useState(false);
   const summaryRef = useRef<HTMLDivElement>(null);
 
+  // Only the latest load fills the form (as in useLoad). Loads can overlap: React's StrictMode
+  // (development builds, which the browser tests run) runs this effect twice on mount, so two
+  // loads of the same form start together; the form shows when one answers, and the other,
+  // answering after the user had chosen something, replaced the draft with a fresh one. A
+  // load overtaken by a newer one (or by reload) now changes nothing, not even with its error.
+  const latestLoad = useRef(0);
   const load = useCallback(async () => {
-    const [driverList, server] = await Promise.all([
-      api<List<Driver>>("GET", "/api/drivers"),
-      id ? api<EmailServer>("GET", `/api/email-servers/${encodeURIComponent(id)}`) : Promise.resolve(null),
-    ]);
+    const mine = ++latestLoad.current;
+    let driverList: List<Driver>;
+    let server: EmailServer | null;
+    try {
+      [driverList, server] = await Promise.all([
+        api<List<Driver>>("GET", "/api/drivers"),
+        id ? api<EmailServer>("GET", `/api/email-servers/${encodeURIComponent(id)}`) : Promise.resolve(null),
+      ]);
+    } catch (e) {
+      if (mine === latestLoad.current) throw e;
+      return;
+    }
+    if (mine !== latestLoad.current) return;
     setDrivers(driverList.items);
     setSaved(server);
     let next: Draft;
