@@ -58,12 +58,12 @@ interface InFlight {
 }
 
 /**
- * SQLite: how long a result waits for others to share its commit, while other sends are under
- * way (alone, it is written at once). A commit costs about as much as the results in it
- * (`npm run bench -- queue`: 0.39 ms a message in groups of 4, 0.18 in groups of 16), and a
- * claim meanwhile carries the waiting results in its own commit.
+ * How long a result waits for others to share its write, while other sends are under way
+ * (alone, it is written at once); a claim meanwhile carries the waiting results. A write costs
+ * about as much as the results in it: a commit on SQLite (`npm run bench -- queue`: 0.39 ms a
+ * message in groups of 4, 0.18 in groups of 16), a round trip and a plan on PostgreSQL.
  */
-const SQLITE_RESULTS_LINGER_MS = 10;
+const RESULTS_LINGER_MS = 20;
 /** A server that sent within this long is healthy, unless one of its sends is stuck. */
 const HEALTHY_FOR_MS = 10_000;
 /** A message in flight this long (claimed, not settled) marks its server as not answering. */
@@ -134,7 +134,7 @@ export class DeliveryWorker {
       () => (this.carriesResults() ? this.claiming : undefined),
       // SQLite: a statement costs microseconds but a commit does not; results wait a moment
       // for others so that more of them share one (PostgreSQL's wait for the next claim instead).
-      () => (ctx.storage.dialect === "sqlite" && this.sending > 0 ? SQLITE_RESULTS_LINGER_MS : 0),
+      () => (this.sending > 0 ? RESULTS_LINGER_MS : 0),
     );
   }
 
@@ -180,6 +180,18 @@ export class DeliveryWorker {
     return this.running && !SETTLED_EVENTS.some((type) => listensTo(this.ctx.messageEvents, type));
   }
 
+  /**
+   * PostgreSQL: whether the results waiting should go now, in a claim of their own. Each
+   * statement costs a round trip and its planning, so they wait for a group's worth while other
+   * sends are under way (those end within milliseconds), or for the linger, after which they
+   * are written by a statement of their own (the BatchWriter); alone, at once.
+   */
+  private resultsDue(): boolean {
+    if (this.ctx.storage.dialect !== "postgres" || !this.carriesResults()) return false;
+    const waiting = this.results.waiting;
+    return waiting > 0 && (this.sending === 0 || waiting >= claimGroup(this.options.concurrency) / 2);
+  }
+
   /** Messages were queued (here, by another process, or released by a probe): the next claim asks every server. */
   wake(): void {
     this.askEveryServer = true;
@@ -207,7 +219,7 @@ export class DeliveryWorker {
       // whenever results wait (one round trip for both); on SQLite a statement costs
       // microseconds, and results wait for the turn's others instead (the BatchWriter).
       const waiting = this.carriesResults() && this.results.waiting > 0;
-      const carry = waiting && this.ctx.storage.dialect === "postgres";
+      const carry = this.resultsDue();
       const group = claimGroup(concurrency);
       const wanted = plan.quotas.some((q) => q.limit > 0) || this.askEveryServer;
       if (carry || (wanted && (free >= group || this.inFlight.size === 0))) {
@@ -238,9 +250,7 @@ export class DeliveryWorker {
           this.noteClaimed(plan, free, messages);
           this.dispatch(messages, servers);
           // All that was free was taken, or results came meanwhile: go again.
-          more =
-            (messages.length > 0 && messages.length === free) ||
-            (this.carriesResults() && this.results.waiting > 0 && this.ctx.storage.dialect === "postgres");
+          more = (messages.length > 0 && messages.length === free) || this.resultsDue();
           claimFailures = 0;
           // Only an outage of the database ends here: a full disk ends when /readyz finds room.
           this.ctx.storage.health.succeeded("read", startedAt);
