@@ -77,10 +77,12 @@ const STUCK_AFTER_MS = 5_000;
  * The fewest free slots worth a claim while others are in flight: half the concurrency. A
  * claim has a fixed cost (a commit on SQLite, a round trip on PostgreSQL) whatever it takes,
  * and the half still in flight keep the connections busy meanwhile; a quarter made twice the
- * claims for no more sends in flight (docs/benchmarks.md, issue 17's third pass).
+ * claims for no more sends in flight (docs/benchmarks.md, issue 17's third pass). Never more
+ * than a server that does not answer leaves free (it holds twice its pool at most, see
+ * quotas), or the other servers' messages would wait for its timeouts.
  */
-function claimGroup(concurrency: number): number {
-  return Math.max(1, Math.floor(concurrency / 2));
+function claimGroup({ concurrency, poolSize }: { concurrency: number; poolSize: number }): number {
+  return Math.max(1, Math.min(Math.floor(concurrency / 2), concurrency - 2 * poolSize));
 }
 
 /** The events a settled result can make (see eventOf in settle.ts). */
@@ -189,7 +191,7 @@ export class DeliveryWorker {
   private resultsDue(): boolean {
     if (this.ctx.storage.dialect !== "postgres" || !this.carriesResults()) return false;
     const waiting = this.results.waiting;
-    return waiting > 0 && (this.sending === 0 || waiting >= claimGroup(this.options.concurrency) / 2);
+    return waiting > 0 && (this.sending === 0 || waiting >= claimGroup(this.options) / 2);
   }
 
   /** Messages were queued (here, by another process, or released by a probe): the next claim asks every server. */
@@ -220,7 +222,7 @@ export class DeliveryWorker {
       // microseconds, and results wait for the turn's others instead (the BatchWriter).
       const waiting = this.carriesResults() && this.results.waiting > 0;
       const carry = this.resultsDue();
-      const group = claimGroup(concurrency);
+      const group = claimGroup(this.options);
       const wanted = plan.quotas.some((q) => q.limit > 0) || this.askEveryServer;
       if (carry || (wanted && (free >= group || this.inFlight.size === 0))) {
         const startedAt = Date.now();
@@ -278,7 +280,7 @@ export class DeliveryWorker {
    */
   private quotas(free: number): { quotas: ServerQuota[]; others: number } {
     const { poolSize, concurrency } = this.options;
-    const group = claimGroup(concurrency);
+    const group = claimGroup(this.options);
     const now = Date.now();
     const quotas: ServerQuota[] = [];
     for (const id of new Set([...this.perServer.keys(), ...this.lastSentAt.keys(), ...this.moreDue])) {
