@@ -128,7 +128,9 @@ describe.each(await availableDialects())("config cache between two processes on 
 
     await other.tokens.revoke(view.id, systemActor);
     if (dialect === "sqlite") {
-      // Another connection committed: SQLite's data_version says so, the cache forgets.
+      // Another connection committed: SQLite's data_version says so at the next turn of the
+      // event loop (the next request), and the cache forgets.
+      await new Promise((r) => setImmediate(r));
       expect(await t.mailroom.tokens.authenticate(token)).toBeNull();
     } else {
       // Kept for the rest of its second, then read again.
