@@ -4,7 +4,11 @@
  * the last `sent`; in the same run, the same N sent by a bare nodemailer pooled transport.
  *
  *   npm run bench -- delivery --n=20000 --db=sqlite|postgres [--modes=batch,single|none] [--rounds=3] [--poll=1000]
- *     [--concurrency=N] [--bare-lanes=16] [--bare=off] [--probe] [--cpu-profile=<file prefix>]
+ *     [--concurrency=N] [--bare-lanes=16] [--bare=off] [--probe] [--cpu-profile=<file prefix>] [--built]
+ *
+ * `--built` runs the compiled Mailroom (`npm run build`, dist/) that `npm start` runs, instead
+ * of the TypeScript sources through tsx (whose transform adds a call to every function it
+ * creates: a few percent of Mailroom's CPU that bare nodemailer, plain JavaScript, never pays).
  *
  * `--probe` prints sends in flight over time, each stage's time and (PostgreSQL) statements
  * per message (bench/probe.ts); `--cpu-profile` a V8 profile of each measured window.
@@ -17,10 +21,13 @@
 import fs from "node:fs";
 import { Session } from "node:inspector/promises";
 import nodemailer from "nodemailer";
-import { startMailroom } from "../src/cli/serve.js";
 import { systemActor } from "../src/core/audit.js";
 import { arg, autocannon, type BenchDialect, benchConfig, report, startSinkProcess } from "./lib.js";
 import { Level, probeMailroom, Stage, StatementCount } from "./probe.js";
+
+const { startMailroom } = (await import(
+  process.argv.includes("--built") ? "../dist/cli/serve.js" : "../src/cli/serve.js"
+)) as typeof import("../src/cli/serve.js");
 
 const N = Number(arg("n", "20000"));
 const dialect = arg("db", "sqlite") as BenchDialect;

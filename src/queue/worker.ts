@@ -70,10 +70,6 @@ const HEALTHY_FOR_MS = 10_000;
 const STUCK_AFTER_MS = 5_000;
 
 /**
- * Claims due messages from the outbox and delivers them through their server's transport.
- * What each failure class does is decided in outcomeOf (see src/transport/failure.ts).
- */
-/**
  * The fewest free slots worth a claim while others are in flight: half the concurrency. A
  * claim has a fixed cost (a commit on SQLite, a round trip on PostgreSQL) whatever it takes,
  * and the half still in flight keep the connections busy meanwhile; a quarter made twice the
@@ -88,6 +84,10 @@ function claimGroup({ concurrency, poolSize }: { concurrency: number; poolSize: 
 /** The events a settled result can make (see eventOf in settle.ts). */
 const SETTLED_EVENTS = ["sent", "failed", "held"] as const;
 
+/**
+ * Claims due messages from the outbox and delivers them through their server's transport.
+ * What each failure class does is decided in outcomeOf (see src/transport/failure.ts).
+ */
 export class DeliveryWorker {
   readonly owner = `${process.pid}-${randomBytes(4).toString("hex")}`;
   private running = false;
@@ -134,8 +134,6 @@ export class DeliveryWorker {
       200,
       // A claim under way carries the results that are waiting (see loop).
       () => (this.carriesResults() ? this.claiming : undefined),
-      // SQLite: a statement costs microseconds but a commit does not; results wait a moment
-      // for others so that more of them share one (PostgreSQL's wait for the next claim instead).
       () => (this.sending > 0 ? RESULTS_LINGER_MS : 0),
     );
   }
@@ -217,9 +215,8 @@ export class DeliveryWorker {
       let more = false;
       const plan = this.quotas(free);
       // Claim when a server can take a group (see quotas), or something was queued, or
-      // nothing is in flight; the claim writes the results waiting. On PostgreSQL also
-      // whenever results wait (one round trip for both); on SQLite a statement costs
-      // microseconds, and results wait for the turn's others instead (the BatchWriter).
+      // nothing is in flight; the claim writes the results waiting. On PostgreSQL also when
+      // enough results wait (resultsDue): one round trip for both.
       const waiting = this.carriesResults() && this.results.waiting > 0;
       const carry = this.resultsDue();
       const group = claimGroup(this.options);
