@@ -36,6 +36,22 @@ export interface Settlement {
 }
 
 /**
+ * What a result writes on its message, the same on both databases: `r` is the result (one row
+ * of the group: sets_error and uncount are 0 or 1), `m` the message.
+ */
+function resultColumns(now: number): RawBuilder<unknown> {
+  return sql`status = r.status, lease_owner = null, next_attempt_at = r.next_attempt_at, updated_at = ${now},
+    last_error_code = case when r.sets_error = 1 then r.error_code else m.last_error_code end,
+    last_error = case when r.sets_error = 1 then r.error else m.last_error end,
+    provider_message_id = coalesce(r.provider_message_id, m.provider_message_id),
+    sent_at = case when r.status = 'sent' then ${now} else m.sent_at end,
+    server_id = coalesce(r.move_server_id, m.server_id),
+    server_name = coalesce(r.move_server_name, m.server_name),
+    -- Failover: the next server of the route starts with a fresh set of attempts.
+    attempts = case when r.move_server_id is not null then 0 else m.attempts - r.uncount end`;
+}
+
+/**
  * SQLite: records how a group of claimed messages ended, each only if this worker still holds
  * its lease (if the lease ran out and another worker took the message, that worker's result
  * counts). Returns the ids that applied. Two statements whatever the group's size (the
@@ -64,15 +80,7 @@ export async function settleOnSqlite(
   ]);
   const { rows } = await sql<{ id: string }>`
     update messages as m
-       set status = r.status, lease_owner = null, next_attempt_at = r.next_attempt_at, updated_at = ${now},
-           last_error_code = case when r.sets_error then r.error_code else m.last_error_code end,
-           last_error = case when r.sets_error then r.error else m.last_error end,
-           provider_message_id = coalesce(r.provider_message_id, m.provider_message_id),
-           sent_at = case when r.status = 'sent' then ${now} else m.sent_at end,
-           server_id = coalesce(r.move_server_id, m.server_id),
-           server_name = coalesce(r.move_server_name, m.server_name),
-           -- Failover: the next server of the route starts with a fresh set of attempts.
-           attempts = case when r.move_server_id is not null then 0 else m.attempts - r.uncount end
+       set ${resultColumns(now)}
       from (select value ->> 0 as id, value ->> 1 as status, value ->> 2 as next_attempt_at, value ->> 3 as sets_error,
                    value ->> 4 as error_code, value ->> 5 as error, value ->> 6 as provider_message_id,
                    value ->> 7 as uncount, value ->> 8 as move_server_id, value ->> 9 as move_server_name
@@ -191,11 +199,11 @@ export function settleCtes(owner: string, settlements: Settlement[], now: number
         ${settlements.map((s) => s.id)}::text[],
         ${outcomes.map((o) => o.status)}::text[],
         ${outcomes.map((o) => o.nextAttemptAt ?? now)}::int8[],
-        ${outcomes.map((o) => o.errorCode !== undefined)}::bool[],
+        ${outcomes.map((o) => (o.errorCode !== undefined ? 1 : 0))}::int4[],
         ${outcomes.map((o) => o.errorCode ?? null)}::text[],
         ${outcomes.map((o) => o.error ?? null)}::text[],
         ${outcomes.map((o) => o.providerMessageId || null)}::text[],
-        ${outcomes.map((o) => o.uncountAttempt === true)}::bool[],
+        ${outcomes.map((o) => (o.uncountAttempt ? 1 : 0))}::int4[],
         ${outcomes.map((o) => o.moveTo?.serverId ?? null)}::text[],
         ${outcomes.map((o) => o.moveTo?.serverName ?? null)}::text[]
       ) as r(id, status, next_attempt_at, sets_error, error_code, error, provider_message_id, uncount,
@@ -203,16 +211,7 @@ export function settleCtes(owner: string, settlements: Settlement[], now: number
     ),
     settled as (
       update messages m
-         set status = r.status, lease_owner = null, next_attempt_at = r.next_attempt_at, updated_at = ${now},
-             last_error_code = case when r.sets_error then r.error_code else m.last_error_code end,
-             last_error = case when r.sets_error then r.error else m.last_error end,
-             provider_message_id = coalesce(r.provider_message_id, m.provider_message_id),
-             sent_at = case when r.status = 'sent' then ${now} else m.sent_at end,
-             server_id = coalesce(r.move_server_id, m.server_id),
-             server_name = coalesce(r.move_server_name, m.server_name),
-             -- Failover: the next server of the route starts with a fresh set of attempts.
-             attempts = case when r.move_server_id is not null then 0
-                             else m.attempts - case when r.uncount then 1 else 0 end end
+         set ${resultColumns(now)}
         from result r
        where m.id = r.id and m.lease_owner = ${owner} and m.status = 'sending'
       returning m.id
