@@ -405,11 +405,13 @@ export class DeliveryWorker {
       return;
     }
     if (server.status !== "ready") {
-      // Failing (its breaker is open) or not configured: held, not attempted.
+      // Failing (its breaker is open) or not configured: held, not attempted. A message tried
+      // before keeps its last error (a retry whose result was written after the server was
+      // marked failing): why the server failed tells the admin more than that it is failing.
+      const why = `The server is ${server.status.replaceAll("_", " ")}; the message goes out once it is fixed.`;
       await this.settle(message, {
         status: "held",
-        errorCode: "server_not_ready",
-        error: `The server is ${server.status.replaceAll("_", " ")}; the message goes out once it is fixed.`,
+        ...(message.last_error_code ? {} : { errorCode: "server_not_ready", error: why }),
         uncountAttempt: true,
       });
       return;

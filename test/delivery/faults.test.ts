@@ -119,6 +119,33 @@ describe.each(await availableDialects())("delivery faults on %s", (dialect) => {
     expect((await t.mailroom.servers.get("Peer")).status).toBe("ready");
   });
 
+  it("a retry claimed after its server was marked failing is held with the reason it failed, not only that the server is failing", async () => {
+    const unfinished = await t.mailroom.servers.create(
+      { name: "Unready", driver: "smtp", fromAddress: "app@example.com", settings: {} },
+      systemActor,
+    );
+    const m = await sendAndSettle({ to: "a@example.com" }, "Unready");
+    expect(m.status).toBe("held");
+    // As a retry whose result was written just after the server was marked failing: queued again, with the reason it failed.
+    await t.mailroom.ctx.db
+      .updateTable("messages")
+      .set({
+        status: "queued",
+        next_attempt_at: Date.now(),
+        last_error_code: "smtp_auth_failed",
+        last_error: "535 wrong password",
+      })
+      .where("id", "=", m.id)
+      .execute();
+    t.mailroom.worker.wake();
+    const held = await waitFor("the retry to be held", async () => {
+      const row = await t.mailroom.messages.getRow(m.id);
+      return row.status === "held" && row.lease_owner === null ? row : null;
+    });
+    expect(held).toMatchObject({ last_error_code: "smtp_auth_failed", last_error: "535 wrong password" });
+    await t.mailroom.servers.remove(unfinished.id, systemActor);
+  });
+
   it("holds mail after the attempts run out when the server is down", async () => {
     const down = await t.mailroom.servers.create(
       {
